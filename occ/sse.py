@@ -1,0 +1,156 @@
+"""Server-sent events, sans-IO: an incremental decoder and a frame encoder.
+
+The decoder follows the WHATWG "event stream interpretation" with the deviations occ needs:
+
+* one incremental UTF-8 decoder for the whole stream, so a character split across chunks is never
+  corrupted;
+* lines end at CRLF, LF or CR, and a chunk ending in CR waits for the next byte (CR+LF is one end);
+  ``str.splitlines`` is never used, because it also splits on U+2028 and friends, which occur raw in
+  JSON strings;
+* at EOF an unterminated event that has data is flushed (upstreams often end with ``data: [DONE]``
+  and no blank line) and :attr:`SSEDecoder.truncated` records it;
+* lines and events are capped, so a hostile upstream cannot make occ buffer without bound.
+
+Comments are not events but are liveness: :attr:`SSEDecoder.comments` counts them.
+"""
+
+from __future__ import annotations
+
+import codecs
+from typing import Any
+
+import attrs
+
+from .errors import UpstreamProtocolError
+
+__all__ = ["SSEDecoder", "SSEEvent", "encode_event", "encode_json_event", "PING_FRAME"]
+
+MAX_LINE_BYTES = 8 * 1024 * 1024
+MAX_EVENT_BYTES = 32 * 1024 * 1024
+
+
+@attrs.frozen(slots=True)
+class SSEEvent:
+    data: str
+    event: str = "message"
+    id: str | None = None
+    retry: int | None = None
+
+
+class SSEDecoder:
+    """Feed bytes with :meth:`feed`, get complete events; call :meth:`close` at EOF."""
+
+    def __init__(self, *, max_line: int = MAX_LINE_BYTES, max_event: int = MAX_EVENT_BYTES) -> None:
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._pending = ""  # text not yet terminated by a line end
+        self._pending_cr = False  # the last text ended in CR: a following LF belongs to it
+        self._bom_checked = False
+        self._event_type = ""
+        self._data: list[str] = []
+        self._data_size = 0
+        self._last_id: str | None = None
+        self._retry: int | None = None
+        self._max_line = max_line
+        self._max_event = max_event
+        self.truncated = False
+        self.comments = 0
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        text = self._utf8.decode(chunk)
+        return self._feed_text(text)
+
+    def close(self) -> list[SSEEvent]:
+        """Flush at EOF: the rest of the decoder, then an unterminated event that has data."""
+        events = self._feed_text(self._utf8.decode(b"", final=True))
+        if self._pending:
+            line, self._pending = self._pending, ""
+            events.extend(self._line(line))
+        if self._data:
+            self.truncated = True
+            events.extend(self._dispatch())
+        return events
+
+    def _feed_text(self, text: str) -> list[SSEEvent]:
+        if not text:
+            return []
+        if not self._bom_checked:
+            self._bom_checked = True
+            if text.startswith("\ufeff"):
+                text = text[1:]
+        if self._pending_cr:
+            self._pending_cr = False
+            if text.startswith("\n"):
+                text = text[1:]
+        events: list[SSEEvent] = []
+        buf = self._pending + text if self._pending else text
+        start = 0
+        n = len(buf)
+        while start < n:
+            lf = buf.find("\n", start)
+            cr = buf.find("\r", start, lf if lf >= 0 else n)
+            if cr >= 0:
+                end, nxt = cr, cr + 1
+                if nxt < n:
+                    if buf[nxt] == "\n":
+                        nxt += 1
+                else:
+                    self._pending_cr = True
+            elif lf >= 0:
+                end, nxt = lf, lf + 1
+            else:
+                break
+            events.extend(self._line(buf[start:end]))
+            start = nxt
+        self._pending = buf[start:] if start < n else ""
+        if len(self._pending) > self._max_line:
+            raise UpstreamProtocolError(f"SSE line longer than {self._max_line} bytes")
+        return events
+
+    def _line(self, line: str) -> list[SSEEvent]:
+        if not line:
+            return self._dispatch()
+        if line[0] == ":":
+            self.comments += 1
+            return []
+        field, sep, value = line.partition(":")
+        if sep and value.startswith(" "):
+            value = value[1:]
+        if field == "data":
+            self._data.append(value)
+            self._data_size += len(value) + 1
+            if self._data_size > self._max_event:
+                raise UpstreamProtocolError(f"SSE event larger than {self._max_event} bytes")
+        elif field == "event":
+            self._event_type = value
+        elif field == "id":
+            if "\0" not in value:
+                self._last_id = value
+        elif field == "retry":
+            if value.isdigit():
+                self._retry = int(value)
+        return []
+
+    def _dispatch(self) -> list[SSEEvent]:
+        if not self._data:
+            self._event_type = ""
+            return []
+        data = self._data[0] if len(self._data) == 1 else "\n".join(self._data)
+        event = SSEEvent(data=data, event=self._event_type or "message", id=self._last_id, retry=self._retry)
+        self._data = []
+        self._data_size = 0
+        self._event_type = ""
+        return [event]
+
+
+def encode_event(event: str, data: str) -> bytes:
+    """One whole SSE frame. ``data`` must be one line (JSON encoders escape newlines)."""
+    return b"event: " + event.encode() + b"\ndata: " + data.encode() + b"\n\n"
+
+
+def encode_json_event(event: str, payload: Any) -> bytes:
+    from .jsonfast import dumps
+
+    return b"event: " + event.encode() + b"\ndata: " + dumps(payload) + b"\n\n"
+
+
+PING_FRAME = b'event: ping\ndata: {"type":"ping"}\n\n'

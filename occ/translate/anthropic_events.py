@@ -1,0 +1,374 @@
+"""The one builder of Anthropic SSE streams: it can only emit streams the SDKs accept.
+
+Every translator writes through :class:`AnthropicStreamBuilder`; none writes frames itself. The
+builder owns the block allocator, so the failures every peer proxy shipped cannot be expressed:
+
+* exactly one ``message_start``, emitted lazily with the first block (or the finish), carrying an
+  input-token estimate (zeroed usage broke Claude Code 2.1.79);
+* block indices contiguous from 0, at most one block open, each closed before the next opens;
+* no empty text block, no whitespace-only text or thinking block (whitespace is held until real
+  text arrives, and dropped if none does);
+* a ``tool_use`` block is emitted whole: start (``input: {}``), one ``input_json_delta`` holding a
+  JSON object, stop; the arguments are validated before anything is written;
+* one ``message_delta`` whose ``stop_reason`` agrees with the emitted blocks (any ``tool_use`` ->
+  ``tool_use``), then ``message_stop``;
+* after :meth:`error` or :meth:`finish` nothing more can be written.
+
+Frames accumulate in the builder; :meth:`take` hands them out as one ``bytes`` buffer, so all the
+events produced by one upstream read leave in one write.
+
+The builder is per client response, not per upstream attempt: an attempt that fails before
+:attr:`committed` leaves it untouched, and the next attempt writes through the same builder.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from ..errors import OccError, UpstreamProtocolError, error_frame
+from ..jsonfast import JSONDecodeError, dumps, dumps_str, loads
+
+__all__ = [
+    "SIGNATURE_PREFIX",
+    "AnthropicStreamBuilder",
+    "Usage",
+    "final_stop_reason",
+    "make_message",
+    "normalize_tool_arguments",
+]
+
+#: Prefix of every thinking signature occ mints; such signatures never reach real Anthropic.
+SIGNATURE_PREFIX = "occ1."
+
+STOP_REASONS = frozenset(
+    {"end_turn", "max_tokens", "stop_sequence", "tool_use", "pause_turn", "refusal",
+     "model_context_window_exceeded"}
+)
+
+
+@attrs.define
+class Usage:
+    """Token counts in Anthropic's sense: ``input_tokens`` excludes cache reads and writes."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cache_creation_input_tokens": self.cache_creation_input_tokens,
+            "cache_read_input_tokens": self.cache_read_input_tokens,
+        }
+
+
+def normalize_tool_arguments(raw: str | dict[str, Any] | None, *, tool_name: str = "?") -> str:
+    """Tool-call arguments as compact JSON text of an object.
+
+    Empty or missing arguments are ``{}``; an object passes through unchanged (its text is not
+    re-serialised); a JSON string that itself holds an object (double encoding, seen in the wild)
+    is unwrapped. Anything else is the upstream breaking the protocol.
+
+    Raises:
+        UpstreamProtocolError: the arguments are not a JSON object.
+    """
+    if raw is None:
+        return "{}"
+    if isinstance(raw, dict):
+        return dumps_str(raw)
+    text = raw.strip()
+    if not text:
+        return "{}"
+    try:
+        value = loads(text)
+    except JSONDecodeError:
+        raise UpstreamProtocolError(
+            f"tool call {tool_name!r}: arguments are not valid JSON ({_clip(text)})"
+        ) from None
+    if isinstance(value, dict):
+        return text
+    if isinstance(value, str):
+        return normalize_tool_arguments(value, tool_name=tool_name)
+    if value is None:
+        return "{}"
+    raise UpstreamProtocolError(f"tool call {tool_name!r}: arguments are not a JSON object ({_clip(text)})")
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def final_stop_reason(stop_reason: str | None, *, has_tool_use: bool) -> str:
+    """The ``stop_reason`` that agrees with what was emitted: a tool call always gives ``tool_use``
+    (unless output was cut at ``max_tokens``); ``tool_use`` without a call is ``end_turn``."""
+    if has_tool_use and stop_reason not in ("max_tokens", "refusal", "pause_turn",
+                                            "model_context_window_exceeded"):
+        return "tool_use"
+    if stop_reason == "tool_use" or stop_reason is None or stop_reason not in STOP_REASONS:
+        return "end_turn"
+    return stop_reason
+
+
+def make_message(*, message_id: str, model: str, content: list[dict[str, Any]], stop_reason: str | None,
+                 usage: Usage, stop_sequence: str | None = None) -> dict[str, Any]:
+    """A non-streaming Anthropic message, held to the same rules as the stream builder: no empty
+    text or whitespace-only thinking blocks, tool inputs are objects, stop_reason agrees."""
+    blocks: list[dict[str, Any]] = []
+    for block in content:
+        kind = block.get("type")
+        if kind == "text" and not (block.get("text") or "").strip():
+            continue
+        if kind == "thinking" and not (block.get("thinking") or "").strip():
+            continue
+        blocks.append(block)
+    reason = final_stop_reason(stop_reason, has_tool_use=any(b.get("type") == "tool_use" for b in blocks))
+    return {
+        "id": message_id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": blocks,
+        "stop_reason": reason,
+        "stop_sequence": stop_sequence if reason == "stop_sequence" else None,
+        "usage": usage.as_dict(),
+    }
+
+
+_TEXT, _THINKING = "text", "thinking"
+
+
+class AnthropicStreamBuilder:
+    """Emit an Anthropic message stream that is valid by construction.
+
+    Args:
+        message_id: the ``msg_...`` id of the response.
+        model: the model name the client asked for (echoed, as Anthropic does).
+        input_tokens: the estimate sent in ``message_start`` until the upstream's numbers arrive.
+    """
+
+    def __init__(self, *, message_id: str, model: str, input_tokens: int) -> None:
+        self.message_id = message_id
+        self.model = model
+        self.input_estimate = max(1, int(input_tokens))
+        self._frames: list[bytes] = []
+        self._started = False
+        self._next_index = 0
+        self._open: str | None = None  # _TEXT / _THINKING while a block is open
+        self._held_ws = ""  # whitespace that may open a block once real text follows
+        self._held_kind: str | None = None
+        self._signature: str | None = None
+        self.tool_use_count = 0
+        self.block_count = 0
+        self.finished = False
+        self.stop_reason: str | None = None
+        self.usage: Usage | None = None
+        self.output_chars = 0
+
+    # -- state the relay and the fallback loop read ------------------------------------------
+
+    @property
+    def committed(self) -> bool:
+        """True once anything beyond pings reached (or is queued for) the client."""
+        return self._started
+
+    def take(self) -> bytes:
+        """All frames produced since the last call, as one buffer."""
+        if not self._frames:
+            return b""
+        out = b"".join(self._frames) if len(self._frames) > 1 else self._frames[0]
+        self._frames.clear()
+        return out
+
+    # -- content ------------------------------------------------------------------------------
+
+    def text(self, text: str) -> None:
+        self._content(_TEXT, text)
+
+    def thinking(self, text: str) -> None:
+        self._content(_THINKING, text)
+
+    def thinking_signature(self, signature: str) -> None:
+        """Signature for the open (or next) thinking block, sent as ``signature_delta`` at its stop."""
+        self._signature = signature
+
+    def end_block(self) -> None:
+        """Close the open text/thinking block, so that the next content of the same kind starts a
+        new block (Responses and Gemini separate reasoning items and text parts)."""
+        self._held_ws = ""
+        self._held_kind = None
+        self._close_open()
+
+    def tool_use(self, tool_id: str, name: str, arguments: str | dict[str, Any] | None) -> None:
+        """A whole tool call. Arguments are validated first, so a bad call writes nothing."""
+        self._check_live()
+        args = normalize_tool_arguments(arguments, tool_name=name)
+        if not tool_id or not name:
+            raise UpstreamProtocolError("tool call without id or name")
+        self._held_ws = ""
+        self._held_kind = None
+        self._close_open()
+        index = self._open_block(
+            b'{"type":"tool_use","id":' + dumps(tool_id) + b',"name":' + dumps(name) + b',"input":{}}'
+        )
+        self._frames.append(
+            b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
+            + str(index).encode()
+            + b',"delta":{"type":"input_json_delta","partial_json":'
+            + dumps(args)
+            + b"}}\n\n"
+        )
+        self._stop_block(index)
+        self.tool_use_count += 1
+        self.output_chars += len(args)
+
+    def raw_block(self, block: dict[str, Any]) -> None:
+        """A block that arrives complete in its start event (``redacted_thinking``)."""
+        self._check_live()
+        self._held_ws = ""
+        self._held_kind = None
+        self._close_open()
+        index = self._open_block(dumps(block))
+        self._stop_block(index)
+
+    # -- the end --------------------------------------------------------------------------------
+
+    def finish(self, stop_reason: str | None, usage: Usage | None = None,
+               stop_sequence: str | None = None) -> None:
+        """Close everything and end the message with one ``message_delta`` and ``message_stop``."""
+        self._check_live()
+        self._held_ws = ""
+        self._held_kind = None
+        self._close_open()
+        self._ensure_started()
+        reason = self._final_stop_reason(stop_reason)
+        if reason != "stop_sequence":
+            stop_sequence = None
+        final = usage if usage is not None else Usage(input_tokens=self.input_estimate,
+                                                      output_tokens=max(1, self.output_chars // 4))
+        self.stop_reason = reason
+        self.usage = final
+        delta = {"stop_reason": reason, "stop_sequence": stop_sequence}
+        self._frames.append(
+            b'event: message_delta\ndata: {"type":"message_delta","delta":'
+            + dumps(delta)
+            + b',"usage":'
+            + dumps(final.as_dict())
+            + b"}\n\n"
+            + b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+        )
+        self.finished = True
+
+    def error(self, exc: OccError) -> None:
+        """End the stream with an Anthropic ``error`` event (after commit only; see the relay)."""
+        if self.finished:
+            return
+        self._frames.append(error_frame(exc))
+        self.finished = True
+
+    def _final_stop_reason(self, stop_reason: str | None) -> str:
+        return final_stop_reason(stop_reason, has_tool_use=bool(self.tool_use_count))
+
+    # -- the block allocator ------------------------------------------------------------------
+
+    def _check_live(self) -> None:
+        if self.finished:
+            raise RuntimeError("the message is already finished")
+
+    def _content(self, kind: str, text: str) -> None:
+        self._check_live()
+        if not text:
+            return
+        if self._open != kind:
+            if self._held_kind != kind:
+                self._held_ws = ""
+                self._held_kind = kind
+            if text.isspace():
+                self._held_ws += text
+                return
+            text = self._held_ws + text
+            self._held_ws = ""
+            self._held_kind = None
+            self._close_open()
+            if kind == _TEXT:
+                self._open_block(b'{"type":"text","text":""}')
+            else:
+                self._open_block(b'{"type":"thinking","thinking":"","signature":""}')
+            self._open = kind
+        index = self._next_index - 1
+        if kind == _TEXT:
+            head = b',"delta":{"type":"text_delta","text":'
+        else:
+            head = b',"delta":{"type":"thinking_delta","thinking":'
+        self._frames.append(
+            b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
+            + str(index).encode()
+            + head
+            + dumps(text)
+            + b"}}\n\n"
+        )
+        self.output_chars += len(text)
+
+    def _ensure_started(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        message = {
+            "id": self.message_id,
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": self.input_estimate,
+                "output_tokens": 1,
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0,
+            },
+        }
+        self._frames.append(
+            b'event: message_start\ndata: {"type":"message_start","message":' + dumps(message) + b"}\n\n"
+        )
+
+    def _open_block(self, content_block_json: bytes) -> int:
+        self._ensure_started()
+        index = self._next_index
+        self._next_index += 1
+        self.block_count += 1
+        self._frames.append(
+            b'event: content_block_start\ndata: {"type":"content_block_start","index":'
+            + str(index).encode()
+            + b',"content_block":'
+            + content_block_json
+            + b"}\n\n"
+        )
+        return index
+
+    def _stop_block(self, index: int) -> None:
+        self._frames.append(
+            b'event: content_block_stop\ndata: {"type":"content_block_stop","index":'
+            + str(index).encode()
+            + b"}\n\n"
+        )
+
+    def _close_open(self) -> None:
+        if self._open is None:
+            return
+        index = self._next_index - 1
+        if self._open == _THINKING:
+            signature = self._signature or SIGNATURE_PREFIX
+            self._signature = None
+            self._frames.append(
+                b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
+                + str(index).encode()
+                + b',"delta":{"type":"signature_delta","signature":'
+                + dumps(signature)
+                + b"}}\n\n"
+            )
+        self._open = None
+        self._stop_block(index)

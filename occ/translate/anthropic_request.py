@@ -1,0 +1,128 @@
+"""What every translated route needs from an Anthropic request, read once and the same way.
+
+Claude Code sends a billing-header first system block with a per-request ``cch=`` nonce, and
+``role: "system"`` messages (plus ``mid_conv_system`` blocks) inside ``messages``. Translated routes
+fold all system text into one leading instruction and drop the billing line, so upstream prefix
+caching can hit. Message-level keys other than ``role``/``content`` (``output_config`` on a system
+message) are ignored here.
+
+Sans-IO: plain dicts in, plain values out.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import attrs
+
+__all__ = [
+    "Turn",
+    "blocks_of",
+    "effort_of",
+    "is_billing_header",
+    "system_text",
+    "turns",
+]
+
+_BILLING = re.compile(r"^\s*x-anthropic-billing-header:", re.IGNORECASE)
+
+
+def is_billing_header(text: str) -> bool:
+    return bool(_BILLING.match(text))
+
+
+def blocks_of(content: Any) -> list[dict[str, Any]]:
+    """Content as a list of blocks: a string becomes one text block; junk entries are dropped."""
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    if isinstance(content, list):
+        out = []
+        for item in content:
+            if isinstance(item, dict) and isinstance(item.get("type"), str):
+                out.append(item)
+            elif isinstance(item, str) and item:
+                out.append({"type": "text", "text": item})
+        return out
+    return []
+
+
+def _texts(content: Any) -> list[str]:
+    parts = []
+    for block in blocks_of(content):
+        if block.get("type") == "text" and isinstance(block.get("text"), str):
+            if not is_billing_header(block["text"]) and block["text"].strip():
+                parts.append(block["text"])
+        elif block.get("type") == "mid_conv_system":
+            parts.extend(_texts(block.get("content")))
+    return parts
+
+
+def system_text(request: dict[str, Any]) -> str:
+    """The top-level ``system`` plus every ``role: "system"`` message and ``mid_conv_system`` block,
+    joined with blank lines, billing header removed. ``cache_control`` is dropped with the blocks."""
+    parts = _texts(request.get("system"))
+    for message in request.get("messages") or []:
+        if not isinstance(message, dict):
+            continue
+        if message.get("role") == "system":
+            parts.extend(_texts(message.get("content")))
+        else:
+            for block in blocks_of(message.get("content")):
+                if block.get("type") == "mid_conv_system":
+                    parts.extend(_texts(block.get("content")))
+    return "\n\n".join(parts)
+
+
+@attrs.frozen
+class Turn:
+    """One user or assistant turn, consecutive same-role messages merged, system content removed."""
+
+    role: str
+    blocks: tuple[dict[str, Any], ...]
+
+
+def turns(request: dict[str, Any]) -> list[Turn]:
+    """The conversation without system messages, same-role runs merged into one turn."""
+    out: list[Turn] = []
+    for message in request.get("messages") or []:
+        if not isinstance(message, dict):
+            continue
+        role = message.get("role")
+        if role not in ("user", "assistant"):
+            continue
+        blocks = [b for b in blocks_of(message.get("content")) if b.get("type") != "mid_conv_system"]
+        if not blocks:
+            continue
+        if out and out[-1].role == role:
+            out[-1] = Turn(role, out[-1].blocks + tuple(blocks))
+        else:
+            out.append(Turn(role, tuple(blocks)))
+    return out
+
+
+_BUDGET_EFFORT = ((2048, "low"), (8192, "medium"), (32768, "high"))
+
+
+def effort_of(request: dict[str, Any]) -> str | None:
+    """The reasoning effort the client asked for: ``output_config.effort`` (also on a system
+    message, as Claude Code 2.1.331 sends it), else derived from ``thinking.budget_tokens``;
+    ``None`` when thinking is off or unspecified."""
+    thinking = request.get("thinking")
+    if isinstance(thinking, dict) and thinking.get("type") == "disabled":
+        return None
+    for source in [request, *[m for m in request.get("messages") or [] if isinstance(m, dict)]]:
+        config = source.get("output_config")
+        if isinstance(config, dict) and isinstance(config.get("effort"), str):
+            return config["effort"]
+    if isinstance(thinking, dict) and thinking.get("type") == "enabled":
+        budget = thinking.get("budget_tokens")
+        if isinstance(budget, int):
+            for limit, effort in _BUDGET_EFFORT:
+                if budget <= limit:
+                    return effort
+            return "max"
+        return "high"
+    if isinstance(thinking, dict) and thinking.get("type") == "adaptive":
+        return "high"
+    return None
