@@ -23,7 +23,7 @@ import attrs
 
 from .errors import UpstreamProtocolError
 
-__all__ = ["SSEDecoder", "SSEEvent", "encode_event", "encode_json_event", "PING_FRAME"]
+__all__ = ["PING_FRAME", "SSEDecoder", "SSEEvent", "encode_event", "encode_json_event"]
 
 MAX_LINE_BYTES = 8 * 1024 * 1024
 MAX_EVENT_BYTES = 32 * 1024 * 1024

@@ -234,6 +234,30 @@ class AnthropicStreamBuilder:
         index = self._open_block(dumps(block))
         self._stop_block(index)
 
+    # -- relaying a stream that is already Anthropic (passthrough) -----------------------------
+
+    def relay_message_start(self, frame: bytes) -> None:
+        """The upstream's own ``message_start``, re-framed; it commits the response."""
+        self._check_live()
+        if self._started:
+            raise RuntimeError("message_start already sent")
+        self._started = True
+        self._frames.append(frame)
+
+    def relay_frame(self, frame: bytes, *, tool_use: bool = False, stop_reason: str | None = None,
+                    usage: Usage | None = None, finishes: bool = False) -> None:
+        """One whole upstream event, re-framed by the caller (grammar checked by the caller)."""
+        self._check_live()
+        self._frames.append(frame)
+        if tool_use:
+            self.tool_use_count += 1
+        if stop_reason is not None:
+            self.stop_reason = stop_reason
+        if usage is not None:
+            self.usage = usage
+        if finishes:
+            self.finished = True
+
     # -- the end --------------------------------------------------------------------------------
 
     def finish(self, stop_reason: str | None, usage: Usage | None = None,

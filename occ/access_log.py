@@ -1,0 +1,100 @@
+"""One line per request that explains it: which model answered, why that one, what failed.
+
+The line is built from the request's :class:`RequestLog` when the request ends, never per chunk.
+API keys cannot reach it: it is assembled from routing and attempt records only, and the formatter
+runs :func:`redact` over every line as a second guard.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .errors import OccError
+    from .fallback import Call
+    from .relay import Relay
+
+__all__ = ["RequestLog", "log_request"]
+
+from .logs import get_logger, redact
+
+log = get_logger("occ.request")
+
+@attrs.define
+class RequestLog:
+    request_id: str
+    started: float
+    client_model: str | None = None
+    scenario: str | None = None
+    reason: str | None = None
+    chain: list[str] = attrs.field(factory=list)
+    status: int | None = None
+    error: OccError | None = None
+    client_cancelled: bool = False
+    call: Call | None = None
+    relay: Relay | None = None
+
+    def fields(self) -> dict[str, Any]:
+        call = self.call
+        duration = time.monotonic() - self.started
+        if self.client_cancelled:
+            outcome = "client_cancelled"
+        elif self.error is not None:
+            outcome = "error"
+        else:
+            outcome = "ok"
+        out: dict[str, Any] = {
+            "request_id": self.request_id,
+            "client_model": self.client_model,
+            "scenario": self.scenario,
+            "reason": self.reason,
+            "outcome": outcome,
+            "status": self.status,
+            "duration_ms": round(duration * 1000, 1),
+        }
+        if call is not None:
+            out["stream"] = call.stream
+            out["model"] = call.model.label if call.model else None
+            out["attempts"] = [
+                {"model": f"{a.provider}/{a.model}", "protocol": a.protocol,
+                 "outcome": a.outcome if a.status is None else f"http_{a.status}",
+                 "ms": round(a.duration_s * 1000, 1)}
+                for a in call.attempts
+            ]
+            out["stop_reason"] = call.stop_reason
+            if call.usage:
+                out["tokens_in"] = call.usage.get("input_tokens")
+                out["tokens_out"] = call.usage.get("output_tokens")
+                out["tokens_cached"] = call.usage.get("cache_read_input_tokens")
+        if self.relay is not None and self.relay.first_content_at is not None:
+            out["ttft_ms"] = round((self.relay.first_content_at - self.relay.created_at) * 1000, 1)
+        if self.error is not None:
+            out["error"] = self.error.message[:500]
+        return out
+
+
+def _format_text(fields: dict[str, Any]) -> str:
+    parts = []
+    for key, value in fields.items():
+        if value is None or value == []:
+            continue
+        if key == "attempts":
+            value = ",".join(f"{a['model']}[{a['protocol']}]={a['outcome']}:{a['ms']}ms" for a in value)
+        elif isinstance(value, str) and (" " in value or not value):
+            value = json.dumps(value, ensure_ascii=False)
+        parts.append(f"{key}={value}")
+    return " ".join(parts)
+
+
+def log_request(record: RequestLog, config: Config) -> None:
+    fields = record.fields()
+    if config.logging.format == "json":
+        line = json.dumps(fields, ensure_ascii=False, default=str)
+    else:
+        line = _format_text(fields)
+    log.info(redact(line))

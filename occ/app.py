@@ -1,0 +1,341 @@
+"""The occ ASGI application. Read it top to bottom to follow a request.
+
+``POST /v1/messages`` is a thin ASGI route in front of the Quart app (Quart documents wrapping
+``asgi_app``): occ receives ``(scope, receive, send)`` itself, so the request nursery (client
+lifetime, relay, fallback loop) encloses the whole sending of the body. A Quart view could not do
+that: it returns before its body is sent, and a streaming body generator may not yield out of a
+nursery it opened. Quart keeps the other endpoints, with its response and body timeouts off.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+from quart import Response, request
+from quart_trio import QuartTrio
+
+from . import __version__
+from .access_log import RequestLog, log_request
+from .config import Config, load_config
+from .errors import InvalidRequest, NotFound, OccError, RequestTooLarge, to_anthropic
+from .fallback import Call, run_nonstreaming, run_streaming
+from .jsonfast import dumps
+from .logs import get_logger
+from .relay import Relay, error_headers, send_json
+from .routing import route, scenario_models
+from .state import ServerState
+from .tokens import count_tokens
+from .upstream import UpstreamClient
+from .validate import parse_count_tokens_request, parse_messages_request
+
+__all__ = ["OccApp", "create_app"]
+
+log = get_logger("occ")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+#: Memory channel depth between the fallback loop and the relay: enough to absorb a burst,
+#: small enough that a client that stops reading pushes back on the upstream.
+RELAY_BUFFER = 64
+
+
+def create_app(config: Config | None = None, *, config_path: str | None = None) -> OccApp:
+    """The ASGI app for ``config`` (or the config found the usual way: ``--config``,
+    ``$OCC_CONFIG``, ``~/.config/occ/config.json``, the embedded default)."""
+    if config is None:
+        config = load_config(config_path)
+    state = ServerState(config=config, config_path=config.source if config_path is None else config_path)
+    return OccApp(state)
+
+
+class OccApp:
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+        self.quart = _build_quart(state)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/v1/messages":
+            if scope["method"] == "POST":
+                await self.messages(scope, receive, send)
+            else:
+                error = InvalidRequest(f"method {scope['method']} not allowed on /v1/messages")
+                await _send_error(send, _new_request_id(), error, 405)
+            return
+        await self.quart(scope, receive, send)
+
+    # -- POST /v1/messages ----------------------------------------------------------------------
+
+    async def messages(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = _request_id(scope)
+        state = self.state
+        config = state.config  # this request's snapshot
+        started = time.monotonic()
+        record = RequestLog(request_id=request_id, started=started)
+        state.in_flight += 1
+        try:
+            body = await _read_body(receive, config.max_body_bytes)
+            request = parse_messages_request(body)
+            record.client_model = request["model"]
+            the_route = route(request, config)
+            record.scenario, record.reason = the_route.scenario, the_route.reason
+            record.chain = [m.label for m in the_route.chain]
+            call = Call(
+                request_id=request_id,
+                request=request,
+                raw_body=body,
+                client_headers=_headers(scope),
+                requested_model=request["model"],
+                stream=bool(request.get("stream")),
+                input_estimate=count_tokens(request),
+                route=the_route,
+                message_id="msg_" + secrets.token_hex(12),
+                config=config,
+            )
+            record.call = call
+            if call.stream:
+                await self._stream(call, receive, send, record)
+            else:
+                await self._respond(call, receive, send, record)
+        except _ClientGone:
+            record.client_cancelled = True
+        except OccError as exc:
+            record.status = exc.http_status
+            record.error = exc
+            await _send_error(send, request_id, exc)
+        finally:
+            state.in_flight -= 1
+            log_request(record, config)
+
+    async def _respond(self, call: Call, receive: Receive, send: Send, record: RequestLog) -> None:
+        """Non-streaming: the whole fallback loop, then one JSON body (or nothing, if the client left)."""
+        message: dict[str, Any] | None = None
+        failure: OccError | None = None
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_watch_disconnect, receive, nursery.cancel_scope, record)
+            try:
+                message = await run_nonstreaming(self.state, call)
+            except OccError as exc:  # raised here, not out of the nursery, to keep it ungrouped
+                failure = exc
+            nursery.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+        if message is not None:
+            record.status = 200
+            await send_json(send, 200, message, {"request-id": call.request_id})
+
+    async def _stream(self, call: Call, receive: Receive, send: Send, record: RequestLog) -> None:
+        """Streaming: relay (the one writer) and fallback loop in the request nursery."""
+        relay = Relay(send, request_id=call.request_id)
+        record.relay = relay
+        frames_in, frames_out = trio.open_memory_channel[Any](RELAY_BUFFER)
+
+        async def produce() -> None:
+            try:
+                await run_streaming(self.state, call, relay, frames_in)
+            except OccError as exc:
+                record.error = exc
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_watch_disconnect, receive, nursery.cancel_scope, record)
+            nursery.start_soon(produce)
+            await relay.run(frames_out)
+            nursery.cancel_scope.cancel()
+        record.status = relay.status
+
+
+# -- the request nursery's helpers ------------------------------------------------------------
+
+
+async def _watch_disconnect(receive: Receive, scope: trio.CancelScope, record: RequestLog) -> None:
+    """Cancel the whole request the moment the client goes away: upstream connection included."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            record.client_cancelled = True
+            scope.cancel(reason="client disconnected")
+            return
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientGone("client disconnected while sending the request body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLarge(f"request body is larger than the limit of {limit} bytes (max_body_bytes)")
+        parts.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(parts)
+
+
+class _ClientGone(InvalidRequest):
+    """The client disconnected while still sending its body: nothing to answer."""
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope.get("headers", []):
+        name = raw_name.decode("latin-1").lower()
+        value = raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]},{value}" if name in headers else value
+    return headers
+
+
+def _new_request_id() -> str:
+    return "req_" + secrets.token_hex(12)
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope.get("headers", []):
+        if name.lower() in (b"x-request-id", b"request-id"):
+            text = value.decode("latin-1")
+            if 0 < len(text) <= 128 and text.isprintable():
+                return text
+    return _new_request_id()
+
+
+async def _send_error(send: Send, request_id: str, exc: OccError, status: int | None = None) -> None:
+    code, body = to_anthropic(exc, request_id)
+    try:
+        await send_json(send, status or code, body, error_headers(exc, request_id))
+    except Exception:  # the response had already started; the relay reported the error in-stream
+        log.debug("%s could not send error response", request_id, exc_info=True)
+
+
+# -- everything else: Quart ---------------------------------------------------------------------
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(dumps(body), status=status, content_type="application/json", headers=headers)
+
+
+def _build_quart(state: ServerState) -> QuartTrio:
+    app = QuartTrio("occ")
+    app.config["RESPONSE_TIMEOUT"] = None
+    app.config["BODY_TIMEOUT"] = None
+    app.config["MAX_CONTENT_LENGTH"] = state.config.max_body_bytes
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
+
+    @app.before_serving
+    async def open_upstream() -> None:
+        state.upstream = await UpstreamClient().__aenter__()
+        from .reload import watch_config
+
+        app.nursery.start_soon(watch_config, state)
+
+    @app.after_serving
+    async def close_upstream() -> None:
+        client, state.upstream = state.upstream, None
+        if client is not None:
+            with trio.CancelScope(shield=True):
+                await client.__aexit__(None, None, None)
+
+    @app.after_request
+    async def add_request_id(response: Response) -> Response:
+        response.headers.setdefault("request-id", request.headers.get("x-request-id") or _new_request_id())
+        return response
+
+    @app.get("/health")
+    async def health() -> Response:
+        config = state.config
+        providers = {
+            name: {"api_key": "present" if p.api_keys else f"missing: set {p.api_key_env}"}
+            for name, p in config.providers.items()
+        }
+        ready = any(p.api_keys for p in config.providers.values())
+        return _json({
+            "status": "ok" if ready else "degraded: no API key",
+            "version": __version__,
+            "config": config.source,
+            "providers": providers,
+        })
+
+    @app.get("/v1/models")
+    async def models() -> Response:
+        data = _model_list(state.config)
+        limit = request.args.get("limit", type=int) or len(data) or 1
+        after = request.args.get("after_id")
+        if after:
+            ids = [m["id"] for m in data]
+            data = data[ids.index(after) + 1:] if after in ids else []
+        page, more = data[:limit], len(data) > limit
+        return _json({"data": page, "has_more": more, "first_id": page[0]["id"] if page else None,
+                      "last_id": page[-1]["id"] if page else None})
+
+    @app.get("/v1/models/<path:model_id>")
+    async def model(model_id: str) -> Response:
+        for entry in _model_list(state.config):
+            if entry["id"] == model_id:
+                return _json(entry)
+        raise NotFound(f"model {model_id!r} not found")
+
+    @app.post("/v1/messages/count_tokens")
+    async def count() -> Response:
+        body = await request.get_data(cache=False)
+        payload = parse_count_tokens_request(body if isinstance(body, bytes) else body.encode())
+        return _json({"input_tokens": count_tokens(payload)})
+
+    @app.errorhandler(OccError)
+    async def occ_error(exc: OccError) -> Response:
+        status, body = to_anthropic(exc, request.headers.get("x-request-id"))
+        return _json(body, status, error_headers(exc, body.get("request_id") or _new_request_id()))
+
+    @app.errorhandler(404)
+    async def not_found(exc: Exception) -> Response:
+        return _json(to_anthropic(NotFound(f"no route for {request.method} {request.path}"))[1], 404)
+
+    @app.errorhandler(405)
+    async def not_allowed(exc: Exception) -> Response:
+        err = InvalidRequest(f"method {request.method} not allowed on {request.path}")
+        return _json(to_anthropic(err)[1], 405)
+
+    @app.errorhandler(413)
+    async def too_large(exc: Exception) -> Response:
+        err = RequestTooLarge(f"request body is larger than the limit of {state.config.max_body_bytes} bytes")
+        return _json(to_anthropic(err)[1], 413)
+
+    @app.errorhandler(500)
+    async def internal(exc: Exception) -> Response:
+        return _json(to_anthropic(Exception())[1], 500)
+
+    return app
+
+
+def _model_list(config: Config) -> list[dict[str, Any]]:
+    """One ``claude-occ-<scenario>`` id per scenario (Claude Code's picker keeps only ``claude*``
+    ids), then the upstream ids themselves."""
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for model_id, scenario in scenario_models(config):
+        target = config.models.get(scenario) or config.models.get("default")
+        name = f"occ {scenario} ({target.model_id})" if target else f"occ {scenario}"
+        out.append(_model_entry(model_id, name, target.max_tokens if target else None,
+                                target.context_window if target else None))
+        seen.add(model_id)
+    for model in config.all_models():
+        if model.model_id not in seen:
+            seen.add(model.model_id)
+            out.append(_model_entry(model.model_id, f"{model.model_id} ({model.provider})", model.max_tokens,
+                                    model.context_window))
+    return out
+
+
+def _model_entry(model_id: str, display: str, max_tokens: int | None, window: int | None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"type": "model", "id": model_id, "display_name": display,
+                             "created_at": "2026-01-01T00:00:00Z"}
+    if window:
+        entry["max_input_tokens"] = window
+    if max_tokens:
+        entry["max_tokens"] = max_tokens
+    return entry
+

@@ -1,0 +1,617 @@
+"""occ's configuration: a frozen attrs model, loaded from JSON, validated all at once.
+
+The seed's (oc-go-cc's) config file loads unchanged. Differences, on purpose:
+
+* ``respect_requested_model`` absent means **false** (the seed's absent-means-true sent ``claude-*``
+  ids upstream, where they failed);
+* ``streaming_timeout_ms`` absent means **no total cap** on a stream (the seed fell back to
+  ``timeout_ms`` and cut every stream at five minutes); ``stream_timeout_ms`` is the stall guard;
+* a ``temperature`` of 0 is a real value, not "unset";
+* ``${VAR}`` and ``${VAR:-default}`` are expanded after JSON parsing, so a value is never pasted
+  into the JSON text unescaped.
+
+Durations are ``*_ms`` in the file and seconds (``*_s``) in the model, converted once, here.
+Every problem is reported with its key path, all at once. Sans-IO: no trio, no httpx.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from .errors import ConfigError
+
+__all__ = [
+    "PROTOCOLS",
+    "SCENARIOS",
+    "BreakerConfig",
+    "Config",
+    "LoggingConfig",
+    "ModelConfig",
+    "ProviderConfig",
+    "Timeouts",
+    "default_config",
+    "format_models_table",
+    "init_template",
+    "load_config",
+    "parse_config",
+]
+
+SCENARIOS = ("default", "background", "fast", "think", "complex", "long_context")
+PROTOCOLS = ("openai", "anthropic", "responses", "gemini")
+LOG_LEVELS = ("debug", "info", "warn", "warning", "error")
+EMBEDDED_SOURCE = "<embedded default>"
+DEFAULT_PATH = os.path.join("~", ".config", "occ", "config.json")
+
+#: Keys accepted at each level; docs/configuration.md must document every one (a test checks).
+TOP_LEVEL_KEYS = frozenset({
+    "api_key", "api_keys", "host", "port", "hot_reload", "enable_streaming_scenario_routing",
+    "respect_requested_model", "models", "fallbacks", "model_overrides", "opencode_go", "opencode_zen",
+    "providers", "logging", "heartbeat_interval_ms", "request_timeout_ms", "max_body_bytes",
+    "client_api_keys", "max_concurrent_per_client", "circuit_breaker", "shutdown_grace_ms",
+})
+MODEL_KEYS = frozenset({
+    "provider", "model_id", "temperature", "top_p", "max_tokens", "max_output_tokens", "context_window",
+    "reasoning_effort", "thinking", "context_threshold", "vision", "anthropic_tools_disabled", "wire_format",
+    "timeout_ms", "streaming_timeout_ms", "stream_timeout_ms",
+})
+PROVIDER_KEYS = frozenset({
+    "base_url", "anthropic_base_url", "responses_base_url", "gemini_base_url", "protocol", "api_key",
+    "api_keys", "headers", "timeout_ms", "streaming_timeout_ms", "stream_timeout_ms", "connect_timeout_ms",
+})
+LOGGING_KEYS = frozenset({"level", "requests", "format", "body_limit_bytes"})
+BREAKER_KEYS = frozenset({"failure_threshold", "cooldown_ms"})
+
+
+@attrs.frozen
+class Timeouts:
+    timeout_s: float
+    streaming_timeout_s: float | None
+    stall_timeout_s: float
+    connect_timeout_s: float
+
+
+@attrs.frozen
+class ModelConfig:
+    provider: str
+    model_id: str
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    context_window: int | None = None
+    reasoning_effort: str | None = None
+    thinking: Mapping[str, Any] | None = None
+    context_threshold: int | None = None
+    vision: bool | None = None
+    anthropic_tools_disabled: bool = False
+    wire_format: str | None = None
+    timeout_s: float | None = None
+    streaming_timeout_s: float | None = None
+    stall_timeout_s: float | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.provider, self.model_id)
+
+    @property
+    def label(self) -> str:
+        return f"{self.provider}/{self.model_id}"
+
+
+@attrs.frozen
+class ProviderConfig:
+    name: str
+    base_url: str | None = None
+    anthropic_base_url: str | None = None
+    responses_base_url: str | None = None
+    gemini_base_url: str | None = None
+    protocol: str | None = None
+    preset: str | None = None
+    api_keys: tuple[str, ...] = ()
+    api_key_env: str = "OCC_API_KEY"
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+    timeout_s: float = 300.0
+    streaming_timeout_s: float | None = None
+    stall_timeout_s: float = 120.0
+    connect_timeout_s: float = 10.0
+
+
+@attrs.frozen
+class LoggingConfig:
+    level: str = "info"
+    requests: bool = False
+    format: str = "text"
+    body_limit_bytes: int = 4096
+
+
+@attrs.frozen
+class BreakerConfig:
+    failure_threshold: int = 3
+    cooldown_s: float = 30.0
+
+
+@attrs.frozen
+class Config:
+    models: Mapping[str, ModelConfig]
+    providers: Mapping[str, ProviderConfig]
+    fallbacks: Mapping[str, tuple[ModelConfig, ...]] = attrs.field(factory=dict)
+    model_overrides: Mapping[str, ModelConfig] = attrs.field(factory=dict)
+    host: str = "127.0.0.1"
+    port: int = 3456
+    hot_reload: bool = False
+    enable_streaming_scenario_routing: bool = False
+    respect_requested_model: bool = False
+    logging: LoggingConfig = LoggingConfig()
+    heartbeat_interval_s: float = 5.0
+    request_timeout_s: float | None = None
+    max_body_bytes: int = 32 * 1024 * 1024
+    client_api_keys: tuple[str, ...] = ()
+    max_concurrent_per_client: int | None = None
+    breaker: BreakerConfig = BreakerConfig()
+    shutdown_grace_s: float = 10.0
+    source: str | None = None
+    warnings: tuple[str, ...] = ()
+
+    def provider_for(self, model: ModelConfig) -> ProviderConfig:
+        return self.providers[model.provider]
+
+    def timeouts_for(self, model: ModelConfig) -> Timeouts:
+        """The provider's timeouts with the model's own values laid over them."""
+        p = self.providers[model.provider]
+        return Timeouts(
+            timeout_s=model.timeout_s if model.timeout_s is not None else p.timeout_s,
+            streaming_timeout_s=(model.streaming_timeout_s if model.streaming_timeout_s is not None
+                                 else p.streaming_timeout_s),
+            stall_timeout_s=model.stall_timeout_s if model.stall_timeout_s is not None else p.stall_timeout_s,
+            connect_timeout_s=p.connect_timeout_s,
+        )
+
+    def all_models(self) -> list[ModelConfig]:
+        seen: dict[tuple[str, str], ModelConfig] = {}
+        ordered = [self.models[s] for s in SCENARIOS if s in self.models]
+        ordered += [m for name, m in self.models.items() if name not in SCENARIOS]
+        for chain in self.fallbacks.values():
+            ordered += list(chain)
+        ordered += list(self.model_overrides.values())
+        for model in ordered:
+            seen.setdefault(model.key, model)
+        return list(seen.values())
+
+
+# -- presets -----------------------------------------------------------------------------------
+
+PRESETS: dict[str, dict[str, str]] = {
+    "opencode-go": {
+        "base_url": "https://opencode.ai/zen/go/v1/chat/completions",
+        "anthropic_base_url": "https://opencode.ai/zen/go/v1/messages",
+    },
+    "opencode-zen": {
+        "base_url": "https://opencode.ai/zen/v1/chat/completions",
+        "anthropic_base_url": "https://opencode.ai/zen/v1/messages",
+        "responses_base_url": "https://opencode.ai/zen/v1/responses",
+        "gemini_base_url": "https://opencode.ai/zen/v1/models",
+    },
+}
+_PRESET_KEYS = {"opencode_go": "opencode-go", "opencode_zen": "opencode-zen"}
+
+
+# -- expansion -----------------------------------------------------------------------------------
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand(value: Any, env: Mapping[str, str], unresolved: set[str]) -> Any:
+    if isinstance(value, str):
+        def sub(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in env and env[name] != "":
+                return env[name]
+            if default is not None:
+                return default
+            unresolved.add(name)
+            return ""
+        return _VAR.sub(sub, value)
+    if isinstance(value, list):
+        return [_expand(v, env, unresolved) for v in value]
+    if isinstance(value, dict):
+        return {k: _expand(v, env, unresolved) for k, v in value.items()}
+    return value
+
+
+def _var_names(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [m.group(1) for m in _VAR.finditer(value)]
+    if isinstance(value, list):
+        return [n for v in value for n in _var_names(v)]
+    return []
+
+
+# -- the parser ----------------------------------------------------------------------------------
+
+
+class _Problems:
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self.warnings: list[str] = []
+
+    def error(self, path: str, text: str) -> None:
+        self.errors.append(f"{path}: {text}")
+
+    def unknown(self, path: str, data: Mapping[str, Any], known: frozenset[str]) -> None:
+        for key in data:
+            if key not in known and not key.startswith(("$comment", "_comment")):
+                where = f"{path}." if path else ""
+                self.warnings.append(f'unknown key "{where}{key}" (ignored)')
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _get(p: _Problems, data: Mapping[str, Any], key: str, path: str, kind: str, default: Any = None) -> Any:
+    """Read ``data[key]`` expecting ``kind`` (str/bool/int/number/object/duration); record problems."""
+    if key not in data or data[key] is None:
+        return default
+    value = data[key]
+    full = f"{path}.{key}" if path else key
+    if kind == "str":
+        if isinstance(value, str):
+            return value
+        p.error(full, f"expected a string, got {_kind(value)}")
+    elif kind == "bool":
+        if isinstance(value, bool):
+            return value
+        p.error(full, f"expected true or false, got {_kind(value)}")
+    elif kind == "int":
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value < 0:
+                p.error(full, f"expected a non-negative integer, got {value}")
+                return default
+            return value
+        p.error(full, f"expected an integer, got {_kind(value)}")
+    elif kind == "number":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        p.error(full, f"expected a number, got {_kind(value)}")
+    elif kind == "duration":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if value <= 0:
+                p.error(full, f"expected a positive number of milliseconds, got {value}")
+                return default
+            return float(value) / 1000.0
+        p.error(full, f"expected a number of milliseconds, got {_kind(value)}")
+    elif kind == "object":
+        if isinstance(value, dict):
+            return value
+        p.error(full, f"expected an object, got {_kind(value)}")
+    return default
+
+
+def _url(p: _Problems, data: Mapping[str, Any], key: str, path: str, default: str | None) -> str | None:
+    value = _get(p, data, key, path, "str", default)
+    if value is not None and value != "" and not value.startswith(("http://", "https://")):
+        p.error(f"{path}.{key}", f"expected an http:// or https:// URL, got {value!r}")
+    return value or default
+
+
+def _keys(p: _Problems, data: Mapping[str, Any], path: str) -> tuple[str, ...] | None:
+    """``api_key`` and ``api_keys`` of one object; None when neither is present."""
+    out: list[str] = []
+    present = False
+    if "api_key" in data and data["api_key"] is not None:
+        present = True
+        if isinstance(data["api_key"], str):
+            if data["api_key"]:
+                out.append(data["api_key"])
+        else:
+            p.error(f"{path}api_key", f"expected a string, got {_kind(data['api_key'])}")
+    if "api_keys" in data and data["api_keys"] is not None:
+        present = True
+        value = data["api_keys"]
+        if isinstance(value, list) and all(isinstance(k, str) for k in value):
+            out.extend(k for k in value if k)
+        else:
+            p.error(f"{path}api_keys", "expected an array of strings")
+    return tuple(dict.fromkeys(out)) if present else None
+
+
+def _provider(p: _Problems, name: str, data: Mapping[str, Any], path: str, preset: str | None,
+              shared_keys: tuple[str, ...], shared_env: str, raw: Mapping[str, Any]) -> ProviderConfig:
+    p.unknown(path, data, PROVIDER_KEYS)
+    urls = PRESETS.get(preset or "", {})
+    protocol = _get(p, data, "protocol", path, "str")
+    if protocol is not None and protocol not in PROTOCOLS:
+        p.error(f"{path}.protocol", f"unknown protocol {protocol!r} (known: {', '.join(PROTOCOLS)})")
+        protocol = None
+    own = _keys(p, data, f"{path}.")
+    env_names = _var_names(raw.get("api_key")) + _var_names(raw.get("api_keys"))
+    headers = _get(p, data, "headers", path, "object", {}) or {}
+    if any(not isinstance(v, str) for v in headers.values()):
+        p.error(f"{path}.headers", "expected an object of string values")
+        headers = {}
+    timeout_s = _get(p, data, "timeout_ms", path, "duration", 300.0)
+    streaming = _get(p, data, "streaming_timeout_ms", path, "duration", None)
+    stall = _get(p, data, "stream_timeout_ms", path, "duration", 120.0)
+    connect = _get(p, data, "connect_timeout_ms", path, "duration", 10.0)
+    return ProviderConfig(
+        name=name,
+        base_url=_url(p, data, "base_url", path, urls.get("base_url")),
+        anthropic_base_url=_url(p, data, "anthropic_base_url", path, urls.get("anthropic_base_url")),
+        responses_base_url=_url(p, data, "responses_base_url", path, urls.get("responses_base_url")),
+        gemini_base_url=_url(p, data, "gemini_base_url", path, urls.get("gemini_base_url")),
+        protocol=protocol,
+        preset=preset,
+        api_keys=own if own is not None else shared_keys,
+        api_key_env=(env_names[0] if env_names else shared_env) if own is not None else shared_env,
+        headers=dict(headers),
+        timeout_s=timeout_s,
+        streaming_timeout_s=streaming,
+        stall_timeout_s=stall,
+        connect_timeout_s=connect,
+    )
+
+
+def _model(p: _Problems, data: Any, path: str, providers: Mapping[str, ProviderConfig]) -> ModelConfig | None:
+    if not isinstance(data, dict):
+        p.error(path, f"expected an object with provider and model_id, got {_kind(data)}")
+        return None
+    p.unknown(path, data, MODEL_KEYS)
+    provider = _get(p, data, "provider", path, "str", "opencode-go")
+    if provider not in providers:
+        known = ", ".join(sorted(providers))
+        p.error(f"{path}.provider", f'unknown provider "{provider}" (known: {known})')
+    model_id = _get(p, data, "model_id", path, "str")
+    if not model_id:
+        p.error(f"{path}.model_id", "required: the upstream model id, e.g. \"deepseek-v4-pro\"")
+        model_id = ""
+    wire = _get(p, data, "wire_format", path, "str")
+    if wire is not None and wire not in PROTOCOLS:
+        p.error(f"{path}.wire_format", f"unknown protocol {wire!r} (known: {', '.join(PROTOCOLS)})")
+        wire = None
+    thinking = _get(p, data, "thinking", path, "object")
+    max_tokens = _get(p, data, "max_tokens", path, "int")
+    if max_tokens is None:
+        max_tokens = _get(p, data, "max_output_tokens", path, "int")
+    temperature = _get(p, data, "temperature", path, "number")
+    if temperature is not None and not 0 <= temperature <= 2:
+        p.error(f"{path}.temperature", f"expected a number between 0 and 2, got {temperature:g}")
+    return ModelConfig(
+        provider=provider,
+        model_id=model_id,
+        temperature=temperature,
+        top_p=_get(p, data, "top_p", path, "number"),
+        max_tokens=max_tokens or None,
+        context_window=_get(p, data, "context_window", path, "int"),
+        reasoning_effort=_get(p, data, "reasoning_effort", path, "str"),
+        thinking=dict(thinking) if thinking is not None else None,
+        context_threshold=_get(p, data, "context_threshold", path, "int"),
+        vision=_get(p, data, "vision", path, "bool"),
+        anthropic_tools_disabled=_get(p, data, "anthropic_tools_disabled", path, "bool", False),
+        wire_format=wire,
+        timeout_s=_get(p, data, "timeout_ms", path, "duration"),
+        streaming_timeout_s=_get(p, data, "streaming_timeout_ms", path, "duration"),
+        stall_timeout_s=_get(p, data, "stream_timeout_ms", path, "duration"),
+    )
+
+
+def parse_config(data: Any, *, env: Mapping[str, str], source: str) -> Config:
+    """Build a :class:`Config` from parsed JSON.
+
+    Raises:
+        ConfigError: every problem found, each with its key path.
+    """
+    p = _Problems()
+    if not isinstance(data, dict):
+        raise ConfigError([f"the config must be a JSON object, got {_kind(data)}"], source)
+    raw = data
+    unresolved: set[str] = set()
+    data = _expand(data, env, unresolved)
+    p.unknown("", data, TOP_LEVEL_KEYS)
+
+    shared_env_names = _var_names(raw.get("api_key")) + _var_names(raw.get("api_keys"))
+    shared = _keys(p, data, "") or ()
+    shared_env = shared_env_names[0] if shared_env_names else "OCC_API_KEY"
+    if not shared and env.get("OCC_API_KEY"):
+        shared = (env["OCC_API_KEY"],)
+
+    providers: dict[str, ProviderConfig] = {}
+    for file_key, name in _PRESET_KEYS.items():
+        section = _get(p, data, file_key, "", "object", {}) or {}
+        providers[name] = _provider(p, name, section, file_key, name, shared, shared_env,
+                                    raw.get(file_key) if isinstance(raw.get(file_key), dict) else {})
+    custom = _get(p, data, "providers", "", "object", {}) or {}
+    for name, section in custom.items():
+        path = f"providers.{name}"
+        if not isinstance(section, dict):
+            p.error(path, f"expected an object, got {_kind(section)}")
+            continue
+        preset = name if name in PRESETS else None
+        raw_section = (raw.get("providers") or {}).get(name) or {}
+        providers[name] = _provider(p, name, section, path, preset, shared, shared_env, raw_section)
+
+    models: dict[str, ModelConfig] = {}
+    model_section = _get(p, data, "models", "", "object", {}) or {}
+    for name, entry in model_section.items():
+        model = _model(p, entry, f"models.{name}", providers)
+        if model is not None:
+            models[name] = model
+    if "default" not in models and not any(e.startswith("models.default") for e in p.errors):
+        p.error("models.default", "required: the model for requests no other scenario claims")
+
+    fallbacks: dict[str, tuple[ModelConfig, ...]] = {}
+    for name, entries in (_get(p, data, "fallbacks", "", "object", {}) or {}).items():
+        if not isinstance(entries, list):
+            p.error(f"fallbacks.{name}", f"expected an array of models, got {_kind(entries)}")
+            continue
+        chain = [_model(p, e, f"fallbacks.{name}.{i}", providers) for i, e in enumerate(entries)]
+        fallbacks[name] = tuple(m for m in chain if m is not None)
+
+    overrides: dict[str, ModelConfig] = {}
+    for name, entry in (_get(p, data, "model_overrides", "", "object", {}) or {}).items():
+        model = _model(p, entry, f"model_overrides.{name}", providers)
+        if model is not None:
+            overrides[name] = model
+
+    log_section = _get(p, data, "logging", "", "object", {}) or {}
+    p.unknown("logging", log_section, LOGGING_KEYS)
+    level = (_get(p, log_section, "level", "logging", "str", "info") or "info").lower()
+    if level not in LOG_LEVELS:
+        p.error("logging.level", f"expected one of {', '.join(LOG_LEVELS)}, got {level!r}")
+        level = "info"
+    fmt = _get(p, log_section, "format", "logging", "str", "text")
+    if fmt not in ("text", "json"):
+        p.error("logging.format", f'expected "text" or "json", got {fmt!r}')
+        fmt = "text"
+    logging_config = LoggingConfig(
+        level=level, requests=_get(p, log_section, "requests", "logging", "bool", False), format=fmt,
+        body_limit_bytes=_get(p, log_section, "body_limit_bytes", "logging", "int", 4096))
+
+    breaker_section = _get(p, data, "circuit_breaker", "", "object", {}) or {}
+    p.unknown("circuit_breaker", breaker_section, BREAKER_KEYS)
+    threshold = _get(p, breaker_section, "failure_threshold", "circuit_breaker", "int", 3)
+    if threshold < 1:
+        p.error("circuit_breaker.failure_threshold", "expected an integer >= 1")
+        threshold = 3
+    breaker = BreakerConfig(threshold, _get(p, breaker_section, "cooldown_ms", "circuit_breaker", "duration", 30.0))
+
+    port = data.get("port", 3456)
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+        p.error("port", f"expected an integer from 0 to 65535, got {port!r}")
+        port = 3456
+    client_keys = data.get("client_api_keys") or []
+    if not isinstance(client_keys, list) or not all(isinstance(k, str) for k in client_keys):
+        p.error("client_api_keys", "expected an array of strings")
+        client_keys = []
+    limit = _get(p, data, "max_concurrent_per_client", "", "int")
+    if limit == 0:
+        p.error("max_concurrent_per_client", "expected an integer >= 1 (or leave it out for no limit)")
+        limit = None
+    max_body = _get(p, data, "max_body_bytes", "", "int", 32 * 1024 * 1024)
+    if max_body < 1024:
+        p.error("max_body_bytes", f"expected at least 1024, got {max_body}")
+        max_body = 32 * 1024 * 1024
+
+    for path, model in _all_model_entries(models, fallbacks, overrides):
+        provider = providers.get(model.provider)
+        if provider is None or not model.model_id:
+            continue
+        from .providers import resolve_protocol, url_field
+
+        protocol = resolve_protocol(model, provider)
+        field = url_field(protocol)
+        if not getattr(provider, field):
+            p.error(path, f'model "{model.model_id}" speaks {protocol}, but provider "{provider.name}" '
+                    f"has no {field}")
+
+    scalars = {
+        "host": _get(p, data, "host", "", "str", "127.0.0.1") or "127.0.0.1",
+        "hot_reload": _get(p, data, "hot_reload", "", "bool", False),
+        "enable_streaming_scenario_routing": _get(p, data, "enable_streaming_scenario_routing", "", "bool", False),
+        "respect_requested_model": _get(p, data, "respect_requested_model", "", "bool", False),
+        "heartbeat_interval_s": _get(p, data, "heartbeat_interval_ms", "", "duration", 5.0),
+        "request_timeout_s": _get(p, data, "request_timeout_ms", "", "duration", None),
+        "shutdown_grace_s": _get(p, data, "shutdown_grace_ms", "", "duration", 10.0),
+    }
+    if p.errors:
+        raise ConfigError(p.errors, source)
+    return Config(
+        models=models,
+        providers=providers,
+        fallbacks=fallbacks,
+        model_overrides=overrides,
+        port=port,
+        **scalars,
+        logging=logging_config,
+        max_body_bytes=max_body,
+        client_api_keys=tuple(k for k in client_keys if k),
+        max_concurrent_per_client=limit,
+        breaker=breaker,
+        source=source,
+        warnings=tuple(p.warnings),
+    )
+
+
+def _all_model_entries(models: Mapping[str, ModelConfig], fallbacks: Mapping[str, tuple[ModelConfig, ...]],
+                       overrides: Mapping[str, ModelConfig]) -> list[tuple[str, ModelConfig]]:
+    out = [(f"models.{k}", m) for k, m in models.items()]
+    out += [(f"fallbacks.{k}.{i}", m) for k, chain in fallbacks.items() for i, m in enumerate(chain)]
+    out += [(f"model_overrides.{k}", m) for k, m in overrides.items()]
+    return out
+
+
+def _read_json(path: str) -> Any:
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as exc:
+        raise ConfigError([f"cannot read the file: {exc.strerror or exc}"], path) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError([f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"], path) from None
+
+
+def default_config(env: Mapping[str, str] | None = None) -> Config:
+    """The embedded default: OpenCode Go models, key from ``$OCC_API_KEY``."""
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "default_config.json")
+    return parse_config(_read_json(here), env=os.environ if env is None else env, source=EMBEDDED_SOURCE)
+
+
+def load_config(path: str | None = None, *, env: Mapping[str, str] | None = None) -> Config:
+    """``path``, else ``$OCC_CONFIG``, else ``~/.config/occ/config.json`` if it exists, else the
+    embedded default."""
+    env = os.environ if env is None else env
+    if path is None and env.get("OCC_CONFIG"):
+        path = env["OCC_CONFIG"]
+    if path is None:
+        candidate = os.path.expanduser(DEFAULT_PATH)
+        if os.path.isfile(candidate):
+            path = candidate
+    if path is None:
+        return default_config(env)
+    path = os.path.expanduser(path)
+    return parse_config(_read_json(path), env=env, source=path)
+
+
+def init_template() -> str:
+    """The commented example config ``occ init`` writes (``$comment`` keys are ignored by the parser)."""
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "init_template.json")
+    with open(here, encoding="utf-8") as f:
+        return f.read()
+
+
+def format_models_table(config: Config) -> str:
+    from .providers import resolve_protocol
+
+    def show(m: ModelConfig) -> str:
+        return f"{m.label} ({resolve_protocol(m, config.providers[m.provider])})"
+
+    rows = [("scenario", "model (protocol)", "fallbacks")]
+    names = [s for s in SCENARIOS if s in config.models] + [n for n in config.models if n not in SCENARIOS]
+    for name in names:
+        chain = config.fallbacks.get(name) or (config.fallbacks.get("default", ()) if name in SCENARIOS else ())
+        rows.append((name, show(config.models[name]), ", ".join(show(m) for m in chain) or "-"))
+    for name, model in config.model_overrides.items():
+        rows.append((f"override {name}", show(model), ", ".join(show(m) for m in config.fallbacks.get(name, ()))
+                     or "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

@@ -1,0 +1,356 @@
+"""The fallback loop: one attempt per model of the route's chain, each inside its own deadlines.
+
+The tree of one streaming request (docs/timeouts.md draws it with what a user sees when each fires)::
+
+    request nursery                (app.py)     client lifetime: a disconnect cancels all of it
+    ├── disconnect watcher
+    ├── relay                      (relay.py)   the only writer to the client
+    └── fallback loop              (here)       optional request deadline (request_timeout_ms)
+        └── attempt scope                       streaming_timeout_ms / timeout_ms, from the snapshot
+            └── attempt nursery                 current when the attempt starts
+                ├── heartbeat                   pings while the client hears nothing
+                └── stall guard scope           stream_timeout_ms, moved forward on every byte
+                    └── upstream bytes → SSEDecoder → translator → AnthropicStreamBuilder → relay
+
+The loop, not the attempt, decides what a failure means: ``cancelled_caught`` says which of our
+deadlines fired, :func:`~occ.resilience.classify.classify` gives the verdict, the breakers take
+it. ``trio.Cancelled`` (the client left, or the request deadline) is never caught as a failure:
+it passes every ``except OccError``, no breaker counts it and no further attempt starts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+import attrs
+import trio
+
+from .config import Config, ModelConfig, ProviderConfig, Timeouts
+from .errors import (
+    AllAttemptsFailed,
+    AttemptRecord,
+    MissingApiKey,
+    OccError,
+    TranslationError,
+    UpstreamProtocolError,
+    UpstreamStalled,
+    UpstreamStatus,
+    UpstreamTimeout,
+)
+from .jsonfast import JSONDecodeError, loads
+from .logs import get_logger
+from .providers import auth_headers, endpoint_url, resolve_protocol
+from .relay import PING, Fail, Relay, heartbeat
+from .resilience.classify import classify
+from .routing import Route
+from .sse import SSEDecoder
+from .state import ServerState
+from .translate import anthropic_passthrough
+from .translate.anthropic_events import AnthropicStreamBuilder
+from .upstream import UpstreamClient, status_error
+from .wires import StreamTranslator, wire_for
+
+__all__ = ["Call", "run_nonstreaming", "run_streaming"]
+
+log = get_logger("occ.fallback")
+
+_NON_STREAM_BODY_LIMIT = 64 * 1024 * 1024
+T = TypeVar("T")
+
+
+@attrs.define
+class Call:
+    """One client request as the fallback loop sees it."""
+
+    request_id: str
+    request: dict[str, Any]
+    raw_body: bytes
+    client_headers: Mapping[str, str]
+    requested_model: str
+    stream: bool
+    input_estimate: int
+    route: Route
+    message_id: str
+    config: Config
+    attempts: list[AttemptRecord] = attrs.field(factory=list)
+    notes: list[str] = attrs.field(factory=list)
+    #: what the winning attempt reported: stop_reason and usage, for the request log
+    stop_reason: str | None = None
+    usage: dict[str, int] | None = None
+    protocol: str | None = None
+    model: ModelConfig | None = None
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+        log.info("%s %s", self.request_id, text)
+
+
+def _check_keys(state: ServerState, call: Call) -> None:
+    """Fail fast, with the variable to set, when no model of the chain has a key."""
+    missing: list[str] = []
+    for model in call.route.chain:
+        provider = call.config.providers.get(model.provider)
+        if provider is not None and provider.api_keys:
+            return
+        if provider is not None and provider.api_key_env not in missing:
+            missing.append(provider.api_key_env)
+    names = " or ".join(missing) or "OCC_API_KEY"
+    raise MissingApiKey(f"occ has no API key for the upstream provider: set the environment variable {names} "
+                        "(or api_key in the config file) and restart occ or send it SIGHUP")
+
+
+def _headers(provider: ProviderConfig, protocol: str, key: str, call: Call, stream: bool) -> dict[str, str]:
+    headers = {"content-type": "application/json", "user-agent": "occ"}
+    if stream:
+        headers["accept"] = "text/event-stream"
+        headers["accept-encoding"] = "identity"
+    if protocol == "anthropic":
+        headers.update(anthropic_passthrough.forward_headers(call.client_headers))
+    session = call.client_headers.get("x-claude-code-session-id")
+    if session and provider.preset is not None:
+        headers["x-opencode-session"] = session
+    headers.update(auth_headers(provider, protocol, key))
+    return headers
+
+
+async def _fallback(
+    state: ServerState,
+    call: Call,
+    attempt: Callable[[ModelConfig, ProviderConfig, str, Timeouts], Awaitable[T]],
+    committed: Callable[[], bool],
+) -> T:
+    """Try each model of the chain until one succeeds, the classifier says stop, or the stream
+    has committed (after which a failure belongs to the client, as an ``error`` event)."""
+    _check_keys(state, call)
+    errors: list[OccError] = []
+    skipped: list[str] = []
+    for model in call.route.chain:
+        if not state.breakers.allow(model.key, trio.current_time()):
+            skipped.append(model.label)
+            call.note(f"skipped {model.label}: circuit open")
+            continue
+        config = state.config if model.provider in state.config.providers else call.config
+        provider = config.providers.get(model.provider) or call.config.providers[model.provider]
+        protocol = resolve_protocol(model, provider)
+        timeouts = config.timeouts_for(model)
+        started = trio.current_time()
+        try:
+            result = await attempt(model, provider, protocol, timeouts)
+        except OccError as exc:
+            duration = trio.current_time() - started
+            verdict = classify(exc)
+            status = exc.upstream_status if isinstance(exc, UpstreamStatus) else None
+            call.attempts.append(
+                AttemptRecord(provider.name, model.model_id, protocol, verdict.outcome, duration,
+                              detail=exc.message[:300], status=status)
+            )
+            if verdict.counts_against_health:
+                state.breakers.record_failure(model.key, trio.current_time(), retry_after_s=exc.retry_after_s)
+            else:
+                state.breakers.release(model.key)
+            log.warning("%s attempt %s (%s) failed after %.2fs: %s", call.request_id, model.label, protocol,
+                        duration, exc.message[:300])
+            if verdict.action == "stop" or committed():
+                raise
+            errors.append(exc)
+            continue
+        except BaseException:
+            state.breakers.release(model.key)
+            raise
+        duration = trio.current_time() - started
+        state.breakers.record_success(model.key, trio.current_time())
+        call.attempts.append(AttemptRecord(provider.name, model.model_id, protocol, "ok", duration))
+        call.protocol = protocol
+        call.model = model
+        return result
+    raise AllAttemptsFailed(call.attempts, errors, skipped)
+
+
+def _key(state: ServerState, provider: ProviderConfig) -> str:
+    client = _client(state)
+    key = client.keys.next_key(provider.name, provider.api_keys)
+    if key is None:
+        raise MissingApiKey(f"no API key for provider {provider.name}: set {provider.api_key_env}")
+    return key
+
+
+def _client(state: ServerState) -> UpstreamClient:
+    if state.upstream is None:
+        raise RuntimeError("occ is not serving: the upstream client is closed")
+    return state.upstream
+
+
+def _build(call: Call, model: ModelConfig, protocol: str, stream: bool) -> bytes:
+    wire = wire_for(protocol)
+    try:
+        return wire.build(call.request, call.raw_body, model, stream, call.note)
+    except OccError:
+        raise
+    except Exception as exc:
+        log.exception("%s translating the request for %s failed", call.request_id, model.label)
+        raise TranslationError(f"occ could not translate the request for {model.label}: "
+                               f"{type(exc).__name__}") from exc
+
+
+# -- non-streaming -------------------------------------------------------------------------------
+
+
+async def run_nonstreaming(state: ServerState, call: Call) -> dict[str, Any]:
+    """The Anthropic message for a ``stream: false`` request.
+
+    Raises:
+        OccError: every attempt failed, or the classifier stopped on a request error.
+    """
+
+    async def attempt(model: ModelConfig, provider: ProviderConfig, protocol: str,
+                      timeouts: Timeouts) -> dict[str, Any]:
+        wire = wire_for(protocol)
+        body = _build(call, model, protocol, stream=False)
+        url = endpoint_url(provider, protocol, model.model_id, stream=False)
+        headers = _headers(provider, protocol, _key(state, provider), call, stream=False)
+        raw: bytes | None = None
+        with trio.move_on_after(timeouts.timeout_s) as deadline:
+            async with _client(state).open(url, headers=headers, body=body,
+                                           connect_timeout_s=timeouts.connect_timeout_s) as response:
+                raw = await response.read_all(_NON_STREAM_BODY_LIMIT)
+        if deadline.cancelled_caught or raw is None:
+            raise UpstreamTimeout(f"no complete answer within {timeouts.timeout_s:g}s (timeout_ms)")
+        try:
+            parsed = loads(raw)
+        except JSONDecodeError:
+            raise UpstreamProtocolError(f"upstream answered with non-JSON ({raw[:80]!r})") from None
+        if isinstance(parsed, dict) and "error" in parsed and protocol != "anthropic":
+            raise status_error(502, raw, {})
+        try:
+            message = wire.translate_response(parsed, message_id=call.message_id, model_name=call.requested_model,
+                                              input_estimate=call.input_estimate)
+        except OccError:
+            raise
+        except Exception as exc:
+            log.exception("%s translating the response of %s failed", call.request_id, model.label)
+            raise TranslationError(f"occ could not translate the answer of {model.label}") from exc
+        call.stop_reason = message.get("stop_reason")
+        call.usage = message.get("usage")
+        return message
+
+    return await _with_request_deadline(call, lambda: _fallback(state, call, attempt, lambda: False))
+
+
+async def _with_request_deadline(call: Call, run: Callable[[], Awaitable[T]]) -> T:
+    limit = call.config.request_timeout_s
+    if limit is None:
+        return await run()
+    with trio.move_on_after(limit) as deadline:
+        return await run()
+    assert deadline.cancelled_caught
+    raise UpstreamTimeout(f"the request took longer than {limit:g}s (request_timeout_ms)")
+
+
+# -- streaming -----------------------------------------------------------------------------------
+
+
+async def run_streaming(state: ServerState, call: Call, relay: Relay,
+                        frames: trio.MemorySendChannel[Any]) -> None:
+    """Stream the answer into ``frames`` (drained by the relay), then close the channel.
+
+    Before the first content event every failure falls back invisibly; after it, a failure ends
+    the stream with an ``error`` event (Claude Code then retries), never a fake end of message.
+    """
+    builder = AnthropicStreamBuilder(message_id=call.message_id, model=call.requested_model,
+                                     input_tokens=call.input_estimate)
+
+    async def attempt(model: ModelConfig, provider: ProviderConfig, protocol: str,
+                      timeouts: Timeouts) -> None:
+        wire = wire_for(protocol)
+        body = _build(call, model, protocol, stream=True)
+        url = endpoint_url(provider, protocol, model.model_id, stream=True)
+        headers = _headers(provider, protocol, _key(state, provider), call, stream=True)
+        translator = wire.stream_translator(builder, model)
+        limit = timeouts.streaming_timeout_s
+        deadline = math.inf if limit is None else trio.current_time() + limit
+        failure: OccError | None = None
+        with trio.move_on_at(deadline) as attempt_scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(heartbeat, relay, frames, call.config.heartbeat_interval_s)
+                try:
+                    await _pump(state, url, headers, body, timeouts, translator, builder, frames)
+                except OccError as exc:
+                    failure = exc
+                except Exception as exc:
+                    log.exception("%s translating the stream of %s failed", call.request_id, model.label)
+                    failure = TranslationError(f"occ could not translate the stream of {model.label}: "
+                                               f"{type(exc).__name__}")
+                finally:
+                    nursery.cancel_scope.cancel()
+        if attempt_scope.cancelled_caught:
+            raise UpstreamTimeout(f"stream not finished within {limit:g}s (streaming_timeout_ms)")
+        if failure is not None:
+            raise failure
+        call.stop_reason = builder.stop_reason
+        call.usage = builder.usage.as_dict() if builder.usage else None
+
+    async with frames:
+        try:
+            await _with_request_deadline(
+                call, lambda: _fallback(state, call, attempt, lambda: builder.committed))
+        except OccError as exc:
+            if builder.committed and not builder.finished:
+                builder.error(exc)
+                await _deliver(frames, builder.take())
+            elif not builder.finished:
+                await _deliver(frames, Fail(exc))
+            raise
+
+
+async def _deliver(frames: trio.MemorySendChannel[Any], item: Any) -> None:
+    """Hand frames to the relay, shielded: once the builder has emitted them they must reach the
+    client, or the stream would skip events. Only the relay closing (client gone) stops this."""
+    if isinstance(item, bytes) and not item:
+        return
+    with trio.CancelScope(shield=True):
+        try:
+            await frames.send(item)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+
+async def _pump(state: ServerState, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts,
+                translator: StreamTranslator, builder: AnthropicStreamBuilder,
+                frames: trio.MemorySendChannel[Any]) -> None:
+    """Upstream bytes through the decoder and translator to the relay, under the stall guard."""
+    stall_s = timeouts.stall_timeout_s
+    decoder = SSEDecoder()
+    with trio.CancelScope(deadline=trio.current_time() + stall_s) as stall:
+        async with _client(state).open(url, headers=headers, body=body,
+                                       connect_timeout_s=timeouts.connect_timeout_s) as response:
+            stall.deadline = trio.current_time() + stall_s
+            content_type = response.content_type
+            if "event-stream" not in content_type and "json" in content_type:
+                raw = await response.read_all(1024 * 1024)
+                error = status_error(502, raw, {})
+                raise UpstreamProtocolError(f"upstream sent JSON instead of an event stream: {error.message}")
+            async for chunk in response.chunks():
+                stall.deadline = trio.current_time() + stall_s
+                for event in decoder.feed(chunk):
+                    translator.feed(event)
+                    if translator.done:
+                        break
+                out = builder.take()
+                if out:
+                    await _deliver(frames, out)
+                    stall.deadline = trio.current_time() + stall_s
+                if translator.done:
+                    return
+            for event in decoder.close():
+                if not translator.done:
+                    translator.feed(event)
+            if not translator.done:
+                translator.close()
+            await _deliver(frames, builder.take())
+    if stall.cancelled_caught:
+        raise UpstreamStalled(f"no bytes from upstream for {stall_s:g}s (stream_timeout_ms)")
+
+
+__all__ += ["PING"]

@@ -1,0 +1,90 @@
+"""One wire selector for both the streaming and the non-streaming path.
+
+The seed had a streaming path that lacked the Anthropic-wire branch, so OpenAI-format tools hit
+``/v1/messages`` and drew 400s (its root cause 5). Here each protocol is one :class:`Wire` value
+and both paths ask :func:`wire_for` for it. Sans-IO.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import attrs
+
+from .config import ModelConfig
+from .errors import TranslationError
+from .jsonfast import dumps
+from .sse import SSEEvent
+from .translate.anthropic_events import AnthropicStreamBuilder
+
+__all__ = ["StreamTranslator", "Wire", "wire_for"]
+
+
+class StreamTranslator(Protocol):
+    def feed(self, event: SSEEvent) -> None: ...
+    def close(self) -> None: ...
+    @property
+    def done(self) -> bool: ...
+
+
+Log = Callable[[str], None]
+
+
+@attrs.frozen
+class Wire:
+    protocol: str
+    #: (request, raw client body, model, stream, log) -> upstream body bytes
+    build: Callable[[dict[str, Any], bytes, ModelConfig, bool, Log], bytes]
+    translate_response: Callable[..., dict[str, Any]]
+    stream_translator: Callable[[AnthropicStreamBuilder, ModelConfig], StreamTranslator]
+
+
+def _module(name: str) -> Any:
+    try:
+        return importlib.import_module(f"occ.translate.{name}")
+    except ImportError as exc:
+        raise TranslationError(f"this build of occ cannot speak the {name} protocol ({exc})") from None
+
+
+def _json_builder(name: str) -> Callable[[dict[str, Any], bytes, ModelConfig, bool, Log], bytes]:
+    def build(request: dict[str, Any], raw: bytes, model: ModelConfig, stream: bool, log: Log) -> bytes:
+        return dumps(_module(name).build_request(request, model, stream=stream, log=log))
+
+    return build
+
+
+def _translate(name: str) -> Callable[..., dict[str, Any]]:
+    def translate(body: Any, **kwargs: Any) -> dict[str, Any]:
+        return _module(name).translate_response(body, **kwargs)
+
+    return translate
+
+
+def _streamer(name: str, cls: str) -> Callable[[AnthropicStreamBuilder, ModelConfig], StreamTranslator]:
+    def make(builder: AnthropicStreamBuilder, model: ModelConfig) -> StreamTranslator:
+        return getattr(_module(name), cls)(builder)
+
+    return make
+
+
+def _passthrough_build(request: dict[str, Any], raw: bytes, model: ModelConfig, stream: bool,
+                       log: Log) -> bytes:
+    return _module("anthropic_passthrough").build_body(raw, request, model)
+
+
+_WIRES = {
+    "openai": Wire("openai", _json_builder("openai_chat"), _translate("openai_chat"),
+                   _streamer("openai_chat", "ChatStreamTranslator")),
+    "responses": Wire("responses", _json_builder("responses"), _translate("responses"),
+                      _streamer("responses", "ResponsesStreamTranslator")),
+    "gemini": Wire("gemini", _json_builder("gemini"), _translate("gemini"),
+                   _streamer("gemini", "GeminiStreamTranslator")),
+    "anthropic": Wire("anthropic", _passthrough_build, _translate("anthropic_passthrough"),
+                      _streamer("anthropic_passthrough", "AnthropicPassthroughTranslator")),
+}
+
+
+def wire_for(protocol: str) -> Wire:
+    return _WIRES[protocol]

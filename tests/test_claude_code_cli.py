@@ -1,0 +1,86 @@
+"""The real client: Claude Code CLI -> occ -> a fake chat-completions upstream of ours.
+
+The CLI hides a broken stream behind a silent non-streaming retry, so "the CLI worked" proves little;
+this test also checks that every upstream call occ made was a streaming one (a retry would arrive
+with ``stream: false``) and that the Bash tool really ran.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+import trio
+from conftest import make_config
+from fake_upstream import Reply, Seen, sse
+from test_e2e_chat import chunk, tool_delta, usage_chunk
+
+CHAT = "/v1/chat/completions"
+MARKER = "occ-marker-5721"
+
+
+def _claude_bin() -> str | None:
+    explicit = os.environ.get("OCC_CLAUDE_BIN")
+    if explicit and os.path.exists(explicit):
+        return explicit
+    return shutil.which("claude")
+
+
+CLAUDE = _claude_bin()
+
+
+def _script(seen: Seen) -> Reply:
+    messages = seen.json.get("messages", [])
+    if any(m.get("role") == "tool" for m in messages):
+        return Reply(chunks=sse(chunk({"reasoning_content": "The command ran."}),
+                                chunk({"content": f"The command printed {MARKER}."}),
+                                chunk(finish="stop"), usage_chunk(1200, 12)))
+    return Reply(chunks=sse(chunk({"role": "assistant", "content": ""}),
+                            chunk(tool_delta(0, "call_cli_1", "Bash", "")),
+                            chunk(tool_delta(0, None, None, json.dumps({"command": f"echo {MARKER}",
+                                                                        "description": "Print the marker"}))),
+                            chunk(finish="tool_calls"), usage_chunk(1000, 20)))
+
+
+@pytest.mark.skipif(CLAUDE is None, reason="Claude Code CLI not installed (set OCC_CLAUDE_BIN or put claude on "
+                    "PATH; .ci/run installs it with npm)")
+async def test_claude_code_runs_a_tool_through_occ(fake, start_occ, tmp_path):
+    fake.default(CHAT, _script)
+    url = await start_occ(make_config(fake))
+    home = tmp_path / "home"
+    work = tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "ANTHROPIC_BASE_URL": url,
+        "ANTHROPIC_AUTH_TOKEN": "occ-test",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_TELEMETRY": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+    with trio.fail_after(180):
+        result = await trio.run_process(
+            [CLAUDE, "-p", "Run the shell command that prints the marker, then tell me what it printed.",
+             "--output-format", "stream-json", "--verbose", "--allowedTools", "Bash"],
+            stdin=subprocess.DEVNULL, capture_stdout=True, capture_stderr=True, env=env, cwd=str(work),
+            check=False)
+    lines = [json.loads(line) for line in result.stdout.decode().splitlines() if line.strip().startswith("{")]
+    final = [line for line in lines if line.get("type") == "result"]
+    assert final, f"no result line; stderr: {result.stderr.decode()[-2000:]}"
+    assert final[-1]["is_error"] is False, final[-1]
+    assert MARKER in final[-1]["result"]
+    tool_results = [
+        block for line in lines if line.get("type") == "user"
+        for block in line.get("message", {}).get("content", []) if isinstance(block, dict)
+        and block.get("type") == "tool_result"
+    ]
+    assert any(MARKER in json.dumps(block.get("content")) for block in tool_results), "the Bash tool did not run"
+    upstream = fake.requests(CHAT)
+    assert len(upstream) >= 2
+    assert all(s.json.get("stream") is True for s in upstream), "the CLI fell back to a non-streaming retry"

@@ -1,0 +1,154 @@
+"""The config model: the seed's file loads unchanged, every error is reported with its key path."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from occ.config import load_config, parse_config
+from occ.errors import ConfigError
+from occ.providers import auth_headers, endpoint_url, resolve_protocol
+
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+
+
+def parse(data, env=None):
+    return parse_config(data, env=env or {}, source="test")
+
+
+def test_seed_config_loads_with_its_values():
+    config = load_config(os.path.join(EXAMPLES, "seed-config.json"), env={"OC_GO_CC_API_KEY": "k-123456"})
+    assert config.hot_reload is True and config.enable_streaming_scenario_routing is False
+    assert config.models["long_context"].model_id == "minimax-m3"
+    assert config.models["long_context"].context_threshold == 80000
+    assert config.models["think"].thinking == {"type": "enabled"}
+    assert config.models["fast"].temperature == 0.2
+    assert [m.model_id for m in config.fallbacks["default"]] == ["deepseek-v4-flash", "deepseek-v4-pro"]
+    go = config.providers["opencode-go"]
+    assert go.api_keys == ("k-123456",) and go.timeout_s == 300.0
+    assert go.streaming_timeout_s is None and go.stall_timeout_s == 120.0
+    assert config.providers["opencode-zen"].gemini_base_url == "https://opencode.ai/zen/v1/models"
+    assert config.warnings == ()
+
+
+@pytest.mark.parametrize("name", sorted(os.listdir(EXAMPLES)))
+def test_every_example_loads(name):
+    if name.endswith(".json"):
+        load_config(os.path.join(EXAMPLES, name), env={})
+
+
+def test_embedded_default_loads_without_env():
+    config = load_config(None, env={})
+    assert config.source == "<embedded default>"
+    assert config.providers["opencode-go"].api_keys == ()
+    assert config.providers["opencode-go"].api_key_env == "OCC_API_KEY"
+
+
+def test_every_error_at_once_with_key_paths():
+    with pytest.raises(ConfigError) as info:
+        parse({"port": 99999, "hot_reload": "yes",
+               "models": {"default": {"provider": "opencode-goo", "model_id": "x"},
+                          "think": {"provider": "opencode-go"},
+                          "fast": {"model_id": "y", "wire_format": "grpc", "timeout_ms": -5}},
+               "fallbacks": {"default": "nope"}, "logging": {"level": "loud"}})
+    problems = info.value.problems
+    assert 'models.default.provider: unknown provider "opencode-goo" (known: opencode-go, opencode-zen)' in problems
+    paths = [p.split(":")[0] for p in problems]
+    for path in ("port", "hot_reload", "models.think.model_id", "models.fast.wire_format",
+                 "models.fast.timeout_ms", "fallbacks.default", "logging.level"):
+        assert path in paths, (path, problems)
+
+
+def test_unknown_keys_warn_not_fail():
+    config = parse({"modles": {}, "models": {"default": {"model_id": "m", "colour": "red"}}})
+    assert 'unknown key "modles" (ignored)' in config.warnings
+    assert 'unknown key "models.default.colour" (ignored)' in config.warnings
+
+
+def test_env_expansion_is_safe_and_has_defaults():
+    config = parse({"api_key": "${KEY}", "host": "${HOST:-127.0.0.2}",
+                    "models": {"default": {"model_id": "${MODEL:-kimi-k2.6}"}},
+                    "opencode_go": {"headers": {"x-note": '${NOTE}'}}},
+                   env={"KEY": 'ab"c\\d-long', "NOTE": 'quote " and } brace'})
+    assert config.providers["opencode-go"].api_keys == ('ab"c\\d-long',)
+    assert config.host == "127.0.0.2"
+    assert config.models["default"].model_id == "kimi-k2.6"
+    assert config.providers["opencode-go"].headers["x-note"] == 'quote " and } brace'
+
+
+def test_missing_key_names_the_variable_and_errors_never_show_keys():
+    config = parse({"api_key": "${MY_KEY_VAR}", "models": {"default": {"model_id": "m"}}})
+    assert config.providers["opencode-go"].api_keys == ()
+    assert config.providers["opencode-go"].api_key_env == "MY_KEY_VAR"
+    with pytest.raises(ConfigError) as info:
+        parse({"api_key": "${K}", "models": {"default": {"model_id": "m", "provider": 5}}},
+              env={"K": "super-secret-value"})
+    assert "super-secret-value" not in str(info.value)
+
+
+def test_key_pool_and_occ_api_key_fallback():
+    config = parse({"api_keys": ["a-123456", "b-123456"], "models": {"default": {"model_id": "m"}}})
+    assert config.providers["opencode-zen"].api_keys == ("a-123456", "b-123456")
+    config = parse({"models": {"default": {"model_id": "m"}}}, env={"OCC_API_KEY": "env-key-1"})
+    assert config.providers["opencode-go"].api_keys == ("env-key-1",)
+
+
+def test_timeouts_merge_model_over_provider():
+    config = parse({"opencode_go": {"timeout_ms": 1000, "streaming_timeout_ms": 60000, "stream_timeout_ms": 5000},
+                    "models": {"default": {"model_id": "m", "stream_timeout_ms": 2500}}})
+    t = config.timeouts_for(config.models["default"])
+    assert (t.timeout_s, t.streaming_timeout_s, t.stall_timeout_s, t.connect_timeout_s) == (1.0, 60.0, 2.5, 10.0)
+
+
+def test_temperature_zero_and_respect_requested_default():
+    config = parse({"models": {"default": {"model_id": "m", "temperature": 0}}})
+    assert config.models["default"].temperature == 0.0
+    assert config.respect_requested_model is False
+
+
+@pytest.mark.parametrize(("provider", "model_id", "extra", "protocol"), [
+    ("opencode-go", "minimax-m3", {}, "anthropic"),
+    ("opencode-go", "qwen3.7-max", {}, "anthropic"),
+    ("opencode-go", "deepseek-v4-pro", {}, "openai"),
+    ("opencode-zen", "claude-sonnet-4-5", {}, "anthropic"),
+    ("opencode-zen", "claude-sonnet-4-5", {"anthropic_tools_disabled": True}, "openai"),
+    ("opencode-zen", "gemini-3.1-pro", {}, "gemini"),
+    ("opencode-zen", "gpt-5.5", {}, "responses"),
+    ("opencode-zen", "glm-5.1", {}, "openai"),
+    ("opencode-go", "deepseek-v4-pro", {"wire_format": "anthropic"}, "anthropic"),
+])
+def test_protocol_table(provider, model_id, extra, protocol):
+    config = parse({"models": {"default": {"provider": provider, "model_id": model_id, **extra}}})
+    model = config.models["default"]
+    assert resolve_protocol(model, config.providers[provider]) == protocol
+
+
+def test_custom_provider_urls_and_auth():
+    config = parse({"providers": {"local": {"base_url": "http://127.0.0.1:9/v1/chat/completions",
+                                            "gemini_base_url": "http://127.0.0.1:9/v1beta/models",
+                                            "api_key": "lk-123456", "headers": {"X-Org": "o"}}},
+                    "models": {"default": {"provider": "local", "model_id": "g", "wire_format": "gemini"}}})
+    local = config.providers["local"]
+    assert endpoint_url(local, "gemini", "g", stream=True) == \
+        "http://127.0.0.1:9/v1beta/models/g:streamGenerateContent?alt=sse"
+    assert auth_headers(local, "gemini", "lk-123456") == {"x-goog-api-key": "lk-123456", "x-org": "o"}
+    with pytest.raises(ConfigError) as info:
+        parse({"providers": {"local": {"base_url": "http://127.0.0.1:9/v1/chat/completions"}},
+               "models": {"default": {"provider": "local", "model_id": "g", "wire_format": "responses"}}})
+    assert "has no responses_base_url" in str(info.value)
+
+
+def test_invalid_json_names_line_and_column(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text('{\n  "port": 3456,\n  oops\n}')
+    with pytest.raises(ConfigError) as info:
+        load_config(str(path), env={})
+    assert "line 3" in info.value.problems[0]
+
+
+def test_init_template_is_valid_json_config():
+    from occ.config import init_template
+
+    parse(json.loads(init_template()))

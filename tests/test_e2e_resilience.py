@@ -1,0 +1,299 @@
+"""Fallback, circuit breaking, deadlines, stall guard, heartbeat and cancellation, end to end:
+the real server on hypercorn, the fake upstream on 127.0.0.1 failing in the ways upstreams fail."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from typing import Any
+
+import httpx
+import pytest
+import trio
+from anthropic_checker import check_stream, split_frames
+from conftest import fake_provider, make_config, sdk
+from fake_upstream import Reply, sse
+from occ.config import parse_config
+from test_e2e_chat import USER, chunk, usage_chunk
+
+import occ
+from occ.reload import reload_now
+
+CHAT = "/v1/chat/completions"
+
+
+def chain(*ids: str, **model_extra: Any) -> dict[str, Any]:
+    return {
+        "models": {"default": {"provider": "fake", "model_id": ids[0], **model_extra}},
+        "fallbacks": {"default": [{"provider": "fake", "model_id": i, **model_extra} for i in ids[1:]]},
+    }
+
+
+def by_model(replies: dict[str, Any]):
+    """A responder that answers by the upstream model id the request names."""
+
+    def respond(seen):
+        reply = replies[seen.json["model"]]
+        return reply(seen) if callable(reply) and not isinstance(reply, Reply) else reply
+
+    return respond
+
+
+def ok_stream(text: str = "ok") -> Reply:
+    return Reply(chunks=sse(chunk({"content": text}), chunk(finish="stop"), usage_chunk()))
+
+
+def models_tried(fake) -> list[str]:
+    return [s.json["model"] for s in fake.requests(CHAT)]
+
+
+async def post(url: str, body: dict[str, Any], timeout: float = 30) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=timeout) as client:
+        return await client.post(f"{url}/v1/messages", json=body)
+
+
+def body(stream: bool = True, **extra: Any) -> dict[str, Any]:
+    return {"model": "m", "max_tokens": 50, "stream": stream, "messages": USER, **extra}
+
+
+async def test_fallback_order_and_attempts_in_order(fake, start_occ):
+    fake.default(CHAT, by_model({
+        "model-a": Reply(status=500, body={"error": {"message": "boom"}}),
+        "model-b": Reply(status=429, body={"error": {"message": "slow down"}}),
+        "model-c": ok_stream("from c"),
+    }))
+    url = await start_occ(make_config(fake, **chain("model-a", "model-b", "model-c")))
+    async with sdk(url).messages.stream(model="m", max_tokens=50, messages=USER) as stream:
+        message = await stream.get_final_message()
+    assert message.content[0].text == "from c"
+    assert models_tried(fake) == ["model-a", "model-b", "model-c"]
+
+
+async def test_bad_request_stops_the_chain(fake, start_occ):
+    fake.default(CHAT, Reply(status=400, body={"error": {"message": "messages.0: invalid image"}}))
+    url = await start_occ(make_config(fake, **chain("model-a", "model-b")))
+    response = await post(url, body(stream=False))
+    assert response.status_code == 400
+    assert "invalid image" in response.json()["error"]["message"]
+    assert models_tried(fake) == ["model-a"]
+
+
+async def test_all_overloaded_gives_529_with_each_attempt(fake, start_occ):
+    fake.default(CHAT, Reply(status=529, body={"type": "error", "error": {"type": "overloaded_error",
+                                                                           "message": "Overloaded"}}))
+    url = await start_occ(make_config(fake, **chain("model-a", "model-b")))
+    for stream in (True, False):
+        response = await post(url, body(stream=stream))
+        assert response.status_code == 529, response.text
+        error = response.json()["error"]
+        assert error["type"] == "overloaded_error"
+        assert "model-a" in error["message"] and "model-b" in error["message"]
+        assert response.headers["request-id"]
+
+
+async def test_connect_refused_falls_back(fake, start_occ):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead_port = s.getsockname()[1]
+    config = parse_config({
+        "port": 0, "enable_streaming_scenario_routing": True,
+        "providers": {"dead": {**fake_provider(fake), "base_url": f"http://127.0.0.1:{dead_port}/v1/chat/completions"},
+                      "fake": fake_provider(fake)},
+        "models": {"default": {"provider": "dead", "model_id": "model-a"}},
+        "fallbacks": {"default": [{"provider": "fake", "model_id": "model-b"}]},
+    }, env={}, source="test")
+    fake.default(CHAT, ok_stream("alive"))
+    url = await start_occ(config)
+    async with sdk(url).messages.stream(model="m", max_tokens=50, messages=USER) as stream:
+        message = await stream.get_final_message()
+    assert message.content[0].text == "alive"
+
+
+async def test_breaker_opens_skips_half_opens_and_recovers(fake, start_occ):
+    healthy = {"a": False}
+
+    def model_a(seen):
+        return ok_stream("a") if healthy["a"] else Reply(status=500, body={"error": {"message": "down"}})
+
+    fake.default(CHAT, by_model({"model-a": model_a, "model-b": ok_stream("b")}))
+    config = make_config(fake, **chain("model-a", "model-b"),
+                         circuit_breaker={"failure_threshold": 2, "cooldown_ms": 600})
+    app = occ.create_app(config)
+    url = await start_occ(config, app=app)
+    key = ("fake", "model-a")
+    for _ in range(2):
+        assert (await post(url, body(stream=False))).status_code == 200
+    assert app.state.breakers.state(key, trio.current_time()) == "open"
+    assert models_tried(fake) == ["model-a", "model-b", "model-a", "model-b"]
+
+    assert (await post(url, body(stream=False))).status_code == 200
+    assert models_tried(fake)[-1] == "model-b" and len(models_tried(fake)) == 5  # model-a skipped
+
+    await trio.sleep(0.7)
+    assert (await post(url, body(stream=False))).status_code == 200  # half-open probe fails
+    assert models_tried(fake)[-2:] == ["model-a", "model-b"]
+    assert app.state.breakers.state(key, trio.current_time()) == "open"
+
+    healthy["a"] = True
+    await trio.sleep(0.7)
+    response = await post(url, body(stream=False))
+    assert response.json()["content"][0]["text"] == "a"
+    assert app.state.breakers.state(key, trio.current_time()) == "closed"
+
+
+async def test_client_disconnect_mid_stream_closes_upstream_and_stops_fallback(fake, start_occ, caplog):
+    caplog.set_level(logging.INFO)
+    fake.default(CHAT, Reply(chunks=sse(chunk({"content": "first words"}), done=False), stall_s=30))
+    url = await start_occ(make_config(fake, **chain("model-a", "model-b")))
+    async with httpx.AsyncClient(timeout=10) as client:
+        async with client.stream("POST", f"{url}/v1/messages", json=body()) as response:
+            async for part in response.aiter_bytes():
+                if b"first words" in part:
+                    break
+        closed_at = trio.current_time()
+    with trio.fail_after(3):
+        while fake.requests(CHAT)[0].disconnected_at is None:
+            await trio.sleep(0.02)
+    assert fake.requests(CHAT)[0].disconnected_at - closed_at < 1.0
+    await trio.sleep(0.3)
+    assert models_tried(fake) == ["model-a"]
+    assert "all models failed" not in caplog.text
+    assert "outcome=client_cancelled" in caplog.text
+
+
+async def test_client_deadline_shorter_than_model_timeout(fake, start_occ, caplog):
+    caplog.set_level(logging.INFO)
+    fake.default(CHAT, Reply(delay_s=5, chunks=sse(chunk({"content": "late"}), chunk(finish="stop"))))
+    config = make_config(fake, **chain("model-a", "model-b"))
+    app = occ.create_app(config)
+    url = await start_occ(config, app=app)
+    with pytest.raises(httpx.ReadTimeout):
+        await post(url, body(), timeout=0.5)
+    with trio.fail_after(3):
+        while fake.requests(CHAT)[0].disconnected_at is None:
+            await trio.sleep(0.02)
+    await trio.sleep(0.3)
+    assert models_tried(fake) == ["model-a"]
+    assert "all models failed" not in caplog.text
+    assert app.state.breakers.state(("fake", "model-a"), trio.current_time()) == "closed"
+    assert app.state.breakers.snapshot(trio.current_time()).get("fake/model-a", {}).get(
+        "consecutive_failures", 0) == 0
+
+
+async def test_stall_before_commit_falls_back(fake, start_occ):
+    fake.default(CHAT, by_model({
+        "model-a": Reply(chunks=sse(chunk({"role": "assistant", "content": ""}), done=False), stall_s=30),
+        "model-b": ok_stream("rescued"),
+    }))
+    url = await start_occ(make_config(fake, **chain("model-a", "model-b"), provider={"stream_timeout_ms": 400}))
+    response = await post(url, body())
+    assert response.status_code == 200
+    message = check_stream(response.content)
+    assert message["content"][0]["text"] == "rescued"
+    assert models_tried(fake) == ["model-a", "model-b"]
+
+
+async def test_stall_after_commit_ends_with_error_event(fake, start_occ):
+    fake.default(CHAT, by_model({
+        "model-a": Reply(chunks=sse(chunk({"content": "I started"}), done=False), stall_s=30),
+        "model-b": ok_stream("never"),
+    }))
+    url = await start_occ(make_config(fake, **chain("model-a", "model-b"), provider={"stream_timeout_ms": 400}))
+    response = await post(url, body())
+    assert response.status_code == 200
+    message = check_stream(response.content, allow_error=True)
+    assert message["error"]["type"] == "timeout_error"
+    assert message["content"][0]["text"] == "I started"
+    assert models_tried(fake) == ["model-a"]
+
+
+async def test_drop_mid_event_before_commit_falls_back(fake, start_occ):
+    fake.default(CHAT, by_model({
+        "model-a": Reply(chunks=[b'data: {"id":"c1","choices":[{"index":0,"delta":{"con'], drop=True),
+        "model-b": ok_stream("second"),
+    }))
+    url = await start_occ(make_config(fake, **chain("model-a", "model-b")))
+    response = await post(url, body())
+    assert check_stream(response.content)["content"][0]["text"] == "second"
+
+
+async def test_long_stream_with_silences_gets_pings_between_events(fake, start_occ):
+    """A stream that keeps producing is never cut; pings fill silences, only between events."""
+    parts: list[bytes | float] = []
+    for i in range(12):
+        data = json.dumps(chunk({"content": f"word{i} "}))
+        # each event split at an odd byte boundary with a silence inside it
+        raw = f"data: {data}\n\n".encode()
+        parts += [raw[:7], 0.05, raw[7:], 0.25 if i % 4 == 0 else 0.02]
+    parts += sse(chunk(finish="stop"), usage_chunk())
+    fake.default(CHAT, Reply(chunks=parts))
+    url = await start_occ(make_config(fake, heartbeat_interval_ms=100,
+                                      provider={"stream_timeout_ms": 1000, "streaming_timeout_ms": 20000}))
+    response = await post(url, body())
+    frames = split_frames(response.content)
+    names = [name for name, _ in frames]
+    assert "ping" in names
+    message = check_stream(response.content)
+    assert message["content"][0]["text"] == "".join(f"word{i} " for i in range(12))
+    async with sdk(url).messages.stream(model="m", max_tokens=50, messages=USER) as stream:
+        final = await stream.get_final_message()
+    assert final.stop_reason == "end_turn"
+
+
+async def test_pings_before_commit_then_all_fail_gives_error_event(fake, start_occ):
+    fake.default(CHAT, Reply(delay_s=0.5, status=503, body={"error": {"message": "unavailable"}}))
+    url = await start_occ(make_config(fake, heartbeat_interval_ms=100))
+    response = await post(url, body())
+    assert response.status_code == 200  # headers went out with the first ping
+    frames = split_frames(response.content)
+    assert frames[0][0] == "ping"
+    assert frames[-1][0] == "error"
+    assert "message_start" not in [name for name, _ in frames]
+
+
+async def test_fast_failure_keeps_a_real_http_status(fake, start_occ):
+    fake.default(CHAT, Reply(status=429, headers={"retry-after": "7"}, body={"error": {"message": "quota"}}))
+    url = await start_occ(make_config(fake))
+    response = await post(url, body())
+    assert response.status_code == 429
+    assert response.json()["error"]["type"] == "rate_limit_error"
+    assert response.headers["retry-after"] == "7"
+
+
+async def test_reload_shortens_timeout_for_next_attempt_only(fake, start_occ, tmp_path):
+    def slow(seen):
+        return Reply(chunks=[*[x for i in range(8) for x in (sse(chunk({"content": f"{i} "}), done=False)[0], 0.1)],
+                             *sse(chunk(finish="stop"), usage_chunk())])
+
+    fake.default(CHAT, slow)
+
+    def write(streaming_ms: int) -> None:
+        path.write_text(json.dumps({
+            "port": 0, "enable_streaming_scenario_routing": True,
+            "providers": {"fake": {**fake_provider(fake), "streaming_timeout_ms": streaming_ms}},
+            "models": {"default": {"provider": "fake", "model_id": "model-a"}},
+        }))
+
+    path = tmp_path / "config.json"
+    write(30000)
+    app = occ.create_app(config_path=str(path))
+    url = await start_occ(app.state.config, app=app)
+    results: dict[str, httpx.Response] = {}
+
+    async def first() -> None:
+        results["first"] = await post(url, body())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(first)
+        with trio.fail_after(5):
+            while not fake.requests(CHAT):
+                await trio.sleep(0.01)
+        write(300)
+        assert reload_now(app.state)
+    first_message = check_stream(results["first"].content)
+    assert first_message["stop_reason"] == "end_turn"
+
+    second = await post(url, body())
+    message = check_stream(second.content, allow_error=True) if second.status_code == 200 else second.json()
+    assert "timeout" in json.dumps(message)
