@@ -20,6 +20,7 @@ from quart_trio import QuartTrio
 
 from . import __version__
 from .access_log import RequestLog, log_request
+from .client_limits import client_identity
 from .config import Config, load_config
 from .errors import InvalidRequest, NotFound, OccError, RequestTooLarge, to_anthropic
 from .fallback import Call, run_nonstreaming, run_streaming
@@ -77,8 +78,13 @@ class OccApp:
         config = state.config  # this request's snapshot
         started = time.monotonic()
         record = RequestLog(request_id=request_id, started=started)
+        client: str | None = None
         state.in_flight += 1
         try:
+            headers = _headers(scope)
+            who = client_identity(headers, (scope.get("client") or (None,))[0], config)
+            state.limiter.acquire(who, config.max_concurrent_per_client)
+            client = who
             body = await _read_body(receive, config.max_body_bytes)
             request = parse_messages_request(body)
             record.client_model = request["model"]
@@ -89,7 +95,7 @@ class OccApp:
                 request_id=request_id,
                 request=request,
                 raw_body=body,
-                client_headers=_headers(scope),
+                client_headers=headers,
                 requested_model=request["model"],
                 stream=bool(request.get("stream")),
                 input_estimate=count_tokens(request),
@@ -110,7 +116,10 @@ class OccApp:
             await _send_error(send, request_id, exc)
         finally:
             state.in_flight -= 1
+            if client is not None:
+                state.limiter.release(client)
             log_request(record, config)
+            state.observer.observe(record)
 
     async def _respond(self, call: Call, receive: Receive, send: Send, record: RequestLog) -> None:
         """Non-streaming: the whole fallback loop, then one JSON body (or nothing, if the client left)."""
@@ -153,11 +162,15 @@ class OccApp:
 
 
 async def _watch_disconnect(receive: Receive, scope: trio.CancelScope, record: RequestLog) -> None:
-    """Cancel the whole request the moment the client goes away: upstream connection included."""
+    """Cancel the whole request the moment the client goes away: upstream connection included.
+
+    hypercorn also reports ``http.disconnect`` once a response is complete; that is not the client
+    leaving, so a finished relay does not count as a cancellation.
+    """
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            record.client_cancelled = True
+            record.client_cancelled = record.relay is None or not record.relay.finished
             scope.cancel(reason="client disconnected")
             return
 
@@ -240,6 +253,11 @@ def _build_quart(state: ServerState) -> QuartTrio:
             with trio.CancelScope(shield=True):
                 await client.__aexit__(None, None, None)
 
+    @app.before_request
+    async def authenticate() -> None:
+        if request.path not in ("/health", "/metrics"):
+            client_identity({k.lower(): v for k, v in request.headers.items()}, None, state.config)
+
     @app.after_request
     async def add_request_id(response: Response) -> Response:
         response.headers.setdefault("request-id", request.headers.get("x-request-id") or _new_request_id())
@@ -259,6 +277,14 @@ def _build_quart(state: ServerState) -> QuartTrio:
             "config": config.source,
             "providers": providers,
         })
+
+    @app.get("/status")
+    async def status() -> Response:
+        return _json(state.observer.status(state))
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(state.observer.metrics_text(state), content_type="text/plain; version=0.0.4")
 
     @app.get("/v1/models")
     async def models() -> Response:

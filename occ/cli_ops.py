@@ -1,16 +1,148 @@
-"""Operational commands of the CLI (``occ status``, ``occ code``)."""
+"""Operational commands: ``occ status`` (a running instance as a table) and ``occ code`` (Claude
+Code pointed at occ, starting occ in the background when none answers)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from typing import Any
 
-__all__ = ["add_ops_commands", "run_ops_command"]
+__all__ = ["add_ops_commands", "format_status", "run_ops_command"]
+
+#: Variables that stop Claude Code calling home for non-essential traffic.
+QUIET_ENV = {
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+    "DISABLE_TELEMETRY": "1",
+    "DISABLE_AUTOUPDATER": "1",
+    "DISABLE_ERROR_REPORTING": "1",
+}
 
 
 def add_ops_commands(sub: Any) -> None:
-    return None
+    status = sub.add_parser("status", help="show a running occ's models, breakers and latencies",
+                            description="Fetch /status from a running occ and print it as a table.")
+    status.add_argument("--url", default=None, help="occ's address (default: http://HOST:PORT from the config)")
+    status.add_argument("--config", metavar="PATH", help="config file (for the default URL)")
+    status.add_argument("--json", action="store_true", help="print the raw JSON")
+
+    code = sub.add_parser("code", help="start Claude Code pointed at occ",
+                          description="Start Claude Code with ANTHROPIC_BASE_URL pointing at occ, starting occ "
+                          "in the background first if none answers (and stopping it when Claude Code exits). "
+                          "Arguments after `code` go to claude.")
+    code.add_argument("--config", metavar="PATH", help="config file")
+    code.set_defaults(claude_args=[])
 
 
 def run_ops_command(args: argparse.Namespace) -> int:
+    if args.command == "status":
+        return _status(args)
+    if args.command == "code":
+        return _code(args)
     raise SystemExit(f"occ: unknown command {args.command}")
+
+
+def _default_url(config_path: str | None) -> str:
+    from .config import load_config
+
+    config = load_config(config_path)
+    return f"http://{config.host}:{config.port}"
+
+
+def _fetch(url: str, timeout: float = 3.0) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def format_status(data: dict[str, Any], *, color: bool = False) -> str:
+    def paint(state: str) -> str:
+        if not color or state == "closed":
+            return state
+        code = "31" if state == "open" else "33"
+        return f"\x1b[{code}m{state}\x1b[0m"
+
+    def sec(value: Any) -> str:
+        return "-" if value is None else f"{value:.2f}s"
+
+    lines = [f"occ {data.get('version')}  config {data.get('config')}  uptime {data.get('uptime_s')}s  "
+             f"in flight {data.get('in_flight')}"]
+    rows = [("model", "breaker", "requests", "errors", "p50", "p95", "ttft p50")]
+    states = []
+    for label, info in (data.get("models") or {}).items():
+        errors = sum(n for outcome, n in (info.get("outcomes") or {}).items() if outcome != "ok")
+        state = info.get("breaker", "closed")
+        if info.get("reopens_in_s"):
+            state = f"{state} ({info['reopens_in_s']:.0f}s)"
+        states.append(info.get("breaker", "closed"))
+        rows.append((label, state, str(info.get("requests", 0)), str(errors), sec(info.get("latency_p50_s")),
+                     sec(info.get("latency_p95_s")), sec(info.get("ttft_p50_s"))))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for n, row in enumerate(rows):
+        cells = [c.ljust(widths[i]) for i, c in enumerate(row)]
+        if n > 0:
+            cells[1] = paint(states[n - 1]) + cells[1][len(states[n - 1]):]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def _status(args: argparse.Namespace) -> int:
+    url = (args.url or _default_url(args.config)).rstrip("/")
+    try:
+        data = _fetch(f"{url}/status")
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"occ: no occ answers at {url} ({getattr(exc, 'reason', exc)})", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        print(format_status(data, color=sys.stdout.isatty()))
+    return 0
+
+
+def _answers(url: str) -> bool:
+    try:
+        _fetch(f"{url}/health", timeout=1.0)
+        return True
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def _code(args: argparse.Namespace) -> int:
+    claude = shutil.which("claude")
+    if claude is None:
+        print("occ: Claude Code is not installed (no `claude` on PATH). Install it with: "
+              "npm install -g @anthropic-ai/claude-code", file=sys.stderr)
+        return 1
+    url = _default_url(args.config)
+    server: subprocess.Popen[bytes] | None = None
+    if not _answers(url):
+        command = [sys.executable, "-m", "occ.cli", "serve"]
+        if args.config:
+            command += ["--config", args.config]
+        server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 15
+        while not _answers(url):
+            if server.poll() is not None or time.monotonic() > deadline:
+                print(f"occ: could not start occ at {url} (run `occ serve` to see why)", file=sys.stderr)
+                if server.poll() is None:
+                    server.terminate()
+                return 1
+            time.sleep(0.1)
+    env = {**os.environ, **QUIET_ENV, "ANTHROPIC_BASE_URL": url,
+           "ANTHROPIC_AUTH_TOKEN": os.environ.get("ANTHROPIC_AUTH_TOKEN", "occ")}
+    claude_args = args.claude_args[1:] if args.claude_args[:1] == ["--"] else args.claude_args
+    try:
+        return subprocess.call([claude, *claude_args], env=env)
+    finally:
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                server.kill()

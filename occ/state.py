@@ -17,8 +17,10 @@ from collections.abc import Callable
 
 import attrs
 
+from .client_limits import ClientLimiter
 from .config import Config
 from .logs import remember_secrets
+from .observe import Observer
 from .resilience.breaker import BreakerRegistry
 from .upstream import UpstreamClient
 
@@ -39,6 +41,8 @@ class ServerState:
     config_loaded_at: float = attrs.field(factory=time.time)
     started_at: float = attrs.field(factory=time.time)
     in_flight: int = 0
+    limiter: ClientLimiter = attrs.field(factory=ClientLimiter)
+    observer: Observer = attrs.field(factory=Observer)
     reload_listeners: list[Callable[[Config], None]] = attrs.field(factory=list)
 
     def __attrs_post_init__(self) -> None:
