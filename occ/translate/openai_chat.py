@@ -304,7 +304,6 @@ class ChatStreamTranslator:
         self._by_index: dict[int, _Call] = {}
         self._finish: str | None = None
         self._usage: Usage | None = None
-        self._reasoning_source: str | None = None
 
     @property
     def done(self) -> bool:
@@ -371,14 +370,11 @@ class ChatStreamTranslator:
         return True
 
     def _delta(self, delta: dict[str, Any]) -> None:
-        reasoning = None
-        for key in ("reasoning_content", "reasoning"):
-            value = delta.get(key)
-            if isinstance(value, str) and value:
-                if self._reasoning_source in (None, key):
-                    self._reasoning_source = key
-                    reasoning = value
-                break
+        reasoning = delta.get("reasoning_content")
+        if not (isinstance(reasoning, str) and reasoning):
+            reasoning = delta.get("reasoning")  # OpenRouter/OpenCode name; never both from one delta
+        if not isinstance(reasoning, str):
+            reasoning = None
         if reasoning:
             self._flush_calls()
             self._builder.thinking(reasoning)
