@@ -13,9 +13,9 @@ import anthropic
 import pytest
 import trio
 from fake_upstream import FakeUpstream, start_fake
-from occ.config import Config, parse_config
 
 import occ
+from occ.config import Config, parse_config
 
 # Keys in tests are recognisable so the log tests can grep for them.
 TEST_KEY = "sk-test-SECRET-KEY-0123456789"

@@ -14,10 +14,10 @@ import trio
 from anthropic_checker import check_stream, split_frames
 from conftest import fake_provider, make_config, sdk
 from fake_upstream import Reply, sse
-from occ.config import parse_config
 from test_e2e_chat import USER, chunk, completion, usage_chunk
 
 import occ
+from occ.config import parse_config
 from occ.reload import reload_now
 
 CHAT = "/v1/chat/completions"

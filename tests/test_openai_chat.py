@@ -189,7 +189,7 @@ def test_tools_skip_blank_names_and_server_tools():
     tools = openai_tools([{"name": " ", "input_schema": {}}, {"type": "web_search_20250305", "name": "web_search"},
                           {"name": "Read", "input_schema": None, "defer_loading": True, "cache_control": {}},
                           {"name": "x" * 80, "input_schema": {"type": "object"}}])
-    assert [t["function"]["name"] for t in tools][0] == "Read"
+    assert tools[0]["function"]["name"] == "Read"
     assert len(tools) == 2 and len(tools[1]["function"]["name"]) <= 64
 
 
