@@ -46,7 +46,7 @@ _FAILED_FINISH = {"insufficient_system_resource", "error", "network_error"}
 # -- request ---------------------------------------------------------------------------------------
 
 
-def _text_of(content: Any) -> str:
+def text_of(content: Any) -> str:
     parts = []
     for block in blocks_of(content):
         kind = block.get("type")
@@ -57,7 +57,7 @@ def _text_of(content: Any) -> str:
         elif kind in ("image", "document"):
             parts.append("[image]" if kind == "image" else "[document]")
         elif kind == "search_result":
-            parts.append(str(block.get("title", "")) + "\n" + _text_of(block.get("content")))
+            parts.append(str(block.get("title", "")) + "\n" + text_of(block.get("content")))
     return "\n".join(p for p in parts if p)
 
 
@@ -126,7 +126,7 @@ def _messages(request: dict[str, Any], model: ModelConfig) -> list[dict[str, Any
         results = [b for b in blocks if b.get("type") == "tool_result"]
         for result in results:
             call_id = to_upstream_id(str(result.get("tool_use_id", "")))
-            content = _text_of(result.get("content")) or "(empty result)"
+            content = text_of(result.get("content")) or "(empty result)"
             if result.get("is_error"):
                 content = "Error: " + content
             if call_id in pending:

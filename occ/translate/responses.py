@@ -1,0 +1,256 @@
+"""Anthropic Messages <-> the OpenAI Responses API (gpt-* models on OpenCode Zen), sans-IO.
+
+Function calls are items with a ``call_id`` (that is the Anthropic ``tool_use.id``) and their
+arguments arrive as deltas keyed by the item's ``id``; they are buffered and written whole through
+the stream builder once ``...arguments.done`` or the item's ``output_item.done`` arrives. Reasoning
+items are never replayed by bare ``rs_`` id (under ``store: false`` that is a 404, protocols.md §7
+item 43): occ keeps no server-side state, so earlier thinking is simply not sent back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..errors import UpstreamProtocolError, UpstreamStatus
+from ..jsonfast import JSONDecodeError, dumps_str, loads
+from ..sse import SSEEvent
+from .anthropic_events import SIGNATURE_PREFIX, AnthropicStreamBuilder, Usage, make_message
+from .anthropic_request import effort_of, system_text, turns
+from .openai_chat import text_of
+from .tool_schema import openai_tools
+
+if TYPE_CHECKING:
+    from ..config import ModelConfig
+
+__all__ = ["ResponsesStreamTranslator", "build_request", "translate_response"]
+
+_EFFORTS = {"minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
+
+
+def _user_parts(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = []
+    for block in blocks:
+        kind = block.get("type")
+        if kind == "text" and block.get("text"):
+            parts.append({"type": "input_text", "text": block["text"]})
+        elif kind == "image":
+            source = block.get("source") or {}
+            if source.get("type") == "base64":
+                url = f"data:{source.get('media_type', 'image/png')};base64,{source.get('data', '')}"
+            else:
+                url = source.get("url", "")
+            if url:
+                parts.append({"type": "input_image", "image_url": url})
+    return parts
+
+
+def _input(request: dict[str, Any]) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for turn in turns(request):
+        blocks = list(turn.blocks)
+        if turn.role == "assistant":
+            text = "".join(str(b.get("text", "")) for b in blocks if b.get("type") == "text")
+            if text:
+                items.append({"type": "message", "role": "assistant",
+                              "content": [{"type": "output_text", "text": text}]})
+            for block in blocks:
+                if block.get("type") == "tool_use":
+                    args = block.get("input") if isinstance(block.get("input"), dict) else {}
+                    items.append({"type": "function_call", "call_id": str(block.get("id", "")),
+                                  "name": str(block.get("name", "")), "arguments": dumps_str(args)})
+            continue
+        for block in blocks:
+            if block.get("type") == "tool_result":
+                output = text_of(block.get("content")) or "(empty result)"
+                if block.get("is_error"):
+                    output = "Error: " + output
+                items.append({"type": "function_call_output", "call_id": str(block.get("tool_use_id", "")),
+                              "output": output})
+        parts = _user_parts([b for b in blocks if b.get("type") != "tool_result"])
+        if parts:
+            items.append({"type": "message", "role": "user", "content": parts})
+    return items
+
+
+def build_request(request: dict[str, Any], model: ModelConfig, *, stream: bool,
+                  log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": model.model_id, "input": _input(request), "store": False, "stream": stream}
+    instructions = system_text(request)
+    if instructions:
+        body["instructions"] = instructions
+    tools = [{"type": "function", **t["function"]} for t in openai_tools(request.get("tools"))]
+    if tools:
+        body["tools"] = tools
+        choice = request.get("tool_choice")
+        if isinstance(choice, dict):
+            kind = choice.get("type")
+            mapped = {"auto": "auto", "any": "required", "none": "none"}.get(kind)
+            if kind == "tool" and choice.get("name"):
+                body["tool_choice"] = {"type": "function", "name": choice["name"]}
+            elif mapped:
+                body["tool_choice"] = mapped
+            if choice.get("disable_parallel_tool_use"):
+                body["parallel_tool_calls"] = False
+    max_tokens = request.get("max_tokens")
+    if isinstance(max_tokens, int):
+        if model.max_tokens and max_tokens > model.max_tokens:
+            if log is not None:
+                log(f"max_tokens {max_tokens} clamped to {model.max_tokens} for {model.model_id}")
+            max_tokens = model.max_tokens
+        body["max_output_tokens"] = max(16, max_tokens)
+    effort = model.reasoning_effort or effort_of(request)
+    if effort:
+        body["reasoning"] = {"effort": _EFFORTS.get(effort, "medium"), "summary": "auto"}
+    else:
+        temperature = model.temperature if model.temperature is not None else request.get("temperature")
+        if temperature is not None:
+            body["temperature"] = temperature
+    return body
+
+
+def _usage(raw: Any) -> Usage | None:
+    if not isinstance(raw, dict):
+        return None
+    details = raw.get("input_tokens_details") if isinstance(raw.get("input_tokens_details"), dict) else {}
+    cached = int(details.get("cached_tokens") or 0)
+    return Usage(input_tokens=max(0, int(raw.get("input_tokens") or 0) - cached),
+                 output_tokens=int(raw.get("output_tokens") or 0), cache_read_input_tokens=cached)
+
+
+def _failure(error: Any, fallback: str = "the upstream response failed") -> UpstreamStatus:
+    error = error if isinstance(error, dict) else {}
+    code = str(error.get("code") or error.get("type") or "")
+    message = str(error.get("message") or fallback)
+    status = 429 if "rate_limit" in code else 500 if "server_error" in code or not code else 400
+    return UpstreamStatus(status, f"upstream error ({code or 'unknown'}): {message}")
+
+
+def _incomplete_reason(response: dict[str, Any]) -> str:
+    details = response.get("incomplete_details") if isinstance(response.get("incomplete_details"), dict) else {}
+    return "refusal" if details.get("reason") == "content_filter" else "max_tokens"
+
+
+def _args(raw: Any, name: str) -> dict[str, Any]:
+    if isinstance(raw, dict):
+        return raw
+    if not isinstance(raw, str) or not raw.strip():
+        return {}
+    try:
+        value = loads(raw)
+    except JSONDecodeError:
+        raise UpstreamProtocolError(f"function call {name!r}: arguments are not valid JSON") from None
+    if not isinstance(value, dict):
+        raise UpstreamProtocolError(f"function call {name!r}: arguments are not an object")
+    return value
+
+
+def translate_response(body: Any, *, message_id: str, model_name: str, input_estimate: int) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise UpstreamProtocolError("upstream answer is not a JSON object")
+    if body.get("status") == "failed" or isinstance(body.get("error"), dict):
+        raise _failure(body.get("error"))
+    content: list[dict[str, Any]] = []
+    for item in body.get("output") or []:
+        if not isinstance(item, dict):
+            continue
+        kind = item.get("type")
+        if kind == "reasoning":
+            text = "\n\n".join(str(s.get("text", "")) for s in item.get("summary") or [] if isinstance(s, dict))
+            if text.strip():
+                content.append({"type": "thinking", "thinking": text, "signature": SIGNATURE_PREFIX})
+        elif kind == "message":
+            text = "".join(str(p.get("text", "")) for p in item.get("content") or []
+                           if isinstance(p, dict) and p.get("type") in ("output_text", "refusal"))
+            if text:
+                content.append({"type": "text", "text": text})
+        elif kind == "function_call":
+            name = str(item.get("name") or "")
+            content.append({"type": "tool_use", "id": str(item.get("call_id") or item.get("id")), "name": name,
+                            "input": _args(item.get("arguments"), name)})
+    stop = _incomplete_reason(body) if body.get("status") == "incomplete" else "end_turn"
+    return make_message(message_id=message_id, model=model_name, content=content, stop_reason=stop,
+                        usage=_usage(body.get("usage")) or Usage(input_tokens=input_estimate))
+
+
+class ResponsesStreamTranslator:
+    """Responses API stream events in, builder calls out."""
+
+    def __init__(self, builder: AnthropicStreamBuilder) -> None:
+        self._builder = builder
+        self._calls: dict[str, dict[str, Any]] = {}
+        self._summary_parts = 0
+
+    @property
+    def done(self) -> bool:
+        return self._builder.finished
+
+    def feed(self, event: SSEEvent) -> None:
+        if self.done or not event.data.strip():
+            return
+        try:
+            data = loads(event.data)
+        except JSONDecodeError:
+            raise UpstreamProtocolError(f"upstream sent an event that is not JSON: {event.data[:80]!r}") from None
+        if not isinstance(data, dict):
+            raise UpstreamProtocolError("upstream sent an event that is not a JSON object")
+        kind = data.get("type") or event.event
+        item = data.get("item") if isinstance(data.get("item"), dict) else {}
+        if kind == "response.output_text.delta" or kind == "response.refusal.delta":
+            self._builder.text(str(data.get("delta") or ""))
+        elif kind in ("response.reasoning_summary_text.delta", "response.reasoning_text.delta"):
+            self._builder.thinking(str(data.get("delta") or ""))
+        elif kind == "response.reasoning_summary_part.added":
+            if self._summary_parts:
+                self._builder.thinking("\n\n")
+            self._summary_parts += 1
+        elif kind == "response.output_item.added" and item.get("type") == "function_call":
+            self._calls[str(item.get("id"))] = {"call_id": item.get("call_id") or item.get("id"),
+                                                "name": item.get("name"), "args": [], "done": False}
+        elif kind == "response.function_call_arguments.delta":
+            call = self._calls.get(str(data.get("item_id")))
+            if call is not None:
+                call["args"].append(str(data.get("delta") or ""))
+        elif kind == "response.function_call_arguments.done":
+            self._emit_call(str(data.get("item_id")), data.get("arguments"))
+        elif kind == "response.output_item.done":
+            if item.get("type") == "function_call":
+                if str(item.get("id")) not in self._calls:
+                    self._calls[str(item.get("id"))] = {"call_id": item.get("call_id"), "name": item.get("name"),
+                                                        "args": [], "done": False}
+                self._emit_call(str(item.get("id")), item.get("arguments"))
+            elif item.get("type") in ("reasoning", "message"):
+                self._builder.end_block()
+                self._summary_parts = 0
+        elif kind == "response.completed":
+            self._finish("end_turn", data.get("response"))
+        elif kind == "response.incomplete":
+            response = data.get("response") if isinstance(data.get("response"), dict) else {}
+            self._finish(_incomplete_reason(response), response)
+        elif kind == "response.failed":
+            response = data.get("response") if isinstance(data.get("response"), dict) else {}
+            raise _failure(response.get("error"))
+        elif kind == "error":
+            raise _failure(data.get("error") if isinstance(data.get("error"), dict) else data)
+
+    def close(self) -> None:
+        if not self.done:
+            raise UpstreamProtocolError("upstream stream ended without response.completed")
+
+    def _emit_call(self, item_id: str, arguments: Any) -> None:
+        call = self._calls.get(item_id)
+        if call is None or call["done"]:
+            return
+        call["done"] = True
+        raw = arguments if isinstance(arguments, str) and arguments else "".join(call["args"])
+        name = str(call.get("name") or "")
+        if not name:
+            raise UpstreamProtocolError("upstream sent a function call without a name")
+        self._builder.tool_use(str(call["call_id"]), name, raw)
+
+    def _finish(self, stop: str, response: Any) -> None:
+        for item_id in list(self._calls):
+            self._emit_call(item_id, None)
+        usage = _usage(response.get("usage")) if isinstance(response, dict) else None
+        self._builder.finish(stop, usage)
+

@@ -1,0 +1,82 @@
+"""End to end on the other wires: a fake Anthropic Messages upstream (raw passthrough, events split at
+odd byte boundaries with long silences) and a fake Responses upstream, with the anthropic SDK as client."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+from anthropic_checker import check_stream, split_frames
+from conftest import TEST_KEY, make_config, sdk
+from fake_upstream import Reply
+from test_anthropic_passthrough import UPSTREAM
+from test_e2e_chat import USER
+from test_responses import STREAM as RESPONSES_STREAM
+
+
+def odd_splits(raw: bytes, silence_s: float) -> list[bytes | float]:
+    parts: list[bytes | float] = []
+    for i in range(0, len(raw), 37):
+        parts.append(raw[i:i + 37])
+        if i % (37 * 8) == 0:
+            parts.append(silence_s)
+    return parts
+
+
+async def test_anthropic_passthrough_stream_with_silences(fake, start_occ):
+    fake.default("/v1/messages", Reply(chunks=odd_splits(UPSTREAM, 0.25)))
+    config = make_config(fake, heartbeat_interval_ms=100,
+                         models={"default": {"provider": "fake", "model_id": "minimax-m3", "wire_format": "anthropic"}})
+    url = await start_occ(config)
+    async with httpx.AsyncClient(timeout=30) as client:
+        response = await client.post(f"{url}/v1/messages?beta=true", json={
+            "model": "claude-opus-4-8", "max_tokens": 100, "stream": True, "messages": USER,
+            "context_management": {"edits": []}},
+            headers={"anthropic-beta": "interleaved-thinking-2025-05-14,claude-code-20250219",
+                     "x-api-key": "client-key"})
+    frames = split_frames(response.content)
+    assert "ping" in [name for name, _ in frames]
+    message = check_stream(response.content)
+    assert message["content"][0]["signature"] == "EqSig+/="
+    assert message["model"] == "claude-opus-4-8"
+    seen = fake.requests("/v1/messages")[0]
+    assert seen.json["model"] == "minimax-m3" and "context_management" not in seen.json
+    assert seen.headers["x-api-key"] == TEST_KEY and seen.headers["anthropic-beta"] == "interleaved-thinking-2025-05-14"
+
+    fake.default("/v1/messages", Reply(chunks=odd_splits(UPSTREAM, 0.05)))
+    async with sdk(url).messages.stream(model="claude-opus-4-8", max_tokens=100, messages=USER) as stream:
+        final = await stream.get_final_message()
+    assert [b.type for b in final.content] == ["thinking", "text", "tool_use"]
+    assert final.stop_reason == "tool_use"
+
+
+async def test_passthrough_overloaded_before_commit_falls_back(fake, start_occ):
+    overloaded = b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n'
+    fake.queue("/v1/messages", Reply(chunks=[UPSTREAM.split(b"event: ping")[0], overloaded]))
+    fake.queue("/v1/messages", Reply(chunks=[UPSTREAM]))
+    model = {"provider": "fake", "model_id": "minimax-m3", "wire_format": "anthropic"}
+    url = await start_occ(make_config(fake, models={"default": model},
+                                      fallbacks={"default": [{**model, "model_id": "qwen3.7-max"}]}))
+    async with sdk(url).messages.stream(model="m", max_tokens=100, messages=USER) as stream:
+        final = await stream.get_final_message()
+    assert final.content[1].text == "Running."
+    assert [s.json["model"] for s in fake.requests("/v1/messages")] == ["minimax-m3", "qwen3.7-max"]
+
+
+async def test_responses_upstream_stream_and_create(fake, start_occ):
+    fake.queue("/v1/responses", Reply(chunks=odd_splits(RESPONSES_STREAM, 0.01)))
+    fake.queue("/v1/responses", Reply(body={"id": "resp", "status": "completed", "output": [
+        {"type": "message", "content": [{"type": "output_text", "text": "plain"}]}],
+        "usage": {"input_tokens": 7, "output_tokens": 2}}))
+    url = await start_occ(make_config(fake, models={"default": {"provider": "fake", "model_id": "gpt-5.5",
+                                                                "wire_format": "responses"}}))
+    client = sdk(url)
+    async with client.messages.stream(model="m", max_tokens=100, messages=USER) as stream:
+        final = await stream.get_final_message()
+    assert [b.type for b in final.content] == ["thinking", "text", "tool_use", "tool_use"]
+    assert final.stop_reason == "tool_use"
+    created = await client.messages.create(model="m", max_tokens=100, messages=USER)
+    assert created.content[0].text == "plain" and created.usage.input_tokens == 7
+    sent = fake.requests("/v1/responses")[0].json
+    assert sent["stream"] is True and sent["input"][0]["role"] == "user"
+    assert json.loads(fake.requests("/v1/responses")[1].body)["stream"] is False

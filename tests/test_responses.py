@@ -1,0 +1,137 @@
+"""Anthropic <-> OpenAI Responses API: request shape, response and stream translation (fixtures in the
+API's real event shapes), and identical output for any chunk split."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from anthropic_checker import check_stream
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from occ.config import ModelConfig
+from occ.errors import UpstreamProtocolError, UpstreamStatus
+from occ.sse import SSEDecoder
+from occ.translate.anthropic_events import AnthropicStreamBuilder
+from occ.translate.responses import ResponsesStreamTranslator, build_request, translate_response
+
+MODEL = ModelConfig(provider="opencode-zen", model_id="gpt-5.5", max_tokens=32000, reasoning_effort="high")
+
+
+def test_request_items_instructions_tools_and_effort():
+    body = build_request({
+        "model": "x", "max_tokens": 64000, "system": "Be brief.",
+        "tools": [{"name": "Bash", "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}}}],
+        "tool_choice": {"type": "any"},
+        "messages": [
+            {"role": "user", "content": "list"},
+            {"role": "assistant", "content": [{"type": "thinking", "thinking": "t", "signature": "occ1."},
+                                              {"type": "text", "text": "Running."},
+                                              {"type": "tool_use", "id": "call_1", "name": "Bash",
+                                               "input": {"command": "ls"}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_1", "content": "a.py"},
+                                         {"type": "text", "text": "next?"}]}]}, MODEL, stream=True)
+    assert body["instructions"] == "Be brief." and body["store"] is False
+    assert body["max_output_tokens"] == 32000 and body["reasoning"] == {"effort": "high", "summary": "auto"}
+    assert body["tools"][0]["type"] == "function" and body["tools"][0]["name"] == "Bash"
+    assert body["tool_choice"] == "required"
+    assert [i["type"] for i in body["input"]] == ["message", "message", "function_call", "function_call_output",
+                                                  "message"]
+    assert body["input"][2] == {"type": "function_call", "call_id": "call_1", "name": "Bash",
+                                "arguments": '{"command":"ls"}'}
+    assert "rs_" not in json.dumps(body)  # edge 43: no bare reasoning ids replayed
+
+
+def ev(data: dict) -> bytes:
+    return f"event: {data['type']}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+STREAM = b"".join([
+    ev({"type": "response.created", "response": {"id": "resp_1", "status": "in_progress"}}),
+    ev({"type": "response.output_item.added", "item": {"id": "rs_1", "type": "reasoning"}}),
+    ev({"type": "response.reasoning_summary_part.added", "item_id": "rs_1"}),
+    ev({"type": "response.reasoning_summary_text.delta", "item_id": "rs_1", "delta": "Need files."}),
+    ev({"type": "response.output_item.done", "item": {"id": "rs_1", "type": "reasoning"}}),
+    ev({"type": "response.output_item.added", "item": {"id": "msg_1", "type": "message"}}),
+    ev({"type": "response.output_text.delta", "item_id": "msg_1", "delta": "Listing "}),
+    ev({"type": "response.output_text.delta", "item_id": "msg_1", "delta": "now."}),
+    ev({"type": "response.output_item.done", "item": {"id": "msg_1", "type": "message"}}),
+    ev({"type": "response.output_item.added", "item": {"id": "fc_1", "type": "function_call", "call_id": "call_A",
+                                                       "name": "Bash", "arguments": ""}}),
+    ev({"type": "response.function_call_arguments.delta", "item_id": "fc_1", "delta": '{"comm'}),
+    ev({"type": "response.function_call_arguments.delta", "item_id": "fc_1", "delta": 'and":"ls"}'}),
+    ev({"type": "response.function_call_arguments.done", "item_id": "fc_1", "arguments": '{"command":"ls"}'}),
+    ev({"type": "response.output_item.added", "item": {"id": "fc_2", "type": "function_call", "call_id": "call_B",
+                                                       "name": "Read"}}),
+    ev({"type": "response.output_item.done", "item": {"id": "fc_2", "type": "function_call", "call_id": "call_B",
+                                                      "name": "Read", "arguments": '{"path":"a"}'}}),
+    ev({"type": "response.completed", "response": {"id": "resp_1", "status": "completed", "usage": {
+        "input_tokens": 500, "output_tokens": 60, "input_tokens_details": {"cached_tokens": 100}}}}),
+])
+
+
+def run(raw: bytes, chunks: list[bytes] | None = None) -> dict:
+    builder = AnthropicStreamBuilder(message_id="msg_t", model="claude-x", input_tokens=10)
+    translator = ResponsesStreamTranslator(builder)
+    decoder = SSEDecoder()
+    out = b""
+    for chunk in chunks or [raw]:
+        for event in decoder.feed(chunk):
+            translator.feed(event)
+        out += builder.take()
+    for event in decoder.close():
+        translator.feed(event)
+    translator.close()
+    return check_stream(out + builder.take())
+
+
+def test_stream_reasoning_text_and_two_calls():
+    m = run(STREAM)
+    assert [b["type"] for b in m["content"]] == ["thinking", "text", "tool_use", "tool_use"]
+    assert m["content"][2] == {"type": "tool_use", "id": "call_A", "name": "Bash", "input": {"command": "ls"}}
+    assert m["content"][3]["input"] == {"path": "a"}
+    assert m["stop_reason"] == "tool_use"
+    assert (m["usage"]["input_tokens"], m["usage"]["cache_read_input_tokens"], m["usage"]["output_tokens"]) == \
+        (400, 100, 60)
+
+
+def test_function_call_first_is_block_0():
+    raw = b"".join([
+        ev({"type": "response.output_item.added", "item": {"id": "fc", "type": "function_call", "call_id": "c",
+                                                           "name": "Bash"}}),
+        ev({"type": "response.function_call_arguments.done", "item_id": "fc", "arguments": "{}"}),
+        ev({"type": "response.completed", "response": {"usage": {"input_tokens": 5, "output_tokens": 1}}}),
+    ])
+    m = run(raw)
+    assert m["content"][0]["type"] == "tool_use" and m["stop_reason"] == "tool_use"
+
+
+def test_incomplete_failed_and_truncated():
+    raw = ev({"type": "response.output_text.delta", "delta": "cut"}) + ev(
+        {"type": "response.incomplete", "response": {"incomplete_details": {"reason": "max_output_tokens"}}})
+    assert run(raw)["stop_reason"] == "max_tokens"
+    with pytest.raises(UpstreamStatus) as info:
+        run(ev({"type": "response.failed", "response": {"error": {"code": "rate_limit_exceeded",
+                                                                   "message": "slow"}}}))
+    assert info.value.upstream_status == 429
+    with pytest.raises(UpstreamProtocolError):
+        run(ev({"type": "response.output_text.delta", "delta": "no end"}))
+
+
+def test_non_streaming_response():
+    m = translate_response({"id": "resp", "status": "completed", "output": [
+        {"type": "reasoning", "summary": [{"type": "summary_text", "text": "why"}]},
+        {"type": "message", "content": [{"type": "output_text", "text": "Hi"}]},
+        {"type": "function_call", "id": "fc", "call_id": "call_9", "name": "Bash", "arguments": '{"a":1}'}],
+        "usage": {"input_tokens": 10, "output_tokens": 3}}, message_id="msg_1", model_name="c", input_estimate=1)
+    assert [b["type"] for b in m["content"]] == ["thinking", "text", "tool_use"]
+    assert m["content"][2]["id"] == "call_9" and m["stop_reason"] == "tool_use"
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=len(STREAM)), max_size=15))
+def test_any_split_gives_identical_output(cuts):
+    points = sorted(set(cuts))
+    chunks = [STREAM[a:b] for a, b in zip([0, *points], [*points, len(STREAM)], strict=True)]
+    assert run(STREAM, chunks) == run(STREAM)
