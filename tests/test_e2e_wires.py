@@ -80,3 +80,19 @@ async def test_responses_upstream_stream_and_create(fake, start_occ):
     sent = fake.requests("/v1/responses")[0].json
     assert sent["stream"] is True and sent["input"][0]["role"] == "user"
     assert json.loads(fake.requests("/v1/responses")[1].body)["stream"] is False
+
+
+async def test_gemini_upstream_stream_with_key_header(fake, start_occ):
+    from test_gemini import STREAM as GEMINI_STREAM
+
+    path = "/v1beta/models/gemini-3.1-pro:streamGenerateContent"
+    fake.default(path, Reply(chunks=odd_splits(GEMINI_STREAM, 0.01)))
+    url = await start_occ(make_config(fake, models={"default": {"provider": "fake", "model_id": "gemini-3.1-pro",
+                                                                "wire_format": "gemini"}}))
+    async with sdk(url).messages.stream(model="m", max_tokens=100, messages=USER) as stream:
+        final = await stream.get_final_message()
+    assert [b.type for b in final.content] == ["thinking", "text", "tool_use", "tool_use"]
+    assert final.stop_reason == "tool_use"
+    seen = fake.requests(path)[0]
+    assert seen.query == "alt=sse" and seen.headers["x-goog-api-key"] == TEST_KEY
+    assert "authorization" not in seen.headers

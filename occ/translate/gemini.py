@@ -1,0 +1,259 @@
+"""Anthropic Messages <-> the Gemini API (gemini-* models on OpenCode Zen), sans-IO.
+
+Gemini has no tool-call ids: each ``functionCall`` part gets a generated ``toolu_`` id, and on the way
+back each ``tool_result`` is matched to its call's name through the history. A tool-result turn must
+carry exactly as many ``functionResponse`` parts as the previous model turn had calls (edge case 41).
+Gemini 3 rejects a replayed ``functionCall`` without its thought signature (edge case 42); occ keeps
+no server-side state, so replayed calls carry the documented
+``skip_thought_signature_validator`` signature on the first call of each step.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..errors import UpstreamProtocolError, UpstreamStatus
+from ..jsonfast import JSONDecodeError, loads
+from ..sse import SSEEvent
+from .anthropic_events import SIGNATURE_PREFIX, AnthropicStreamBuilder, Usage, make_message
+from .anthropic_request import effort_of, system_text, turns
+from .gemini_schema import clean_schema
+from .openai_chat import text_of
+
+if TYPE_CHECKING:
+    from ..config import ModelConfig
+
+__all__ = ["GeminiStreamTranslator", "build_request", "translate_response"]
+
+SKIP_SIGNATURE = "skip_thought_signature_validator"
+_REFUSALS = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY", "LANGUAGE"}
+_RETRYABLE = {"MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL", "TOO_MANY_TOOL_CALLS"}
+_BUDGETS = {"low": 1024, "medium": 8192, "high": 24576, "xhigh": 32768, "max": 32768}
+
+
+def _contents(request: dict[str, Any]) -> list[dict[str, Any]]:
+    contents: list[dict[str, Any]] = []
+    names: dict[str, str] = {}
+    for turn in turns(request):
+        parts: list[dict[str, Any]] = []
+        if turn.role == "assistant":
+            first_call = True
+            for block in turn.blocks:
+                kind = block.get("type")
+                if kind == "text" and block.get("text"):
+                    parts.append({"text": block["text"]})
+                elif kind == "tool_use":
+                    names[str(block.get("id"))] = str(block.get("name", ""))
+                    args = block.get("input") if isinstance(block.get("input"), dict) else {}
+                    part: dict[str, Any] = {"functionCall": {"name": str(block.get("name", "")), "args": args}}
+                    if first_call:
+                        part["thoughtSignature"] = SKIP_SIGNATURE
+                        first_call = False
+                    parts.append(part)
+            role = "model"
+        else:
+            for block in turn.blocks:
+                if block.get("type") == "tool_result":
+                    text = text_of(block.get("content")) or "(empty result)"
+                    key = "error" if block.get("is_error") else "output"
+                    name = names.get(str(block.get("tool_use_id")), "unknown_tool")
+                    parts.append({"functionResponse": {"name": name, "response": {key: text}}})
+            for block in turn.blocks:
+                kind = block.get("type")
+                if kind == "text" and block.get("text"):
+                    parts.append({"text": block["text"]})
+                elif kind == "image":
+                    source = block.get("source") or {}
+                    if source.get("type") == "base64":
+                        parts.append({"inlineData": {"mimeType": source.get("media_type", "image/png"),
+                                                     "data": source.get("data", "")}})
+                    else:
+                        parts.append({"text": "[Image]"})
+            role = "user"
+        if not parts:
+            continue
+        if contents and contents[-1]["role"] == role:
+            contents[-1]["parts"].extend(parts)
+        else:
+            contents.append({"role": role, "parts": parts})
+    return contents
+
+
+def build_request(request: dict[str, Any], model: ModelConfig, *, stream: bool,
+                  log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"contents": _contents(request)}
+    system = system_text(request)
+    if system:
+        body["systemInstruction"] = {"parts": [{"text": system}]}
+    declarations = []
+    for tool in request.get("tools") or []:
+        if not isinstance(tool, dict) or not str(tool.get("name", "")).strip():
+            continue
+        if isinstance(tool.get("type"), str) and tool["type"] not in ("custom", "function"):
+            continue
+        declaration: dict[str, Any] = {"name": tool["name"].strip()}
+        if tool.get("description"):
+            declaration["description"] = tool["description"]
+        params = clean_schema(tool.get("input_schema"))
+        if params.get("properties"):
+            declaration["parameters"] = params
+        declarations.append(declaration)
+    if declarations:
+        body["tools"] = [{"functionDeclarations": declarations}]
+        choice = request.get("tool_choice")
+        if isinstance(choice, dict):
+            mode = {"auto": "AUTO", "any": "ANY", "none": "NONE", "tool": "ANY"}.get(choice.get("type"))
+            if mode:
+                config: dict[str, Any] = {"mode": mode}
+                if choice.get("type") == "tool" and choice.get("name"):
+                    config["allowedFunctionNames"] = [choice["name"]]
+                body["toolConfig"] = {"functionCallingConfig": config}
+    generation: dict[str, Any] = {}
+    max_tokens = request.get("max_tokens")
+    if isinstance(max_tokens, int):
+        if model.max_tokens and max_tokens > model.max_tokens:
+            if log is not None:
+                log(f"max_tokens {max_tokens} clamped to {model.max_tokens} for {model.model_id}")
+            max_tokens = model.max_tokens
+        generation["maxOutputTokens"] = max_tokens
+    temperature = model.temperature if model.temperature is not None else request.get("temperature")
+    if temperature is not None:
+        generation["temperature"] = temperature
+    top_p = model.top_p if model.top_p is not None else request.get("top_p")
+    if top_p is not None:
+        generation["topP"] = top_p
+    stops = request.get("stop_sequences")
+    if isinstance(stops, list) and stops:
+        generation["stopSequences"] = stops[:5]
+    effort = model.reasoning_effort or effort_of(request)
+    if effort:
+        generation["thinkingConfig"] = {"includeThoughts": True, "thinkingBudget": _BUDGETS.get(effort, -1)}
+    if generation:
+        body["generationConfig"] = generation
+    return body
+
+
+def _usage(raw: Any) -> Usage | None:
+    if not isinstance(raw, dict):
+        return None
+    cached = int(raw.get("cachedContentTokenCount") or 0)
+    return Usage(input_tokens=max(0, int(raw.get("promptTokenCount") or 0) - cached),
+                 output_tokens=int(raw.get("candidatesTokenCount") or 0) + int(raw.get("thoughtsTokenCount") or 0),
+                 cache_read_input_tokens=cached)
+
+
+def _error(data: dict[str, Any]) -> UpstreamStatus:
+    err = data.get("error") if isinstance(data.get("error"), dict) else {}
+    code = err.get("code") if isinstance(err.get("code"), int) else 502
+    status = str(err.get("status") or "")
+    retry = None
+    for detail in err.get("details") or []:
+        if isinstance(detail, dict) and "retryDelay" in detail:
+            try:
+                retry = float(str(detail["retryDelay"]).rstrip("s"))
+            except ValueError:
+                pass
+    upstream_type = "overloaded_error" if status == "UNAVAILABLE" else None
+    return UpstreamStatus(code, f"upstream error ({status or code}): {err.get('message', '')}",
+                          retry_after_s=retry, upstream_type=upstream_type)
+
+
+def _stop(finish: str, emitted: bool) -> str:
+    if finish in ("STOP", "FINISH_REASON_STOP"):
+        return "end_turn"
+    if finish == "MAX_TOKENS":
+        return "max_tokens"
+    if finish in _REFUSALS:
+        return "refusal"
+    if finish in _RETRYABLE:
+        raise UpstreamStatus(502, f"upstream stopped with finishReason {finish}")
+    if emitted:
+        return "end_turn"
+    raise UpstreamStatus(502, f"upstream stopped with finishReason {finish or 'unspecified'} and no content")
+
+
+def translate_response(body: Any, *, message_id: str, model_name: str, input_estimate: int) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise UpstreamProtocolError("upstream answer is not a JSON object")
+    if isinstance(body.get("error"), dict):
+        raise _error(body)
+    candidates = body.get("candidates") or []
+    usage = _usage(body.get("usageMetadata")) or Usage(input_tokens=input_estimate)
+    if not candidates:
+        if (body.get("promptFeedback") or {}).get("blockReason"):
+            return make_message(message_id=message_id, model=model_name, content=[], stop_reason="refusal",
+                                usage=usage)
+        raise UpstreamProtocolError("upstream answer has no candidates")
+    candidate = candidates[0]
+    content: list[dict[str, Any]] = []
+    for part in (candidate.get("content") or {}).get("parts") or []:
+        if "functionCall" in part:
+            call = part["functionCall"]
+            args = call.get("args") if isinstance(call.get("args"), dict) else {}
+            content.append({"type": "tool_use", "id": "toolu_" + secrets.token_hex(12),
+                            "name": call.get("name", ""), "input": args})
+        elif isinstance(part.get("text"), str):
+            if part.get("thought"):
+                content.append({"type": "thinking", "thinking": part["text"], "signature": SIGNATURE_PREFIX})
+            else:
+                content.append({"type": "text", "text": part["text"]})
+    stop = _stop(str(candidate.get("finishReason") or "STOP"), bool(content))
+    return make_message(message_id=message_id, model=model_name, content=content, stop_reason=stop, usage=usage)
+
+
+class GeminiStreamTranslator:
+    """Each SSE event is a partial GenerateContentResponse; functionCall parts arrive whole."""
+
+    def __init__(self, builder: AnthropicStreamBuilder) -> None:
+        self._builder = builder
+        self._usage: Usage | None = None
+        self._emitted = False
+
+    @property
+    def done(self) -> bool:
+        return self._builder.finished
+
+    def feed(self, event: SSEEvent) -> None:
+        if self.done or not event.data.strip():
+            return
+        try:
+            data = loads(event.data)
+        except JSONDecodeError:
+            raise UpstreamProtocolError(f"upstream sent an event that is not JSON: {event.data[:80]!r}") from None
+        if isinstance(data, list):  # a chunked JSON array from a non-SSE endpoint
+            raise UpstreamProtocolError("upstream sent a JSON array, not SSE (alt=sse missing?)")
+        if not isinstance(data, dict):
+            raise UpstreamProtocolError("upstream sent an event that is not a JSON object")
+        if isinstance(data.get("error"), dict):
+            raise _error(data)
+        usage = _usage(data.get("usageMetadata"))
+        if usage is not None:
+            self._usage = usage
+        candidates = data.get("candidates") or []
+        if not candidates and (data.get("promptFeedback") or {}).get("blockReason"):
+            self._builder.finish("refusal", self._usage)
+            return
+        for candidate in candidates[:1]:
+            for part in (candidate.get("content") or {}).get("parts") or []:
+                if not isinstance(part, dict):
+                    continue
+                if isinstance(part.get("functionCall"), dict):
+                    call = part["functionCall"]
+                    args = call.get("args") if isinstance(call.get("args"), dict) else {}
+                    self._builder.tool_use("toolu_" + secrets.token_hex(12), str(call.get("name", "")), args)
+                    self._emitted = True
+                elif isinstance(part.get("text"), str) and part["text"]:
+                    if part.get("thought"):
+                        self._builder.thinking(part["text"])
+                    else:
+                        self._builder.text(part["text"])
+                    self._emitted = True
+            finish = candidate.get("finishReason")
+            if finish:
+                self._builder.finish(_stop(str(finish), self._emitted), self._usage)
+
+    def close(self) -> None:
+        if not self.done:
+            raise UpstreamProtocolError("upstream stream ended without finishReason")

@@ -1,0 +1,159 @@
+"""Anthropic <-> Gemini: request shape, schema cleaning (edge cases 39-42), stream and response
+translation in the API's real shapes, CRLF SSE (44), and identical output for any chunk split."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from anthropic_checker import check_stream
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from occ.config import ModelConfig
+from occ.errors import UpstreamProtocolError, UpstreamStatus
+from occ.sse import SSEDecoder
+from occ.translate.anthropic_events import AnthropicStreamBuilder
+from occ.translate.gemini import SKIP_SIGNATURE, GeminiStreamTranslator, build_request, translate_response
+from occ.translate.gemini_schema import clean_schema
+
+MODEL = ModelConfig(provider="opencode-zen", model_id="gemini-3.1-pro", max_tokens=32000)
+
+
+def test_edge_39_40_schema_cleaning():
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
+              "additionalProperties": False,
+              "properties": {"mode": {"const": "fast"}, "n": {"type": "integer", "exclusiveMinimum": 0},
+                             "tags": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
+                             "url": {"type": "string", "format": "uri", "description": "where"},
+                             "level": {"enum": [1, 2]}, "maybe": {"type": ["string", "null"]},
+                             "x-extra": {"type": "string"}, "ref": {"$ref": "#/$defs/Item"}},
+              "required": ["mode", "ghost"], "$defs": {"Item": {"type": "object", "properties": {
+                  "id": {"type": "string", "x-vendor": 1}}}}}
+    out = clean_schema(schema)
+    text = json.dumps(out)
+    for banned in ("$schema", "additionalProperties", "uniqueItems", "const", "exclusiveMinimum", "x-vendor", "$ref"):
+        assert banned not in text
+    props = out["properties"]
+    assert props["mode"] == {"enum": ["fast"], "type": "string"}
+    assert props["n"]["minimum"] == 1
+    assert "format" not in props["url"] and "uri" in props["url"]["description"]
+    assert props["level"] == {"enum": ["1", "2"], "type": "string"}
+    assert props["maybe"] == {"type": "string", "nullable": True}
+    assert props["ref"]["properties"]["id"] == {"type": "string"}
+    assert out["required"] == ["mode"]
+
+
+def test_request_contents_and_edge_41_42_function_responses_match_calls():
+    body = build_request({"model": "x", "max_tokens": 64000, "system": "Sys", "metadata": {"user_id": "u"},
+                          "tools": [{"name": "Bash", "input_schema": {"type": "object", "properties": {
+                              "command": {"type": "string"}}}}, {"name": "Noop", "input_schema": {}}],
+                          "tool_choice": {"type": "tool", "name": "Bash"},
+                          "messages": [
+                              {"role": "user", "content": "list"},
+                              {"role": "assistant", "content": [
+                                  {"type": "tool_use", "id": "toolu_1", "name": "Bash", "input": {"command": "ls"}},
+                                  {"type": "tool_use", "id": "toolu_2", "name": "Bash", "input": {"command": "pwd"}}]},
+                              {"role": "user", "content": [
+                                  {"type": "tool_result", "tool_use_id": "toolu_1", "content": "a.py"},
+                                  {"type": "tool_result", "tool_use_id": "toolu_2", "content": "/w",
+                                   "is_error": True}]}]},
+                         MODEL, stream=True)
+    assert body["systemInstruction"] == {"parts": [{"text": "Sys"}]} and "metadata" not in json.dumps(body)
+    roles = [c["role"] for c in body["contents"]]
+    assert roles == ["user", "model", "user"]
+    calls = [p for p in body["contents"][1]["parts"] if "functionCall" in p]
+    responses = [p["functionResponse"] for p in body["contents"][2]["parts"] if "functionResponse" in p]
+    assert len(calls) == len(responses) == 2
+    assert calls[0]["thoughtSignature"] == SKIP_SIGNATURE and "thoughtSignature" not in calls[1]
+    assert responses[0] == {"name": "Bash", "response": {"output": "a.py"}}
+    assert responses[1] == {"name": "Bash", "response": {"error": "/w"}}
+    assert body["toolConfig"]["functionCallingConfig"] == {"mode": "ANY", "allowedFunctionNames": ["Bash"]}
+    decls = body["tools"][0]["functionDeclarations"]
+    assert "parameters" in decls[0] and "parameters" not in decls[1]
+    assert body["generationConfig"]["maxOutputTokens"] == 32000
+
+
+def frame(data: dict) -> bytes:
+    return f"data: {json.dumps(data)}\r\n\r\n".encode()
+
+
+STREAM = b"".join([
+    frame({"candidates": [{"content": {"role": "model", "parts": [{"text": "Thinking it over", "thought": True}]}}]}),
+    frame({"candidates": [{"content": {"role": "model", "parts": [{"text": "I'll look."}]}}]}),
+    frame({"candidates": [{"content": {"role": "model", "parts": [
+        {"functionCall": {"name": "Bash", "args": {"command": "ls"}}, "thoughtSignature": "sig"},
+        {"functionCall": {"name": "Read", "args": {"path": "a"}}}]}}],
+        "usageMetadata": {"promptTokenCount": 100, "cachedContentTokenCount": 40, "candidatesTokenCount": 5}}),
+    frame({"candidates": [{"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": "STOP"}],
+           "usageMetadata": {"promptTokenCount": 100, "cachedContentTokenCount": 40, "candidatesTokenCount": 9,
+                             "thoughtsTokenCount": 3}}),
+])
+
+
+def run(raw: bytes, chunks: list[bytes] | None = None) -> dict:
+    builder = AnthropicStreamBuilder(message_id="msg_t", model="claude-x", input_tokens=10)
+    translator = GeminiStreamTranslator(builder)
+    decoder = SSEDecoder()
+    out = b""
+    for chunk in chunks or [raw]:
+        for event in decoder.feed(chunk):
+            translator.feed(event)
+        out += builder.take()
+    for event in decoder.close():
+        translator.feed(event)
+    translator.close()
+    return check_stream(out + builder.take())
+
+
+def _normalise_ids(message: dict) -> dict:
+    for block in message["content"]:
+        if block["type"] == "tool_use":
+            block["id"] = "toolu_x"
+    return message
+
+
+def test_edge_44_crlf_stream_thinking_text_parallel_calls_usage():
+    m = run(STREAM)
+    assert [b["type"] for b in m["content"]] == ["thinking", "text", "tool_use", "tool_use"]
+    ids = [b["id"] for b in m["content"] if b["type"] == "tool_use"]
+    assert len(set(ids)) == 2 and all(i.startswith("toolu_") for i in ids)
+    assert m["stop_reason"] == "tool_use"
+    assert (m["usage"]["input_tokens"], m["usage"]["cache_read_input_tokens"], m["usage"]["output_tokens"]) == \
+        (60, 40, 12)
+
+
+def test_finish_reasons_and_errors():
+    max_tokens = frame({"candidates": [{"content": {"parts": [{"text": "cut"}]}, "finishReason": "MAX_TOKENS"}]})
+    assert run(max_tokens)["stop_reason"] == "max_tokens"
+    safety = frame({"candidates": [{"content": {"parts": [{"text": "no"}]}, "finishReason": "SAFETY"}]})
+    assert run(safety)["stop_reason"] == "refusal"
+    with pytest.raises(UpstreamStatus):
+        run(frame({"candidates": [{"finishReason": "MALFORMED_FUNCTION_CALL"}]}))
+    with pytest.raises(UpstreamStatus) as info:
+        run(frame({"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "quota",
+                             "details": [{"@type": "RetryInfo", "retryDelay": "30s"}]}}))
+    assert info.value.retry_after_s == 30
+    with pytest.raises(UpstreamProtocolError):
+        run(frame({"candidates": [{"content": {"parts": [{"text": "no finish"}]}}]}))
+
+
+def test_non_streaming_response():
+    m = translate_response({"candidates": [{"content": {"parts": [
+        {"text": "why", "thought": True}, {"text": "Here"},
+        {"functionCall": {"name": "Bash", "args": {"command": "ls"}}}]}, "finishReason": "STOP"}],
+        "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 2}},
+        message_id="msg_1", model_name="c", input_estimate=1)
+    assert [b["type"] for b in m["content"]] == ["thinking", "text", "tool_use"]
+    assert m["stop_reason"] == "tool_use"
+    blocked = translate_response({"promptFeedback": {"blockReason": "SAFETY"}}, message_id="m", model_name="c",
+                                 input_estimate=1)
+    assert blocked["stop_reason"] == "refusal"
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=len(STREAM)), max_size=15))
+def test_any_split_gives_identical_output(cuts):
+    points = sorted(set(cuts))
+    chunks = [STREAM[a:b] for a, b in zip([0, *points], [*points, len(STREAM)], strict=True)]
+    assert _normalise_ids(run(STREAM, chunks)) == _normalise_ids(run(STREAM))
