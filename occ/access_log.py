@@ -8,6 +8,7 @@ runs :func:`redact` over every line as a second guard.
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from .fallback import Call
     from .relay import Relay
 
-__all__ = ["RequestLog", "log_request"]
+__all__ = ["RequestLog", "log_request", "redacted_body"]
 
 from .logs import get_logger, redact
 
@@ -98,3 +99,17 @@ def log_request(record: RequestLog, config: Config) -> None:
     else:
         line = _format_text(fields)
     log.info(redact(line))
+
+
+_IMAGE_DATA = re.compile(r'("data"\s*:\s*")[A-Za-z0-9+/=]{64,}(")')
+_SIGNATURE = re.compile(r'("signature"\s*:\s*")[^"]{16,}(")')
+
+
+def redacted_body(body: bytes, limit: int) -> str:
+    """A request or response body for the debug log: image data and signatures elided, keys
+    redacted, truncated to ``limit`` bytes (``logging.body_limit_bytes``)."""
+    text = body.decode("utf-8", "replace")
+    text = _IMAGE_DATA.sub(r"\1[image data]\2", text)
+    text = _SIGNATURE.sub(r"\1[signature]\2", text)
+    text = redact(text)
+    return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more]"

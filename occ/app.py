@@ -19,7 +19,7 @@ from quart import Response, request
 from quart_trio import QuartTrio
 
 from . import __version__
-from .access_log import RequestLog, log_request
+from .access_log import RequestLog, log_request, redacted_body
 from .client_limits import client_identity
 from .config import Config, load_config
 from .errors import InvalidRequest, NotFound, OccError, RequestTooLarge, to_anthropic
@@ -104,6 +104,8 @@ class OccApp:
                 config=config,
             )
             record.call = call
+            if config.logging.requests:
+                log.debug("%s request body: %s", request_id, redacted_body(body, config.logging.body_limit_bytes))
             if call.stream:
                 await self._stream(call, receive, send, record)
             else:

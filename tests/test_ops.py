@@ -171,3 +171,19 @@ class socket_port:
 
 
 _ = TEST_KEY
+
+
+async def test_logging_requests_logs_redacted_truncated_bodies(fake, start_occ, caplog):
+    caplog.set_level(logging.DEBUG)
+    fake.default(CHAT, ok_stream("ok"))
+    url = await start_occ(make_config(fake, logging={"level": "debug", "requests": True, "body_limit_bytes": 300}))
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "Q" * 5000}}
+    async with httpx.AsyncClient() as client:
+        await client.post(f"{url}/v1/messages", json={**body(), "messages": [
+            {"role": "user", "content": [image, {"type": "text", "text": "see " + TEST_KEY}]}]},
+            headers={"x-api-key": "client-secret-xyz"})
+    await wait_for_log(caplog, "request_id")
+    lines = [r.getMessage() for r in caplog.records if "request body" in r.getMessage()]
+    assert lines and "[image data]" in lines[0] and "QQQQQQQQ" not in lines[0]
+    assert TEST_KEY not in caplog.text and "client-secret-xyz" not in caplog.text
+    assert len(lines[0]) < 450
