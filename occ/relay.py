@@ -88,16 +88,32 @@ class Relay:
     async def run(self, frames: trio.MemoryReceiveChannel[bytes | _Ping | Fail]) -> None:
         async with frames:
             async for item in frames:
-                if isinstance(item, bytes):
-                    if item:
-                        if self.first_content_at is None:
-                            self.first_content_at = trio.current_time()
-                        await self._write(item)
-                elif isinstance(item, Fail):
-                    await self._fail(item.error)
-                elif item is PING:
-                    await self._write(PING_FRAME)
+                pending: list[bytes] = []
+                while True:
+                    if isinstance(item, bytes):
+                        if item:
+                            if self.first_content_at is None:
+                                self.first_content_at = trio.current_time()
+                            pending.append(item)
+                    elif isinstance(item, Fail):
+                        await self._flush(pending)
+                        await self._fail(item.error)
+                    elif item is PING:
+                        pending.append(PING_FRAME)
+                    try:
+                        # Whatever else is already queued leaves in the same write: under load
+                        # this turns many small sends into one.
+                        item = frames.receive_nowait()
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                await self._flush(pending)
         await self._end()
+
+    async def _flush(self, pending: list[bytes]) -> None:
+        if pending:
+            data = pending[0] if len(pending) == 1 else b"".join(pending)
+            pending.clear()
+            await self._write(data)
 
     async def _start(self) -> None:
         self.headers_sent = True
