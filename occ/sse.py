@@ -23,7 +23,7 @@ import attrs
 
 from .errors import UpstreamProtocolError
 
-__all__ = ["PING_FRAME", "SSEDecoder", "SSEEvent", "encode_event", "encode_json_event"]
+__all__ = ["PING_FRAME", "SSEDecoder", "SSEEvent", "encode_event", "encode_json_event", "event_json"]
 
 MAX_LINE_BYTES = 8 * 1024 * 1024
 MAX_EVENT_BYTES = 32 * 1024 * 1024
@@ -154,3 +154,17 @@ def encode_json_event(event: str, payload: Any) -> bytes:
 
 
 PING_FRAME = b'event: ping\ndata: {"type":"ping"}\n\n'
+
+
+def event_json(event: SSEEvent) -> Any:
+    """An upstream event's data as JSON.
+
+    Raises:
+        UpstreamProtocolError: the data is not JSON.
+    """
+    from .jsonfast import JSONDecodeError, loads
+
+    try:
+        return loads(event.data)
+    except JSONDecodeError:
+        raise UpstreamProtocolError(f"upstream sent an event that is not JSON: {event.data[:80]!r}") from None

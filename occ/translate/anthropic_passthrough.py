@@ -18,8 +18,8 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UpstreamProtocolError, UpstreamStatus
-from ..jsonfast import JSONDecodeError, dumps, loads
-from ..sse import SSEEvent
+from ..jsonfast import dumps
+from ..sse import SSEEvent, event_json
 from .anthropic_events import SIGNATURE_PREFIX, AnthropicStreamBuilder, Usage
 
 if TYPE_CHECKING:
@@ -175,10 +175,7 @@ class AnthropicPassthroughTranslator:
     def feed(self, event: SSEEvent) -> None:
         if self.done:
             return
-        try:
-            data = loads(event.data)
-        except JSONDecodeError:
-            raise UpstreamProtocolError(f"upstream sent an event that is not JSON: {event.data[:80]!r}") from None
+        data = event_json(event)
         if not isinstance(data, dict):
             raise UpstreamProtocolError("upstream sent an event that is not a JSON object")
         kind = data.get("type") or event.event

@@ -12,6 +12,7 @@ Sans-IO: plain dicts in, plain values out.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -19,6 +20,7 @@ import attrs
 __all__ = [
     "Turn",
     "blocks_of",
+    "clamped_max_tokens",
     "effort_of",
     "is_billing_header",
     "system_text",
@@ -126,3 +128,17 @@ def effort_of(request: dict[str, Any]) -> str | None:
     if isinstance(thinking, dict) and thinking.get("type") == "adaptive":
         return "high"
     return None
+
+
+def clamped_max_tokens(request: dict[str, Any], cap: int | None, label: str,
+                       log: Callable[[str], None] | None) -> int | None:
+    """The client's ``max_tokens`` held to the model's output cap; a clamp is logged (a silent clamp
+    looks like a truncated answer)."""
+    value = request.get("max_tokens")
+    if not isinstance(value, int):
+        return None
+    if cap and value > cap:
+        if log is not None:
+            log(f"max_tokens {value} clamped to {cap} for {label}")
+        return cap
+    return value

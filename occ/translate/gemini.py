@@ -15,10 +15,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UpstreamProtocolError, UpstreamStatus
-from ..jsonfast import JSONDecodeError, loads
-from ..sse import SSEEvent
+from ..sse import SSEEvent, event_json
 from .anthropic_events import SIGNATURE_PREFIX, AnthropicStreamBuilder, Usage, make_message
-from .anthropic_request import effort_of, system_text, turns
+from .anthropic_request import clamped_max_tokens, effort_of, system_text, turns
 from .gemini_schema import clean_schema
 from .openai_chat import text_of
 
@@ -111,12 +110,8 @@ def build_request(request: dict[str, Any], model: ModelConfig, *, stream: bool,
                     config["allowedFunctionNames"] = [choice["name"]]
                 body["toolConfig"] = {"functionCallingConfig": config}
     generation: dict[str, Any] = {}
-    max_tokens = request.get("max_tokens")
-    if isinstance(max_tokens, int):
-        if model.max_tokens and max_tokens > model.max_tokens:
-            if log is not None:
-                log(f"max_tokens {max_tokens} clamped to {model.max_tokens} for {model.model_id}")
-            max_tokens = model.max_tokens
+    max_tokens = clamped_max_tokens(request, model.max_tokens, model.model_id, log)
+    if max_tokens is not None:
         generation["maxOutputTokens"] = max_tokens
     temperature = model.temperature if model.temperature is not None else request.get("temperature")
     if temperature is not None:
@@ -218,10 +213,7 @@ class GeminiStreamTranslator:
     def feed(self, event: SSEEvent) -> None:
         if self.done or not event.data.strip():
             return
-        try:
-            data = loads(event.data)
-        except JSONDecodeError:
-            raise UpstreamProtocolError(f"upstream sent an event that is not JSON: {event.data[:80]!r}") from None
+        data = event_json(event)
         if isinstance(data, list):  # a chunked JSON array from a non-SSE endpoint
             raise UpstreamProtocolError("upstream sent a JSON array, not SSE (alt=sse missing?)")
         if not isinstance(data, dict):

@@ -20,7 +20,7 @@ from ..errors import UpstreamProtocolError, UpstreamStatus
 from ..jsonfast import JSONDecodeError, dumps_str, loads
 from ..sse import SSEEvent
 from .anthropic_events import SIGNATURE_PREFIX, AnthropicStreamBuilder, Usage, make_message
-from .anthropic_request import blocks_of, effort_of, system_text, turns
+from .anthropic_request import blocks_of, clamped_max_tokens, effort_of, system_text, turns
 from .tool_ids import from_upstream_id, to_upstream_id
 from .tool_schema import openai_tools
 
@@ -179,12 +179,8 @@ def build_request(request: dict[str, Any], model: ModelConfig, *, stream: bool,
         body["stop"] = [s for s in stops if isinstance(s, str)][:4]
     temperature = model.temperature if model.temperature is not None else request.get("temperature")
     top_p = model.top_p if model.top_p is not None else request.get("top_p")
-    max_tokens = request.get("max_tokens")
-    if isinstance(max_tokens, int):
-        if model.max_tokens and max_tokens > model.max_tokens:
-            if log is not None:
-                log(f"max_tokens {max_tokens} clamped to {model.max_tokens} for {model.model_id}")
-            max_tokens = model.max_tokens
+    max_tokens = clamped_max_tokens(request, model.max_tokens, model.model_id, log)
+    if max_tokens is not None:
         body["max_tokens"] = max_tokens
     effort = model.reasoning_effort or effort_of(request)
     thinking_on = effort is not None or (model.thinking or {}).get("type") == "enabled"

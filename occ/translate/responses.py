@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import UpstreamProtocolError, UpstreamStatus
 from ..jsonfast import JSONDecodeError, dumps_str, loads
-from ..sse import SSEEvent
+from ..sse import SSEEvent, event_json
 from .anthropic_events import SIGNATURE_PREFIX, AnthropicStreamBuilder, Usage, make_message
-from .anthropic_request import effort_of, system_text, turns
+from .anthropic_request import clamped_max_tokens, effort_of, system_text, turns
 from .openai_chat import text_of
 from .tool_schema import openai_tools
 
@@ -92,12 +92,8 @@ def build_request(request: dict[str, Any], model: ModelConfig, *, stream: bool,
                 body["tool_choice"] = mapped
             if choice.get("disable_parallel_tool_use"):
                 body["parallel_tool_calls"] = False
-    max_tokens = request.get("max_tokens")
-    if isinstance(max_tokens, int):
-        if model.max_tokens and max_tokens > model.max_tokens:
-            if log is not None:
-                log(f"max_tokens {max_tokens} clamped to {model.max_tokens} for {model.model_id}")
-            max_tokens = model.max_tokens
+    max_tokens = clamped_max_tokens(request, model.max_tokens, model.model_id, log)
+    if max_tokens is not None:
         body["max_output_tokens"] = max(16, max_tokens)
     effort = model.reasoning_effort or effort_of(request)
     if effort:
@@ -188,10 +184,7 @@ class ResponsesStreamTranslator:
     def feed(self, event: SSEEvent) -> None:
         if self.done or not event.data.strip():
             return
-        try:
-            data = loads(event.data)
-        except JSONDecodeError:
-            raise UpstreamProtocolError(f"upstream sent an event that is not JSON: {event.data[:80]!r}") from None
+        data = event_json(event)
         if not isinstance(data, dict):
             raise UpstreamProtocolError("upstream sent an event that is not a JSON object")
         kind = data.get("type") or event.event
