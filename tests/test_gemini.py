@@ -157,3 +157,25 @@ def test_any_split_gives_identical_output(cuts):
     points = sorted(set(cuts))
     chunks = [STREAM[a:b] for a, b in zip([0, *points], [*points, len(STREAM)], strict=True)]
     assert _normalise_ids(run(STREAM, chunks)) == _normalise_ids(run(STREAM))
+
+
+def test_edge_42_thought_signature_survives_the_round_trip():
+    """Thought, then the step's calls (the signature on the first): the signature rides in the thinking
+    block through Claude Code's history and returns on the first call."""
+    m = run(b"".join([
+        frame({"candidates": [{"content": {"parts": [{"text": "Plan: look around.", "thought": True}]}}]}),
+        frame({"candidates": [{"content": {"parts": [
+            {"functionCall": {"name": "Bash", "args": {"command": "ls"}}, "thoughtSignature": "sig"},
+            {"functionCall": {"name": "Read", "args": {"path": "a"}}}]}, "finishReason": "STOP"}]})]))
+    signature = m["content"][0]["signature"]
+    assert signature == "occ1.g.sig"
+    history = {"model": "x", "max_tokens": 10, "messages": [
+        {"role": "user", "content": "list"},
+        {"role": "assistant", "content": [{"type": "thinking", "thinking": "t", "signature": signature},
+                                          *[b for b in m["content"] if b["type"] == "tool_use"]]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": b["id"], "content": "ok"}
+                                     for b in m["content"] if b["type"] == "tool_use"]}]}
+    body = build_request(history, MODEL, stream=True)
+    calls = [p for p in body["contents"][1]["parts"] if "functionCall" in p]
+    assert calls[0]["thoughtSignature"] == "sig" and "thoughtSignature" not in calls[1]
+    assert [p["functionResponse"]["name"] for p in body["contents"][2]["parts"]] == ["Bash", "Read"]

@@ -3,9 +3,11 @@
 Gemini has no tool-call ids: each ``functionCall`` part gets a generated ``toolu_`` id, and on the way
 back each ``tool_result`` is matched to its call's name through the history. A tool-result turn must
 carry exactly as many ``functionResponse`` parts as the previous model turn had calls (edge case 41).
-Gemini 3 rejects a replayed ``functionCall`` without its thought signature (edge case 42); occ keeps
-no server-side state, so replayed calls carry the documented
-``skip_thought_signature_validator`` signature on the first call of each step.
+Gemini 3 rejects a replayed ``functionCall`` without its thought signature (edge case 42). occ keeps no
+server-side state: a signature that arrives while a thought block is open travels in that thinking
+block's signature (``occ1.g.<signature>``) through Claude Code's history and goes back on the first call
+of its step; a step without one (another model's history) gets the documented
+``skip_thought_signature_validator``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
 __all__ = ["GeminiStreamTranslator", "build_request", "translate_response"]
 
 SKIP_SIGNATURE = "skip_thought_signature_validator"
+#: A thinking block whose signature starts with this carries a Gemini thought signature.
+THOUGHT_PREFIX = SIGNATURE_PREFIX + "g."
 _REFUSALS = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY", "LANGUAGE"}
 _RETRYABLE = {"MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL", "TOO_MANY_TOOL_CALLS"}
 _BUDGETS = {"low": 1024, "medium": 8192, "high": 24576, "xhigh": 32768, "max": 32768}
@@ -39,6 +43,9 @@ def _contents(request: dict[str, Any]) -> list[dict[str, Any]]:
         parts: list[dict[str, Any]] = []
         if turn.role == "assistant":
             first_call = True
+            carried = next((str(b.get("signature"))[len(THOUGHT_PREFIX):] for b in turn.blocks
+                            if b.get("type") == "thinking" and str(b.get("signature", "")).startswith(THOUGHT_PREFIX)),
+                           None)
             for block in turn.blocks:
                 kind = block.get("type")
                 if kind == "text" and block.get("text"):
@@ -48,7 +55,7 @@ def _contents(request: dict[str, Any]) -> list[dict[str, Any]]:
                     args = block.get("input") if isinstance(block.get("input"), dict) else {}
                     part: dict[str, Any] = {"functionCall": {"name": str(block.get("name", "")), "args": args}}
                     if first_call:
-                        part["thoughtSignature"] = SKIP_SIGNATURE
+                        part["thoughtSignature"] = carried or SKIP_SIGNATURE
                         first_call = False
                     parts.append(part)
             role = "model"
@@ -232,6 +239,9 @@ class GeminiStreamTranslator:
                 if not isinstance(part, dict):
                     continue
                 if isinstance(part.get("functionCall"), dict):
+                    if isinstance(part.get("thoughtSignature"), str):
+                        # closes the open thinking block with it, so Claude Code's history carries it back
+                        self._builder.thinking_signature(THOUGHT_PREFIX + part["thoughtSignature"])
                     call = part["functionCall"]
                     args = call.get("args") if isinstance(call.get("args"), dict) else {}
                     self._builder.tool_use("toolu_" + secrets.token_hex(12), str(call.get("name", "")), args)
