@@ -40,7 +40,7 @@ def test_request_items_instructions_tools_and_effort():
                                                   "message"]
     assert body["input"][2] == {"type": "function_call", "call_id": "call_1", "name": "Bash",
                                 "arguments": '{"command":"ls"}'}
-    assert "rs_" not in json.dumps(body)  # edge 43: no bare reasoning ids replayed
+    assert "rs_" not in json.dumps(body)  # an occ1. signature without a reasoning item replays nothing
 
 
 def ev(data: dict) -> bytes:
@@ -52,7 +52,8 @@ STREAM = b"".join([
     ev({"type": "response.output_item.added", "item": {"id": "rs_1", "type": "reasoning"}}),
     ev({"type": "response.reasoning_summary_part.added", "item_id": "rs_1"}),
     ev({"type": "response.reasoning_summary_text.delta", "item_id": "rs_1", "delta": "Need files."}),
-    ev({"type": "response.output_item.done", "item": {"id": "rs_1", "type": "reasoning"}}),
+    ev({"type": "response.output_item.done", "item": {"id": "rs_1", "type": "reasoning",
+                                                      "encrypted_content": "gAAAA-opaque"}}),
     ev({"type": "response.output_item.added", "item": {"id": "msg_1", "type": "message"}}),
     ev({"type": "response.output_text.delta", "item_id": "msg_1", "delta": "Listing "}),
     ev({"type": "response.output_text.delta", "item_id": "msg_1", "delta": "now."}),
@@ -135,3 +136,21 @@ def test_any_split_gives_identical_output(cuts):
     points = sorted(set(cuts))
     chunks = [STREAM[a:b] for a, b in zip([0, *points], [*points, len(STREAM)], strict=True)]
     assert run(STREAM, chunks) == run(STREAM)
+
+
+def test_edge_43_reasoning_replayed_only_with_its_encrypted_content():
+    m = run(STREAM)
+    signature = m["content"][0]["signature"]
+    assert signature.startswith("occ1.r.")
+    body = build_request({"model": "x", "max_tokens": 100, "messages": [
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "content": [m["content"][0], m["content"][2]]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_A", "content": "ok"}]}]},
+        MODEL, stream=True)
+    reasoning = [i for i in body["input"] if i["type"] == "reasoning"]
+    assert reasoning == [{"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "gAAAA-opaque"}]
+    assert body["include"] == ["reasoning.encrypted_content"]
+    bare = build_request({"model": "x", "max_tokens": 100, "messages": [
+        {"role": "assistant", "content": [{"type": "thinking", "thinking": "t", "signature": "occ1."}]}]},
+        MODEL, stream=True)
+    assert not [i for i in bare["input"] if i["type"] == "reasoning"]

@@ -4,11 +4,13 @@ Function calls are items with a ``call_id`` (that is the Anthropic ``tool_use.id
 arguments arrive as deltas keyed by the item's ``id``; they are buffered and written whole through
 the stream builder once ``...arguments.done`` or the item's ``output_item.done`` arrives. Reasoning
 items are never replayed by bare ``rs_`` id (under ``store: false`` that is a 404, protocols.md §7
-item 43): occ keeps no server-side state, so earlier thinking is simply not sent back.
+item 43): their id and ``encrypted_content`` travel in the thinking block's signature
+(``occ1.r.<base64url>``) through Claude Code's history and come back as a whole reasoning item.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +26,9 @@ if TYPE_CHECKING:
     from ..config import ModelConfig
 
 __all__ = ["ResponsesStreamTranslator", "build_request", "translate_response"]
+
+#: A thinking block whose signature starts with this carries a Responses reasoning item.
+REASONING_PREFIX = SIGNATURE_PREFIX + "r."
 
 _EFFORTS = {"minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
 
@@ -50,6 +55,12 @@ def _input(request: dict[str, Any]) -> list[dict[str, Any]]:
     for turn in turns(request):
         blocks = list(turn.blocks)
         if turn.role == "assistant":
+            for block in blocks:
+                signature = str(block.get("signature", "")) if block.get("type") == "thinking" else ""
+                if signature.startswith(REASONING_PREFIX):
+                    item = _decode_reasoning(signature[len(REASONING_PREFIX):])
+                    if item is not None:
+                        items.append(item)
             text = "".join(str(b.get("text", "")) for b in blocks if b.get("type") == "text")
             if text:
                 items.append({"type": "message", "role": "assistant",
@@ -73,9 +84,27 @@ def _input(request: dict[str, Any]) -> list[dict[str, Any]]:
     return items
 
 
+def _encode_reasoning(item_id: str, encrypted: str) -> str:
+    raw = dumps_str({"id": item_id, "encrypted_content": encrypted}).encode()
+    return REASONING_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_reasoning(encoded: str) -> dict[str, Any] | None:
+    """A reasoning item to replay, only ever with its encrypted content (a bare ``rs_`` id is a 404
+    under ``store: false``)."""
+    try:
+        data = loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
+    except (ValueError, *JSONDecodeError):
+        return None
+    if not isinstance(data, dict) or not data.get("encrypted_content") or not data.get("id"):
+        return None
+    return {"type": "reasoning", "id": data["id"], "summary": [], "encrypted_content": data["encrypted_content"]}
+
+
 def build_request(request: dict[str, Any], model: ModelConfig, *, stream: bool,
                   log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": model.model_id, "input": _input(request), "store": False, "stream": stream}
+    body: dict[str, Any] = {"model": model.model_id, "input": _input(request), "store": False, "stream": stream,
+                            "include": ["reasoning.encrypted_content"]}
     instructions = system_text(request)
     if instructions:
         body["instructions"] = instructions
@@ -213,6 +242,9 @@ class ResponsesStreamTranslator:
                                                         "args": [], "done": False}
                 self._emit_call(str(item.get("id")), item.get("arguments"))
             elif item.get("type") in ("reasoning", "message"):
+                if item.get("type") == "reasoning" and item.get("encrypted_content") and item.get("id"):
+                    self._builder.thinking_signature(_encode_reasoning(str(item["id"]),
+                                                                       str(item["encrypted_content"])))
                 self._builder.end_block()
                 self._summary_parts = 0
         elif kind == "response.completed":
