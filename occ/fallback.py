@@ -42,7 +42,7 @@ from .errors import (
 from .jsonfast import JSONDecodeError, loads
 from .logs import get_logger
 from .providers import auth_headers, endpoint_url, resolve_protocol
-from .relay import PING, Fail, Relay, heartbeat
+from .relay import Fail, Relay, heartbeat
 from .resilience.classify import classify
 from .routing import Route
 from .sse import SSEDecoder
@@ -352,5 +352,3 @@ async def _pump(state: ServerState, url: str, headers: dict[str, str], body: byt
     if stall.cancelled_caught:
         raise UpstreamStalled(f"no bytes from upstream for {stall_s:g}s (stream_timeout_ms)")
 
-
-__all__ += ["PING"]

@@ -11,11 +11,10 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from .app import OccApp, create_app
 from .config import Config
-from .logs import configure_logging, get_logger
+from .logs import configure_logging
 
 __all__ = ["create_app", "hypercorn_config", "serve"]
 
-log = get_logger("occ")
 
 
 def hypercorn_config(config: Config, *, host: str | None = None, port: int | None = None,

@@ -23,7 +23,7 @@ import attrs
 
 from .errors import UpstreamProtocolError
 
-__all__ = ["PING_FRAME", "SSEDecoder", "SSEEvent", "encode_event", "encode_json_event", "event_json"]
+__all__ = ["PING_FRAME", "SSEDecoder", "SSEEvent", "event_json"]
 
 MAX_LINE_BYTES = 8 * 1024 * 1024
 MAX_EVENT_BYTES = 32 * 1024 * 1024
@@ -140,17 +140,6 @@ class SSEDecoder:
         self._data_size = 0
         self._event_type = ""
         return [event]
-
-
-def encode_event(event: str, data: str) -> bytes:
-    """One whole SSE frame. ``data`` must be one line (JSON encoders escape newlines)."""
-    return b"event: " + event.encode() + b"\ndata: " + data.encode() + b"\n\n"
-
-
-def encode_json_event(event: str, payload: Any) -> bytes:
-    from .jsonfast import dumps
-
-    return b"event: " + event.encode() + b"\ndata: " + dumps(payload) + b"\n\n"
 
 
 PING_FRAME = b'event: ping\ndata: {"type":"ping"}\n\n'

@@ -104,10 +104,8 @@ def status_error(status: int, body: bytes, headers: Mapping[str, str]) -> Upstre
     anthropic_type = upstream_type if upstream_type in {"overloaded_error", "rate_limit_error"} else None
     if upstream_type in {"UNAVAILABLE", "RESOURCE_EXHAUSTED"}:
         anthropic_type = "overloaded_error" if upstream_type == "UNAVAILABLE" else "rate_limit_error"
-    error = UpstreamStatus(status, f"upstream HTTP {status}: {message}", retry_after_s=retry_after,
-                           upstream_type=anthropic_type)
-    error.raw_type = upstream_type  # type: ignore[attr-defined]
-    return error
+    return UpstreamStatus(status, f"upstream HTTP {status}: {message}", retry_after_s=retry_after,
+                          upstream_type=anthropic_type)
 
 
 class UpstreamResponse:
