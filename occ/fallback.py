@@ -267,6 +267,7 @@ async def run_streaming(state: ServerState, call: Call, relay: Relay,
         body = _build(call, model, protocol, stream=True)
         url = endpoint_url(provider, protocol, model.model_id, stream=True)
         headers = _headers(provider, protocol, _key(state, provider), call, stream=True)
+        builder.forget_uncommitted()
         translator = wire.stream_translator(builder, model)
         limit = timeouts.streaming_timeout_s
         deadline = math.inf if limit is None else trio.current_time() + limit

@@ -359,3 +359,13 @@ def test_any_generated_stream_any_split_is_valid_and_identical(script, data):
     tools = [s for s in script if s[0] == "tool"]
     assert [b["input"] for b in whole["content"] if b["type"] == "tool_use"] == [t[2] for t in tools]
     assert whole["usage"]["output_tokens"] == 40
+
+
+def test_a_failed_attempt_leaves_nothing_held_for_the_next():
+    builder = AnthropicStreamBuilder(message_id="msg_t", model="claude-x", input_tokens=5)
+    builder.text("   ")
+    builder.thinking_signature("occ1.stale")
+    builder.forget_uncommitted()
+    builder.text("Hi")
+    builder.finish("end_turn")
+    assert check_stream(builder.take())["content"] == [{"type": "text", "text": "Hi"}]

@@ -175,6 +175,14 @@ class AnthropicStreamBuilder:
         """True once anything beyond pings reached (or is queued for) the client."""
         return self._started
 
+    def forget_uncommitted(self) -> None:
+        """Drop what a failed attempt left held (whitespace, a signature) before anything was sent, so
+        the next attempt starts clean. Committed state is never touched."""
+        if not self._started:
+            self._held_ws = ""
+            self._held_kind = None
+            self._signature = None
+
     def take(self) -> bytes:
         """All frames produced since the last call, as one buffer."""
         if not self._frames:
