@@ -49,6 +49,7 @@ from .sse import SSEDecoder
 from .state import ServerState
 from .translate import anthropic_passthrough
 from .translate.anthropic_events import AnthropicStreamBuilder
+from .translate.tool_ids import restore_tool_names
 from .upstream import UpstreamClient, status_error
 from .wires import StreamTranslator, wire_for
 
@@ -168,6 +169,10 @@ async def _fallback(
     raise AllAttemptsFailed(call.attempts, errors, skipped)
 
 
+def _tool_names(request: dict[str, Any]) -> list[str]:
+    return [t["name"] for t in request.get("tools") or [] if isinstance(t, dict) and isinstance(t.get("name"), str)]
+
+
 def _key(state: ServerState, provider: ProviderConfig) -> str:
     client = _client(state)
     key = client.keys.next_key(provider.name, provider.api_keys)
@@ -231,6 +236,7 @@ async def run_nonstreaming(state: ServerState, call: Call) -> dict[str, Any]:
         except Exception as exc:
             log.exception("%s translating the response of %s failed", call.request_id, model.label)
             raise TranslationError(f"occ could not translate the answer of {model.label}") from exc
+        restore_tool_names(message, _tool_names(call.request))
         call.stop_reason = message.get("stop_reason")
         call.usage = message.get("usage")
         return message
@@ -268,7 +274,7 @@ async def run_streaming(state: ServerState, call: Call, relay: Relay,
         url = endpoint_url(provider, protocol, model.model_id, stream=True)
         headers = _headers(provider, protocol, _key(state, provider), call, stream=True)
         builder.forget_uncommitted()
-        translator = wire.stream_translator(builder, model)
+        translator = wire.stream_translator(builder, model, _tool_names(call.request))
         limit = timeouts.streaming_timeout_s
         deadline = math.inf if limit is None else trio.current_time() + limit
         failure: OccError | None = None

@@ -38,7 +38,8 @@ class Wire:
     #: (request, raw client body, model, stream, log) -> upstream body bytes
     build: Callable[[dict[str, Any], bytes, ModelConfig, bool, Log], bytes]
     translate_response: Callable[..., dict[str, Any]]
-    stream_translator: Callable[[AnthropicStreamBuilder, ModelConfig], StreamTranslator]
+    #: (builder, model, the request's tool names) -> translator
+    stream_translator: Callable[[AnthropicStreamBuilder, ModelConfig, list[str]], StreamTranslator]
 
 
 def _module(name: str) -> Any:
@@ -62,8 +63,11 @@ def _translate(name: str) -> Callable[..., dict[str, Any]]:
     return translate
 
 
-def _streamer(name: str, cls: str) -> Callable[[AnthropicStreamBuilder, ModelConfig], StreamTranslator]:
-    def make(builder: AnthropicStreamBuilder, model: ModelConfig) -> StreamTranslator:
+def _streamer(name: str, cls: str, *, names: bool = False
+              ) -> Callable[[AnthropicStreamBuilder, ModelConfig, list[str]], StreamTranslator]:
+    def make(builder: AnthropicStreamBuilder, model: ModelConfig, tool_names: list[str]) -> StreamTranslator:
+        if names:
+            return getattr(_module(name), cls)(builder, tool_names=tool_names)
         return getattr(_module(name), cls)(builder)
 
     return make
@@ -76,9 +80,9 @@ def _passthrough_build(request: dict[str, Any], raw: bytes, model: ModelConfig, 
 
 _WIRES = {
     "openai": Wire("openai", _json_builder("openai_chat"), _translate("openai_chat"),
-                   _streamer("openai_chat", "ChatStreamTranslator")),
+                   _streamer("openai_chat", "ChatStreamTranslator", names=True)),
     "responses": Wire("responses", _json_builder("responses"), _translate("responses"),
-                      _streamer("responses", "ResponsesStreamTranslator")),
+                      _streamer("responses", "ResponsesStreamTranslator", names=True)),
     "gemini": Wire("gemini", _json_builder("gemini"), _translate("gemini"),
                    _streamer("gemini", "GeminiStreamTranslator")),
     "anthropic": Wire("anthropic", _passthrough_build, _translate("anthropic_passthrough"),

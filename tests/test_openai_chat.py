@@ -369,3 +369,20 @@ def test_a_failed_attempt_leaves_nothing_held_for_the_next():
     builder.text("Hi")
     builder.finish("end_turn")
     assert check_stream(builder.take())["content"] == [{"type": "text", "text": "Hi"}]
+
+
+def test_edge_15_long_mcp_tool_names_shortened_and_restored():
+    long_name = "mcp__some_server__" + "a_very_long_tool_name_" * 3
+    body = build_request({"model": "x", "max_tokens": 5, "tools": [{"name": long_name, "input_schema": {}}],
+                          "messages": [{"role": "user", "content": "x"},
+                                       {"role": "assistant", "content": [{"type": "tool_use", "id": "c1",
+                                                                          "name": long_name, "input": {}}]},
+                                       {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "c1",
+                                                                     "content": "ok"}]}]}, MODEL, stream=True)
+    short = body["tools"][0]["function"]["name"]
+    assert len(short) <= 64 and body["messages"][1]["tool_calls"][0]["function"]["name"] == short
+    builder = AnthropicStreamBuilder(message_id="msg_t", model="claude-x", input_tokens=5)
+    translator = ChatStreamTranslator(builder, tool_names=[long_name])
+    for event in SSEDecoder().feed(encode([c(tc(0, "a", short, "{}")), c(finish="tool_calls")])):
+        translator.feed(event)
+    assert check_stream(builder.take())["content"][0]["name"] == long_name

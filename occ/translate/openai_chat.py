@@ -21,7 +21,7 @@ from ..jsonfast import JSONDecodeError, dumps_str, loads
 from ..sse import SSEEvent
 from .anthropic_events import SIGNATURE_PREFIX, AnthropicStreamBuilder, Usage, make_message
 from .anthropic_request import blocks_of, clamped_max_tokens, effort_of, system_text, turns
-from .tool_ids import from_upstream_id, to_upstream_id
+from .tool_ids import from_upstream_id, from_upstream_name, to_upstream_id, to_upstream_name
 from .tool_schema import openai_tools
 
 if TYPE_CHECKING:
@@ -110,7 +110,7 @@ def _messages(request: dict[str, Any], model: ModelConfig) -> list[dict[str, Any
             thinking = "".join(str(b.get("thinking", "")) for b in blocks if b.get("type") == "thinking")
             calls = [
                 {"id": to_upstream_id(str(b.get("id", ""))), "type": "function",
-                 "function": {"name": str(b.get("name", "")),
+                 "function": {"name": to_upstream_name(str(b.get("name", ""))),
                               "arguments": dumps_str(b.get("input") if isinstance(b.get("input"), dict) else {})}}
                 for b in blocks if b.get("type") == "tool_use"
             ]
@@ -167,7 +167,7 @@ def build_request(request: dict[str, Any], model: ModelConfig, *, stream: bool,
             if kind == "any":
                 body["tool_choice"] = "required"
             elif kind == "tool" and choice.get("name"):
-                body["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}}
+                body["tool_choice"] = {"type": "function", "function": {"name": to_upstream_name(choice["name"])}}
             elif kind == "none":
                 body["tool_choice"] = "none"
             elif kind == "auto":
@@ -291,8 +291,10 @@ class _Call:
 class ChatStreamTranslator:
     """OpenAI chat-completion chunks in, builder calls out."""
 
-    def __init__(self, builder: AnthropicStreamBuilder, *, think_tags: bool = True) -> None:
+    def __init__(self, builder: AnthropicStreamBuilder, *, think_tags: bool = True,
+                 tool_names: list[str] | None = None) -> None:
         self._builder = builder
+        self._tool_names = tool_names or []
         self._think_tags = think_tags
         self._in_think = False
         self._tag_buffer = ""
@@ -460,7 +462,8 @@ class ChatStreamTranslator:
         for call in calls:
             if not call.name:
                 raise UpstreamProtocolError("upstream sent a tool call without a name")
-            self._builder.tool_use(from_upstream_id(call.id), call.name, "".join(call.args))
+            name = from_upstream_name(call.name, self._tool_names)
+            self._builder.tool_use(from_upstream_id(call.id), name, "".join(call.args))
 
 
 def _partial_tag_suffix(text: str, tag: str) -> int:

@@ -20,6 +20,7 @@ from ..sse import SSEEvent, event_json
 from .anthropic_events import SIGNATURE_PREFIX, AnthropicStreamBuilder, Usage, make_message
 from .anthropic_request import clamped_max_tokens, effort_of, system_text, turns
 from .openai_chat import text_of
+from .tool_ids import from_upstream_name, to_upstream_name
 from .tool_schema import openai_tools
 
 if TYPE_CHECKING:
@@ -69,7 +70,8 @@ def _input(request: dict[str, Any]) -> list[dict[str, Any]]:
                 if block.get("type") == "tool_use":
                     args = block.get("input") if isinstance(block.get("input"), dict) else {}
                     items.append({"type": "function_call", "call_id": str(block.get("id", "")),
-                                  "name": str(block.get("name", "")), "arguments": dumps_str(args)})
+                                  "name": to_upstream_name(str(block.get("name", ""))),
+                                  "arguments": dumps_str(args)})
             continue
         for block in blocks:
             if block.get("type") == "tool_result":
@@ -116,7 +118,7 @@ def build_request(request: dict[str, Any], model: ModelConfig, *, stream: bool,
             kind = choice.get("type")
             mapped = {"auto": "auto", "any": "required", "none": "none"}.get(kind)
             if kind == "tool" and choice.get("name"):
-                body["tool_choice"] = {"type": "function", "name": choice["name"]}
+                body["tool_choice"] = {"type": "function", "name": to_upstream_name(choice["name"])}
             elif mapped:
                 body["tool_choice"] = mapped
             if choice.get("disable_parallel_tool_use"):
@@ -201,8 +203,9 @@ def translate_response(body: Any, *, message_id: str, model_name: str, input_est
 class ResponsesStreamTranslator:
     """Responses API stream events in, builder calls out."""
 
-    def __init__(self, builder: AnthropicStreamBuilder) -> None:
+    def __init__(self, builder: AnthropicStreamBuilder, *, tool_names: list[str] | None = None) -> None:
         self._builder = builder
+        self._tool_names = tool_names or []
         self._calls: dict[str, dict[str, Any]] = {}
         self._summary_parts = 0
 
@@ -271,7 +274,7 @@ class ResponsesStreamTranslator:
         name = str(call.get("name") or "")
         if not name:
             raise UpstreamProtocolError("upstream sent a function call without a name")
-        self._builder.tool_use(str(call["call_id"]), name, raw)
+        self._builder.tool_use(str(call["call_id"]), from_upstream_name(name, self._tool_names), raw)
 
     def _finish(self, stop: str, response: Any) -> None:
         for item_id in list(self._calls):

@@ -14,7 +14,7 @@ import hashlib
 import re
 import secrets
 
-__all__ = ["from_upstream_id", "from_upstream_name", "to_upstream_id", "to_upstream_name"]
+__all__ = ["from_upstream_id", "from_upstream_name", "restore_tool_names", "to_upstream_id", "to_upstream_name"]
 
 _VALID_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
 _VALID_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
@@ -55,3 +55,10 @@ def from_upstream_name(name: str, known: list[str]) -> str:
         if to_upstream_name(original) == name:
             return original
     return name
+
+
+def restore_tool_names(message: dict[str, object], known: list[str]) -> None:
+    """Put the client's tool names back on a translated message's tool_use blocks."""
+    for block in message.get("content") or []:  # type: ignore[attr-defined]
+        if isinstance(block, dict) and block.get("type") == "tool_use" and isinstance(block.get("name"), str):
+            block["name"] = from_upstream_name(block["name"], known)
