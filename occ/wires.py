@@ -84,7 +84,7 @@ _WIRES = {
     "responses": Wire("responses", _json_builder("responses"), _translate("responses"),
                       _streamer("responses", "ResponsesStreamTranslator", names=True)),
     "gemini": Wire("gemini", _json_builder("gemini"), _translate("gemini"),
-                   _streamer("gemini", "GeminiStreamTranslator")),
+                   _streamer("gemini", "GeminiStreamTranslator", names=True)),
     "anthropic": Wire("anthropic", _passthrough_build, _translate("anthropic_passthrough"),
                       _streamer("anthropic_passthrough", "AnthropicPassthroughTranslator")),
 }

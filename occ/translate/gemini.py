@@ -22,6 +22,7 @@ from .anthropic_events import SIGNATURE_PREFIX, AnthropicStreamBuilder, Usage, m
 from .anthropic_request import clamped_max_tokens, effort_of, system_text, turns
 from .gemini_schema import clean_schema
 from .openai_chat import text_of
+from .tool_ids import from_upstream_name, to_upstream_name
 
 if TYPE_CHECKING:
     from ..config import ModelConfig
@@ -51,9 +52,10 @@ def _contents(request: dict[str, Any]) -> list[dict[str, Any]]:
                 if kind == "text" and block.get("text"):
                     parts.append({"text": block["text"]})
                 elif kind == "tool_use":
-                    names[str(block.get("id"))] = str(block.get("name", ""))
+                    names[str(block.get("id"))] = to_upstream_name(str(block.get("name", "")))
                     args = block.get("input") if isinstance(block.get("input"), dict) else {}
-                    part: dict[str, Any] = {"functionCall": {"name": str(block.get("name", "")), "args": args}}
+                    part: dict[str, Any] = {"functionCall": {"name": to_upstream_name(str(block.get("name", ""))),
+                                                             "args": args}}
                     if first_call:
                         part["thoughtSignature"] = carried or SKIP_SIGNATURE
                         first_call = False
@@ -99,7 +101,7 @@ def build_request(request: dict[str, Any], model: ModelConfig, *, stream: bool,
             continue
         if isinstance(tool.get("type"), str) and tool["type"] not in ("custom", "function"):
             continue
-        declaration: dict[str, Any] = {"name": tool["name"].strip()}
+        declaration: dict[str, Any] = {"name": to_upstream_name(tool["name"].strip())}
         if tool.get("description"):
             declaration["description"] = tool["description"]
         params = clean_schema(tool.get("input_schema"))
@@ -114,7 +116,7 @@ def build_request(request: dict[str, Any], model: ModelConfig, *, stream: bool,
             if mode:
                 config: dict[str, Any] = {"mode": mode}
                 if choice.get("type") == "tool" and choice.get("name"):
-                    config["allowedFunctionNames"] = [choice["name"]]
+                    config["allowedFunctionNames"] = [to_upstream_name(choice["name"])]
                 body["toolConfig"] = {"functionCallingConfig": config}
     generation: dict[str, Any] = {}
     max_tokens = clamped_max_tokens(request, model.max_tokens, model.model_id, log)
@@ -208,8 +210,9 @@ def translate_response(body: Any, *, message_id: str, model_name: str, input_est
 class GeminiStreamTranslator:
     """Each SSE event is a partial GenerateContentResponse; functionCall parts arrive whole."""
 
-    def __init__(self, builder: AnthropicStreamBuilder) -> None:
+    def __init__(self, builder: AnthropicStreamBuilder, *, tool_names: list[str] | None = None) -> None:
         self._builder = builder
+        self._tool_names = tool_names or []
         self._usage: Usage | None = None
         self._emitted = False
 
@@ -244,7 +247,8 @@ class GeminiStreamTranslator:
                         self._builder.thinking_signature(THOUGHT_PREFIX + part["thoughtSignature"])
                     call = part["functionCall"]
                     args = call.get("args") if isinstance(call.get("args"), dict) else {}
-                    self._builder.tool_use("toolu_" + secrets.token_hex(12), str(call.get("name", "")), args)
+                    name = from_upstream_name(str(call.get("name", "")), self._tool_names)
+                    self._builder.tool_use("toolu_" + secrets.token_hex(12), name, args)
                     self._emitted = True
                 elif isinstance(part.get("text"), str) and part["text"]:
                     if part.get("thought"):
