@@ -386,3 +386,13 @@ def test_edge_15_long_mcp_tool_names_shortened_and_restored():
     for event in SSEDecoder().feed(encode([c(tc(0, "a", short, "{}")), c(finish="tool_calls")])):
         translator.feed(event)
     assert check_stream(builder.take())["content"][0]["name"] == long_name
+
+
+def test_client_effort_only_reaches_families_that_take_it():
+    request = {"model": "x", "max_tokens": 5, "thinking": {"type": "adaptive"}, "output_config": {"effort": "medium"},
+               "messages": [{"role": "user", "content": "x"}]}
+    assert build_request(request, MODEL, stream=False)["reasoning_effort"] == "medium"
+    plain = ModelConfig(provider="p", model_id="llama-3.3-70b")
+    assert "reasoning_effort" not in build_request(request, plain, stream=False)
+    configured = ModelConfig(provider="p", model_id="llama-3.3-70b", reasoning_effort="high")
+    assert build_request(request, configured, stream=False)["reasoning_effort"] == "high"

@@ -152,6 +152,16 @@ def _close_orphans(out: list[dict[str, Any]], pending: list[str]) -> None:
     pending.clear()
 
 
+#: Families known to accept ``reasoning_effort``; others may reject an unknown parameter, so the
+#: client's effort is only forwarded to these (a configured ``reasoning_effort`` is always sent).
+EFFORT_FAMILIES = ("deepseek", "kimi", "glm", "qwen", "mimo", "gpt-5", "o1", "o3", "o4", "grok")
+
+
+def _takes_reasoning_effort(model_id: str) -> bool:
+    lowered = model_id.lower()
+    return lowered.startswith(EFFORT_FAMILIES) or "deepseek" in lowered
+
+
 _EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high", "minimal": "low"}
 
 
@@ -182,7 +192,9 @@ def build_request(request: dict[str, Any], model: ModelConfig, *, stream: bool,
     max_tokens = clamped_max_tokens(request, model.max_tokens, model.model_id, log)
     if max_tokens is not None:
         body["max_tokens"] = max_tokens
-    effort = model.reasoning_effort or effort_of(request)
+    effort = model.reasoning_effort
+    if effort is None and _takes_reasoning_effort(model.model_id):
+        effort = effort_of(request)
     thinking_on = effort is not None or (model.thinking or {}).get("type") == "enabled"
     if effort is not None:
         deepseek = "deepseek" in model.model_id.lower()
