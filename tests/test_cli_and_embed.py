@@ -10,6 +10,7 @@ import sys
 
 import httpx
 import trio
+from anthropic_checker import check_stream
 
 import occ
 from occ.config import load_config
@@ -124,3 +125,48 @@ async def test_serve_in_a_callers_nursery(fake, nursery):
     assert binds[0].startswith("http://127.0.0.1:")
     async with httpx.AsyncClient() as client:
         assert (await client.get(binds[0] + "/health")).status_code == 200
+
+
+async def test_sigterm_lets_an_in_flight_stream_finish(fake, tmp_path):
+    from conftest import fake_provider
+    from fake_upstream import Reply, sse
+    from test_e2e_chat import chunk, usage_chunk
+
+    parts = [*sse(chunk({"content": "first "}), done=False), 1.0, *sse(chunk({"content": "last"}),
+                                                                       chunk(finish="stop"), usage_chunk())]
+    fake.default("/v1/chat/completions", Reply(chunks=parts))
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"port": 0, "providers": {"fake": fake_provider(fake)},
+                                  "enable_streaming_scenario_routing": True, "shutdown_grace_ms": 5000,
+                                  "models": {"default": {"provider": "fake", "model_id": "m"}}}))
+    env = {**os.environ, "HOME": str(tmp_path)}
+    proc = await trio.lowlevel.open_process([sys.executable, "-m", "occ.cli", "serve", "--config", str(config)],
+                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    try:
+        line = b""
+        with trio.fail_after(30):
+            while b"\n" not in line:
+                line += await proc.stdout.receive_some(4096)
+        url = line.decode().split("listening on ")[1].split()[0]
+        result = {}
+
+        async def stream() -> None:
+            async with httpx.AsyncClient(timeout=20) as client:
+                result["response"] = await client.post(f"{url}/v1/messages", json={
+                    "model": "m", "max_tokens": 10, "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(stream)
+            with trio.fail_after(10):
+                while not fake.requests("/v1/chat/completions"):
+                    await trio.sleep(0.02)
+            await trio.sleep(0.2)
+            proc.send_signal(signal.SIGTERM)
+        message = check_stream(result["response"].content)
+        assert message["content"][0]["text"] == "first last"
+        with trio.fail_after(20):
+            assert await proc.wait() == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
