@@ -99,7 +99,7 @@ def _check_keys(state: ServerState, call: Call) -> None:
             missing.append(provider.api_key_env)
     names = " or ".join(missing) or "OCC_API_KEY"
     raise MissingApiKey(f"occ has no API key for the upstream provider: set the environment variable {names} "
-                        "(or api_key in the config file) and restart occ or send it SIGHUP")
+                        "and restart occ (or put api_key in the config file)")
 
 
 def _headers(provider: ProviderConfig, protocol: str, key: str, call: Call, stream: bool) -> dict[str, str]:
