@@ -154,3 +154,24 @@ def check_events(events: list[tuple[str, dict[str, Any]]], *, allow_error: bool 
 
 def check_stream(raw: bytes, *, allow_error: bool = False) -> dict[str, Any]:
     return check_events(split_frames(raw), allow_error=allow_error)
+
+
+def translate_chunks(make_translator: Any, chunks: list[bytes], *, model: str = "claude-x",
+                     input_tokens: int = 10) -> tuple[bytes, Any]:
+    """Feed upstream byte chunks through occ's SSE decoder and a stream translator, the way the
+    fallback loop does, and return (everything the builder emitted, the builder)."""
+    from occ.sse import SSEDecoder
+    from occ.translate.anthropic_events import AnthropicStreamBuilder
+
+    builder = AnthropicStreamBuilder(message_id="msg_t", model=model, input_tokens=input_tokens)
+    translator = make_translator(builder)
+    decoder = SSEDecoder()
+    out = b""
+    for chunk in chunks:
+        for event in decoder.feed(chunk):
+            translator.feed(event)
+        out += builder.take()
+    for event in decoder.close():
+        translator.feed(event)
+    translator.close()
+    return out + builder.take(), builder

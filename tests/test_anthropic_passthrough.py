@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from anthropic_checker import check_stream
+from anthropic_checker import check_stream, translate_chunks
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -101,18 +101,7 @@ UPSTREAM = b"".join([
 
 
 def relay(chunks: list[bytes]) -> tuple[bytes, AnthropicStreamBuilder]:
-    builder = AnthropicStreamBuilder(message_id="msg_occ", model="claude-occ-default", input_tokens=100)
-    translator = AnthropicPassthroughTranslator(builder)
-    decoder = SSEDecoder()
-    out = b""
-    for chunk in chunks:
-        for event in decoder.feed(chunk):
-            translator.feed(event)
-        out += builder.take()
-    for event in decoder.close():
-        translator.feed(event)
-    translator.close()
-    return out + builder.take(), builder
+    return translate_chunks(AnthropicPassthroughTranslator, chunks, model="claude-occ-default", input_tokens=100)
 
 
 def test_stream_relayed_whole_with_signatures_intact():

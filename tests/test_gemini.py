@@ -6,14 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from anthropic_checker import check_stream
+from anthropic_checker import check_stream, translate_chunks
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from occ.config import ModelConfig
 from occ.errors import UpstreamProtocolError, UpstreamStatus
-from occ.sse import SSEDecoder
-from occ.translate.anthropic_events import AnthropicStreamBuilder
 from occ.translate.gemini import SKIP_SIGNATURE, GeminiStreamTranslator, build_request, translate_response
 from occ.translate.gemini_schema import clean_schema
 
@@ -92,18 +90,7 @@ STREAM = b"".join([
 
 
 def run(raw: bytes, chunks: list[bytes] | None = None) -> dict:
-    builder = AnthropicStreamBuilder(message_id="msg_t", model="claude-x", input_tokens=10)
-    translator = GeminiStreamTranslator(builder)
-    decoder = SSEDecoder()
-    out = b""
-    for chunk in chunks or [raw]:
-        for event in decoder.feed(chunk):
-            translator.feed(event)
-        out += builder.take()
-    for event in decoder.close():
-        translator.feed(event)
-    translator.close()
-    return check_stream(out + builder.take())
+    return check_stream(translate_chunks(GeminiStreamTranslator, chunks or [raw])[0])
 
 
 def _normalise_ids(message: dict) -> dict:

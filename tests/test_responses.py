@@ -6,14 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from anthropic_checker import check_stream
+from anthropic_checker import check_stream, translate_chunks
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from occ.config import ModelConfig
 from occ.errors import UpstreamProtocolError, UpstreamStatus
-from occ.sse import SSEDecoder
-from occ.translate.anthropic_events import AnthropicStreamBuilder
 from occ.translate.responses import ResponsesStreamTranslator, build_request, translate_response
 
 MODEL = ModelConfig(provider="opencode-zen", model_id="gpt-5.5", max_tokens=32000, reasoning_effort="high")
@@ -73,18 +71,7 @@ STREAM = b"".join([
 
 
 def run(raw: bytes, chunks: list[bytes] | None = None) -> dict:
-    builder = AnthropicStreamBuilder(message_id="msg_t", model="claude-x", input_tokens=10)
-    translator = ResponsesStreamTranslator(builder)
-    decoder = SSEDecoder()
-    out = b""
-    for chunk in chunks or [raw]:
-        for event in decoder.feed(chunk):
-            translator.feed(event)
-        out += builder.take()
-    for event in decoder.close():
-        translator.feed(event)
-    translator.close()
-    return check_stream(out + builder.take())
+    return check_stream(translate_chunks(ResponsesStreamTranslator, chunks or [raw])[0])
 
 
 def test_stream_reasoning_text_and_two_calls():
