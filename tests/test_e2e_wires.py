@@ -96,3 +96,37 @@ async def test_gemini_upstream_stream_with_key_header(fake, start_occ):
     seen = fake.requests(path)[0]
     assert seen.query == "alt=sse" and seen.headers["x-goog-api-key"] == TEST_KEY
     assert "authorization" not in seen.headers
+
+
+async def test_gemini_multi_turn_tool_results_end_to_end(fake, start_occ):
+    """A tool call answered by Gemini, its result sent back through occ: the second upstream request
+    carries one functionResponse per call, named after the calls, with the thought signature back."""
+    from test_gemini import frame
+
+    path = "/v1beta/models/gemini-3.1-pro:streamGenerateContent"
+    fake.queue(path, Reply(chunks=[
+        frame({"candidates": [{"content": {"parts": [{"text": "Plan: look.", "thought": True}]}}]}),
+        frame({"candidates": [{"content": {"parts": [
+            {"functionCall": {"name": "Bash", "args": {"command": "ls"}}, "thoughtSignature": "sig-1"},
+            {"functionCall": {"name": "Read", "args": {"path": "a"}}}]}, "finishReason": "STOP"}]})]))
+    fake.queue(path, Reply(chunks=[frame({"candidates": [{"content": {"parts": [{"text": "Found a.py"}]},
+                                                           "finishReason": "STOP"}]})]))
+    url = await start_occ(make_config(fake, models={"default": {"provider": "fake", "model_id": "gemini-3.1-pro",
+                                                                "wire_format": "gemini"}}))
+    tools = [{"name": "Bash", "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}}},
+             {"name": "Read", "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}}}]
+    client = sdk(url)
+    async with client.messages.stream(model="m", max_tokens=100, messages=USER, tools=tools) as stream:
+        first = await stream.get_final_message()
+    calls = [b for b in first.content if b.type == "tool_use"]
+    history = [*USER, {"role": "assistant", "content": [b.model_dump() for b in first.content]},
+               {"role": "user", "content": [{"type": "tool_result", "tool_use_id": b.id, "content": "ok"}
+                                            for b in calls]}]
+    async with client.messages.stream(model="m", max_tokens=100, messages=history, tools=tools) as stream:
+        second = await stream.get_final_message()
+    assert second.content[0].text == "Found a.py"
+    contents = fake.requests(path)[1].json["contents"]
+    model_calls = [p for p in contents[1]["parts"] if "functionCall" in p]
+    responses = [p["functionResponse"]["name"] for p in contents[2]["parts"] if "functionResponse" in p]
+    assert [c["functionCall"]["name"] for c in model_calls] == responses == ["Bash", "Read"]
+    assert model_calls[0]["thoughtSignature"] == "sig-1"
