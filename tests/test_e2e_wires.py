@@ -130,3 +130,30 @@ async def test_gemini_multi_turn_tool_results_end_to_end(fake, start_occ):
     responses = [p["functionResponse"]["name"] for p in contents[2]["parts"] if "functionResponse" in p]
     assert [c["functionCall"]["name"] for c in model_calls] == responses == ["Bash", "Read"]
     assert model_calls[0]["thoughtSignature"] == "sig-1"
+
+
+async def test_responses_multi_turn_tool_results_end_to_end(fake, start_occ):
+    """The Responses call's result goes back as a function_call_output with the same call_id, and the
+    reasoning item returns whole (id + encrypted content), never as a bare rs_ id."""
+    fake.queue("/v1/responses", Reply(chunks=[RESPONSES_STREAM]))
+    fake.queue("/v1/responses", Reply(chunks=[
+        b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":"done"}\n\n',
+        b'event: response.completed\ndata: {"type":"response.completed","response":{"usage":'
+        b'{"input_tokens":9,"output_tokens":1}}}\n\n']))
+    url = await start_occ(make_config(fake, models={"default": {"provider": "fake", "model_id": "gpt-5.5",
+                                                                "wire_format": "responses"}}))
+    client = sdk(url)
+    async with client.messages.stream(model="m", max_tokens=100, messages=USER) as stream:
+        first = await stream.get_final_message()
+    calls = [b for b in first.content if b.type == "tool_use"]
+    history = [*USER, {"role": "assistant", "content": [b.model_dump() for b in first.content]},
+               {"role": "user", "content": [{"type": "tool_result", "tool_use_id": b.id, "content": "ok"}
+                                            for b in calls]}]
+    async with client.messages.stream(model="m", max_tokens=100, messages=history) as stream:
+        second = await stream.get_final_message()
+    assert second.content[0].text == "done"
+    items = fake.requests("/v1/responses")[1].json["input"]
+    assert [i["type"] for i in items] == ["message", "reasoning", "message", "function_call", "function_call",
+                                          "function_call_output", "function_call_output"]
+    assert items[1]["id"] == "rs_1" and items[1]["encrypted_content"] == "gAAAA-opaque"
+    assert [i["call_id"] for i in items[5:]] == ["call_A", "call_B"]
