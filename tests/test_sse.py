@@ -76,3 +76,90 @@ def test_any_chunking_gives_the_same_events(cuts):
 
 def test_byte_by_byte():
     assert decode(*[STREAM[i:i + 1] for i in range(len(STREAM))])[0] == decode(STREAM)[0]
+
+
+# -- generated streams --------------------------------------------------------------------------------
+
+_LINE = st.text(st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)), max_size=12)
+
+
+@st.composite
+def sse_streams(draw: st.DrawFn) -> tuple[bytes, list[SSEEvent]]:
+    """Random events in one line-end style (LF, CRLF or CR; mixing CR and LF is ambiguous by the
+    spec), with comments, ids, retry, no-space ``data:`` and events without data; returns the bytes
+    and the events the WHATWG rules give."""
+    nl = draw(st.sampled_from(["\n", "\r\n", "\r"]))
+    lines: list[str] = []
+    expected: list[SSEEvent] = []
+    last_id: str | None = None
+    retry: int | None = None
+    for _ in range(draw(st.integers(0, 6))):
+        if draw(st.booleans()):
+            lines.append(":" + draw(_LINE))
+        kind = draw(st.one_of(st.none(), st.sampled_from(["message", "ping", "content_block_delta"])))
+        if kind is not None:
+            lines.append(f"event: {kind}")
+        if draw(st.booleans()):
+            last_id = draw(st.text("abc123", max_size=4))
+            lines.append(f"id: {last_id}")
+        if draw(st.integers(0, 5)) == 0:
+            retry = draw(st.integers(0, 9999))
+            lines.append(f"retry: {retry}")
+        data = draw(st.lists(_LINE, max_size=3))
+        for value in data:
+            lines.append(f"data:{value}" if not value.startswith(" ") and draw(st.booleans()) else f"data: {value}")
+        lines.append("")
+        if data:
+            expected.append(SSEEvent("\n".join(data), kind or "message", last_id, retry))
+    raw = nl.join(lines) + (nl if lines else "")
+    if draw(st.booleans()):
+        raw = "\ufeff" + raw
+    return raw.encode(), expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(sse_streams(), st.data())
+def test_generated_streams_decode_to_the_spec_events_under_any_split(stream, data):
+    raw, expected = stream
+    assert decode(raw)[0] == expected
+    cuts = sorted(set(data.draw(st.lists(st.integers(0, len(raw)), max_size=20))))
+    chunks = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)], strict=True)]
+    assert decode(*chunks)[0] == expected
+
+
+@settings(max_examples=50, deadline=None)
+@given(sse_streams())
+def test_generated_streams_byte_by_byte(stream):
+    raw, expected = stream
+    assert decode(*[raw[i:i + 1] for i in range(len(raw))])[0] == expected
+
+
+def test_a_value_keeps_all_but_one_leading_space():
+    events, _ = decode(b"data:  two\n\n")
+    assert events[0].data == " two"
+
+
+def test_field_without_colon_and_unknown_fields():
+    events, _ = decode(b"data\nfoo: bar\ndata: x\n\n")
+    assert events[0].data == "\nx"
+
+
+def test_id_with_nul_is_ignored_and_bad_retry_too():
+    events, _ = decode(b"id: 1\n\ndata: a\nid: x\x00y\nretry: 1s\n\n")
+    assert events == [SSEEvent("a", "message", "1", None)]
+
+
+def test_a_truncated_multibyte_character_at_eof_is_replaced_not_raised():
+    events, decoder = decode("data: é".encode()[:-1])
+    assert events[0].data == "\ufffd" and decoder.truncated
+
+
+def test_event_size_cap():
+    decoder = SSEDecoder(max_event=100)
+    with pytest.raises(UpstreamProtocolError):
+        decoder.feed(b"data: " + b"x" * 60 + b"\ndata: " + b"y" * 60 + b"\n")
+
+
+def test_comments_count_as_liveness():
+    _, decoder = decode(b": OPENROUTER PROCESSING\n\n: again\n\n")
+    assert decoder.comments == 2

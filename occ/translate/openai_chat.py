@@ -12,22 +12,21 @@ parallel calls, or all at once, and the Python SDK raises mid-stream on invalid 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UpstreamProtocolError, UpstreamStatus
 from ..jsonfast import JSONDecodeError, dumps_str, loads
 from ..sse import SSEEvent
-from .anthropic_events import SIGNATURE_PREFIX, AnthropicStreamBuilder, Usage, make_message
+from .anthropic_events import SIGNATURE_PREFIX, AnthropicStreamBuilder, Usage, make_message, normalize_tool_arguments
 from .anthropic_request import blocks_of, clamped_max_tokens, effort_of, system_text, turns
-from .tool_ids import from_upstream_id, from_upstream_name, to_upstream_id, to_upstream_name
+from .tool_ids import from_upstream_id, from_upstream_name, new_tool_id, to_upstream_id, to_upstream_name
 from .tool_schema import openai_tools
 
 if TYPE_CHECKING:
     from ..config import ModelConfig
 
-__all__ = ["ChatStreamTranslator", "build_request", "translate_response"]
+__all__ = ["ChatStreamTranslator", "ThinkTagSplitter", "build_request", "text_of", "translate_response"]
 
 #: Families that need ``reasoning_content`` replayed on assistant turns with tool calls.
 REASONING_REPLAY_FAMILIES = ("deepseek", "kimi", "glm", "mimo", "qwen", "moonshot")
@@ -40,13 +39,16 @@ _FINISH = {
     "content_filter": "refusal",
     "sensitive": "refusal",
 }
+#: finish_reasons that mean the upstream failed, not that the answer ended (protocols.md §3).
 _FAILED_FINISH = {"insufficient_system_resource", "error", "network_error"}
+_REASONING_KEYS = ("reasoning_content", "reasoning", "reasoning_details")
 
 
 # -- request ---------------------------------------------------------------------------------------
 
 
 def text_of(content: Any) -> str:
+    """Tool-result (or any block) content as plain text; images and binary documents become placeholders."""
     parts = []
     for block in blocks_of(content):
         kind = block.get("type")
@@ -54,17 +56,25 @@ def text_of(content: Any) -> str:
             parts.append(str(block.get("text", "")))
         elif kind == "tool_reference":
             parts.append(f"Tool loaded: {block.get('tool_name', '')}")
-        elif kind in ("image", "document"):
-            parts.append("[image]" if kind == "image" else "[document]")
+        elif kind == "image":
+            parts.append("[image]")
+        elif kind == "document":
+            source = block.get("source") if isinstance(block.get("source"), dict) else {}
+            if source.get("type") == "text" and isinstance(source.get("data"), str):
+                parts.append(source["data"])
+            elif source.get("type") == "content":
+                parts.append(text_of(source.get("content")))
+            else:
+                parts.append("[document]")
         elif kind == "search_result":
             parts.append(str(block.get("title", "")) + "\n" + text_of(block.get("content")))
     return "\n".join(p for p in parts if p)
 
 
 def _image_part(block: dict[str, Any]) -> dict[str, Any] | None:
-    source = block.get("source") or {}
+    source = block.get("source") if isinstance(block.get("source"), dict) else {}
     if source.get("type") == "base64" and source.get("data"):
-        url = f"data:{source.get('media_type', 'image/png')};base64,{source['data']}"
+        url = f"data:{source.get('media_type') or 'image/png'};base64,{source['data']}"
     elif source.get("type") == "url" and source.get("url"):
         url = source["url"]
     else:
@@ -72,83 +82,140 @@ def _image_part(block: dict[str, Any]) -> dict[str, Any] | None:
     return {"type": "image_url", "image_url": {"url": url}}
 
 
-def _user_content(blocks: list[dict[str, Any]], vision: bool | None) -> str | list[dict[str, Any]] | None:
+def _user_parts(blocks: list[dict[str, Any]], vision: bool | None) -> list[dict[str, Any]]:
     parts: list[dict[str, Any]] = []
     for block in blocks:
         kind = block.get("type")
-        if kind == "text" and str(block.get("text", "")):
+        if kind == "text" and isinstance(block.get("text"), str) and block["text"]:
             parts.append({"type": "text", "text": block["text"]})
         elif kind == "image":
             image = _image_part(block) if vision is not False else None
             parts.append(image or {"type": "text", "text": "[Image]"})
-        elif kind == "document":
-            parts.append({"type": "text", "text": "[document]"})
-    if not parts:
-        return None
-    if all(p["type"] == "text" for p in parts):
-        return "\n".join(p["text"] for p in parts)
+        elif kind in ("document", "search_result"):
+            text = text_of([block])
+            if text:
+                parts.append({"type": "text", "text": text})
     return parts
 
 
-def _replays_reasoning(model_id: str) -> bool:
-    lowered = model_id.lower()
-    return any(family in lowered for family in REASONING_REPLAY_FAMILIES)
+def _family(model: ModelConfig, *names: str) -> bool:
+    lowered = model.model_id.lower()
+    return any(name in lowered for name in names)
+
+
+def _flatten(parts: list[dict[str, Any]]) -> str:
+    return "\n".join(p["text"] if p["type"] == "text" else "[Image]" for p in parts)
+
+
+class _History:
+    """The chat ``messages`` list under construction: same-role neighbours merge (strict templates
+    and ``deepseek-reasoner`` reject successive same-role messages), user content stays a plain
+    string while it is text only."""
+
+    def __init__(self, *, flat: bool) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self._flat = flat  # list content rejected (old deepseek-reasoner): always a string
+
+    def user(self, parts: list[dict[str, Any]]) -> None:
+        if not parts:
+            return
+        last = self.messages[-1] if self.messages else None
+        if last is not None and last["role"] == "user":
+            previous = last["content"]
+            parts = ([{"type": "text", "text": previous}] if isinstance(previous, str) else previous) + parts
+            self.messages.pop()
+        text_only = all(p["type"] == "text" for p in parts)
+        content: Any = "\n".join(p["text"] for p in parts) if text_only else parts
+        if self._flat and not text_only:
+            content = _flatten(parts)
+        self.messages.append({"role": "user", "content": content})
+
+    def assistant(self, message: dict[str, Any]) -> None:
+        last = self.messages[-1] if self.messages else None
+        if last is not None and last["role"] == "assistant" and "tool_calls" not in last:
+            texts = [t for t in (last.get("content"), message.get("content")) if t]
+            message = {**message, "content": "\n\n".join(texts) or None}
+            if "reasoning_content" in last and "reasoning_content" in message:
+                message["reasoning_content"] = last["reasoning_content"] + message["reasoning_content"]
+            self.messages.pop()
+        self.messages.append(message)
+
+    def tool(self, call_id: str, content: str) -> None:
+        self.messages.append({"role": "tool", "tool_call_id": call_id, "content": content})
+
+
+def _assistant_message(blocks: list[dict[str, Any]], model: ModelConfig) -> dict[str, Any] | None:
+    text = "\n\n".join(str(b["text"]) for b in blocks
+                       if b.get("type") == "text" and isinstance(b.get("text"), str) and b["text"].strip())
+    thinking = "".join(str(b.get("thinking", "")) for b in blocks if b.get("type") == "thinking")
+    calls = []
+    for block in blocks:
+        if block.get("type") != "tool_use":
+            continue
+        raw = block.get("input")
+        if isinstance(raw, str):
+            try:
+                raw = loads(raw)
+            except JSONDecodeError:
+                raw = {}
+        calls.append({"id": to_upstream_id(str(block.get("id") or "")), "type": "function",
+                      "function": {"name": to_upstream_name(str(block.get("name") or "")),
+                                   "arguments": dumps_str(raw if isinstance(raw, dict) else {})}})
+    if calls and thinking.strip() and _family(model, "minimax"):
+        # MiniMax keeps its reasoning in content; in tool loops the whole message goes back.
+        text = f"<think>{thinking}</think>\n\n{text}" if text else f"<think>{thinking}</think>"
+    if not (text or calls):
+        return None  # thinking-only or empty: a turn without content would be a 400
+    message: dict[str, Any] = {"role": "assistant", "content": text or None}
+    if calls:
+        message["tool_calls"] = calls
+        if _family(model, *REASONING_REPLAY_FAMILIES):
+            message["reasoning_content"] = thinking  # required on tool-call turns, even "" (§7 items 32-33)
+    return message
 
 
 def _messages(request: dict[str, Any], model: ModelConfig) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
+    history = _History(flat=_family(model, "deepseek-reasoner"))
     system = system_text(request)
     if system:
-        out.append({"role": "system", "content": system})
-    pending: list[str] = []  # tool call ids still waiting for their result
-    replay = _replays_reasoning(model.model_id)
+        history.messages.append({"role": "system", "content": system})
+    pending: list[str] = []  # upstream ids of the last assistant turn's calls, in call order
     for turn in turns(request):
         blocks = list(turn.blocks)
         if turn.role == "assistant":
-            _close_orphans(out, pending)
-            text = "".join(str(b.get("text", "")) for b in blocks if b.get("type") == "text")
-            thinking = "".join(str(b.get("thinking", "")) for b in blocks if b.get("type") == "thinking")
-            calls = [
-                {"id": to_upstream_id(str(b.get("id", ""))), "type": "function",
-                 "function": {"name": to_upstream_name(str(b.get("name", ""))),
-                              "arguments": dumps_str(b.get("input") if isinstance(b.get("input"), dict) else {})}}
-                for b in blocks if b.get("type") == "tool_use"
-            ]
-            message: dict[str, Any] = {"role": "assistant", "content": text or None}
-            if calls:
-                message["tool_calls"] = calls
-                pending = [c["id"] for c in calls]
-                if replay:
-                    message["reasoning_content"] = thinking
-            if text or calls:
-                out.append(message)
+            _answer_calls(history, pending, {})
+            message = _assistant_message(blocks, model)
+            if message is not None:
+                history.assistant(message)
+                pending = [c["id"] for c in message.get("tool_calls", [])]
             continue
-        results = [b for b in blocks if b.get("type") == "tool_result"]
-        for result in results:
-            call_id = to_upstream_id(str(result.get("tool_use_id", "")))
+        answers: dict[str, str] = {}
+        late: list[dict[str, Any]] = []  # results that answer no call of the previous turn
+        images: list[dict[str, Any]] = []
+        for result in (b for b in blocks if b.get("type") == "tool_result"):
+            call_id = to_upstream_id(str(result.get("tool_use_id") or ""))
             content = text_of(result.get("content")) or "(empty result)"
             if result.get("is_error"):
                 content = "Error: " + content
-            if call_id in pending:
-                pending.remove(call_id)
-                out.append({"role": "tool", "tool_call_id": call_id, "content": content})
+            if call_id in pending and call_id not in answers:
+                answers[call_id] = content
+                if model.vision is not False:
+                    images.extend(_user_parts([b for b in blocks_of(result.get("content"))
+                                               if b.get("type") == "image"], model.vision))
             else:
-                out.append({"role": "user", "content": f"[result of an earlier tool call]\n{content}"})
-        _close_orphans(out, pending)
-        rest = _user_content([b for b in blocks if b.get("type") != "tool_result"], model.vision)
-        if rest is not None:
-            if out and out[-1]["role"] == "user" and isinstance(out[-1]["content"], str) and isinstance(rest, str):
-                out[-1]["content"] += "\n\n" + rest
-            else:
-                out.append({"role": "user", "content": rest})
-    _close_orphans(out, pending)
-    return out
+                late.append({"type": "text", "text": f"[result of an earlier tool call]\n{content}"})
+        _answer_calls(history, pending, answers)
+        rest = _user_parts([b for b in blocks if b.get("type") != "tool_result"], model.vision)
+        history.user(late + images + rest)
+    _answer_calls(history, pending, {})
+    return history.messages
 
 
-def _close_orphans(out: list[dict[str, Any]], pending: list[str]) -> None:
-    """Every tool call needs its tool message, or upstreams answer 400 (protocols.md §7 item 35)."""
+def _answer_calls(history: _History, pending: list[str], answers: dict[str, str]) -> None:
+    """One tool message per call of the previous assistant turn, in call order; a call without a
+    result (a cancel, compaction) gets a stub, or upstreams answer 400 (§7 item 35)."""
     for call_id in pending:
-        out.append({"role": "tool", "tool_call_id": call_id, "content": "(no result)"})
+        history.tool(call_id, answers.get(call_id, "(no result)"))
     pending.clear()
 
 
@@ -165,154 +232,310 @@ def _takes_reasoning_effort(model_id: str) -> bool:
 _EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high", "minimal": "low"}
 
 
+def _tool_choice(choice: Any) -> Any:
+    if not isinstance(choice, dict):
+        return None
+    kind = choice.get("type")
+    if kind == "tool" and isinstance(choice.get("name"), str) and choice["name"]:
+        return {"type": "function", "function": {"name": to_upstream_name(choice["name"])}}
+    return {"any": "required", "auto": "auto", "none": "none"}.get(kind)
+
+
 def build_request(request: dict[str, Any], model: ModelConfig, *, stream: bool,
                   log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """The chat-completions body for an Anthropic request. ``context_management``, ``metadata``,
+    ``top_k``, ``cache_control`` and unknown fields are dropped: chat upstreams have no use for them."""
     body: dict[str, Any] = {"model": model.model_id, "messages": _messages(request, model)}
     tools = openai_tools(request.get("tools"))
     if tools:
         body["tools"] = tools
-        choice = request.get("tool_choice")
-        if isinstance(choice, dict):
-            kind = choice.get("type")
-            if kind == "any":
-                body["tool_choice"] = "required"
-            elif kind == "tool" and choice.get("name"):
-                body["tool_choice"] = {"type": "function", "function": {"name": to_upstream_name(choice["name"])}}
-            elif kind == "none":
-                body["tool_choice"] = "none"
-            elif kind == "auto":
-                body["tool_choice"] = "auto"
-            if choice.get("disable_parallel_tool_use"):
-                body["parallel_tool_calls"] = False
+        choice = _tool_choice(request.get("tool_choice"))
+        if choice is not None:
+            body["tool_choice"] = choice
+        if isinstance(request.get("tool_choice"), dict) and request["tool_choice"].get("disable_parallel_tool_use"):
+            body["parallel_tool_calls"] = False
     stops = request.get("stop_sequences")
-    if isinstance(stops, list) and stops:
-        body["stop"] = [s for s in stops if isinstance(s, str)][:4]
-    temperature = model.temperature if model.temperature is not None else request.get("temperature")
-    top_p = model.top_p if model.top_p is not None else request.get("top_p")
-    max_tokens = clamped_max_tokens(request, model.max_tokens, model.model_id, log)
+    if isinstance(stops, list):
+        stops = [s for s in stops if isinstance(s, str) and s][:4]
+        if stops:
+            body["stop"] = stops
+    max_tokens = clamped_max_tokens(request, model.max_tokens, model.label, log)
     if max_tokens is not None:
         body["max_tokens"] = max_tokens
     effort = model.reasoning_effort
     if effort is None and _takes_reasoning_effort(model.model_id):
         effort = effort_of(request)
+    deepseek = _family(model, "deepseek")
+    if effort is not None and _family(model, "qwen") and not stream and model.thinking is None:
+        # DashScope: "enable_thinking must be set to false for non-streaming calls" (§7 item 38)
+        body["enable_thinking"] = False
+        effort = None
     thinking_on = effort is not None or (model.thinking or {}).get("type") == "enabled"
     if effort is not None:
-        deepseek = "deepseek" in model.model_id.lower()
         body["reasoning_effort"] = effort if deepseek and effort in ("high", "max") else _EFFORTS.get(effort, effort)
     if model.thinking is not None:
         body["thinking"] = dict(model.thinking)
-    if not (thinking_on and "deepseek" in model.model_id.lower()):
-        if temperature is not None:
+    if not (thinking_on and deepseek):  # ignored in DeepSeek's thinking mode; do not pretend otherwise
+        temperature = model.temperature if model.temperature is not None else request.get("temperature")
+        top_p = model.top_p if model.top_p is not None else request.get("top_p")
+        if isinstance(temperature, (int, float)):
             body["temperature"] = temperature
-        if top_p is not None:
+        if isinstance(top_p, (int, float)):
             body["top_p"] = top_p
     output = request.get("output_config")
     if isinstance(output, dict) and isinstance(output.get("format"), dict):
         fmt = output["format"]
         if fmt.get("type") == "json_schema" and isinstance(fmt.get("schema"), dict):
             body["response_format"] = {"type": "json_schema",
-                                       "json_schema": {"name": "output", "schema": fmt["schema"]}}
+                                       "json_schema": {"name": str(fmt.get("name") or "output"),
+                                                       "schema": fmt["schema"]}}
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
     return body
 
 
-# -- responses -------------------------------------------------------------------------------------
+# -- shared by both directions ---------------------------------------------------------------------
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, (int, float)):
+        return max(0, int(value))
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return 0
 
 
 def _usage(raw: Any) -> Usage | None:
-    if not isinstance(raw, dict):
+    """Anthropic usage from chat usage: input excludes cache reads (OpenAI ``cached_tokens``,
+    DeepSeek ``prompt_cache_hit_tokens``, Moonshot top-level ``cached_tokens``)."""
+    if not isinstance(raw, dict) or not ("prompt_tokens" in raw or "completion_tokens" in raw):
         return None
-    prompt = raw.get("prompt_tokens") or 0
+    prompt = _int(raw.get("prompt_tokens"))
     details = raw.get("prompt_tokens_details") if isinstance(raw.get("prompt_tokens_details"), dict) else {}
-    cached = details.get("cached_tokens") or raw.get("prompt_cache_hit_tokens") or 0
-    return Usage(input_tokens=max(0, int(prompt) - int(cached)), output_tokens=int(raw.get("completion_tokens") or 0),
-                 cache_read_input_tokens=int(cached))
+    cached = _int(details.get("cached_tokens")) or _int(raw.get("prompt_cache_hit_tokens")) \
+        or _int(raw.get("cached_tokens"))
+    cached = min(cached, prompt) if prompt else cached
+    return Usage(input_tokens=max(0, prompt - cached), output_tokens=_int(raw.get("completion_tokens")),
+                 cache_read_input_tokens=cached)
+
+
+_STATUS_WORDS = (
+    ("rate_limit", 429), ("too_many", 429), ("overload", 529), ("insufficient_quota", 402), ("billing", 402),
+    ("context_length", 400), ("invalid_request", 400), ("bad_request", 400), ("badrequest", 400),
+    ("authentication", 401), ("invalid_api_key", 401), ("permission", 403), ("not_found", 404),
+    ("timeout", 504), ("unavailable", 503), ("server_error", 500), ("internal", 500),
+)
+
+
+def _is_error(data: dict[str, Any]) -> bool:
+    return bool(data.get("error")) or data.get("object") == "error"
 
 
 def _error_from(data: dict[str, Any]) -> UpstreamStatus:
+    """An error body or in-stream error chunk as :class:`UpstreamStatus`; the status comes from a
+    numeric ``code``/``status`` or the words of ``type``/``code``, else 502."""
     err = data.get("error") if isinstance(data.get("error"), dict) else data
-    message = str(err.get("message") or err.get("error") or "upstream error")
-    code = err.get("code") or err.get("status")
-    status = code if isinstance(code, int) and 400 <= code <= 599 else 502
-    kind = str(err.get("type") or "")
+    message = err.get("message") if isinstance(err.get("message"), str) else None
+    if message is None:
+        message = data["error"] if isinstance(data.get("error"), str) else "upstream error"
+    status = 0
+    for key in ("code", "status"):
+        value = err.get(key)
+        if isinstance(value, str) and value.isdigit():
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool) and 400 <= value <= 599:
+            status = value
+            break
+    words = " ".join(str(err.get(k) or "") for k in ("type", "code", "status")).lower()
+    if not status:
+        status = next((s for word, s in _STATUS_WORDS if word in words), 502)
+    overloaded = "overload" in (words + " " + message).lower()
     return UpstreamStatus(status, f"upstream error: {message}",
-                          upstream_type="overloaded_error" if "overload" in (kind + message).lower() else None)
+                          upstream_type="overloaded_error" if overloaded else None)
 
 
-def _split_think(text: str) -> tuple[str, str]:
-    match = re.match(r"\s*<think>(.*?)</think>\s*(.*)", text, re.DOTALL)
-    if match:
-        return match.group(1), match.group(2)
-    return "", text
+def _failed_finish(finish: str) -> UpstreamStatus:
+    return UpstreamStatus(503, f"upstream stopped with finish_reason {finish!r}")
+
+
+_OPEN, _CLOSE = "<think>", "</think>"
+
+
+class ThinkTagSplitter:
+    """Reasoning inside ``content`` as ``<think>…</think>`` (MiniMax, vLLM without a reasoning parser).
+
+    Tags only count before any visible answer text: the model's reasoning comes first, and a coding
+    model writing about ``<think>`` later must not lose its answer into a thinking block. A closing
+    tag without an opening one at that point (the opening tag was in the prompt template, or the
+    reasoning went to ``reasoning_content`` and the tag leaked) is dropped. Tags may be split
+    across chunks: a suffix that could still become a tag is held until the next chunk.
+    """
+
+    def __init__(self) -> None:
+        self._in_think = False
+        self._literal = False  # visible text was emitted: no more tags
+        self._held = ""
+
+    def feed(self, text: str) -> list[tuple[bool, str]]:
+        """``(is_thinking, text)`` pieces, in order."""
+        out: list[tuple[bool, str]] = []
+        text = self._held + text
+        self._held = ""
+        while text:
+            if self._in_think:
+                at = text.find(_CLOSE)
+                if at >= 0:
+                    out.append((True, text[:at]))
+                    text = text[at + len(_CLOSE):]
+                    self._in_think = False
+                    continue
+                keep = _partial_tag_suffix(text, _CLOSE)
+                self._held = text[len(text) - keep:] if keep else ""
+                out.append((True, text[:len(text) - keep]))
+                break
+            if self._literal:
+                out.append((False, text))
+                break
+            body = text.lstrip()
+            lead = text[:len(text) - len(body)]
+            if body.startswith(_OPEN) or body.startswith(_CLOSE):
+                out.append((False, lead))
+                self._in_think = body.startswith(_OPEN)
+                text = body[len(_OPEN) if self._in_think else len(_CLOSE):]
+                continue
+            if body and (_OPEN.startswith(body) or _CLOSE.startswith(body)):
+                self._held = text  # "<thi": undecided until the next chunk
+                break
+            if body:
+                self._literal = True
+            out.append((False, text))
+            break
+        return [(thinking, piece) for thinking, piece in out if piece]
+
+    def flush(self) -> list[tuple[bool, str]]:
+        held, self._held = self._held, ""
+        return [(self._in_think, held)] if held else []
+
+
+def _partial_tag_suffix(text: str, tag: str) -> int:
+    """Length of the longest suffix of ``text`` that is a proper prefix of ``tag``."""
+    for n in range(min(len(tag) - 1, len(text)), 0, -1):
+        if tag.startswith(text[-n:]):
+            return n
+    return 0
+
+
+def _reasoning_text(key: str, value: Any) -> str:
+    if key != "reasoning_details":
+        return value if isinstance(value, str) else ""
+    if not isinstance(value, list):
+        return ""
+    parts = []
+    for item in value:
+        if isinstance(item, dict):
+            text = item.get("text") if isinstance(item.get("text"), str) else item.get("summary")
+            if isinstance(text, str):
+                parts.append(text)
+    return "".join(parts)
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # a few servers answer with content parts
+        return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return ""
+
+
+# -- non-streaming response ------------------------------------------------------------------------
 
 
 def translate_response(body: Any, *, message_id: str, model_name: str, input_estimate: int) -> dict[str, Any]:
+    """A ``chat.completion`` as an Anthropic message: thinking first, then text, then tool_use.
+
+    Raises:
+        UpstreamStatus: the body is an error, or the finish_reason says the upstream failed.
+        UpstreamProtocolError: the body is not a chat completion, or a tool call is unusable.
+    """
     if not isinstance(body, dict):
         raise UpstreamProtocolError("upstream answer is not a JSON object")
-    if "error" in body or body.get("object") == "error":
+    if _is_error(body):
         raise _error_from(body)
     choices = body.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise UpstreamProtocolError("upstream answer has no choices")
     choice = choices[0]
-    message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
-    content: list[dict[str, Any]] = []
-    reasoning = message.get("reasoning_content") or message.get("reasoning") or ""
-    text = message.get("content") if isinstance(message.get("content"), str) else ""
-    if not reasoning:
-        reasoning, text = _split_think(text)
-    if isinstance(reasoning, str) and reasoning.strip():
-        content.append({"type": "thinking", "thinking": reasoning, "signature": SIGNATURE_PREFIX})
-    if text.strip():
-        content.append({"type": "text", "text": text})
-    for call in message.get("tool_calls") or []:
-        function = call.get("function") or {}
-        raw = function.get("arguments")
-        try:
-            args = loads(raw) if isinstance(raw, str) and raw.strip() else (raw if isinstance(raw, dict) else {})
-        except JSONDecodeError:
-            raise UpstreamProtocolError(f"tool call {function.get('name')!r}: arguments are not valid JSON") from None
-        if isinstance(args, str):
-            args = loads(args)
-        if not isinstance(args, dict):
-            raise UpstreamProtocolError(f"tool call {function.get('name')!r}: arguments are not an object")
-        content.append({"type": "tool_use", "id": from_upstream_id(call.get("id")),
-                        "name": function.get("name") or "", "input": args})
     finish = choice.get("finish_reason")
     if finish in _FAILED_FINISH:
-        raise UpstreamStatus(503, f"upstream stopped with finish_reason {finish!r}")
+        raise _failed_finish(finish)
+    message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+    reasoning = next((r for r in (_reasoning_text(k, message.get(k)) for k in _REASONING_KEYS) if r), "")
+    text = _content_text(message.get("content"))
+    if not reasoning:
+        pieces = ThinkTagSplitter()
+        split = pieces.feed(text) + pieces.flush()
+        reasoning = "".join(t for thinking, t in split if thinking)
+        text = "".join(t for thinking, t in split if not thinking)
+    refusal = message.get("refusal") if isinstance(message.get("refusal"), str) else ""
+    content: list[dict[str, Any]] = []
+    if reasoning.strip():
+        content.append({"type": "thinking", "thinking": reasoning, "signature": SIGNATURE_PREFIX})
+    if (text or refusal).strip():
+        content.append({"type": "text", "text": text or refusal})
+    used: set[str] = set()
+    calls = message.get("tool_calls")
+    for call in calls if isinstance(calls, list) else []:
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str) or not function["name"]:
+            raise UpstreamProtocolError("upstream sent a tool call without a name")
+        name = function["name"]
+        args = loads(normalize_tool_arguments(function.get("arguments"), tool_name=name))
+        tool_id = from_upstream_id(call.get("id") if isinstance(call.get("id"), str) else None)
+        if tool_id in used:
+            tool_id = new_tool_id()
+        used.add(tool_id)
+        content.append({"type": "tool_use", "id": tool_id, "name": name, "input": args})
+    stop = "refusal" if refusal and not text else _FINISH.get(finish if isinstance(finish, str) else "")
     usage = _usage(body.get("usage")) or Usage(input_tokens=input_estimate)
-    return make_message(message_id=message_id, model=model_name, content=content,
-                        stop_reason=_FINISH.get(finish or "", None), usage=usage)
+    return make_message(message_id=message_id, model=model_name, content=content, stop_reason=stop, usage=usage)
 
 
 # -- stream ----------------------------------------------------------------------------------------
 
 
 class _Call:
-    __slots__ = ("args", "id", "name")
+    __slots__ = ("args", "id", "index", "name")
 
-    def __init__(self, call_id: str | None) -> None:
+    def __init__(self, call_id: str | None, index: int | None = None) -> None:
         self.id = call_id
+        self.index = index
         self.name: str | None = None
         self.args: list[str] = []
 
 
 class ChatStreamTranslator:
-    """OpenAI chat-completion chunks in, builder calls out."""
+    """OpenAI chat-completion chunks in, builder calls out.
+
+    Args:
+        builder: where the Anthropic stream is written.
+        think_tags: parse ``<think>`` tags in ``content`` (MiniMax).
+        tool_names: the request's tool names, to restore names shortened for the upstream.
+    """
 
     def __init__(self, builder: AnthropicStreamBuilder, *, think_tags: bool = True,
                  tool_names: list[str] | None = None) -> None:
         self._builder = builder
         self._tool_names = tool_names or []
-        self._think_tags = think_tags
-        self._in_think = False
-        self._tag_buffer = ""
+        self._tags = ThinkTagSplitter() if think_tags else None
+        self._reasoning_key: str | None = None  # one source per stream (OpenRouter sends two copies)
         self._calls: list[_Call] = []
         self._by_index: dict[int, _Call] = {}
+        self._used_ids: set[str] = set()
         self._finish: str | None = None
+        self._refusal = False
         self._usage: Usage | None = None
 
     @property
@@ -320,6 +543,12 @@ class ChatStreamTranslator:
         return self._builder.finished
 
     def feed(self, event: SSEEvent) -> None:
+        """One upstream SSE event.
+
+        Raises:
+            UpstreamStatus: an error chunk, or a finish_reason that means failure.
+            UpstreamProtocolError: a chunk that is not a JSON object, or an unusable tool call.
+        """
         if self.done:
             return
         data = event.data.strip()
@@ -334,23 +563,32 @@ class ChatStreamTranslator:
             raise UpstreamProtocolError(f"upstream sent a chunk that is not JSON: {data[:80]!r}") from None
         if not isinstance(chunk, dict):
             raise UpstreamProtocolError("upstream sent a chunk that is not a JSON object")
-        if "error" in chunk or chunk.get("object") == "error":
+        if _is_error(chunk):
             raise _error_from(chunk)
         usage = _usage(chunk.get("usage"))
         if usage is not None:
             self._usage = usage
-        for choice in chunk.get("choices") or []:
-            if not isinstance(choice, dict):
-                continue
+        choices = chunk.get("choices")
+        for choice in choices if isinstance(choices, list) else []:
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                continue  # n > 1 is never requested; a second choice is not this message
+            usage = _usage(choice.get("usage"))  # Moonshot puts it inside the final choice
+            if usage is not None:
+                self._usage = usage
             delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
             self._delta(delta)
             finish = choice.get("finish_reason")
-            if finish:
+            if isinstance(finish, str) and finish:
                 if finish in _FAILED_FINISH:
-                    raise UpstreamStatus(503, f"upstream stopped with finish_reason {finish!r}")
+                    raise _failed_finish(finish)
                 self._finish = finish
 
     def close(self) -> None:
+        """EOF. Without ``[DONE]`` the stream must have sent a finish_reason, else it was cut.
+
+        Raises:
+            UpstreamProtocolError: the stream ended without finishing.
+        """
         if self.done:
             return
         self._end(at_done=False)
@@ -358,14 +596,16 @@ class ChatStreamTranslator:
     # -- internals ---------------------------------------------------------------------------------
 
     def _end(self, *, at_done: bool) -> None:
-        self._flush_think()
+        self._flush_tags()
         if self._finish is None:
+            # [DONE] without finish_reason is an end when something was said and every call is whole
+            # (§7 item 5); EOF without either is a truncation, never a clean end_turn (§7 item 20).
             complete = all(self._args_complete(c) for c in self._calls)
-            emitted = self._builder.committed or self._calls
-            if not (at_done and emitted and complete):
+            said = self._builder.committed or self._calls
+            if not (at_done and said and complete):
                 raise UpstreamProtocolError("upstream stream ended without finish_reason")
         self._flush_calls()
-        stop = _FINISH.get(self._finish or "", "end_turn")
+        stop = "refusal" if self._refusal and self._finish in (None, "stop") else _FINISH.get(self._finish or "")
         self._builder.finish(stop, self._usage)
 
     @staticmethod
@@ -379,53 +619,43 @@ class ChatStreamTranslator:
             return False
         return True
 
+    def _reasoning(self, delta: dict[str, Any]) -> str:
+        """The reasoning text of one delta: one field only (OpenRouter repeats the text in ``reasoning``
+        and ``reasoning_details``), the stream's first source preferred."""
+        keys = _REASONING_KEYS if self._reasoning_key is None else (self._reasoning_key, *_REASONING_KEYS)
+        for key in keys:
+            text = _reasoning_text(key, delta.get(key))
+            if text:
+                self._reasoning_key = self._reasoning_key or key
+                return text
+        return ""
+
     def _delta(self, delta: dict[str, Any]) -> None:
-        reasoning = delta.get("reasoning_content")
-        if not (isinstance(reasoning, str) and reasoning):
-            reasoning = delta.get("reasoning")  # OpenRouter/OpenCode name; never both from one delta
-        if not isinstance(reasoning, str):
-            reasoning = None
+        reasoning = self._reasoning(delta)
         if reasoning:
-            self._flush_calls()
-            self._builder.thinking(reasoning)
+            self._emit(reasoning, thinking=True)
         content = delta.get("content")
         if isinstance(content, str) and content:
-            self._content(content)
-        for fragment in delta.get("tool_calls") or []:
+            if self._tags is None:
+                self._emit(content, thinking=False)
+            else:
+                for thinking, piece in self._tags.feed(content):
+                    self._emit(piece, thinking=thinking)
+        refusal = delta.get("refusal")
+        if isinstance(refusal, str) and refusal:
+            self._refusal = True
+            self._emit(refusal, thinking=False)
+        calls = delta.get("tool_calls")
+        for fragment in calls if isinstance(calls, list) else []:
             if isinstance(fragment, dict):
                 self._tool_fragment(fragment)
 
-    def _content(self, text: str) -> None:
-        if not self._think_tags:
-            self._emit_text(text, thinking=False)
-            return
-        text = self._tag_buffer + text
-        self._tag_buffer = ""
-        while text:
-            tag = "</think>" if self._in_think else "<think>"
-            at = text.find(tag)
-            if at >= 0:
-                self._emit_text(text[:at], thinking=self._in_think)
-                text = text[at + len(tag):]
-                self._in_think = not self._in_think
-                continue
-            if not self._in_think and "</think>" in text:  # an orphan closing tag: drop it
-                before, _, text = text.partition("</think>")
-                self._emit_text(before, thinking=False)
-                continue
-            keep = _partial_tag_suffix(text, tag)
-            if keep:
-                self._tag_buffer = text[-keep:]
-                text = text[:-keep]
-            self._emit_text(text, thinking=self._in_think)
-            break
+    def _flush_tags(self) -> None:
+        if self._tags is not None:
+            for thinking, piece in self._tags.flush():
+                self._emit(piece, thinking=thinking)
 
-    def _flush_think(self) -> None:
-        if self._tag_buffer:
-            buffered, self._tag_buffer = self._tag_buffer, ""
-            self._emit_text(buffered, thinking=self._in_think)
-
-    def _emit_text(self, text: str, *, thinking: bool) -> None:
+    def _emit(self, text: str, *, thinking: bool) -> None:
         if not text:
             return
         self._flush_calls()
@@ -435,15 +665,16 @@ class ChatStreamTranslator:
             self._builder.text(text)
 
     def _tool_fragment(self, fragment: dict[str, Any]) -> None:
-        call_id = fragment.get("id") if isinstance(fragment.get("id"), str) and fragment.get("id") else None
+        raw_id = fragment.get("id")
+        call_id = raw_id if isinstance(raw_id, str) and raw_id else None
         index = fragment.get("index")
         call: _Call | None = None
-        if isinstance(index, int):
+        if isinstance(index, int) and not isinstance(index, bool):
             call = self._by_index.get(index)
             if call is not None and call_id and call.id and call_id != call.id:
                 call = None  # a different id at a used index: a new call (buggy adapters put all at 0)
             if call is None:
-                call = _Call(call_id)
+                call = _Call(call_id, index)
                 self._calls.append(call)
                 self._by_index[index] = call
         else:
@@ -471,16 +702,14 @@ class ChatStreamTranslator:
             return
         calls, self._calls = self._calls, []
         self._by_index = {}
+        if all(c.index is not None for c in calls):
+            calls.sort(key=lambda c: c.index)  # call order, whichever call's first fragment came first
         for call in calls:
             if not call.name:
                 raise UpstreamProtocolError("upstream sent a tool call without a name")
+            tool_id = from_upstream_id(call.id)
+            if tool_id in self._used_ids:
+                tool_id = new_tool_id()  # ids must be unique within a message (§7 item 12)
+            self._used_ids.add(tool_id)
             name = from_upstream_name(call.name, self._tool_names)
-            self._builder.tool_use(from_upstream_id(call.id), name, "".join(call.args))
-
-
-def _partial_tag_suffix(text: str, tag: str) -> int:
-    """Length of the longest suffix of ``text`` that is a proper prefix of ``tag``."""
-    for n in range(min(len(tag) - 1, len(text)), 0, -1):
-        if tag.startswith(text[-n:]):
-            return n
-    return 0
+            self._builder.tool_use(tool_id, name, "".join(call.args))

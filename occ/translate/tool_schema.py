@@ -2,8 +2,13 @@
 
 A total normalizer (it never raises): the seed's PR #80 rules plus its reviewers' findings. An
 absent, null, empty, invalid or non-object schema becomes an empty object schema; a wrong ``type``
-is coerced; missing or malformed ``properties`` are filled; ``required: null`` is removed; an
-explicit ``additionalProperties`` is the caller's and stays. Sans-IO.
+is coerced; missing or malformed ``properties`` are filled; ``required: null`` (or any non-list) is
+removed and non-string entries dropped; an explicit ``additionalProperties`` is the caller's and
+stays, and so does Claude Code's ``$schema`` (chat upstreams accept it; the Gemini cleaner drops it).
+
+Tool search: Claude Code marks tools ``defer_loading: true``; a chat upstream has no such notion,
+so the tool is sent like any other and the flag dropped (with ``cache_control`` and ``strict``,
+which would switch OpenAI into strict-schema validation the schema was never written for). Sans-IO.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}, "additionalP
 
 
 def harden_schema(schema: Any) -> dict[str, Any]:
-    if isinstance(schema, str):
+    if isinstance(schema, (str, bytes)):
         try:
             schema = json.loads(schema)
         except ValueError:
@@ -30,28 +35,38 @@ def harden_schema(schema: Any) -> dict[str, Any]:
     out["type"] = "object"
     if not isinstance(out.get("properties"), dict):
         out["properties"] = {}
-    if "required" in out and not isinstance(out["required"], list):
-        del out["required"]
+    if "required" in out:
+        required = out["required"]
+        if isinstance(required, list):
+            out["required"] = [r for r in required if isinstance(r, str)]
+        else:
+            del out["required"]
     return out
 
 
 def _is_server_tool(tool: dict[str, Any]) -> bool:
+    """Anthropic server tools (``web_search_20250305``, ``web_fetch_*``, ``code_execution_*``...) carry a
+    versioned ``type``: only Anthropic can run them."""
     kind = tool.get("type")
     return isinstance(kind, str) and kind not in ("custom", "function")
 
 
 def openai_tools(tools: Any) -> list[dict[str, Any]]:
-    """Anthropic tools as chat-completions ``tools``; blank names and server tools (``web_search_*``,
-    which a non-Anthropic upstream cannot run) are skipped."""
+    """Anthropic tools as chat-completions ``tools``; blank names, duplicates and server tools are
+    skipped (an upstream answers 400 to either)."""
     out: list[dict[str, Any]] = []
-    for tool in tools or []:
+    seen: set[str] = set()
+    for tool in tools if isinstance(tools, list) else []:
         if not isinstance(tool, dict) or _is_server_tool(tool):
             continue
         name = tool.get("name")
         if not isinstance(name, str) or not name.strip():
             continue
-        function: dict[str, Any] = {"name": to_upstream_name(name.strip()),
-                                    "parameters": harden_schema(tool.get("input_schema"))}
+        upstream_name = to_upstream_name(name)
+        if upstream_name in seen:
+            continue
+        seen.add(upstream_name)
+        function: dict[str, Any] = {"name": upstream_name, "parameters": harden_schema(tool.get("input_schema"))}
         if isinstance(tool.get("description"), str) and tool["description"]:
             function["description"] = tool["description"]
         out.append({"type": "function", "function": function})
