@@ -1,15 +1,32 @@
-"""Scenario routing: a pure function of (request, config) that says which models, in which order,
-and why. ``occ route REQUEST.json`` prints the same answer the request log carries.
+"""Scenario routing: a pure function of (request, config) that says which models, in which order, and why.
 
-Rules, first match wins (the seed's, improved per its known gaps): cues are read from the *latest*
-user message only (the seed scanned the whole history, so nearly every Claude Code session was
-``complex``); unknown ``claude-*`` names are never forwarded upstream; chains are deduplicated by
-(provider, model); images never go to a model marked text-only.
+``occ route REQUEST.json`` prints the same answer the request log carries. Rules, first match wins:
+
+1. ``model_overrides[requested]`` (the ``[1m]`` suffix stripped);
+2. one of occ's own ``/v1/models`` ids, ``claude-occ-<scenario>``;
+3. ``respect_requested_model`` and the name is a configured alias, a configured upstream model id, or
+   ``provider/model_id`` of a configured provider (an unknown ``claude-*`` name is never sent upstream);
+4. token estimate over ``models.long_context.context_threshold`` (default 100000) -> ``long_context``;
+5. streaming while ``enable_streaming_scenario_routing`` is false -> ``fast`` (the seed's behaviour);
+6. a haiku-class requested model -> ``background``;
+7. thinking enabled/adaptive, or a reasoning cue in the latest user prompt -> ``think``;
+8. an architectural / large-change cue in the latest user prompt -> ``complex``;
+9. ``default``.
+
+Images in the latest user turn are a filter over whichever chain won: text-only models (``vision: false``)
+leave the chain, and when none is left a vision-capable model is taken from the config.
+
+What the seed got wrong and this fixes: it scanned every message of the history, tool results included,
+so nearly every Claude Code session was ``complex``. Here cues come from the latest *prompt*: the newest
+user message a human wrote, skipping the tool-result messages of the agent loop (so every request of one
+agentic turn lands on the same model and keeps its prefix cache) and Claude Code's ``<system-reminder>``
+blocks. Cues match whole words. Chains are deduplicated by (provider, model).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
@@ -19,13 +36,19 @@ from .tokens import estimate_routing_tokens
 from .translate.anthropic_request import blocks_of
 from .validate import normalize_model_name
 
-__all__ = ["Route", "format_route", "route", "scenario_models"]
+__all__ = ["DEFAULT_THRESHOLD", "OWN_PREFIX", "Route", "format_route", "latest_prompt", "route", "scenario_models"]
 
 DEFAULT_THRESHOLD = 100_000
 OWN_PREFIX = "claude-occ-"
-_THINK_CUES = ("think", "plan", "reason", "analyze", "analyse", "step by step")
-_COMPLEX_CUES = ("architect", "refactor", "redesign", "complex", "optimize", "optimise", "implement",
-                 "design pattern")
+
+_SYSTEM_REMINDER = re.compile(r"<system-reminder>.*?(?:</system-reminder>|\Z)", re.DOTALL | re.IGNORECASE)
+_THINK_CUES = re.compile(
+    r"\b(ultrathink|think(?:ing)? (?:hard|harder|deeply|carefully|through)|think|plan|reasoning|"
+    r"reason (?:about|through)|analy[sz]e|analysis|step[- ]by[- ]step|trade-?offs?)\b")
+_COMPLEX_CUES = re.compile(
+    r"\b(architect(?:ure|ural)?|re-?architect|refactor(?:ing)?|redesign|rewrite|migrat(?:e|ion)|"
+    r"design patterns?|complex|difficult|challenging|optimi[sz](?:e|ation)|performance|implement(?:ation)?|"
+    r"add (?:a )?feature|across the (?:code ?base|repo(?:sitory)?))\b")
 
 
 @attrs.frozen
@@ -37,32 +60,47 @@ class Route:
 
 
 def scenario_models(config: Config) -> list[tuple[str, str]]:
-    """occ's own model ids, one per configured scenario (Claude Code's picker keeps ``claude*`` ids)."""
+    """occ's own model ids, one per configured scenario: ``("claude-occ-think", "think")``. Claude Code's
+    gateway discovery keeps only ``claude*`` ids, hence the prefix."""
     return [(f"{OWN_PREFIX}{s}", s) for s in SCENARIOS if s in config.models]
 
 
-def _latest_user(request: dict[str, Any]) -> list[dict[str, Any]]:
-    for message in reversed(request.get("messages") or []):
+def _user_messages(request: dict[str, Any]) -> Iterable[tuple[int, list[dict[str, Any]]]]:
+    messages = request.get("messages")
+    if not isinstance(messages, list):
+        return
+    for index in range(len(messages) - 1, -1, -1):
+        message = messages[index]
         if isinstance(message, dict) and message.get("role") == "user":
-            return blocks_of(message.get("content"))
-    return []
+            yield index, blocks_of(message.get("content"))
 
 
-def _latest_user_text(blocks: list[dict[str, Any]]) -> str:
-    return " ".join(str(b.get("text", "")) for b in blocks if b.get("type") == "text").lower()
+def latest_prompt(request: dict[str, Any]) -> tuple[int, str] | None:
+    """(message index, lower-cased text) of the newest user message a human wrote: tool-result messages
+    are the agent loop continuing that prompt, and ``<system-reminder>`` blocks are Claude Code's context."""
+    for index, blocks in _user_messages(request):
+        if any(b.get("type") == "tool_result" for b in blocks):
+            continue
+        text = " ".join(str(b.get("text", "")) for b in blocks if b.get("type") == "text")
+        text = _SYSTEM_REMINDER.sub(" ", text).strip()
+        if text:
+            return index, text.lower()
+    return None
 
 
-def _has_image(blocks: list[dict[str, Any]]) -> bool:
-    for block in blocks:
-        if block.get("type") == "image":
-            return True
-        if block.get("type") == "tool_result" and any(
-                b.get("type") == "image" for b in blocks_of(block.get("content"))):
-            return True
-    return False
+def _images_in_latest_turn(request: dict[str, Any]) -> int:
+    for _, blocks in _user_messages(request):
+        count = 0
+        for block in blocks:
+            if block.get("type") == "image":
+                count += 1
+            elif block.get("type") == "tool_result":
+                count += sum(1 for b in blocks_of(block.get("content")) if b.get("type") == "image")
+        return count
+    return 0
 
 
-def _dedup(models: list[ModelConfig]) -> list[ModelConfig]:
+def _dedup(models: Iterable[ModelConfig]) -> list[ModelConfig]:
     seen: set[tuple[str, str]] = set()
     out = []
     for model in models:
@@ -72,72 +110,112 @@ def _dedup(models: list[ModelConfig]) -> list[ModelConfig]:
     return out
 
 
+def _fallbacks(config: Config, name: str) -> tuple[ModelConfig, ...]:
+    chain = config.fallbacks.get(name)
+    return tuple(chain) if chain is not None else tuple(config.fallbacks.get("default", ()))
+
+
 def _scenario_chain(config: Config, scenario: str) -> tuple[list[ModelConfig], str]:
+    """Primary + fallbacks of a scenario; a scenario the config lacks uses ``models.default``."""
     if scenario in config.models:
-        primary, note = config.models[scenario], ""
+        return [config.models[scenario], *_fallbacks(config, scenario)], ""
+    return ([config.models["default"], *_fallbacks(config, scenario)],
+            f" (no models.{scenario} configured: using models.default)")
+
+
+def _requested_upstream(config: Config, name: str) -> tuple[ModelConfig, str] | None:
+    """``respect_requested_model``: a name occ can send upstream without guessing a provider."""
+    if name in config.models:
+        return config.models[name], f"models[{name!r}]"
+    for model in config.all_models():
+        if name in (model.model_id, model.label):
+            return model, f"configured upstream model {model.label}"
+    provider, sep, model_id = name.partition("/")
+    if sep and model_id and provider in config.providers:
+        return ModelConfig(provider=provider, model_id=model_id), f"provider {provider!r} of the config"
+    return None
+
+
+def _choose(request: dict[str, Any], config: Config, name: str,
+            token_estimate: int | None) -> tuple[str, list[ModelConfig], str]:
+    if name in config.model_overrides:
+        model = config.model_overrides[name]
+        return "override", [model, *_fallbacks(config, name)], f"override: model_overrides[{name!r}] -> {model.label}"
+
+    if name.startswith(OWN_PREFIX) and name[len(OWN_PREFIX):] in SCENARIOS:
+        scenario = name[len(OWN_PREFIX):]
+        chain, note = _scenario_chain(config, scenario)
+        return scenario, chain, f"{scenario}: occ model {name} requested{note}"
+
+    if config.respect_requested_model and name:
+        found = _requested_upstream(config, name)
+        if found is not None:
+            model, what = found
+            return name, [model, *_fallbacks(config, name)], \
+                f"{name}: requested model is {what} (respect_requested_model)"
+
+    tokens = estimate_routing_tokens(request) if token_estimate is None else token_estimate
+    long_model = config.models.get("long_context")
+    threshold = long_model.context_threshold if long_model and long_model.context_threshold else DEFAULT_THRESHOLD
+    prompt = latest_prompt(request)
+    where = f"the latest user prompt (message {prompt[0]})" if prompt else ""
+    thinking = request.get("thinking")
+
+    if long_model is not None and tokens > threshold:
+        scenario, why = "long_context", f"~{tokens} tokens > threshold {threshold}"
+    elif request.get("stream") is True and not config.enable_streaming_scenario_routing:
+        scenario, why = "fast", (f"streaming request and enable_streaming_scenario_routing is false "
+                                 f"(~{tokens} tokens <= {threshold})")
+    elif "haiku" in name.lower():
+        scenario, why = "background", f"haiku-class model {name!r} requested"
+    elif isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"):
+        scenario, why = "think", f"thinking {thinking['type']} in the request"
+    elif prompt and (cue := _THINK_CUES.search(prompt[1])):
+        scenario, why = "think", f"reasoning cue {cue.group(0)!r} in {where}"
+    elif prompt and (cue := _COMPLEX_CUES.search(prompt[1])):
+        scenario, why = "complex", f"architectural cue {cue.group(0)!r} in {where}"
     else:
-        primary, note = config.models["default"], f" (no models.{scenario}: using models.default)"
-    fallbacks = config.fallbacks.get(scenario)
-    if fallbacks is None:
-        fallbacks = config.fallbacks.get("default", ())
-    return [primary, *fallbacks], note
+        scenario, why = "default", f"no rule matched (~{tokens} tokens, no cue in the latest user prompt)"
+    chain, note = _scenario_chain(config, scenario)
+    return scenario, chain, f"{scenario}: {why}{note}"
+
+
+def _vision_filter(request: dict[str, Any], config: Config,
+                   chain: list[ModelConfig]) -> tuple[list[ModelConfig], str]:
+    """Never send images to a model marked text-only: an image stays in the history, so one wrong
+    routing fails every later turn of the session (protocols.md §7 edge 48)."""
+    images = _images_in_latest_turn(request)
+    text_only = [m for m in chain if m.vision is False]
+    if not images or not text_only:
+        return chain, ""
+    dropped = ", ".join(m.label for m in text_only)
+    capable = [m for m in chain if m.vision is not False]
+    if capable:
+        return capable, f"; {images} image(s) in the latest user turn: dropped text-only {dropped}"
+    candidates = [m for m in config.all_models() if m.vision is True] or \
+                 [m for m in config.all_models() if m.vision is None]
+    if candidates:
+        return [candidates[0]], (f"; {images} image(s) in the latest user turn and only text-only models in "
+                                 f"the chain: using {candidates[0].label} instead")
+    return chain, (f"; {images} image(s) in the latest user turn but no model is vision-capable: "
+                   "text-only models get an [Image] placeholder")
 
 
 def route(request: dict[str, Any], config: Config, *, token_estimate: int | None = None) -> Route:
-    name = normalize_model_name(str(request.get("model", "")))
-    latest = _latest_user(request)
-    chain: list[ModelConfig]
-
-    if name in config.model_overrides:
-        fallbacks = config.fallbacks.get(name) or config.fallbacks.get("default", ())
-        chain, scenario, reason = [config.model_overrides[name], *fallbacks], "override", \
-            f"model_overrides[{name!r}]"
-    elif name.startswith(OWN_PREFIX) and name[len(OWN_PREFIX):] in config.models:
-        scenario = name[len(OWN_PREFIX):]
-        chain, note = _scenario_chain(config, scenario)
-        reason = f"{scenario}: requested occ model {name}{note}"
-    elif config.respect_requested_model and name in config.models:
-        fallbacks = config.fallbacks.get(name) or config.fallbacks.get("default", ())
-        chain, scenario, reason = [config.models[name], *fallbacks], name, \
-            f"{name}: requested model (respect_requested_model)"
-    else:
-        tokens = estimate_routing_tokens(request) if token_estimate is None else token_estimate
-        long_model = config.models.get("long_context")
-        threshold = (long_model.context_threshold if long_model and long_model.context_threshold
-                     else DEFAULT_THRESHOLD)
-        text = _latest_user_text(latest)
-        thinking = request.get("thinking")
-        if long_model is not None and tokens > threshold:
-            scenario, why = "long_context", f"~{tokens} tokens > threshold {threshold}"
-        elif request.get("stream") and not config.enable_streaming_scenario_routing:
-            scenario, why = "fast", "streaming request and enable_streaming_scenario_routing is false"
-        elif "haiku" in name.lower():
-            scenario, why = "background", f"haiku-class model {name!r} requested"
-        elif isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"):
-            scenario, why = "think", f"thinking {thinking.get('type')} in the request"
-        elif cue := next((c for c in _THINK_CUES if c in text), None):
-            scenario, why = "think", f"reasoning cue {cue!r} in the latest user message"
-        elif cue := next((c for c in _COMPLEX_CUES if c in text), None):
-            scenario, why = "complex", f"architectural cue {cue!r} in the latest user message"
-        else:
-            scenario, why = "default", f"no rule matched (~{tokens} tokens)"
-        chain, note = _scenario_chain(config, scenario)
-        reason = f"{scenario}: {why}{note}"
-
-    chain = _dedup(chain)
-    if _has_image(latest):
-        capable = [m for m in chain if m.vision is not False]
-        if len(capable) < len(chain):
-            if not capable:
-                capable = [m for m in config.all_models() if m.vision is not False][:1]
-            reason += "; image in the latest user turn: text-only models removed"
-            chain = capable or chain
-    return Route(scenario=scenario, chain=tuple(chain), reason=reason, requested_model=name)
+    """Where ``request`` goes under ``config``. ``token_estimate`` spares a second count when the caller
+    has one (it must be :func:`~occ.tokens.estimate_routing_tokens` of the same request)."""
+    model = request.get("model")
+    name = normalize_model_name(model) if isinstance(model, str) else ""
+    scenario, chain, reason = _choose(request, config, name, token_estimate)
+    chain, note = _vision_filter(request, config, _dedup(chain))
+    return Route(scenario=scenario, chain=tuple(chain), reason=reason + note, requested_model=name)
 
 
 def format_route(result: Route, protocol_of: Callable[[ModelConfig], str]) -> str:
-    lines = [f"scenario: {result.scenario}", f"reason:   {result.reason}", "chain:"]
-    for i, model in enumerate(result.chain):
-        role = "primary " if i == 0 else "fallback"
-        lines.append(f"  {role} {model.label} ({protocol_of(model)})")
+    """The ``occ route`` report: what was asked, where it goes, why, and over which wire."""
+    lines = [f"requested: {result.requested_model or '(none)'}", f"scenario:  {result.scenario}",
+             f"reason:    {result.reason}", "chain:"]
+    for i, model in enumerate(result.chain, 1):
+        role = "primary " if i == 1 else "fallback"
+        lines.append(f"  {i}. {role} {model.label} ({protocol_of(model)})")
     return "\n".join(lines)

@@ -1,154 +1,276 @@
-"""Routing as a pure function with a reason; the breaker state machine; the failure classifier."""
+"""Routing is a pure function of (request, config): every rule, its order, and the reason it gives."""
 
 from __future__ import annotations
 
+import base64
 import os
+from typing import Any
 
 import pytest
 
 from occ.config import load_config, parse_config
-from occ.errors import (
-    InvalidRequest,
-    UpstreamConnectError,
-    UpstreamProtocolError,
-    UpstreamStalled,
-    UpstreamStatus,
-    UpstreamTimeout,
-)
-from occ.resilience.breaker import BreakerRegistry
-from occ.resilience.classify import classify
-from occ.routing import route
-from occ.tokens import count_tokens
+from occ.routing import Route, format_route, latest_prompt, route, scenario_models
 
 SEED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "seed-config.json")
+PNG_64 = b"\x89PNG\r\n\x1a\n" + (13).to_bytes(4, "big") + b"IHDR" + (64).to_bytes(4, "big") * 2 + bytes(5)
+PNG = {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                   "data": base64.b64encode(PNG_64).decode()}}
 
 
-def m(mid: str, **kw):
+def m(mid: str, **kw: Any) -> dict[str, Any]:
     return {"provider": "opencode-go", "model_id": mid, **kw}
 
 
-CONFIG = parse_config({
-    "enable_streaming_scenario_routing": True,
-    "models": {s: m(f"{s}-model") for s in ("default", "background", "think", "complex")}
-    | {"long_context": m("long-model", context_threshold=1000), "fast": m("fast-model", vision=False),
-       "alias": m("alias-model")},
-    "fallbacks": {"default": [m("fb-1"), m("default-model"), m("fb-2", vision=False)], "think": [m("think-fb")]},
-    "model_overrides": {"claude-haiku-4-5": m("override-model")},
-}, env={}, source="t")
+def make_config(**top: Any):
+    data = {
+        "api_key": "k",
+        "enable_streaming_scenario_routing": True,
+        "models": {s: m(f"{s}-model") for s in ("default", "background", "think", "complex")}
+        | {"long_context": m("long-model", context_threshold=1000), "fast": m("fast-model", vision=False),
+           "alias": m("alias-model")},
+        "fallbacks": {"default": [m("fb-1"), m("default-model"), m("fb-2", vision=False)],
+                      "think": [m("think-fb")], "fast": [m("fast-fb", vision=False)],
+                      "claude-opus-4-8": [m("opus-fb")]},
+        "model_overrides": {"claude-opus-4-8": m("override-model")},
+    }
+    data.update(top)
+    return parse_config(data, env={}, source="test")
 
 
-def req(text: str = "hello", **extra):
+CONFIG = make_config()
+
+
+def req(text: Any = "hello", **extra: Any) -> dict[str, Any]:
     return {"model": "claude-sonnet-4-5", "max_tokens": 10, "messages": [{"role": "user", "content": text}], **extra}
 
 
-def ids(r):
+def ids(r: Route) -> list[str]:
     return [x.model_id for x in r.chain]
 
 
-def test_default_with_dedup_and_reason():
+# -- rule 1: model_overrides ----------------------------------------------------------------------------
+
+def test_override_wins_with_its_own_fallbacks_and_the_1m_suffix_stripped():
+    r = route(req(model="claude-opus-4-8[1m]", stream=True, thinking={"type": "adaptive"}), CONFIG)
+    assert (r.scenario, ids(r), r.requested_model) == ("override", ["override-model", "opus-fb"], "claude-opus-4-8")
+    assert r.reason == "override: model_overrides['claude-opus-4-8'] -> opencode-go/override-model"
+
+
+def test_override_without_its_own_fallbacks_uses_fallbacks_default():
+    config = make_config(model_overrides={"my-model": m("override-model")})
+    assert ids(route(req(model="my-model"), config)) == ["override-model", "fb-1", "default-model", "fb-2"]
+
+
+# -- rule 2: occ's own /v1/models ids -------------------------------------------------------------------
+
+def test_own_model_id_selects_its_scenario():
+    r = route(req(model="claude-occ-think", stream=True), CONFIG)
+    assert (r.scenario, ids(r)) == ("think", ["think-model", "think-fb"])
+    assert r.reason == "think: occ model claude-occ-think requested"
+
+
+def test_own_model_id_of_an_unconfigured_scenario_uses_models_default():
+    config = make_config(models={"default": m("default-model")})
+    r = route(req(model="claude-occ-complex"), config)
+    assert (r.scenario, ids(r)[0]) == ("complex", "default-model")
+    assert "no models.complex configured: using models.default" in r.reason
+
+
+def test_edge_47_scenario_models_are_claude_prefixed_ids_of_configured_scenarios():
+    assert scenario_models(CONFIG) == [("claude-occ-default", "default"), ("claude-occ-background", "background"),
+                                       ("claude-occ-fast", "fast"), ("claude-occ-think", "think"),
+                                       ("claude-occ-complex", "complex"), ("claude-occ-long_context", "long_context")]
+    assert all(model_id.startswith("claude") for model_id, _ in scenario_models(CONFIG))
+
+
+# -- rule 3: respect_requested_model ---------------------------------------------------------------------
+
+def test_requested_alias_is_ignored_unless_respect_requested_model():
+    assert route(req(model="alias"), CONFIG).scenario == "default"
+    r = route(req(model="alias", stream=True), make_config(respect_requested_model=True))
+    assert (r.scenario, ids(r)) == ("alias", ["alias-model", "fb-1", "default-model", "fb-2"])
+    assert r.reason == "alias: requested model is models['alias'] (respect_requested_model)"
+
+
+def test_respect_requested_model_passes_configured_upstream_models_through():
+    config = make_config(respect_requested_model=True)
+    assert ids(route(req(model="think-fb"), config))[0] == "think-fb"
+    r = route(req(model="opencode-go/kimi-k2.6"), config)
+    assert ids(r)[0] == "kimi-k2.6" and "provider 'opencode-go'" in r.reason
+
+
+def test_unknown_claude_model_is_never_forwarded_upstream():
+    r = route(req(model="claude-sonnet-9-9"), make_config(respect_requested_model=True))
+    assert r.scenario == "default" and "claude-sonnet-9-9" not in ids(r)
+
+
+# -- rule 4: long context -------------------------------------------------------------------------------
+
+def test_long_context_over_the_threshold_beats_streaming_and_cues():
+    r = route(req("word " * 3000 + " refactor", stream=True, model="claude-haiku-4-5"), CONFIG)
+    assert r.scenario == "long_context" and ids(r) == ["long-model", "fb-1", "default-model", "fb-2"]
+    assert r.reason.startswith("long_context: ~") and r.reason.endswith(" tokens > threshold 1000")
+
+
+def test_long_context_threshold_is_strict_and_token_estimate_is_used_when_given():
+    assert route(req(), CONFIG, token_estimate=1000).scenario == "default"
+    r = route(req(), CONFIG, token_estimate=1001)
+    assert r.reason == "long_context: ~1001 tokens > threshold 1000"
+
+
+def test_long_context_default_threshold_is_100000():
+    config = make_config(models={"default": m("d"), "long_context": m("l")})
+    assert route(req(), config, token_estimate=100_000).scenario == "default"
+    assert "threshold 100000" in route(req(), config, token_estimate=100_001).reason
+
+
+def test_tool_schemas_count_towards_the_routing_estimate():
+    tools = [{"name": f"t{i}", "description": "x " * 500, "input_schema": {"type": "object"}} for i in range(5)]
+    assert route(req(tools=tools), CONFIG).scenario == "long_context"
+
+
+# -- rule 5: streaming while streaming scenario routing is off -------------------------------------------
+
+def test_streaming_goes_to_fast_when_streaming_scenario_routing_is_off():
+    config = make_config(enable_streaming_scenario_routing=False)
+    r = route(req("refactor the architecture", stream=True, thinking={"type": "enabled", "budget_tokens": 2048}),
+              config)
+    assert (r.scenario, ids(r)) == ("fast", ["fast-model", "fast-fb"])
+    assert r.reason.startswith("fast: streaming request and enable_streaming_scenario_routing is false (~")
+    assert route(req("refactor it", stream=False), config).scenario == "complex"
+
+
+# -- rules 6-9: haiku, thinking, cues, default -----------------------------------------------------------
+
+def test_haiku_class_model_goes_to_background_before_thinking():
+    r = route(req(model="claude-haiku-4-5-20251001", thinking={"type": "enabled", "budget_tokens": 31999}), CONFIG)
+    assert r.scenario == "background"
+    assert r.reason == "background: haiku-class model 'claude-haiku-4-5-20251001' requested"
+
+
+@pytest.mark.parametrize("kind", ["enabled", "adaptive"])
+def test_thinking_in_the_request_goes_to_think(kind):
+    r = route(req("refactor", thinking={"type": kind}), CONFIG)
+    assert r.scenario == "think" and r.reason == f"think: thinking {kind} in the request"
+    assert route(req(thinking={"type": "disabled"}), CONFIG).scenario == "default"
+
+
+def test_reasoning_cue_goes_to_think_and_names_the_cue_and_message():
+    r = route(req("please think step by step about this"), CONFIG)
+    assert r.scenario == "think" and r.reason == "think: reasoning cue 'think' in the latest user prompt (message 0)"
+    assert route(req("Ultrathink: why does it hang?"), CONFIG).reason.startswith("think: reasoning cue 'ultrathink'")
+
+
+def test_architectural_cue_goes_to_complex():
+    r = route(req("Refactor the config loader"), CONFIG)
+    assert (r.scenario, ids(r)) == ("complex", ["complex-model", "fb-1", "default-model", "fb-2"])
+    assert r.reason == "complex: architectural cue 'refactor' in the latest user prompt (message 0)"
+
+
+def test_cues_match_whole_words_only():
+    for text in ("add an explanation", "the planet", "a prefactored list", "simplementation"):
+        assert route(req(text), CONFIG).scenario == "default", text
+
+
+def test_default_when_nothing_matches_says_so():
     r = route(req(), CONFIG)
-    assert r.scenario == "default" and ids(r) == ["default-model", "fb-1", "fb-2"]
-    assert "no rule matched" in r.reason
+    assert r.scenario == "default" and ids(r) == ["default-model", "fb-1", "fb-2"]  # deduplicated
+    assert r.reason.startswith("default: no rule matched (~") and "no cue in the latest user prompt" in r.reason
 
 
-def test_long_context_over_threshold():
-    r = route(req("word " * 3000), CONFIG)
-    assert r.scenario == "long_context" and "> threshold 1000" in r.reason
+def test_missing_scenario_falls_back_to_models_default_with_a_note():
+    config = make_config(models={"default": m("default-model")})
+    r = route(req("refactor the module"), config)
+    assert (r.scenario, ids(r)[0]) == ("complex", "default-model")
+    assert r.reason.endswith("(no models.complex configured: using models.default)")
 
 
-def test_override_then_own_ids_then_respect_requested():
-    assert ids(route({**req(), "model": "claude-haiku-4-5[1m]"}, CONFIG))[0] == "override-model"
-    r = route({**req(), "model": "claude-occ-think"}, CONFIG)
-    assert r.scenario == "think" and ids(r) == ["think-model", "think-fb"]
-    assert route({**req(), "model": "alias"}, CONFIG).scenario == "default"  # respect_requested_model off
+# -- what "the latest user prompt" is --------------------------------------------------------------------
+
+def claude_code_turn(prompt: str) -> dict[str, Any]:
+    """A Claude Code agentic turn: reminder + prompt, then a tool call and its result (with a reminder)."""
+    return {"model": "claude-sonnet-4-5", "max_tokens": 10, "messages": [
+        {"role": "user", "content": [{"type": "text", "text": "<system-reminder>Plan mode. Refactor freely. "
+                                      "Think.</system-reminder>"}, {"type": "text", "text": prompt}]},
+        {"role": "system", "content": "Agent types: architect, planner"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "Bash",
+                                           "input": {"command": "ls"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1",
+                                      "content": "README.md\n<system-reminder>refactor</system-reminder>"},
+                                     {"type": "text", "text": "Tool loaded. think"}]},
+    ]}
 
 
-def test_haiku_thinking_and_cues_from_the_latest_user_message_only():
-    assert route({**req(), "model": "claude-3-5-haiku"}, CONFIG).scenario == "background"
-    assert route(req(thinking={"type": "adaptive"}), CONFIG).scenario == "think"
-    assert route(req("please think step by step"), CONFIG).scenario == "think"
-    assert route(req("refactor this module"), CONFIG).scenario == "complex"
+def test_cues_come_from_the_latest_prompt_not_tool_results_nor_system_reminders():
+    assert latest_prompt(claude_code_turn("what files are here?")) == (0, "what files are here?")
+    assert route(claude_code_turn("what files are here?"), CONFIG).scenario == "default"
+    r = route(claude_code_turn("now redesign the cache"), CONFIG)
+    assert r.scenario == "complex" and "'redesign' in the latest user prompt (message 0)" in r.reason
+
+
+def test_older_prompts_do_not_leak_into_routing():
     history = {**req(), "messages": [{"role": "user", "content": "refactor everything"},
                                      {"role": "assistant", "content": "done"},
                                      {"role": "user", "content": "thanks"}]}
     assert route(history, CONFIG).scenario == "default"
 
 
-def test_images_never_go_to_text_only_models():
-    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AA"}}
-    request = {**req(), "messages": [{"role": "user", "content": [image]}]}
-    r = route(request, CONFIG)
-    assert "fb-2" not in ids(r) and "text-only" in r.reason
-    r = route({**request, "model": "claude-occ-fast"}, CONFIG)
-    assert all(x.vision is not False for x in r.chain) and r.chain
+# -- images (edge 48) ------------------------------------------------------------------------------------
 
+def test_edge_48_image_drops_text_only_models_from_the_chain():
+    r = route(req([PNG, {"type": "text", "text": "what is this?"}]), CONFIG)
+    assert ids(r) == ["default-model", "fb-1"]
+    assert r.reason.endswith("; 1 image(s) in the latest user turn: dropped text-only opencode-go/fb-2")
+
+
+def test_edge_48_text_only_chain_is_replaced_by_a_vision_capable_model():
+    config = make_config(enable_streaming_scenario_routing=False,
+                         models={"default": m("default-model"), "fast": m("fast-model", vision=False),
+                                 "seeing": m("vision-model", vision=True)})
+    r = route(req([PNG], stream=True), config)
+    assert r.scenario == "fast" and ids(r) == ["vision-model"]
+    assert "only text-only models in the chain: using opencode-go/vision-model instead" in r.reason
+
+
+def test_edge_48_image_inside_a_tool_result_counts_and_older_images_do_not():
+    tool_image = {"type": "tool_result", "tool_use_id": "t", "content": [PNG]}
+    assert "fb-2" not in ids(route(req([tool_image]), CONFIG))
+    older = {**req(), "messages": [{"role": "user", "content": [PNG]}, {"role": "assistant", "content": "ok"},
+                                   {"role": "user", "content": "thanks"}]}
+    assert "fb-2" in ids(route(older, CONFIG))
+
+
+def test_edge_48_no_vision_model_anywhere_keeps_the_chain_and_says_why():
+    config = make_config(models={"default": m("d", vision=False)}, fallbacks={}, model_overrides={})
+    r = route(req([PNG]), config)
+    assert ids(r) == ["d"] and "no model is vision-capable" in r.reason
+
+
+# -- the seed's config and the CLI report ----------------------------------------------------------------
 
 def test_seed_config_two_live_routes():
+    """Claude Code always streams, so with the seed's config only fast and long_context are live."""
     seed = load_config(SEED, env={})
-    fast = route(req(stream=True), seed)
+    fast = route(req("refactor the whole architecture", stream=True, thinking={"type": "adaptive"}), seed)
     assert fast.scenario == "fast" and ids(fast) == ["deepseek-v4-flash", "mimo-v2.5"]
-    assert "enable_streaming_scenario_routing" in fast.reason
-    long = route(req("token " * 200000, stream=True), seed)
+    assert "enable_streaming_scenario_routing is false" in fast.reason
+    long = route(req("token " * 100_000, stream=True), seed)
     assert long.scenario == "long_context" and ids(long) == ["minimax-m3", "deepseek-v4-pro", "mimo-v2.5-pro"]
+    assert long.reason.endswith("> threshold 80000")
 
 
-def test_count_tokens_counts_everything():
-    base = count_tokens(req("hello world"))
-    with_tools = count_tokens(req("hello world", tools=[{"name": "Bash", "input_schema": {
-        "type": "object", "properties": {"command": {"type": "string", "description": "x" * 400}}}}]))
-    assert 0 < base < with_tools
-    assert count_tokens({"messages": []}) == 1
+def test_format_route_lists_the_chain_with_protocols():
+    text = format_route(route(req(model="claude-occ-think"), CONFIG), lambda model: "openai")
+    assert text.splitlines() == [
+        "requested: claude-occ-think",
+        "scenario:  think",
+        "reason:    think: occ model claude-occ-think requested",
+        "chain:",
+        "  1. primary  opencode-go/think-model (openai)",
+        "  2. fallback opencode-go/think-fb (openai)",
+    ]
 
 
-def test_breaker_opens_skips_half_opens_once_and_recovers():
-    b = BreakerRegistry(failure_threshold=2, cooldown_s=10)
-    key = ("p", "m")
-    b.record_failure(key, 0)
-    assert b.allow(key, 1)
-    b.record_failure(key, 1)
-    assert b.state(key, 2) == "open" and not b.allow(key, 2)
-    assert b.state(key, 11) == "half_open"
-    assert b.allow(key, 11) and not b.allow(key, 11)  # exactly one probe
-    b.release(key)  # the probe's client left: slot freed, still half-open
-    assert b.allow(key, 12)
-    b.record_failure(key, 12)
-    assert b.state(key, 13) == "open"
-    assert b.allow(key, 23)
-    b.record_success(key, 23)
-    assert b.state(key, 23) == "closed" and b.snapshot(23) == {}
-
-
-def test_breaker_honours_retry_after():
-    b = BreakerRegistry(failure_threshold=1, cooldown_s=5)
-    b.record_failure(("p", "m"), 0, retry_after_s=60)
-    assert not b.allow(("p", "m"), 30) and b.allow(("p", "m"), 61)
-
-
-@pytest.mark.parametrize(("exc", "action", "counts"), [
-    (UpstreamConnectError("x"), "next", True),
-    (UpstreamTimeout("x"), "next", True),
-    (UpstreamStalled("x"), "next", True),
-    (UpstreamProtocolError("x"), "next", True),
-    (UpstreamStatus(429, "slow"), "next", True),
-    (UpstreamStatus(529, "overloaded"), "next", True),
-    (UpstreamStatus(503, "x"), "next", True),
-    (UpstreamStatus(402, "x"), "next", True),
-    (UpstreamStatus(400, "GoUsageLimitError: usage limit reached"), "next", True),
-    (UpstreamStatus(401, "bad key"), "next", False),
-    (UpstreamStatus(404, "model not found"), "next", True),
-    (UpstreamStatus(400, "messages.0: bad"), "stop", False),
-    (UpstreamStatus(422, "bad"), "stop", False),
-])
-def test_classifier_table(exc, action, counts):
-    verdict = classify(exc)
-    assert (verdict.action, verdict.counts_against_health) == (action, counts)
-
-
-def test_context_length_errors_say_prompt_is_too_long():
-    exc = UpstreamStatus(400, "upstream HTTP 400: This model's maximum context length is 128000 tokens")
-    assert classify(exc).action == "stop"
-    assert exc.message.startswith("prompt is too long") and exc.http_status == 400
-
-
-def test_unknown_occ_error_moves_on():
-    assert classify(InvalidRequest("x")).action == "next"
+def test_route_tolerates_odd_bodies():
+    r = route({"model": 5, "messages": "nope"}, CONFIG)
+    assert r.scenario == "default" and r.requested_model == ""
