@@ -1,12 +1,14 @@
-"""Run the benchmark matrix against occ and against the floor, in one run, and print a table.
+"""Run the benchmark matrix against occ and against the floor, in one run, and print the tables.
 
-    python benchmarks/run.py [--quick] [--occ PATH_TO_OCC]
+    python benchmarks/run.py [--quick] [--only NAME] [--workers N] [--json FILE] [--profile DIR]
 
-Starts the Node fake upstream (``fake_upstream.js``), starts ``occ serve`` pointed at its
-chat-completions endpoint with full translation, routing, heartbeat and deadlines on, then runs
-``load.js`` for each scenario twice: against occ, and against the fake's own Anthropic endpoint (the
-floor: the same request answered directly). CPU time and RSS are read from occ's /proc entries.
-Everything listens on 127.0.0.1 and is stopped at the end. Needs ``node``.
+Starts the Node fake upstream (``fake_upstream.js``), measures its own capacity, starts ``occ serve`` with a
+generated config that points every scenario at the fake's chat-completions endpoint (full translation,
+routing, heartbeat and deadlines on), then runs ``load.js`` for each scenario twice: against the **floor**
+(the fake's own Anthropic endpoint answering the same request directly) and against occ. CPU time and RSS are
+read from /proc for occ (and its workers), for the fake, and reported by the load client for itself, so each
+table says who was busy. Everything listens on 127.0.0.1, every run is bounded, everything started is stopped.
+Needs ``node`` (v18+) on PATH; uses no Python package beyond the standard library.
 """
 
 from __future__ import annotations
@@ -15,25 +17,107 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+TICKS = os.sysconf("SC_CLK_TCK")
 
-#: (name, concurrency, requests, stream, x-bench, prompt bytes, tools, target)
-SCENARIOS = [
-    ("non-stream c=1", 1, 300, False, "deltas=50;delay=0", 20, 0, "added p50 <= 0.8 ms"),
-    ("non-stream c=32", 32, 3000, False, "deltas=50;delay=0", 20, 0, ">= 1600 req/s"),
-    ("stream 50x5ms c=1", 1, 20, True, "deltas=50;delay=5", 20, 0, "added TTFC <= 1.5 ms"),
-    ("stream 50x5ms c=32", 32, 192, True, "deltas=50;delay=5", 20, 0, "gap p99 within 1 ms"),
-    ("stream 50x5ms c=256", 256, 512, True, "deltas=50;delay=5", 20, 0, "added p50 <= 100 ms, 0 errors"),
-    ("burst 50x0ms c=32", 32, 640, True, "deltas=50;delay=0", 20, 0, "-"),
-    ("agentic c=32", 32, 192, True, "deltas=50;delay=5;agentic=1", 20000, 20, "-"),
+#: name, concurrency, requests measured in a full run (after ``warmup`` ones, default one per connection),
+#: the answer's shape (deltas, delay in ms, agentic) and the request's (prompt bytes, tool definitions).
+SCENARIOS: list[dict[str, Any]] = [
+    {"name": "non-stream c=1", "concurrency": 1, "requests": 2000, "stream": False, "deltas": 50, "delay": 0,
+     "warmup": 200},
+    {"name": "non-stream c=32", "concurrency": 32, "requests": 6000, "stream": False, "deltas": 50, "delay": 0,
+     "warmup": 320},
+    {"name": "stream 50x5ms c=1", "concurrency": 1, "requests": 30, "stream": True, "deltas": 50, "delay": 5},
+    {"name": "stream 50x5ms c=32", "concurrency": 32, "requests": 320, "stream": True, "deltas": 50, "delay": 5},
+    {"name": "stream 50x5ms c=256", "concurrency": 256, "requests": 1024, "stream": True, "deltas": 50, "delay": 5},
+    {"name": "burst 50x0ms c=32", "concurrency": 32, "requests": 1600, "stream": True, "deltas": 50, "delay": 0,
+     "warmup": 160},
+    {"name": "agentic c=32", "concurrency": 32, "requests": 320, "stream": True, "deltas": 50, "delay": 5,
+     "agentic": True, "promptBytes": 20000, "tools": 20},
 ]
+
+#: The fake's own capacity, on the chat endpoint occ talks to (no proxy in between).
+FAKE_CAPACITY: list[dict[str, Any]] = [
+    {"name": "chat non-stream c=32", "concurrency": 32, "requests": 6000, "stream": False, "deltas": 50, "delay": 0,
+     "warmup": 320},
+    {"name": "chat burst 50x0ms c=32", "concurrency": 32, "requests": 1600, "stream": True, "deltas": 50, "delay": 0},
+    {"name": "chat stream 50x5ms c=256", "concurrency": 256, "requests": 1024, "stream": True, "deltas": 50,
+     "delay": 5},
+]
+
+
+# --- processes -------------------------------------------------------------------------------------------
+
+def tree(pid: int) -> list[int]:
+    """The process and its descendants (``occ serve --workers N`` forks workers)."""
+    pids, i = [pid], 0
+    while i < len(pids):
+        try:
+            for task in os.listdir(f"/proc/{pids[i]}/task"):
+                with open(f"/proc/{pids[i]}/task/{task}/children") as f:
+                    pids.extend(int(c) for c in f.read().split())
+        except OSError:
+            pass
+        i += 1
+    return pids
+
+
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU of a process tree, from /proc/PID/stat (fields 14 and 15)."""
+    total = 0
+    for p in tree(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total / TICKS
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process tree, from /proc/PID/status."""
+    total = 0
+    for p in tree(pid):
+        try:
+            with open(f"/proc/{p}/status") as f:
+                total += next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+        except (OSError, StopIteration):
+            pass
+    return total / 1024
+
+
+class PeakRss:
+    """Samples a process tree's RSS every 20 ms while running (VmHWM alone misses forked workers)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak = pid, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, rss_mb(self.pid))
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def free_port() -> int:
@@ -42,89 +126,246 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def proc_stats(pid: int) -> tuple[float, float]:
-    """(CPU seconds user+sys, RSS MB) of a process."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    cpu = (int(fields[11]) + int(fields[12])) / ticks
-    with open(f"/proc/{pid}/status") as f:
-        rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
-    return cpu, rss
-
-
-def load(url: str, conc: int, total: int, stream: bool, xbench: str, prompt: int, tools: int) -> dict:
-    out = subprocess.run(["node", os.path.join(HERE, "load.js"), url, str(conc), str(total), "1" if stream else "0",
-                          xbench, str(prompt), str(tools)], capture_output=True, text=True, timeout=600, check=True)
-    return json.loads(out.stdout)
-
-
-def wait_http(url: str) -> None:
-    deadline = time.monotonic() + 20
+def wait_http(url: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the process serving {url} exited with {proc.returncode}")
         try:
-            urllib.request.urlopen(url, timeout=1)
+            urllib.request.urlopen(url, timeout=1).close()
             return
         except OSError:
             time.sleep(0.1)
-    raise SystemExit(f"{url} did not come up")
+    raise SystemExit(f"{url} did not come up in 30 s")
 
+
+def stop(proc: subprocess.Popen[Any] | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@contextmanager
+def profiled(pid: int, out: str | None) -> Iterator[None]:
+    """py-spy record of ``pid`` (and workers) for the duration of the block, as collapsed stacks in ``out``."""
+    if out is None:
+        yield
+        return
+    spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
+    proc = subprocess.Popen([spy, "record", "--pid", str(pid), "--subprocesses", "--rate", "250", "--format", "raw",
+                             "--output", out, "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    try:
+        yield
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+# --- load ------------------------------------------------------------------------------------------------
+
+def measured(url: str, scenario: dict[str, Any], pids: dict[str, int], **extra: Any) -> dict[str, Any]:
+    """One run of load.js, with the CPU each watched process spent while it measured (after its warm-up)."""
+    spec = {k: v for k, v in scenario.items() if k != "name"}
+    spec.update(url=url, **extra)
+    proc = subprocess.Popen(["node", os.path.join(HERE, "load.js"), json.dumps(spec)], stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout is not None
+    try:
+        proc.stdout.readline()  # {"phase": "measure"}: warm-up done
+        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        line = proc.stdout.readline()
+        after = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        proc.wait(timeout=60)
+    finally:
+        stop(proc)
+    if proc.returncode != 0 or not line:
+        raise SystemExit(f"load.js failed on {url} ({scenario['name']})")
+    result = json.loads(line)
+    for name in pids:
+        spent = after[name] - before[name]
+        result[f"{name}CpuShare"] = spent / result["seconds"]
+        result[f"{name}CpuPerRequestMs"] = spent * 1000 / max(1, result["requests"])
+    return result
+
+
+def occ_config(port: int, fake_url: str) -> dict[str, Any]:
+    model = {"provider": "bench", "model_id": "bench-model", "wire_format": "openai"}
+    return {
+        "port": port,
+        "enable_streaming_scenario_routing": True,
+        "heartbeat_interval_ms": 5000,
+        "providers": {"bench": {"base_url": f"{fake_url}/v1/chat/completions", "api_key": "dummy",
+                                "protocol": "openai", "stream_timeout_ms": 60000, "streaming_timeout_ms": 600000}},
+        "models": {name: dict(model) for name in ("default", "background", "fast", "think", "complex",
+                                                   "long_context")},
+        "logging": {"level": "warning"},
+    }
+
+
+# --- report ----------------------------------------------------------------------------------------------
+
+def num(v: float | None, digits: int = 2) -> str:
+    return "-" if v is None else f"{v:,.{digits}f}"
+
+
+def target_rows(results: dict[str, tuple[dict[str, Any], dict[str, Any]]], idle: float, peak: float) -> list[str]:
+    """measure | floor | occ | added | target | met: the issue's targets, against this run's floor."""
+    rows: list[tuple[str, float | None, float | None, str, str, bool | None, int]] = []
+
+    def add(measure: str, scenario: str, get: Any, target: str, ok: Any, digits: int = 2) -> None:
+        if scenario not in results:
+            return
+        floor, occ = (get(r) for r in results[scenario])
+        added = None if floor is None or occ is None else occ - floor
+        shown = f"{occ / floor:.0%} of floor" if "requests/s" in measure and floor else num(added, digits)
+        rows.append((measure, floor, occ, shown, target, ok(floor, occ, added), digits))
+
+    add("non-streaming p50 latency at c=1 (ms)", "non-stream c=1", lambda r: r["latency"]["p50"],
+        "added <= 0.8 ms", lambda f, o, a: a is not None and a <= 0.8)
+    add("non-streaming requests/s at c=32", "non-stream c=32", lambda r: r["rps"],
+        ">= 1,600", lambda f, o, a: o >= 1600, 0)
+    add("streaming 50x5ms time to first content p50 at c=1 (ms)", "stream 50x5ms c=1", lambda r: r["ttfc"]["p50"],
+        "added <= 1.5 ms", lambda f, o, a: a is not None and a <= 1.5)
+    add("streaming 50x5ms inter-event gap p99 at c=32 (ms)", "stream 50x5ms c=32", lambda r: r["gap"]["p99"],
+        "added <= 1 ms", lambda f, o, a: a is not None and a <= 1)
+    add("256 concurrent 50x5ms streams: p50 latency (ms)", "stream 50x5ms c=256", lambda r: r["latency"]["p50"],
+        "added <= 100 ms", lambda f, o, a: a is not None and a <= 100)
+    add("256 concurrent 50x5ms streams: errors", "stream 50x5ms c=256", lambda r: r["errors"],
+        "0", lambda f, o, a: o == 0, 0)
+    add("CPU per 50-delta stream at c=32 (ms)", "stream 50x5ms c=32", lambda r: r.get("occCpuPerRequestMs"),
+        "<= 3 ms", lambda f, o, a: o <= 3)
+    add("CPU per agentic stream at c=32 (ms)", "agentic c=32", lambda r: r.get("occCpuPerRequestMs"),
+        "-", lambda f, o, a: None)
+    errors = sum(occ["errors"] for _, occ in results.values())
+    rows.append(("errors, all scenarios", sum(f["errors"] for f, _ in results.values()), errors, "-", "0",
+                 errors == 0, 0))
+    rows.append(("occ memory idle (MB)", None, idle, "-", "<= 60", idle <= 60, 0))
+    rows.append(("occ memory peak (MB)", None, peak, "-", "<= 100 (at 256 streams)", peak <= 100, 0))
+    out = ["| measure | floor | occ | added | target | met |", "|---|---|---|---|---|---|"]
+    for measure, floor, occ, added, target, ok, digits in rows:
+        met = "-" if ok is None else ("yes" if ok else "**no**")
+        out.append(f"| {measure} | {num(floor, digits)} | {num(occ, digits)} | {added} | {target} | {met} |")
+    return out
+
+
+def detail_rows(results: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> list[str]:
+    out = ["| scenario | run | req/s | p50 | p95 | p99 | TTFC p50 | gap p50 | gap p99 | errors "
+           "| occ CPU/req ms | CPU share occ / fake / client |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, pair in results.items():
+        for label, r in zip(("floor", "occ"), pair, strict=True):
+            lat, ttfc, gap = r["latency"], r["ttfc"], r["gap"]
+            share = f"{num(r.get('occCpuShare'))} / {num(r['fakeCpuShare'])} / {num(r['clientCpuShare'])}"
+            out.append(f"| {name} | {label} | {num(r['rps'], 0)} | {num(lat['p50'])} | {num(lat['p95'])} "
+                       f"| {num(lat['p99'])} | {num(ttfc['p50'])} | {num(gap['p50'])} | {num(gap['p99'])} "
+                       f"| {r['errors']} | {num(r.get('occCpuPerRequestMs'))} | {share} |")
+    return out
+
+
+def capacity_rows(capacity: dict[str, dict[str, Any]]) -> list[str]:
+    out = ["| fake upstream alone | req/s | p50 | CPU share fake / client | errors |", "|---|---|---|---|---|"]
+    for name, r in capacity.items():
+        out.append(f"| {name} | {num(r['rps'], 0)} | {num(r['latency']['p50'])} "
+                   f"| {num(r['fakeCpuShare'])} / {num(r['clientCpuShare'])} | {r['errors']} |")
+    return out
+
+
+def error_notes(results: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> list[str]:
+    notes = []
+    for name, pair in results.items():
+        for label, r in zip(("floor", "occ"), pair, strict=True):
+            for reason, count in r["reasons"]:
+                notes.append(f"- {name} / {label}: {count} x {reason}")
+    return notes
+
+
+# --- main ------------------------------------------------------------------------------------------------
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a tenth of the requests")
-    parser.add_argument("--occ", default=shutil.which("occ") or os.path.join(os.path.dirname(sys.executable), "occ"))
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a tenth of the requests (a smoke run, noisy)")
+    parser.add_argument("--only", action="append", default=[], help="run only scenarios whose name contains this")
+    parser.add_argument("--workers", type=int, default=1, help="occ serve --workers")
+    parser.add_argument("--occ", default=os.path.join(os.path.dirname(sys.executable), "occ"),
+                        help="the occ executable (default: next to this Python)")
+    parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy record occ during each scenario into DIR")
+    parser.add_argument("--no-capacity", action="store_true", help="skip measuring the fake upstream alone")
     args = parser.parse_args()
     if shutil.which("node") is None:
         raise SystemExit("benchmarks need node (the fake upstream and the load client are Node programs)")
+    scale = 0.1 if args.quick else 1.0
+    scenarios = [dict(s, requests=max(s["concurrency"], int(s["requests"] * scale))) for s in SCENARIOS
+                 if not args.only or any(o in s["name"] for o in args.only)]
+    if args.profile:
+        os.makedirs(args.profile, exist_ok=True)
 
-    fake = subprocess.Popen(["node", os.path.join(HERE, "fake_upstream.js"), "0"], stdout=subprocess.PIPE, text=True)
-    fake_port = int(fake.stdout.readline())
-    fake_url = f"http://127.0.0.1:{fake_port}"
-    port = free_port()
-    config = {
-        "port": port, "enable_streaming_scenario_routing": True, "heartbeat_interval_ms": 5000,
-        "providers": {"bench": {"base_url": f"{fake_url}/v1/chat/completions", "api_key": "dummy",
-                                "protocol": "openai", "stream_timeout_ms": 60000, "streaming_timeout_ms": 600000}},
-        "models": {"default": {"provider": "bench", "model_id": "bench-model"}},
-        "logging": {"level": "warning"},
-    }
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump(config, f)
-    occ = subprocess.Popen([args.occ, "serve", "--config", f.name], stdout=subprocess.DEVNULL)
-    rows = []
+    fake = occ = None
+    config_file = None
+    results: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    capacity: dict[str, dict[str, Any]] = {}
     try:
+        fake = subprocess.Popen(["node", os.path.join(HERE, "fake_upstream.js"), "0"], stdout=subprocess.PIPE,
+                                text=True)
+        assert fake.stdout is not None
+        fake_url = f"http://127.0.0.1:{int(fake.stdout.readline())}"
+        if not args.no_capacity:
+            for s in FAKE_CAPACITY:
+                s = dict(s, requests=max(s["concurrency"], int(s["requests"] * scale)))
+                capacity[s["name"]] = measured(fake_url, s, {"fake": fake.pid}, chat=True)
+
+        port = free_port()
+        with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="occ-bench-", delete=False) as f:
+            json.dump(occ_config(port, fake_url), f)
+            config_file = f.name
+        occ = subprocess.Popen([args.occ, "serve", "--config", config_file, "--port", str(port),
+                                "--workers", str(args.workers)], stdout=subprocess.DEVNULL)
         occ_url = f"http://127.0.0.1:{port}"
-        wait_http(f"{occ_url}/health")
-        cpu0, rss_idle = proc_stats(occ.pid)
-        rss_peak = rss_idle
-        for name, conc, total, stream, xbench, prompt, tools, target in SCENARIOS:
-            total = max(conc, total // 10) if args.quick else total
-            floor = load(fake_url, conc, total, stream, xbench, prompt, tools)
-            cpu_before, _ = proc_stats(occ.pid)
-            result = load(occ_url, conc, total, stream, xbench, prompt, tools)
-            cpu_after, rss = proc_stats(occ.pid)
-            rss_peak = max(rss_peak, rss)
-            rows.append((name, floor, result, (cpu_after - cpu_before) * 1000 / max(1, result["requests"]), target))
-        cpu_total, _ = proc_stats(occ.pid)
+        wait_http(f"{occ_url}/health", occ)
+        time.sleep(1.0)
+        idle = rss_mb(occ.pid)
+        peak = idle
+        for s in scenarios:
+            floor = measured(fake_url, s, {"fake": fake.pid})
+            out = os.path.join(args.profile, s["name"].replace(" ", "_") + ".txt") if args.profile else None
+            with PeakRss(occ.pid) as sampler, profiled(occ.pid, out):
+                result = measured(occ_url, s, {"fake": fake.pid, "occ": occ.pid})
+            peak = max(peak, sampler.peak)
+            results[s["name"]] = (floor, result)
+            print(f"{s['name']}: floor {floor['rps']:.0f} req/s, occ {result['rps']:.0f} req/s, "
+                  f"errors {floor['errors']}/{result['errors']}", file=sys.stderr)
     finally:
-        occ.terminate()
-        fake.terminate()
-        occ.wait(timeout=20)
-        fake.wait(timeout=5)
-        os.unlink(f.name)
+        stop(occ)
+        stop(fake)
+        if config_file:
+            os.unlink(config_file)
 
-    def ms(v: float | None) -> str:
-        return "-" if v is None else f"{v:.2f}"
-
-    print("| scenario | req/s floor | req/s occ | p50 floor | p50 occ | added p50 (ms) | TTFC floor | TTFC occ "
-          "| gap p99 floor | gap p99 occ | errors | occ CPU/req (ms) | target |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for name, floor, result, cpu, target in rows:
-        print(f"| {name} | {floor['rps']:.0f} | {result['rps']:.0f} | {ms(floor['p50'])} | {ms(result['p50'])} | "
-              f"{ms(result['p50'] - floor['p50'])} | {ms(floor['ttfc50'])} | {ms(result['ttfc50'])} | "
-              f"{ms(floor['gap99'])} | {ms(result['gap99'])} | {result['errors']} | {cpu:.2f} | {target} |")
-    print(f"\nocc memory: idle {rss_idle:.0f} MB, peak {rss_peak:.0f} MB; occ CPU total {cpu_total - cpu0:.1f} s")
+    commit = subprocess.run(["git", "-C", HERE, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", HERE, "status", "--porcelain", "--", "../occ"], capture_output=True,
+                           text=True)
+    print(f"commit {commit.stdout.strip()}{' (+ uncommitted occ changes)' if dirty.stdout.strip() else ''}, "
+          f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, {'--quick' if args.quick else 'full run'}, "
+          f"occ workers {args.workers}\n")
+    print("\n".join(target_rows(results, idle, peak)))
+    print()
+    print("\n".join(detail_rows(results)))
+    if capacity:
+        print()
+        print("\n".join(capacity_rows(capacity)))
+    notes = error_notes(results)
+    if notes:
+        print("\nErrors seen:\n" + "\n".join(notes))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"results": results, "capacity": capacity, "idle_mb": idle, "peak_mb": peak}, f, indent=1)
     return 0
 
 

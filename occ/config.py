@@ -234,6 +234,53 @@ def _var_names(value: Any) -> list[str]:
 # -- the parser ----------------------------------------------------------------------------------
 
 
+def _is_comment(key: str) -> bool:
+    """``$comment``/``_comment`` keys carry prose (JSON has no comments): ignored at every level."""
+    return key.startswith(("$comment", "_comment"))
+
+
+def _entries(mapping: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """The items of a name -> value map (models, fallbacks, providers, headers...) minus comments."""
+    return [(k, v) for k, v in mapping.items() if not _is_comment(k)]
+
+
+def _secrets(data: Mapping[str, Any]) -> set[str]:
+    """Every credential the (expanded) file holds, wherever it sits, valid or not.
+
+    Messages are scrubbed of these at the end, so no error or warning can carry a key, even when a
+    variable holding one was pasted into the wrong field (``"base_url": "${OPENAI_API_KEY}"``).
+    """
+    found: set[str] = set()
+
+    def take(section: Any) -> None:
+        if not isinstance(section, dict):
+            return
+        for name in ("api_key", "api_keys", "client_api_keys"):
+            value = section.get(name)
+            values = value if isinstance(value, list) else [value]
+            found.update(v for v in values if isinstance(v, str))
+        headers = section.get("headers")
+        if isinstance(headers, dict):
+            found.update(v for v in headers.values() if isinstance(v, str))
+
+    take(data)
+    take(data.get("opencode_go"))
+    take(data.get("opencode_zen"))
+    if isinstance(data.get("providers"), dict):
+        for section in data["providers"].values():
+            take(section)
+    return {s for s in found if len(s) >= 6}
+
+
+def _scrub(messages: list[str], secrets: set[str]) -> list[str]:
+    out = []
+    for message in messages:
+        for secret in sorted(secrets, key=len, reverse=True):
+            message = message.replace(secret, "***")
+        out.append(message)
+    return out
+
+
 class _Problems:
     def __init__(self) -> None:
         self.errors: list[str] = []
@@ -244,7 +291,7 @@ class _Problems:
 
     def unknown(self, path: str, data: Mapping[str, Any], known: frozenset[str]) -> None:
         for key in data:
-            if key not in known and not key.startswith(("$comment", "_comment")):
+            if key not in known and not _is_comment(key):
                 where = f"{path}." if path else ""
                 self.warnings.append(f'unknown key "{where}{key}" (ignored)')
 
@@ -342,7 +389,7 @@ def _provider(p: _Problems, name: str, data: Mapping[str, Any], path: str, prese
         protocol = None
     own = _keys(p, data, f"{path}.")
     env_names = _var_names(raw.get("api_key")) + _var_names(raw.get("api_keys"))
-    headers = _get(p, data, "headers", path, "object", {}) or {}
+    headers = dict(_entries(_get(p, data, "headers", path, "object", {}) or {}))
     if any(not isinstance(v, str) for v in headers.values()):
         p.error(f"{path}.headers", "expected an object of string values")
         headers = {}
@@ -437,7 +484,7 @@ def parse_config(data: Any, *, env: Mapping[str, str], source: str) -> Config:
         providers[name] = _provider(p, name, section, file_key, name, shared, shared_env,
                                     raw.get(file_key) if isinstance(raw.get(file_key), dict) else {})
     custom = _get(p, data, "providers", "", "object", {}) or {}
-    for name, section in custom.items():
+    for name, section in _entries(custom):
         path = f"providers.{name}"
         if not isinstance(section, dict):
             p.error(path, f"expected an object, got {_kind(section)}")
@@ -448,7 +495,7 @@ def parse_config(data: Any, *, env: Mapping[str, str], source: str) -> Config:
 
     models: dict[str, ModelConfig] = {}
     model_section = _get(p, data, "models", "", "object", {}) or {}
-    for name, entry in model_section.items():
+    for name, entry in _entries(model_section):
         model = _model(p, entry, f"models.{name}", providers)
         if model is not None:
             models[name] = model
@@ -456,7 +503,7 @@ def parse_config(data: Any, *, env: Mapping[str, str], source: str) -> Config:
         p.error("models.default", "required: the model for requests no other scenario claims")
 
     fallbacks: dict[str, tuple[ModelConfig, ...]] = {}
-    for name, entries in (_get(p, data, "fallbacks", "", "object", {}) or {}).items():
+    for name, entries in _entries(_get(p, data, "fallbacks", "", "object", {}) or {}):
         if not isinstance(entries, list):
             p.error(f"fallbacks.{name}", f"expected an array of models, got {_kind(entries)}")
             continue
@@ -464,7 +511,7 @@ def parse_config(data: Any, *, env: Mapping[str, str], source: str) -> Config:
         fallbacks[name] = tuple(m for m in chain if m is not None)
 
     overrides: dict[str, ModelConfig] = {}
-    for name, entry in (_get(p, data, "model_overrides", "", "object", {}) or {}).items():
+    for name, entry in _entries(_get(p, data, "model_overrides", "", "object", {}) or {}):
         model = _model(p, entry, f"model_overrides.{name}", providers)
         if model is not None:
             overrides[name] = model
@@ -508,12 +555,12 @@ def parse_config(data: Any, *, env: Mapping[str, str], source: str) -> Config:
         p.error("max_body_bytes", f"expected at least 1024, got {max_body}")
         max_body = 32 * 1024 * 1024
 
+    from .providers import resolve_protocol, url_field  # providers.py imports this module
+
     for path, model in _all_model_entries(models, fallbacks, overrides):
         provider = providers.get(model.provider)
         if provider is None or not model.model_id:
             continue
-        from .providers import resolve_protocol, url_field
-
         protocol = resolve_protocol(model, provider)
         field = url_field(protocol)
         if not getattr(provider, field):
@@ -529,8 +576,9 @@ def parse_config(data: Any, *, env: Mapping[str, str], source: str) -> Config:
         "request_timeout_s": _get(p, data, "request_timeout_ms", "", "duration", None),
         "shutdown_grace_s": _get(p, data, "shutdown_grace_ms", "", "duration", 10.0),
     }
+    secrets = _secrets(data)
     if p.errors:
-        raise ConfigError(p.errors, source)
+        raise ConfigError(_scrub(p.errors, secrets), source)
     return Config(
         models=models,
         providers=providers,
@@ -544,7 +592,7 @@ def parse_config(data: Any, *, env: Mapping[str, str], source: str) -> Config:
         max_concurrent_per_client=limit,
         breaker=breaker,
         source=source,
-        warnings=tuple(p.warnings),
+        warnings=tuple(_scrub(p.warnings, secrets)),
     )
 
 

@@ -152,3 +152,29 @@ def test_init_template_is_valid_json_config():
     from occ.config import init_template
 
     parse(json.loads(init_template()))
+
+
+def test_comment_keys_are_ignored_at_every_level():
+    config = parse({"$comment": "top", "_comment_x": "top too",
+                    "models": {"$comment": "m", "default": {"model_id": "m", "$comment": "entry"}},
+                    "fallbacks": {"$comment": "f", "default": [{"model_id": "n"}]},
+                    "model_overrides": {"_comment": "o"},
+                    "providers": {"$comment": "p", "local": {"base_url": "http://127.0.0.1:9/v1/chat/completions",
+                                                             "headers": {"$comment": "h", "X-Org": "o"}}},
+                    "logging": {"$comment": "l"}, "circuit_breaker": {"$comment": "b"}})
+    assert config.warnings == ()
+    assert set(config.models) == {"default"} and set(config.fallbacks) == {"default"}
+    assert config.model_overrides == {}
+    assert set(config.providers) == {"opencode-go", "opencode-zen", "local"}
+    assert dict(config.providers["local"].headers) == {"X-Org": "o"}
+
+
+def test_a_key_pasted_into_the_wrong_field_never_reaches_a_message():
+    secret = "sk-live-0123456789"
+    with pytest.raises(ConfigError) as info:
+        parse({"api_key": "${K}", "opencode_go": {"base_url": "${K}"}, "models": {"default": {"model_id": "m"}}},
+              env={"K": secret})
+    assert info.value.problems == ["opencode_go.base_url: expected an http:// or https:// URL, got '***'"]
+    with pytest.raises(ConfigError) as info:
+        parse({"providers": {"x": {"api_key": secret, "protocol": secret}}, "models": {"default": {"model_id": "m"}}})
+    assert secret not in str(info.value) and "providers.x.protocol" in str(info.value)

@@ -157,3 +157,14 @@ json_values = st.recursive(
 def test_any_json_body_gives_a_positive_count(value):
     request = value if isinstance(value, dict) else {"messages": value}
     assert count_tokens(request) >= 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=300), st.text(min_size=1, max_size=300))
+def test_more_text_never_counts_fewer_tokens(prefix, extra):
+    """Monotone: appending text to a prompt or adding a message can only raise the estimate, so a longer
+    conversation never slips back under the long_context threshold."""
+    def body(*texts: str) -> dict[str, Any]:
+        return {"messages": [{"role": "user", "content": t} for t in texts]}
+    assert count_tokens(body(prefix + extra)) >= count_tokens(body(prefix))
+    assert count_tokens(body(prefix, extra)) > count_tokens(body(prefix))
