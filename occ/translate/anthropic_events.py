@@ -14,6 +14,10 @@ builder owns the block allocator, so the failures every peer proxy shipped canno
   ``tool_use``), then ``message_stop``;
 * after :meth:`error` or :meth:`finish` nothing more can be written.
 
+An upstream that already speaks Anthropic is relayed through ``relay_message_start``/``relay_frame``
+(the passthrough checks that grammar as it goes); once a relay has started, the synthesizing methods
+refuse to write, so the two allocators can never interleave.
+
 Frames accumulate in the builder; :meth:`take` hands them out as one ``bytes`` buffer, so all the
 events produced by one upstream read leave in one write.
 
@@ -167,6 +171,7 @@ class AnthropicStreamBuilder:
         self.stop_reason: str | None = None
         self.usage: Usage | None = None
         self.output_chars = 0
+        self._relayed = False  # the message is an upstream Anthropic stream relayed as is
 
     # -- state the relay and the fallback loop read ------------------------------------------
 
@@ -212,7 +217,7 @@ class AnthropicStreamBuilder:
 
     def tool_use(self, tool_id: str, name: str, arguments: str | dict[str, Any] | None) -> None:
         """A whole tool call. Arguments are validated first, so a bad call writes nothing."""
-        self._check_live()
+        self._check_synthesizing()
         args = normalize_tool_arguments(arguments, tool_name=name)
         if not tool_id or not name:
             raise UpstreamProtocolError("tool call without id or name")
@@ -235,7 +240,7 @@ class AnthropicStreamBuilder:
 
     def raw_block(self, block: dict[str, Any]) -> None:
         """A block that arrives complete in its start event (``redacted_thinking``)."""
-        self._check_live()
+        self._check_synthesizing()
         self._held_ws = ""
         self._held_kind = None
         self._close_open()
@@ -245,17 +250,24 @@ class AnthropicStreamBuilder:
     # -- relaying a stream that is already Anthropic (passthrough) -----------------------------
 
     def relay_message_start(self, frame: bytes) -> None:
-        """The upstream's own ``message_start``, re-framed; it commits the response."""
+        """The upstream's own ``message_start``, re-framed; it commits the response.
+
+        From here on the message belongs to the relay: the synthesizing methods refuse to write,
+        because their block allocator knows nothing of the relayed blocks."""
         self._check_live()
         if self._started:
             raise RuntimeError("message_start already sent")
         self._started = True
+        self._relayed = True
         self._frames.append(frame)
 
     def relay_frame(self, frame: bytes, *, tool_use: bool = False, stop_reason: str | None = None,
                     usage: Usage | None = None, finishes: bool = False) -> None:
-        """One whole upstream event, re-framed by the caller (grammar checked by the caller)."""
+        """One whole upstream event, re-framed by the caller (grammar checked by the caller);
+        ``finishes`` marks ``message_stop``, after which nothing more can be written."""
         self._check_live()
+        if not self._relayed:
+            raise RuntimeError("relay_frame before relay_message_start")
         self._frames.append(frame)
         if tool_use:
             self.tool_use_count += 1
@@ -271,7 +283,7 @@ class AnthropicStreamBuilder:
     def finish(self, stop_reason: str | None, usage: Usage | None = None,
                stop_sequence: str | None = None) -> None:
         """Close everything and end the message with one ``message_delta`` and ``message_stop``."""
-        self._check_live()
+        self._check_synthesizing()
         self._held_ws = ""
         self._held_kind = None
         self._close_open()
@@ -310,8 +322,13 @@ class AnthropicStreamBuilder:
         if self.finished:
             raise RuntimeError("the message is already finished")
 
-    def _content(self, kind: str, text: str) -> None:
+    def _check_synthesizing(self) -> None:
         self._check_live()
+        if self._relayed:
+            raise RuntimeError("the message is relayed from upstream; only relay_* may write")
+
+    def _content(self, kind: str, text: str) -> None:
+        self._check_synthesizing()
         if not text:
             return
         if self._open != kind:

@@ -1,172 +1,366 @@
 """Anthropic-native upstreams: forward the client's body faithfully, relay the stream event-aligned.
 
-Only ``model`` is replaced (by parsing the JSON once and setting the key, never by editing text:
-the seed's string search missed ``"model": "x"`` with a space and sent the ``claude-*`` alias
-upstream). Fields a third-party endpoint is known to reject are removed by the named rules below;
-everything else, thinking signatures, ``cache_control``, unknown fields and key order, is kept.
+Request. Only ``model`` is replaced, by parsing the JSON once and setting the key, never by editing
+text (the seed's string search missed ``"model": "x"`` with a space and sent the ``claude-*`` alias
+upstream). Then the named rules in :data:`RULES` remove what a third-party endpoint is known to
+reject; each is a small function that says why. The body is re-serialised only when something
+changed; thinking signatures, ``cache_control``, unknown fields and key order are kept either way.
+Headers: ``anthropic-version`` and an allow-listed ``anthropic-beta`` pass; the client's key never does.
 
-The stream is relayed *event by event*: each upstream event is re-framed by occ as one whole frame,
-with its data line unchanged, so occ's heartbeat can only ever land between events. The upstream
-``message_start`` is held until the first content event (commit late), so an attempt that fails
-before producing anything falls back invisibly. Sans-IO.
+Stream. Each upstream event is re-framed by occ as one whole frame (``event: <type>`` plus the
+upstream data line unchanged), so occ's heartbeat can only ever land between events. The upstream
+``message_start`` is held until the first content event (commit late): an attempt that fails before
+that has written nothing and falls back invisibly. The grammar is checked as it passes (indices
+contiguous from 0, one block open, deltas matching their block, tool inputs that are JSON objects);
+an upstream that breaks it fails the attempt rather than reaching the client. Sans-IO.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UpstreamProtocolError, UpstreamStatus
-from ..jsonfast import dumps
+from ..jsonfast import JSONDecodeError, dumps, dumps_str, loads
 from ..sse import SSEEvent, event_json
-from .anthropic_events import SIGNATURE_PREFIX, AnthropicStreamBuilder, Usage
+from .anthropic_events import SIGNATURE_PREFIX, AnthropicStreamBuilder, Usage, final_stop_reason
 
 if TYPE_CHECKING:
     from ..config import ModelConfig
 
 __all__ = [
+    "ALLOWED_BETAS",
     "RULES",
     "AnthropicPassthroughTranslator",
     "build_body",
+    "clamp_max_tokens",
+    "drop_context_management",
+    "drop_custom_tools",
     "forward_headers",
+    "inline_kimi_tool_schemas",
+    "strip_foreign_thinking",
     "translate_response",
 ]
 
-#: Betas known to be accepted by third-party Anthropic endpoints; unknown betas draw 400s there.
+DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
+
+#: Betas passed on to Anthropic-compatible upstreams. Third-party endpoints answer an unknown beta
+#: with a 400, so this is an allow-list of betas that only change *how* a request is served, whose
+#: body fields occ forwards unchanged. Left out on purpose: ``claude-code-20250219`` (identifies the
+#: first-party client), ``oauth-2025-04-20`` (occ authenticates with an API key, never OAuth) and
+#: ``context-management-2025-06-27`` (:func:`drop_context_management` removes its field).
 ALLOWED_BETAS = frozenset({
-    "interleaved-thinking-2025-05-14",
-    "fine-grained-tool-streaming-2025-05-14",
-    "prompt-caching-2024-07-31",
-    "context-1m-2025-08-07",
+    "interleaved-thinking-2025-05-14",  # thinking between tool calls
+    "fine-grained-tool-streaming-2025-05-14",  # tool input streamed without buffering
+    "prompt-caching-2024-07-31",  # cache_control breakpoints (generally available; harmless)
+    "context-1m-2025-08-07",  # 1M-token window on Zen's claude-* models
     "token-efficient-tools-2025-02-19",
     "output-128k-2025-02-19",
-    "effort-2025-11-24",
+    "effort-2025-11-24",  # output_config.effort
 })
 
+#: Replacement for an assistant turn whose only content was occ-minted thinking: Anthropic rejects
+#: empty turns and whitespace-only text, so the turn keeps a short, honest marker.
+THINKING_OMITTED = "(thinking omitted)"
 
-# -- request rules -------------------------------------------------------------------------------
+#: Anthropic's floor for ``thinking.budget_tokens``.
+MIN_THINKING_BUDGET = 1024
+
+Rule = Callable[[dict[str, Any], "ModelConfig"], bool]
+
+
+# -- request rules: each returns True when it changed the body ----------------------------------------
 
 
 def drop_context_management(body: dict[str, Any], model: ModelConfig) -> bool:
-    """Third-party Anthropic endpoints (OpenCode Zen included) reject ``context_management``, and
-    ``clear_thinking`` edits 400 without thinking (protocols.md §7 items 26-27)."""
-    return body.pop("context_management", None) is not None
+    """Remove ``context_management``: third-party Anthropic endpoints (OpenCode Zen included) reject
+    the field, and its ``clear_thinking_20251015`` edit is a 400 without thinking on (protocols.md §7
+    items 26-27). Claude Code then manages its context itself, as it does on any other upstream."""
+    if "context_management" not in body:
+        return False
+    del body["context_management"]
+    return True
 
 
-def drop_custom_tool_type(body: dict[str, Any], model: ModelConfig) -> bool:
-    """MCP tools arrive as ``"type": "custom"``; OpenCode's Anthropic route reads a typed tool as a
-    server-tool shorthand and answers 400 "Unknown server-tool shorthand" (the seed's sanitizer)."""
+def drop_custom_tools(body: dict[str, Any], model: ModelConfig) -> bool:
+    """Remove ``"type": "custom"`` from tools. Claude Code sends MCP tools with that type; OpenCode's
+    Anthropic route reads any typed tool as a server-tool shorthand and answers 400 "Unknown
+    server-tool shorthand" (the seed's sanitizer). An untyped tool with ``input_schema`` *is* a custom
+    tool, so nothing is lost. Server tools (versioned types such as ``web_search_20250305``) stay."""
     changed = False
-    for tool in body.get("tools") or []:
-        if isinstance(tool, dict) and tool.get("type") == "custom":
+    for tool in _tools(body):
+        if tool.get("type") == "custom":
             del tool["type"]
             changed = True
     return changed
 
 
-def strip_occ_thinking(body: dict[str, Any], model: ModelConfig) -> bool:
-    """Thinking blocks with an ``occ1.`` signature were minted by occ for another upstream; a real
-    Anthropic endpoint answers "Invalid signature". Drop them, never leaving an assistant turn empty."""
+def strip_foreign_thinking(body: dict[str, Any], model: ModelConfig) -> bool:
+    """Drop assistant thinking blocks whose signature starts with ``occ1.``: occ minted them while
+    translating another upstream's reasoning, and a real Anthropic endpoint answers "Invalid
+    signature" (protocols.md §7 item 31). A turn that held nothing else keeps a text block
+    :data:`THINKING_OMITTED` instead, because an empty turn is a 400 too. Genuine signatures (and
+    ``redacted_thinking``) pass untouched."""
     changed = False
-    for message in body.get("messages") or []:
+    for message in body.get("messages") or ():
         if not isinstance(message, dict) or message.get("role") != "assistant":
             continue
         content = message.get("content")
         if not isinstance(content, list):
             continue
-        kept = [b for b in content if not (isinstance(b, dict) and b.get("type") == "thinking"
-                                           and str(b.get("signature", "")).startswith(SIGNATURE_PREFIX))]
+        kept = [block for block in content if not _is_foreign_thinking(block)]
         if len(kept) != len(content):
+            message["content"] = kept or [{"type": "text", "text": THINKING_OMITTED}]
             changed = True
-            message["content"] = kept or [{"type": "text", "text": "(thinking omitted)"}]
     return changed
 
 
+def _is_foreign_thinking(block: Any) -> bool:
+    return (isinstance(block, dict) and block.get("type") == "thinking"
+            and isinstance(block.get("signature"), str) and block["signature"].startswith(SIGNATURE_PREFIX))
+
+
+def inline_kimi_tool_schemas(body: dict[str, Any], model: ModelConfig) -> bool:
+    """Kimi models on OpenCode Go's Anthropic route (``kimi*`` on the ``opencode-go`` preset) answer
+    any tool carrying an ``input_schema`` key with 400 "function name is invalid", whatever the
+    schema or name; a tool with only ``name`` and ``description`` is accepted (protocols.md §7 item
+    50, anomalyco/opencode#41120). So the schema moves into the description, as compact JSON after
+    an ``Input JSON schema:`` line, and the key is removed: the model still learns the parameters and
+    Claude Code still validates the calls it gets back. (The Go preset sends Kimi over chat
+    completions, where none of this is needed; this rule covers a ``wire_format: anthropic`` override.)
+    """
+    if model.provider != "opencode-go" or not model.model_id.lower().startswith("kimi"):
+        return False
+    changed = False
+    for tool in _tools(body):
+        if "input_schema" not in tool:
+            continue
+        schema = tool.pop("input_schema")
+        changed = True
+        if not _is_empty_schema(schema):
+            description = tool.get("description")
+            prefix = f"{description}\n\n" if isinstance(description, str) and description else ""
+            tool["description"] = f"{prefix}Input JSON schema: {dumps_str(schema)}"
+    return changed
+
+
+def _is_empty_schema(schema: Any) -> bool:
+    return not isinstance(schema, dict) or not schema or (
+        set(schema) <= {"type", "properties"} and not schema.get("properties"))
+
+
 def clamp_max_tokens(body: dict[str, Any], model: ModelConfig) -> bool:
-    """The routed model's output cap applies on passthrough too (a larger ask is a 400 upstream)."""
+    """Clamp ``max_tokens`` to the routed model's cap (``max_tokens`` in its config): routed caps
+    apply on passthrough too, since an ask above the model's limit is a 400 upstream (protocols.md §7
+    item 49). A thinking ``budget_tokens`` must stay below ``max_tokens``, so it is lowered with it;
+    when the cap leaves no room for Anthropic's 1024-token minimum budget, thinking is disabled
+    rather than sending a request that cannot succeed. Other routed settings (temperature, top_p,
+    thinking, effort) are not applied: the client's body is forwarded as it is."""
     cap = model.max_tokens
     value = body.get("max_tokens")
-    if cap and isinstance(value, int) and value > cap:
-        body["max_tokens"] = cap
-        return True
-    return False
+    if not cap or not isinstance(value, int) or isinstance(value, bool) or value <= cap:
+        return False
+    body["max_tokens"] = cap
+    thinking = body.get("thinking")
+    if isinstance(thinking, dict) and thinking.get("type") == "enabled":
+        budget = thinking.get("budget_tokens")
+        if isinstance(budget, int) and budget >= cap:
+            if cap - 1 >= MIN_THINKING_BUDGET:
+                thinking["budget_tokens"] = cap - 1
+            else:
+                body["thinking"] = {"type": "disabled"}
+    return True
 
 
-RULES: tuple[Callable[[dict[str, Any], ModelConfig], bool], ...] = (
+def _tools(body: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    tools = body.get("tools")
+    if isinstance(tools, list):
+        yield from (tool for tool in tools if isinstance(tool, dict))
+
+
+#: Applied in order, each only when it applies; see each function for why.
+RULES: tuple[Rule, ...] = (
     drop_context_management,
-    drop_custom_tool_type,
-    strip_occ_thinking,
+    drop_custom_tools,
+    strip_foreign_thinking,
+    inline_kimi_tool_schemas,
     clamp_max_tokens,
 )
 
 
 def build_body(raw_body: bytes, request: dict[str, Any], model: ModelConfig) -> bytes:
-    """The client's body with ``model`` replaced and the rules applied; unchanged when it has no
-    string ``model`` or is not a JSON object."""
+    """The client's body for ``model``: top-level ``model`` replaced, :data:`RULES` applied.
+
+    ``raw_body`` is the source of truth (``request`` is the already-parsed view other wires use; it
+    is not consulted, so nothing normalised for routing leaks upstream). A body that is not a JSON
+    object with a string ``model`` is returned as is, and so is one nothing changed: the bytes the
+    client sent are the most faithful request there is.
+    """
     try:
         body = json.loads(raw_body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return raw_body
     if not isinstance(body, dict) or not isinstance(body.get("model"), str):
         return raw_body
+    changed = body["model"] != model.model_id
     body["model"] = model.model_id
     for rule in RULES:
-        rule(body, model)
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        changed = rule(body, model) or changed
+    return _serialise(body) if changed else raw_body
 
 
-def forward_headers(client_headers: Mapping[str, str]) -> dict[str, str]:
-    """``anthropic-version`` and the allowed ``anthropic-beta`` values; never the client's key."""
-    headers = {"anthropic-version": client_headers.get("anthropic-version") or "2023-06-01"}
-    betas = [b.strip() for b in (client_headers.get("anthropic-beta") or "").split(",") if b.strip()]
+def _serialise(body: dict[str, Any]) -> bytes:
+    """Compact JSON in the client's key order. The standard library is used on both sides because it
+    round-trips what orjson refuses (integers beyond 64 bits, lone surrogate escapes); a lone
+    surrogate cannot be UTF-8, so such a body is written with ASCII escapes instead."""
+    try:
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(body, separators=(",", ":")).encode("ascii")
+
+
+def forward_headers(client_headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The Anthropic headers the upstream needs, from the client's.
+
+    ``anthropic-version`` passes (``2023-06-01`` when absent); ``anthropic-beta`` values, from one
+    comma list or repeated headers, are de-duplicated and filtered through :data:`ALLOWED_BETAS`.
+    Nothing else is copied: above all never ``x-api-key`` or ``authorization``, since occ sends its
+    own provider key. Header names match case-insensitively.
+    """
+    pairs = client_headers.items() if isinstance(client_headers, Mapping) else client_headers
+    version = ""
+    betas: list[str] = []
+    for name, value in pairs:
+        lname = name.lower()
+        if lname == "anthropic-version" and not version:
+            version = value.strip()
+        elif lname == "anthropic-beta":
+            betas.extend(b.strip() for b in value.split(","))
+    headers = {"anthropic-version": version or DEFAULT_ANTHROPIC_VERSION}
     allowed = [b for b in dict.fromkeys(betas) if b in ALLOWED_BETAS]
     if allowed:
         headers["anthropic-beta"] = ",".join(allowed)
     return headers
 
 
-# -- responses -----------------------------------------------------------------------------------
+# -- responses ---------------------------------------------------------------------------------------
 
 _STATUS_BY_TYPE = {
-    "overloaded_error": 529,
-    "rate_limit_error": 429,
-    "api_error": 500,
     "invalid_request_error": 400,
     "authentication_error": 401,
+    "billing_error": 402,
     "permission_error": 403,
     "not_found_error": 404,
     "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
     "timeout_error": 504,
+    "overloaded_error": 529,
 }
 
 
-def _error(data: Mapping[str, Any]) -> UpstreamStatus:
-    err = data.get("error") if isinstance(data.get("error"), dict) else {}
-    etype = str(err.get("type") or "api_error")
-    message = str(err.get("message") or etype)
-    status = _STATUS_BY_TYPE.get(etype, 502)
-    return UpstreamStatus(status, f"upstream error: {message}",
-                          upstream_type=etype if etype in ("overloaded_error", "rate_limit_error") else None)
+def upstream_error(data: Mapping[str, Any]) -> UpstreamStatus:
+    """An Anthropic error body or ``error`` event as an occ error with the status Anthropic gives the
+    type (``overloaded_error`` -> 529, ``rate_limit_error`` -> 429, ...); unknown types -> 502."""
+    err = data.get("error")
+    err = err if isinstance(err, dict) else {}
+    etype = err.get("type") if isinstance(err.get("type"), str) else "api_error"
+    message = err.get("message") if isinstance(err.get("message"), str) and err.get("message") else etype
+    known = etype in _STATUS_BY_TYPE
+    return UpstreamStatus(_STATUS_BY_TYPE.get(etype, 502), f"upstream error: {message}",
+                          upstream_type=etype if known else None)
 
 
 def translate_response(body: Any, *, message_id: str, model_name: str, input_estimate: int) -> dict[str, Any]:
+    """A non-streaming upstream message, returned nearly verbatim.
+
+    Changed: ``model`` is the name the client asked for (as Anthropic echoes it); empty and
+    whitespace-only text blocks are dropped (the client would send them back and draw a 400,
+    protocols.md §7 item 29); a missing ``id``/``usage``/``stop_reason`` is filled in (``usage``
+    with the input estimate). Everything else, signatures included, is the upstream's.
+
+    Raises:
+        UpstreamStatus: the upstream answered with an Anthropic error body.
+        UpstreamProtocolError: the body is not an Anthropic message.
+    """
     if isinstance(body, dict) and body.get("type") == "error":
-        raise _error(body)
-    if not isinstance(body, dict) or not isinstance(body.get("content"), list):
+        raise upstream_error(body)
+    if (not isinstance(body, dict) or body.get("type", "message") != "message"
+            or not isinstance(body.get("content"), list)):
         raise UpstreamProtocolError("upstream answered with something that is not an Anthropic message")
-    return {**body, "model": model_name}
+    out = dict(body)
+    out["model"] = model_name
+    out["content"] = [block for block in body["content"] if not _is_blank_text(block)]
+    if not isinstance(out.get("id"), str) or not out["id"]:
+        out["id"] = message_id
+    if not isinstance(out.get("usage"), dict):
+        out["usage"] = Usage(input_tokens=max(1, input_estimate)).as_dict()
+    if out.get("stop_reason") is None:
+        has_tool = any(isinstance(b, dict) and b.get("type") == "tool_use" for b in out["content"])
+        out["stop_reason"] = final_stop_reason(None, has_tool_use=has_tool)
+    return out
+
+
+def _is_blank_text(block: Any) -> bool:
+    return isinstance(block, dict) and block.get("type") == "text" and not str(block.get("text") or "").strip()
+
+
+# -- the stream relay --------------------------------------------------------------------------------
+
+#: Which block types each known delta type may land in (the SDKs silently drop a mismatch).
+_DELTA_BLOCKS = {
+    "text_delta": frozenset({"text"}),
+    "citations_delta": frozenset({"text"}),
+    "thinking_delta": frozenset({"thinking"}),
+    "signature_delta": frozenset({"thinking"}),
+    "input_json_delta": frozenset({"tool_use", "server_tool_use", "mcp_tool_use"}),
+}
+_KNOWN_BLOCKS = frozenset({"text", "thinking", "redacted_thinking", "tool_use", "server_tool_use",
+                           "mcp_tool_use"})
+_STREAM_EVENTS = frozenset({"message_start", "content_block_start", "content_block_delta",
+                            "content_block_stop", "message_delta", "message_stop", "ping"})
+
+
+class _Block:
+    """The upstream block that is open: its kind, and what the relay must hold for it."""
+
+    __slots__ = ("args", "held", "index", "kind", "name")
+
+    def __init__(self, index: int, kind: str, name: str) -> None:
+        self.index = index
+        self.kind = kind
+        self.name = name
+        self.args: list[str] | None = [] if kind == "tool_use" else None
+        #: frames of a text block with no visible text yet; None once it has been released
+        self.held: list[tuple[str, str, dict[str, Any]]] | None = [] if kind == "text" else None
 
 
 class AnthropicPassthroughTranslator:
-    """Relay an upstream Anthropic stream through the builder, whole events only."""
+    """Relay an upstream Anthropic stream through the builder, one whole event at a time.
+
+    What reaches the client is the upstream's events with their data lines unchanged, except:
+    ``message_start`` is held until the first content event, then sent with ``model`` set to the
+    name the client asked for (and an input estimate when the upstream's usage is all zero); upstream
+    pings before that point are dropped (occ sends its own); a text block with no visible text
+    (empty, or whitespace only, which Claude Code would send back and Anthropic rejects) is dropped,
+    and later block indices are shifted down to stay contiguous (those events are re-serialised);
+    event types the grammar does not know are dropped (the SDKs skip them anyway).
+
+    Raises (from :meth:`feed`): :class:`UpstreamStatus` for an upstream ``error`` event,
+    :class:`UpstreamProtocolError` when the upstream breaks the grammar; (from :meth:`close`)
+    :class:`UpstreamProtocolError` when the stream ends before ``message_stop``.
+    """
 
     def __init__(self, builder: AnthropicStreamBuilder) -> None:
         self._builder = builder
-        self._held_start: dict[str, Any] | None = None
-        self._open: int | None = None
-        self._next = 0
-        self._usage: dict[str, Any] = {}
+        self._start: dict[str, Any] | None = None
+        self._block: _Block | None = None
+        self._next = 0  # the next upstream block index
+        self._dropped = 0  # blocks dropped so far: upstream index - client index
+        self._delta_seen = False
+        self._bad_tool: str | None = None
+        self._usage: dict[str, int] = {}
 
     @property
     def done(self) -> bool:
@@ -177,79 +371,180 @@ class AnthropicPassthroughTranslator:
             return
         data = event_json(event)
         if not isinstance(data, dict):
-            raise UpstreamProtocolError("upstream sent an event that is not a JSON object")
-        kind = data.get("type") or event.event
-        if kind == "error":
-            raise _error(data)
+            raise UpstreamProtocolError(f"upstream sent an event that is not a JSON object: {event.data[:80]!r}")
+        kind = data.get("type")
+        if not isinstance(kind, str):
+            kind = event.event
+        if kind == "error" or event.event == "error":
+            raise upstream_error(data)
+        if kind not in _STREAM_EVENTS:
+            return
         if kind == "ping":
             if self._builder.committed:
-                self._builder.relay_frame(b'event: ping\ndata: {"type":"ping"}\n\n')
+                self._emit(kind, event.data, data)
             return
         if kind == "message_start":
-            message = data.get("message")
-            if self._held_start is not None or self._builder.committed or not isinstance(message, dict):
-                raise UpstreamProtocolError("upstream sent a second or malformed message_start")
-            self._held_start = message
-            usage = message.get("usage")
-            if isinstance(usage, dict):
-                self._usage.update(usage)
+            self._on_message_start(data)
             return
-        if self._held_start is None and not self._builder.committed:
+        if self._start is None:
             raise UpstreamProtocolError(f"upstream sent {kind} before message_start")
-        self._check_grammar(kind, data)
-        if not self._builder.committed:
-            self._builder.relay_message_start(self._start_frame())
-        frame = b"event: " + kind.encode() + b"\ndata: " + event.data.encode() + b"\n\n"
-        if kind == "message_delta":
-            usage = data.get("usage")
-            if isinstance(usage, dict):
-                self._usage.update({k: v for k, v in usage.items() if v is not None})
-            delta = data.get("delta") if isinstance(data.get("delta"), dict) else {}
-            self._builder.relay_frame(frame, stop_reason=delta.get("stop_reason"), usage=self._final_usage())
-        elif kind == "message_stop":
-            self._builder.relay_frame(frame, finishes=True)
+        if kind == "content_block_start":
+            self._on_block_start(event.data, data)
+        elif kind == "content_block_delta":
+            self._on_block_delta(event.data, data)
+        elif kind == "content_block_stop":
+            self._on_block_stop(event.data, data)
+        elif kind == "message_delta":
+            self._on_message_delta(event.data, data)
         else:
-            self._builder.relay_frame(frame, tool_use=kind == "content_block_start"
-                                      and (data.get("content_block") or {}).get("type") == "tool_use")
+            if not self._delta_seen:
+                raise UpstreamProtocolError("upstream sent message_stop without message_delta")
+            self._emit(kind, event.data, data, finishes=True)
 
     def close(self) -> None:
+        """EOF: a stream without ``message_stop`` is truncated, never a success (seed §8 item 2)."""
         if not self.done:
             raise UpstreamProtocolError("upstream stream ended without message_stop")
 
+    # -- events ---------------------------------------------------------------------------------------
+
+    def _on_message_start(self, data: dict[str, Any]) -> None:
+        message = data.get("message")
+        if self._start is not None or self._builder.committed:
+            raise UpstreamProtocolError("upstream sent a second message_start")
+        if not isinstance(message, dict):
+            raise UpstreamProtocolError("upstream sent a message_start without a message")
+        self._start = message
+        self._merge_usage(message.get("usage"))
+
+    def _on_block_start(self, text: str, data: dict[str, Any]) -> None:
+        index = data.get("index")
+        block = data.get("content_block")
+        if self._delta_seen:
+            raise UpstreamProtocolError("upstream opened a content block after message_delta")
+        if self._block is not None:
+            raise UpstreamProtocolError(f"upstream opened block {index} while {self._block.index} is open")
+        if index != self._next or isinstance(index, bool):
+            raise UpstreamProtocolError(f"upstream opened block {index}, expected {self._next}")
+        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+            raise UpstreamProtocolError(f"upstream opened block {index} without a content_block type")
+        self._next += 1
+        name = block.get("name") if isinstance(block.get("name"), str) else "?"
+        self._block = _Block(index, block["type"], name)
+        if self._block.held is not None and not _visible(block.get("text")):
+            self._block.held.append(("content_block_start", text, data))
+            return
+        self._block.held = None
+        self._emit("content_block_start", text, data, tool_use=block["type"] == "tool_use")
+
+    def _on_block_delta(self, text: str, data: dict[str, Any]) -> None:
+        block = self._open_block(data, "delta")
+        delta = data.get("delta")
+        if not isinstance(delta, dict) or not isinstance(delta.get("type"), str):
+            raise UpstreamProtocolError(f"upstream sent a delta for block {block.index} without a type")
+        dtype = delta["type"]
+        allowed = _DELTA_BLOCKS.get(dtype)
+        if allowed is not None and block.kind in _KNOWN_BLOCKS and block.kind not in allowed:
+            raise UpstreamProtocolError(f"upstream sent {dtype} into a {block.kind} block")
+        if block.args is not None and dtype == "input_json_delta":
+            fragment = delta.get("partial_json")
+            if not isinstance(fragment, str):
+                raise UpstreamProtocolError("upstream sent input_json_delta without partial_json")
+            block.args.append(fragment)
+        if block.held is not None:
+            block.held.append(("content_block_delta", text, data))
+            if dtype != "text_delta" or not _visible(delta.get("text")):
+                return
+            self._release(block)
+            return
+        self._emit("content_block_delta", text, data)
+
+    def _on_block_stop(self, text: str, data: dict[str, Any]) -> None:
+        block = self._open_block(data, "stop")
+        self._block = None
+        if block.held is not None:
+            self._dropped += 1  # no visible text: the block never reaches the client
+            return
+        if block.args is not None and self._bad_tool is None and not _is_object_json("".join(block.args)):
+            self._bad_tool = block.name
+        self._emit("content_block_stop", text, data)
+
+    def _on_message_delta(self, text: str, data: dict[str, Any]) -> None:
+        if self._block is not None:
+            raise UpstreamProtocolError(f"upstream sent message_delta while block {self._block.index} is open")
+        self._delta_seen = True
+        delta = data.get("delta")
+        stop_reason = delta.get("stop_reason") if isinstance(delta, dict) else None
+        if self._bad_tool is not None and stop_reason != "max_tokens":
+            raise UpstreamProtocolError(f"upstream tool call {self._bad_tool!r}: input is not a JSON object")
+        self._merge_usage(data.get("usage"))
+        self._emit("message_delta", text, data,
+                   stop_reason=stop_reason if isinstance(stop_reason, str) else None, usage=self._final_usage())
+
+    # -- helpers --------------------------------------------------------------------------------------
+
+    def _open_block(self, data: dict[str, Any], what: str) -> _Block:
+        index = data.get("index")
+        if self._block is None or index != self._block.index or isinstance(index, bool):
+            open_index = None if self._block is None else self._block.index
+            raise UpstreamProtocolError(f"upstream sent a {what} for block {index}, open is {open_index}")
+        return self._block
+
+    def _release(self, block: _Block) -> None:
+        """The held text block has visible text: send everything it held."""
+        held, block.held = block.held or [], None
+        for name, text, data in held:
+            self._emit(name, text, data)
+
+    def _emit(self, name: str, text: str, data: dict[str, Any], *, tool_use: bool = False,
+              stop_reason: str | None = None, usage: Usage | None = None, finishes: bool = False) -> None:
+        if not self._builder.committed:
+            self._builder.relay_message_start(self._start_frame())
+        if self._dropped and isinstance(data.get("index"), int):
+            text = dumps_str({**data, "index": data["index"] - self._dropped})
+        elif "\n" in text:
+            text = dumps_str(data)  # multi-line data: one line, or the framing would break
+        self._builder.relay_frame(b"event: " + name.encode() + b"\ndata: " + text.encode() + b"\n\n",
+                                  tool_use=tool_use, stop_reason=stop_reason, usage=usage, finishes=finishes)
+
     def _start_frame(self) -> bytes:
-        message = dict(self._held_start or {})
+        message = dict(self._start or {})
         message["model"] = self._builder.model
-        message.setdefault("id", self._builder.message_id)
-        usage = dict(message.get("usage") or {})
-        if not usage.get("input_tokens") and not usage.get("cache_read_input_tokens"):
+        if not isinstance(message.get("id"), str) or not message["id"].startswith("msg_"):
+            message["id"] = self._builder.message_id
+        message["content"] = []
+        usage = dict(message["usage"]) if isinstance(message.get("usage"), dict) else {}
+        for key in ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"):
+            if not isinstance(usage.get(key), int):
+                usage[key] = 0
+        if not (usage["input_tokens"] or usage["cache_read_input_tokens"] or usage["cache_creation_input_tokens"]):
             usage["input_tokens"] = self._builder.input_estimate
-        for key in ("output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"):
-            usage.setdefault(key, 0)
         message["usage"] = usage
         return b'event: message_start\ndata: {"type":"message_start","message":' + dumps(message) + b"}\n\n"
 
+    def _merge_usage(self, usage: Any) -> None:
+        """``message_delta`` usage is cumulative and overwrites (as the SDKs do), field by field."""
+        if isinstance(usage, dict):
+            self._usage.update({k: v for k, v in usage.items() if isinstance(v, int) and not isinstance(v, bool)})
+
     def _final_usage(self) -> Usage:
-        def n(key: str) -> int:
-            value = self._usage.get(key)
-            return value if isinstance(value, int) else 0
+        u = self._usage
+        input_tokens = u.get("input_tokens", 0)
+        if not (input_tokens or u.get("cache_read_input_tokens") or u.get("cache_creation_input_tokens")):
+            input_tokens = self._builder.input_estimate
+        return Usage(input_tokens, u.get("output_tokens", 0), u.get("cache_read_input_tokens", 0),
+                     u.get("cache_creation_input_tokens", 0))
 
-        return Usage(n("input_tokens"), n("output_tokens"), n("cache_read_input_tokens"),
-                     n("cache_creation_input_tokens"))
 
-    def _check_grammar(self, kind: str, data: dict[str, Any]) -> None:
-        """Refuse to pass on a broken stream: indices from 0, one block open at a time."""
-        index = data.get("index")
-        if kind == "content_block_start":
-            if self._open is not None or index != self._next:
-                raise UpstreamProtocolError(f"upstream opened block {index} out of order")
-            self._open = index
-            self._next += 1
-        elif kind == "content_block_delta":
-            if index != self._open:
-                raise UpstreamProtocolError(f"upstream sent a delta for block {index}, open is {self._open}")
-        elif kind == "content_block_stop":
-            if index != self._open:
-                raise UpstreamProtocolError(f"upstream closed block {index}, open is {self._open}")
-            self._open = None
-        elif kind in ("message_delta", "message_stop") and self._open is not None:
-            raise UpstreamProtocolError(f"upstream sent {kind} while block {self._open} is open")
+def _visible(text: Any) -> bool:
+    return isinstance(text, str) and bool(text.strip())
+
+
+def _is_object_json(text: str) -> bool:
+    """Tool input fragments must add up to a JSON object (no fragments: the start's ``{}`` stands)."""
+    if not text.strip():
+        return True
+    try:
+        return isinstance(loads(text), dict)
+    except JSONDecodeError:
+        return False
