@@ -1,25 +1,30 @@
 """Talking to upstream providers: the only module that imports httpx.
 
-httpx's own timeouts are set explicitly: connect and pool bounded, read and write ``None``. Its
-5 s read default would cut a model that thinks in silence; in occ only the cancel scopes of the
-fallback loop decide how long an attempt may take (see ``occ/fallback.py``).
+Requests go through occ's own keep-alive pool (``occ/http_pool.py``), or through httpx when the
+environment sends the origin through a proxy. Neither has a read timeout: a model may think in
+silence for minutes, and in occ only the cancel scopes of the fallback loop decide how long an
+attempt may take (see ``occ/fallback.py``). Connecting is bounded by ``connect_timeout_ms``.
 
-Every httpx exception is mapped to an occ error here, around the request *and* the body
-iteration, so nothing above this module sees httpx.
+Every transport failure is mapped to an occ error here or in the pool, around the request *and*
+the body iteration, so nothing above this module sees httpx or a socket error.
 """
 
 from __future__ import annotations
 
 import email.utils
 import itertools
+import ssl
 import time
-from collections.abc import AsyncIterator, Mapping
+import urllib.parse
+import urllib.request
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 
 from .errors import UpstreamConnectError, UpstreamProtocolError, UpstreamStatus
+from .http_pool import ConnectionPool, Origin
 from .jsonfast import JSONDecodeError, loads
 
 __all__ = ["KeyPool", "UpstreamClient", "UpstreamResponse", "parse_retry_after", "status_error"]
@@ -111,22 +116,17 @@ def status_error(status: int, body: bytes, headers: Mapping[str, str]) -> Upstre
 class UpstreamResponse:
     """A streaming upstream response whose status is 2xx. Iterate :meth:`chunks` for raw bytes."""
 
-    def __init__(self, response: httpx.Response) -> None:
-        self._response = response
-        self.status = response.status_code
-        self.headers = response.headers
+    def __init__(self, status: int, headers: Mapping[str, str], chunks: Callable[[], AsyncIterator[bytes]]) -> None:
+        self.status = status
+        self.headers = headers
+        self._chunks = chunks
 
     @property
     def content_type(self) -> str:
         return self.headers.get("content-type", "")
 
-    async def chunks(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._response.aiter_bytes():
-                if chunk:
-                    yield chunk
-        except httpx.HTTPError as exc:
-            raise UpstreamProtocolError(f"upstream connection broke mid-body: {_describe(exc)}") from None
+    def chunks(self) -> AsyncIterator[bytes]:
+        return self._chunks()
 
     async def read_all(self, limit: int) -> bytes:
         parts: list[bytes] = []
@@ -144,32 +144,61 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:300]
 
 
-class UpstreamClient:
-    """One long-lived httpx client with a large keep-alive pool, shared by every provider.
+def _ssl_context() -> ssl.SSLContext:
+    """The trust httpx would use (certifi, or ``SSL_CERT_FILE``/``SSL_CERT_DIR``), HTTP/1.1 only."""
+    context = httpx.create_ssl_context(trust_env=True)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
 
-    Open it for the lifetime of serving (``async with``). Connection pools are per origin inside
-    httpx, so one client is one pool per provider.
+
+class UpstreamClient:
+    """The connections to every upstream, open for the lifetime of serving (``async with``).
+
+    Requests go through occ's own keep-alive pool (:mod:`occ.http_pool`): httpx's general
+    machinery cost more CPU per request and per streamed chunk than the rest of occ together
+    (``benchmarks/RESULTS.md``). An origin that the environment routes through a proxy
+    (``HTTPS_PROXY``, ``ALL_PROXY``, ... minus ``NO_PROXY``) goes through httpx instead, which
+    speaks to proxies; its own timeouts stay off but for connect and pool, as in the pool.
     """
 
-    def __init__(self, *, max_connections: int = 1024, keepalive: int = 256) -> None:
+    def __init__(self, *, max_connections: int = 1024, keepalive: int = 256,
+                 ssl_context: Callable[[], ssl.SSLContext] = _ssl_context) -> None:
         self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=keepalive,
                                     keepalive_expiry=60.0)
-        self._client: httpx.AsyncClient | None = None
+        self._keepalive = keepalive
+        self._ssl_context = ssl_context
+        self._pool: ConnectionPool | None = None
+        self._httpx: httpx.AsyncClient | None = None
+        self._proxied: dict[tuple[str, str], bool] = {}
         self.keys = KeyPool()
 
     async def __aenter__(self) -> UpstreamClient:
-        self._client = httpx.AsyncClient(
-            limits=self._limits,
-            timeout=httpx.Timeout(connect=10.0, read=None, write=None, pool=30.0),
-            follow_redirects=False,
-            trust_env=True,
-        )
+        self._pool = ConnectionPool(ssl_context=self._ssl_context, max_idle_per_origin=self._keepalive)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        client, self._client = self._client, None
+        pool, self._pool = self._pool, None
+        client, self._httpx = self._httpx, None
+        if pool is not None:
+            await pool.aclose()
         if client is not None:
             await client.aclose()
+
+    @property
+    def pool(self) -> ConnectionPool:
+        if self._pool is None:
+            raise RuntimeError("UpstreamClient used outside `async with`")
+        return self._pool
+
+    def _uses_proxy(self, scheme: str, host: str) -> bool:
+        key = (scheme, host)
+        known = self._proxied.get(key)
+        if known is None:
+            proxies = urllib.request.getproxies_environment()
+            proxy = proxies.get(scheme) or proxies.get("all")
+            known = bool(proxy) and not urllib.request.proxy_bypass_environment(host, proxies)
+            self._proxied[key] = known
+        return known
 
     @asynccontextmanager
     async def open(self, url: str, *, headers: Mapping[str, str], body: bytes,
@@ -181,27 +210,73 @@ class UpstreamClient:
             UpstreamStatus: the upstream answered with an error status (its body is read, bounded).
             UpstreamProtocolError: the connection broke.
         """
-        if self._client is None:
-            raise RuntimeError("UpstreamClient used outside `async with`")
-        timeout = httpx.Timeout(connect=connect_timeout_s, read=None, write=None, pool=connect_timeout_s)
-        request = self._client.build_request("POST", url, headers=headers, content=body, timeout=timeout)
+        pool = self.pool
+        parts = urllib.parse.urlsplit(url)
+        scheme = parts.scheme.lower()
+        host = parts.hostname
+        if scheme not in ("http", "https") or not host:
+            raise UpstreamConnectError(f"cannot connect to upstream: {url!r} is not an http(s) URL")
+        if self._uses_proxy(scheme, host):
+            async with self._open_httpx(url, headers, body, connect_timeout_s) as response:
+                yield response
+            return
         try:
-            response = await self._client.send(request, stream=True)
+            port = parts.port or (443 if scheme == "https" else 80)
+        except ValueError:
+            raise UpstreamConnectError(f"cannot connect to upstream: {url!r} has an invalid port") from None
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        request_headers = dict(headers)
+        request_headers.setdefault("accept-encoding", "gzip, deflate")
+        async with pool.request(Origin(scheme, host, port), target, request_headers, body,
+                                connect_timeout_s=connect_timeout_s) as response:
+            if response.status >= 300:
+                raise status_error(response.status, await _read_error_body(response.chunks()), response.headers)
+            yield UpstreamResponse(response.status, response.headers, response.chunks)
+
+    @asynccontextmanager
+    async def _open_httpx(self, url: str, headers: Mapping[str, str], body: bytes,
+                          connect_timeout_s: float) -> AsyncIterator[UpstreamResponse]:
+        if self._httpx is None:
+            self._httpx = httpx.AsyncClient(
+                limits=self._limits,
+                timeout=httpx.Timeout(connect=10.0, read=None, write=None, pool=30.0),
+                follow_redirects=False,
+                trust_env=True,
+            )
+        client = self._httpx
+        timeout = httpx.Timeout(connect=connect_timeout_s, read=None, write=None, pool=connect_timeout_s)
+        request = client.build_request("POST", url, headers=headers, content=body, timeout=timeout)
+        try:
+            response = await client.send(request, stream=True)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             raise UpstreamConnectError(f"cannot connect to upstream: {_describe(exc)}") from None
         except httpx.HTTPError as exc:
             raise UpstreamProtocolError(f"upstream request failed: {_describe(exc)}") from None
+
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in response.aiter_bytes():
+                    if chunk:
+                        yield chunk
+            except httpx.HTTPError as exc:
+                raise UpstreamProtocolError(f"upstream connection broke mid-body: {_describe(exc)}") from None
+
         try:
             if response.status_code >= 300:
-                raw = b""
-                try:
-                    async for chunk in response.aiter_bytes():
-                        raw += chunk
-                        if len(raw) > _ERROR_BODY_LIMIT:
-                            break
-                except httpx.HTTPError:
-                    pass
-                raise status_error(response.status_code, raw, response.headers)
-            yield UpstreamResponse(response)
+                raise status_error(response.status_code, await _read_error_body(chunks()), response.headers)
+            yield UpstreamResponse(response.status_code, response.headers, chunks)
         finally:
             await response.aclose()
+
+
+async def _read_error_body(chunks: AsyncIterator[bytes]) -> bytes:
+    """An error response's body, bounded; whatever arrived if the connection broke meanwhile."""
+    raw = b""
+    try:
+        async for chunk in chunks:
+            raw += chunk
+            if len(raw) > _ERROR_BODY_LIMIT:
+                break
+    except UpstreamProtocolError:
+        pass
+    return raw

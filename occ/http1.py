@@ -1,0 +1,290 @@
+"""HTTP/1.1 client framing, sans-IO: request heads out, one response in (the way h11 does it).
+
+occ's upstream traffic is one shape only: a ``POST`` with a known body, answered by one response
+whose body is JSON or an event stream. Writing that framing ourselves, rather than going through
+httpx, httpcore and h11 for every chunk, is what lets occ keep up with many concurrent streams on
+one core (``benchmarks/RESULTS.md``). The parser is strict where a mistake would corrupt a body
+(framing, sizes, obs-fold) and lenient where servers differ harmlessly (bare ``LF`` line ends,
+reason phrases, interim ``1xx`` responses, chunk extensions, trailers).
+
+:class:`ResponseParser` is fed bytes as they arrive and returns the body bytes they carried, with
+the transfer coding removed. It never does I/O, so its tests feed it every way a response can be
+split across reads.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from .errors import UpstreamProtocolError
+
+__all__ = ["MAX_HEAD_BYTES", "ResponseParser", "request_head"]
+
+#: Limit for a response's status line and headers together (and for one chunk-size line).
+MAX_HEAD_BYTES = 64 * 1024
+_MAX_CHUNK_LINE = 4096
+
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+_LINE_END = re.compile(rb"\r?\n")
+_STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: (.*))?")
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_FORBIDDEN_VALUE = re.compile(r"[\r\n\x00]")
+
+# body framing
+_NONE = 0
+_LENGTH = 1
+_CHUNKED = 2
+_UNTIL_CLOSE = 3
+
+# chunked-coding states
+_SIZE = 0
+_DATA = 1
+_DATA_END = 2
+_TRAILERS = 3
+
+
+def request_head(method: str, target: str, host: str, headers: Mapping[str, str], content_length: int) -> bytes:
+    """The request line and headers of one request with a body of ``content_length`` bytes.
+
+    ``Host`` and ``Content-Length`` come from the arguments; a caller's own copies are dropped
+    rather than sent twice (a duplicated length is a request-smuggling signal to servers).
+
+    Raises:
+        ValueError: a header name or value that would break the framing (CR, LF, NUL).
+    """
+    lines = [f"{method} {target} HTTP/1.1", f"host: {host}"]
+    for name, value in headers.items():
+        lowered = name.lower()
+        if lowered in ("host", "content-length", "transfer-encoding"):
+            continue
+        if _FORBIDDEN_VALUE.search(name) or _FORBIDDEN_VALUE.search(value) or not name or ":" in name:
+            raise ValueError(f"header {name!r} cannot be sent: its name or value contains a control character")
+        lines.append(f"{name}: {value}")
+    lines.append(f"content-length: {content_length}")
+    lines.append("\r\n")
+    return "\r\n".join(lines).encode("latin-1")
+
+
+class ResponseParser:
+    """One HTTP/1.1 response, parsed as its bytes arrive.
+
+    Feed it with :meth:`feed` and, if the server closes the connection, :meth:`feed_eof`. Once
+    :attr:`head_done` is true, :attr:`status`, :attr:`reason` and :attr:`headers` (lower-cased
+    names; repeated headers joined with ``", "``) are set. :attr:`complete` says the body ended
+    where its framing said it would; :attr:`reusable` says the connection may carry another
+    request afterwards.
+
+    Raises :class:`~occ.errors.UpstreamProtocolError` on anything that is not a well-framed
+    response: after one, the connection must be closed.
+    """
+
+    def __init__(self, *, method: str = "POST") -> None:
+        self._method = method
+        self._buffer = bytearray()
+        self.head_done = False
+        self.complete = False
+        self.status = 0
+        self.reason = ""
+        self.http_minor = 1
+        self.headers: dict[str, str] = {}
+        self._framing = _NONE
+        self._remaining = 0
+        self._chunk_state = _SIZE
+        self._keep_alive = True
+        self._trailing_garbage = False
+
+    @property
+    def reusable(self) -> bool:
+        return self.complete and self._keep_alive and not self._trailing_garbage
+
+    def feed(self, data: bytes) -> bytes:
+        """Take the next bytes from the connection; return the body bytes they completed."""
+        if self.complete:
+            if data:
+                self._trailing_garbage = True
+            return b""
+        if not self.head_done:
+            self._buffer += data
+            if not self._parse_head():
+                return b""
+            data = bytes(self._buffer)
+            self._buffer.clear()
+            if self.complete:
+                if data:
+                    self._trailing_garbage = True
+                return b""
+        if self._framing == _LENGTH:
+            return self._feed_length(data)
+        if self._framing == _CHUNKED:
+            return self._feed_chunked(data)
+        return data
+
+    def feed_eof(self) -> None:
+        """The server closed the connection.
+
+        Raises:
+            UpstreamProtocolError: the response was not complete (an until-close body is).
+        """
+        self._keep_alive = False
+        if self.complete:
+            return
+        if self.head_done and self._framing == _UNTIL_CLOSE:
+            self.complete = True
+            return
+        if not self.head_done:
+            raise UpstreamProtocolError("upstream closed the connection before a complete response head")
+        raise UpstreamProtocolError("upstream closed the connection in the middle of the response body")
+
+    # -- the head ----------------------------------------------------------------------------------
+
+    def _parse_head(self) -> bool:
+        """Parse every complete head in the buffer (interim 1xx ones are skipped); True when the
+        final response's head is parsed and the buffer holds only body bytes."""
+        while True:
+            match = _HEAD_END.search(self._buffer)
+            if match is None:
+                if len(self._buffer) > MAX_HEAD_BYTES:
+                    raise UpstreamProtocolError(f"upstream response head is larger than {MAX_HEAD_BYTES} bytes")
+                return False
+            if match.start() > MAX_HEAD_BYTES:
+                raise UpstreamProtocolError(f"upstream response head is larger than {MAX_HEAD_BYTES} bytes")
+            head = bytes(self._buffer[: match.start()])
+            del self._buffer[: match.end()]
+            if self._parse_head_block(head):
+                return True
+
+    def _parse_head_block(self, head: bytes) -> bool:
+        lines = _LINE_END.split(head)
+        status_line = _STATUS_LINE.fullmatch(lines[0])
+        if status_line is None:
+            raise UpstreamProtocolError(f"upstream sent no HTTP/1.x status line ({lines[0][:80]!r})")
+        status = int(status_line.group(2))
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            if line[:1] in (b" ", b"\t"):
+                raise UpstreamProtocolError("upstream response header uses obsolete line folding")
+            name, colon, value = line.partition(b":")
+            if not colon or _TOKEN.fullmatch(name) is None:
+                raise UpstreamProtocolError(f"upstream sent a malformed response header line ({line[:80]!r})")
+            key = name.decode("ascii").lower()
+            text = value.strip(b" \t").decode("latin-1")
+            headers[key] = f"{headers[key]}, {text}" if key in headers else text
+        if 100 <= status < 200:
+            if status == 101:
+                raise UpstreamProtocolError("upstream switched protocols (HTTP 101), which occ does not speak")
+            return False
+        self.status = status
+        self.reason = (status_line.group(3) or b"").decode("latin-1")
+        self.http_minor = int(status_line.group(1))
+        self.headers = headers
+        self.head_done = True
+        self._choose_framing()
+        return True
+
+    def _choose_framing(self) -> None:
+        connection = {token.strip().lower() for token in self.headers.get("connection", "").split(",")}
+        if self.http_minor == 0:
+            self._keep_alive = "keep-alive" in connection
+        else:
+            self._keep_alive = "close" not in connection
+        if self._method == "HEAD" or self.status in (204, 304):
+            self._framing = _NONE
+            self.complete = True
+            return
+        coding = self.headers.get("transfer-encoding")
+        if coding is not None:
+            codings = [c.strip().lower() for c in coding.split(",") if c.strip()]
+            if codings and codings[-1] == "chunked":
+                if "chunked" in codings[:-1]:
+                    raise UpstreamProtocolError("upstream applied the chunked transfer coding twice")
+                self._framing = _CHUNKED
+            else:
+                self._framing = _UNTIL_CLOSE
+                self._keep_alive = False
+            return
+        length = self.headers.get("content-length")
+        if length is None:
+            self._framing = _UNTIL_CLOSE
+            self._keep_alive = False
+            return
+        values = {v.strip() for v in length.split(",")}
+        if len(values) != 1 or not next(iter(values)).isdigit():
+            raise UpstreamProtocolError(f"upstream sent an invalid Content-Length ({length[:40]!r})")
+        self._remaining = int(next(iter(values)))
+        self._framing = _LENGTH
+        if self._remaining == 0:
+            self.complete = True
+
+    # -- the body ----------------------------------------------------------------------------------
+
+    def _feed_length(self, data: bytes) -> bytes:
+        if len(data) < self._remaining:
+            self._remaining -= len(data)
+            return data
+        body, extra = data[: self._remaining], data[self._remaining :]
+        self._remaining = 0
+        self.complete = True
+        if extra:
+            self._trailing_garbage = True
+        return body
+
+    def _feed_chunked(self, data: bytes) -> bytes:
+        buffer = self._buffer
+        if buffer:
+            buffer += data
+            data = bytes(buffer)
+            buffer.clear()
+        out: list[bytes] = []
+        pos = 0
+        end = len(data)
+        while pos < end:
+            state = self._chunk_state
+            if state == _DATA:
+                take = min(self._remaining, end - pos)
+                out.append(data[pos : pos + take])
+                pos += take
+                self._remaining -= take
+                if self._remaining == 0:
+                    self._chunk_state = _DATA_END
+                continue
+            newline = data.find(b"\n", pos)
+            if newline < 0:
+                rest = data[pos:]
+                if len(rest) > _MAX_CHUNK_LINE:
+                    raise UpstreamProtocolError("upstream sent an over-long chunk-size or trailer line")
+                buffer += rest
+                break
+            line = data[pos:newline]
+            pos = newline + 1
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if state == _SIZE:
+                size_text = line.split(b";", 1)[0].strip(b" \t")
+                if not size_text or len(size_text) > 16 or not _is_hex(size_text):
+                    raise UpstreamProtocolError(f"upstream sent an invalid chunk size ({line[:40]!r})")
+                size = int(size_text, 16)
+                if size == 0:
+                    self._chunk_state = _TRAILERS
+                else:
+                    self._remaining = size
+                    self._chunk_state = _DATA
+            elif state == _DATA_END:
+                if line:
+                    raise UpstreamProtocolError("upstream chunk data was longer than its declared size")
+                self._chunk_state = _SIZE
+            elif not line:  # _TRAILERS: the blank line ends the body
+                self.complete = True
+                if pos < end:
+                    self._trailing_garbage = True
+                break
+        if not out:
+            return b""
+        return out[0] if len(out) == 1 else b"".join(out)
+
+
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+
+def _is_hex(text: bytes) -> bool:
+    return all(byte in _HEX for byte in text)

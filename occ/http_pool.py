@@ -1,0 +1,318 @@
+"""Keep-alive HTTP/1.1 connections to upstreams, on trio streams, framed by :mod:`occ.http1`.
+
+One :class:`ConnectionPool` serves every provider: idle connections wait per origin, newest
+first, and a request takes one or opens a new one. Nothing here has a timeout of its own beyond
+the connect deadline: how long a request may take is decided by the caller's cancel scopes
+(``occ/fallback.py``), and a cancelled request closes its connection at once, which is how the
+upstream learns that the client left.
+
+A connection is reused only when its response ended exactly where its framing said, and is
+checked before reuse: an idle connection the server has closed (or written to) is readable, and is
+dropped. A request that still finds its reused connection dead, before a single response byte,
+is sent once more on a fresh one: the server closed it while idle, so it never saw the request.
+"""
+
+from __future__ import annotations
+
+import select
+import ssl
+import zlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import trio
+
+from .errors import UpstreamConnectError, UpstreamProtocolError
+from .http1 import ResponseParser, request_head
+
+__all__ = ["ConnectionPool", "Origin", "PoolResponse"]
+
+_READ_SIZE = 64 * 1024
+
+
+@attrs.frozen
+class Origin:
+    scheme: str
+    host: str
+    port: int
+
+    @property
+    def host_header(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = 443 if self.scheme == "https" else 80
+        return host if self.port == default else f"{host}:{self.port}"
+
+
+@attrs.define(eq=False)
+class _Connection:
+    origin: Origin
+    stream: trio.abc.Stream
+    socket: Any
+    idle_since: float = 0.0
+    requests: int = 0
+
+    def looks_alive(self) -> bool:
+        """An idle HTTP/1.1 connection has nothing to read; if it has (EOF or stray bytes), it is
+        no use for another request."""
+        try:
+            fileno = self.socket.fileno()
+            if fileno < 0:
+                return False
+            poller = select.poll()
+            poller.register(fileno, select.POLLIN)
+            return not poller.poll(0)
+        except (OSError, ValueError):
+            return False
+
+
+class _Stale(Exception):
+    """A reused connection turned out dead before any response byte: safe to send again."""
+
+
+class PoolResponse:
+    """An upstream response with its head read and its body not yet."""
+
+    def __init__(self, parser: ResponseParser, conn: _Connection, first: bytes) -> None:
+        self._parser = parser
+        self._conn = conn
+        self._first = first
+        self.status = parser.status
+        self.headers = parser.headers
+        encoding = parser.headers.get("content-encoding", "").strip().lower()
+        self._decoder: Any = None
+        if encoding in ("gzip", "x-gzip"):
+            self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif encoding == "deflate":
+            self._decoder = _DeflateDecoder()
+        elif encoding not in ("", "identity"):
+            raise UpstreamProtocolError(f"upstream used content-encoding {encoding!r}, which occ does not decode")
+
+    @property
+    def complete(self) -> bool:
+        return self._parser.complete
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body's bytes as they arrive, transfer and content coding removed."""
+        parser = self._parser
+        receive = self._conn.stream.receive_some
+        decoder = self._decoder
+        data = self._first
+        self._first = b""
+        while True:
+            if data:
+                if decoder is not None:
+                    data = _decompress(decoder, data)
+                if data:
+                    yield data
+            if parser.complete:
+                break
+            try:
+                raw = await receive(_READ_SIZE)
+            except trio.BrokenResourceError as exc:
+                raise UpstreamProtocolError(f"upstream connection broke mid-body: {_cause(exc)}") from None
+            if not raw:
+                parser.feed_eof()
+                if decoder is not None:
+                    tail = decoder.flush()
+                    if tail:
+                        yield tail
+                break
+            data = parser.feed(raw)
+
+
+def _decompress(decoder: Any, data: bytes) -> bytes:
+    try:
+        return decoder.decompress(data)
+    except zlib.error as exc:
+        raise UpstreamProtocolError(f"upstream body is not valid compressed data: {exc}") from None
+
+
+class _DeflateDecoder:
+    """``deflate`` as servers really send it: zlib-wrapped, or (against the RFC) raw."""
+
+    def __init__(self) -> None:
+        self._inner: Any = None
+        self._first = b""
+
+    def decompress(self, data: bytes) -> bytes:
+        if self._inner is None:
+            self._first += data
+            if len(self._first) < 2:
+                return b""
+            header = self._first
+            wrapped = (header[0] & 0x0F) == 8 and ((header[0] << 8) | header[1]) % 31 == 0
+            self._inner = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
+            data, self._first = self._first, b""
+        return self._inner.decompress(data)
+
+    def flush(self) -> bytes:
+        return self._inner.flush() if self._inner is not None else b""
+
+
+def _cause(exc: BaseException) -> str:
+    cause = exc.__cause__ or exc.__context__ or exc
+    return f"{type(cause).__name__}: {cause}"[:200]
+
+
+class ConnectionPool:
+    """Keep-alive connections per origin. Use as ``async with`` for the lifetime of serving."""
+
+    def __init__(self, *, ssl_context: Callable[[], ssl.SSLContext], max_idle_per_origin: int = 256,
+                 idle_expiry_s: float = 60.0) -> None:
+        self._ssl_context_factory = ssl_context
+        self._ssl_context: ssl.SSLContext | None = None
+        self._max_idle = max_idle_per_origin
+        self._expiry = idle_expiry_s
+        self._idle: dict[Origin, list[_Connection]] = {}
+        self._closed = False
+        #: connections opened over the pool's life (tests and /status read it)
+        self.opened = 0
+
+    async def __aenter__(self) -> ConnectionPool:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        idle, self._idle = self._idle, {}
+        for conns in idle.values():
+            for conn in conns:
+                await trio.aclose_forcefully(conn.stream)
+
+    def idle_count(self, origin: Origin | None = None) -> int:
+        if origin is not None:
+            return len(self._idle.get(origin, ()))
+        return sum(len(conns) for conns in self._idle.values())
+
+    @asynccontextmanager
+    async def request(self, origin: Origin, target: str, headers: dict[str, str], body: bytes, *,
+                      connect_timeout_s: float) -> AsyncIterator[PoolResponse]:
+        """Send ``POST target`` and yield the response once its head has arrived.
+
+        Leaving the block returns the connection to the pool if its response was read to the
+        end and the server allows reuse, and closes it otherwise (a cancelled request included).
+
+        Raises:
+            UpstreamConnectError: no connection could be made within ``connect_timeout_s``.
+            UpstreamProtocolError: the connection broke or the response was not valid HTTP/1.1.
+        """
+        if self._closed:
+            raise RuntimeError("ConnectionPool used after aclose()")
+        head = request_head("POST", target, origin.host_header, headers, len(body))
+        payload = head + body if len(body) < 256 * 1024 else None
+        while True:
+            conn = self._take_idle(origin)
+            reused = conn is not None
+            if conn is None:
+                conn = await self._connect(origin, connect_timeout_s)
+            try:
+                response = await self._exchange(conn, head, body, payload, reused)
+            except _Stale:
+                await trio.aclose_forcefully(conn.stream)
+                continue
+            except BaseException:
+                await trio.aclose_forcefully(conn.stream)
+                raise
+            break
+        try:
+            yield response
+        finally:
+            # An error raised after the body was read to its end (an error status, say) leaves a
+            # connection as good as a success does.
+            if response._parser.reusable and not self._closed:
+                self._put_idle(conn)
+            else:
+                await trio.aclose_forcefully(conn.stream)
+
+    async def _exchange(self, conn: _Connection, head: bytes, body: bytes, payload: bytes | None,
+                        reused: bool) -> PoolResponse:
+        conn.requests += 1
+        parser = ResponseParser()
+        stream = conn.stream
+        try:
+            if payload is not None:
+                await stream.send_all(payload)
+            else:
+                await stream.send_all(head)
+                await stream.send_all(body)
+            while True:
+                raw = await stream.receive_some(_READ_SIZE)
+                if not raw:
+                    if reused and not parser.head_done and not parser._buffer:
+                        raise _Stale
+                    parser.feed_eof()
+                data = parser.feed(raw)
+                if parser.head_done:
+                    return PoolResponse(parser, conn, data)
+        except trio.BrokenResourceError as exc:
+            if reused and not parser.head_done and not parser._buffer:
+                raise _Stale from None
+            raise UpstreamProtocolError(f"upstream connection broke: {_cause(exc)}") from None
+
+    def _take_idle(self, origin: Origin) -> _Connection | None:
+        conns = self._idle.get(origin)
+        if not conns:
+            return None
+        now = trio.current_time()
+        while conns:
+            conn = conns.pop()
+            if now - conn.idle_since < self._expiry and conn.looks_alive():
+                return conn
+            _close_quietly(conn)
+        return None
+
+    def _put_idle(self, conn: _Connection) -> None:
+        conns = self._idle.setdefault(conn.origin, [])
+        if len(conns) >= self._max_idle:
+            _close_quietly(conns.pop(0))
+        conn.idle_since = trio.current_time()
+        conns.append(conn)
+
+    async def _connect(self, origin: Origin, timeout_s: float) -> _Connection:
+        stream: trio.abc.Stream | None = None
+        try:
+            with trio.fail_after(timeout_s):
+                tcp = await trio.open_tcp_stream(origin.host, origin.port)
+                stream = tcp
+                if origin.scheme == "https":
+                    if self._ssl_context is None:
+                        self._ssl_context = self._ssl_context_factory()
+                    tls = trio.SSLStream(tcp, self._ssl_context, server_hostname=origin.host,
+                                         https_compatible=True)
+                    stream = tls
+                    await tls.do_handshake()
+        except trio.TooSlowError:
+            if stream is not None:
+                await trio.aclose_forcefully(stream)
+            raise UpstreamConnectError(f"cannot connect to upstream {origin.host}:{origin.port}: "
+                                       f"no connection within {timeout_s:g}s") from None
+        except (OSError, trio.BrokenResourceError) as exc:
+            if stream is not None:
+                await trio.aclose_forcefully(stream)
+            raise UpstreamConnectError(f"cannot connect to upstream {origin.host}:{origin.port}: "
+                                       f"{_describe_os_error(exc)}") from None
+        self.opened += 1
+        return _Connection(origin, stream, tcp.socket)
+
+
+def _close_quietly(conn: _Connection) -> None:
+    """Close an idle connection without a checkpoint: nothing is in flight on it, so dropping the
+    socket is all that closing it means (a TLS close_notify to a server that is gone helps no one)."""
+    try:
+        conn.socket.close()
+    except OSError:
+        pass
+
+
+def _describe_os_error(exc: BaseException) -> str:
+    if isinstance(exc, trio.BrokenResourceError):
+        exc = exc.__cause__ or exc
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake failed: {exc.reason or exc}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return f"{type(exc).__name__}: {exc}"[:200]
