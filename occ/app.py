@@ -244,6 +244,7 @@ def _build_quart(state: ServerState) -> QuartTrio:
     @app.before_serving
     async def open_upstream() -> None:
         state.upstream = await UpstreamClient().__aenter__()
+        state.upstream.pool.drain_in(app.nursery)
         from .reload import watch_config
 
         app.nursery.start_soon(watch_config, state)

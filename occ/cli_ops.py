@@ -72,6 +72,10 @@ def format_status(data: dict[str, Any], *, color: bool = False) -> str:
 
     lines = [f"occ {data.get('version')}  config {data.get('config')}  uptime {data.get('uptime_s')}s  "
              f"in flight {data.get('in_flight')}"]
+    conns = data.get("upstream_connections")
+    if conns:
+        lines.append(f"upstream connections: {conns.get('opened')} opened, {conns.get('reused')} reused, "
+                     f"{conns.get('idle')} idle")
     rows = [("model", "breaker", "requests", "errors", "p50", "p95", "ttft p50")]
     states = []
     for label, info in (data.get("models") or {}).items():

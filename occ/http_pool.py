@@ -30,6 +30,8 @@ from .http1 import ResponseParser, request_head
 __all__ = ["ConnectionPool", "Origin", "PoolResponse"]
 
 _READ_SIZE = 64 * 1024
+#: what a left-behind response may still send before its connection is given up on
+_DRAIN_LIMIT = 64 * 1024
 
 
 @attrs.frozen
@@ -160,15 +162,18 @@ class ConnectionPool:
     """Keep-alive connections per origin. Use as ``async with`` for the lifetime of serving."""
 
     def __init__(self, *, ssl_context: Callable[[], ssl.SSLContext], max_idle_per_origin: int = 256,
-                 idle_expiry_s: float = 60.0) -> None:
+                 idle_expiry_s: float = 60.0, drain_s: float = 5.0) -> None:
         self._ssl_context_factory = ssl_context
         self._ssl_context: ssl.SSLContext | None = None
         self._max_idle = max_idle_per_origin
         self._expiry = idle_expiry_s
         self._idle: dict[Origin, list[_Connection]] = {}
+        self._drainer: trio.Nursery | None = None
+        self._drain_s = drain_s
         self._closed = False
-        #: connections opened over the pool's life (tests and /status read it)
+        #: connections opened, and requests sent on a kept-alive one, over the pool's life (/status)
         self.opened = 0
+        self.reused = 0
 
     async def __aenter__(self) -> ConnectionPool:
         return self
@@ -207,7 +212,9 @@ class ConnectionPool:
         while True:
             conn = self._take_idle(origin)
             reused = conn is not None
-            if conn is None:
+            if reused:
+                self.reused += 1
+            else:
                 conn = await self._connect(origin, connect_timeout_s)
             try:
                 response = await self._exchange(conn, head, body, payload, reused)
@@ -220,13 +227,44 @@ class ConnectionPool:
             break
         try:
             yield response
-        finally:
+        except BaseException:
             # An error raised after the body was read to its end (an error status, say) leaves a
-            # connection as good as a success does.
-            if response._parser.reusable and not self._closed:
-                self._put_idle(conn)
-            else:
-                await trio.aclose_forcefully(conn.stream)
+            # connection as good as a success does; any other leaves it mid-response.
+            await self._release(conn, response)
+            raise
+        parser = response._parser
+        if not parser.complete and parser.head_done and self._drainer is not None and not self._closed:
+            self._drainer.start_soon(self._drain, conn, response)
+        else:
+            await self._release(conn, response)
+
+    def drain_in(self, nursery: trio.Nursery) -> None:
+        """Let responses that their reader left early finish in ``nursery``, so their connections
+        can be reused.
+
+        A stream's reader stops at the protocol's last event (``[DONE]``, ``message_stop``); the
+        HTTP end of the body (the last chunk) often follows in a separate write. Without this the
+        connection would be closed, and the next request would pay a new TCP and TLS handshake.
+        """
+        self._drainer = nursery
+
+    async def _drain(self, conn: _Connection, response: PoolResponse) -> None:
+        with trio.move_on_after(self._drain_s):
+            size = 0
+            try:
+                async for chunk in response.chunks():
+                    size += len(chunk)
+                    if size > _DRAIN_LIMIT:
+                        break
+            except UpstreamProtocolError:
+                pass
+        await self._release(conn, response)
+
+    async def _release(self, conn: _Connection, response: PoolResponse) -> None:
+        if response._parser.reusable and not self._closed:
+            self._put_idle(conn)
+        else:
+            await trio.aclose_forcefully(conn.stream)
 
     async def _exchange(self, conn: _Connection, head: bytes, body: bytes, payload: bytes | None,
                         reused: bool) -> PoolResponse:

@@ -114,8 +114,16 @@ class Observer:
             "config_loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(state.config_loaded_at)),
             "uptime_s": round(time.time() - state.started_at, 1),
             "in_flight": state.in_flight,
+            "upstream_connections": _connections(state),
             "models": models,
         }
+
+
+def _connections(state: ServerState) -> dict[str, int] | None:
+    """How well keep-alive works: ``opened`` growing with every request means none is reused."""
+    if state.upstream is None:
+        return None
+    return state.upstream.connection_stats()
 
 
 def _trio_now() -> float:

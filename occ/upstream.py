@@ -184,6 +184,12 @@ class UpstreamClient:
         if client is not None:
             await client.aclose()
 
+    def connection_stats(self) -> dict[str, int]:
+        pool = self._pool
+        if pool is None:
+            return {"opened": 0, "reused": 0, "idle": 0}
+        return {"opened": pool.opened, "reused": pool.reused, "idle": pool.idle_count()}
+
     @property
     def pool(self) -> ConnectionPool:
         if self._pool is None:

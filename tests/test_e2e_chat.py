@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import trio
 from anthropic_checker import check_stream
 from conftest import TEST_KEY, make_config, sdk
 from fake_upstream import Reply, Seen, sse
@@ -187,3 +188,25 @@ async def test_truncated_stream_is_an_error_not_end_turn(fake, start_occ):
     message = check_stream(raw, allow_error=True)
     assert "error" in message
     assert b"end_turn" not in raw
+
+
+async def test_upstream_connection_is_kept_alive_across_streams(fake, start_occ):
+    """A stream's reader stops at ``[DONE]``; the connection must still go back to the pool (the
+    fake, on hypercorn, sends the body's last chunk in a write of its own), or every turn of an
+    agent session would pay a new TCP and TLS handshake."""
+    for text in ("one", "two", "three"):
+        fake.queue(CHAT, Reply(chunks=sse(chunk({"content": text}), chunk(finish="stop"), usage_chunk(10, 1))))
+    url = await start_occ(make_config(fake))
+    client = sdk(url)
+    for text in ("one", "two", "three"):
+        async with client.messages.stream(model="claude-sonnet-4-5", max_tokens=100, messages=USER) as stream:
+            message = await stream.get_final_message()
+        assert message.content[0].text == text
+        with trio.fail_after(5):
+            while True:  # the drain that returns the connection runs after the client's answer
+                async with httpx.AsyncClient() as http:
+                    stats = (await http.get(f"{url}/status")).json()["upstream_connections"]
+                if stats["idle"] == 1:
+                    break
+                await trio.sleep(0.01)
+    assert stats == {"opened": 1, "reused": 2, "idle": 1}
