@@ -270,6 +270,19 @@ def detail_rows(results: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> li
     return out
 
 
+def stack_rows(stack: dict[str, dict[str, Any]],
+               results: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> list[str]:
+    """The stack floor beside occ: what hypercorn + trio cost with no proxy logic."""
+    out = ["| scenario | stack req/s | occ req/s | stack p50 | occ p50 | stack TTFC p50 | occ TTFC p50 "
+           "| stack CPU/req ms | occ CPU/req ms | stack errors |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in stack.items():
+        o = results[name][1]
+        out.append(f"| {name} | {num(r['rps'], 0)} | {num(o['rps'], 0)} | {num(r['latency']['p50'])} "
+                   f"| {num(o['latency']['p50'])} | {num(r['ttfc']['p50'])} | {num(o['ttfc']['p50'])} "
+                   f"| {num(r.get('stackCpuPerRequestMs'))} | {num(o.get('occCpuPerRequestMs'))} | {r['errors']} |")
+    return out
+
+
 def capacity_rows(capacity: dict[str, dict[str, Any]]) -> list[str]:
     out = ["| fake upstream alone | req/s | p50 | CPU share fake / client | errors |", "|---|---|---|---|---|"]
     for name, r in capacity.items():
@@ -299,6 +312,8 @@ def main() -> int:
     parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON")
     parser.add_argument("--profile", metavar="DIR", help="py-spy record occ during each scenario into DIR")
     parser.add_argument("--no-capacity", action="store_true", help="skip measuring the fake upstream alone")
+    parser.add_argument("--stack", action="store_true",
+                        help="also measure the stack floor (stack_floor.py: hypercorn + trio relaying bytes)")
     args = parser.parse_args()
     if shutil.which("node") is None:
         raise SystemExit("benchmarks need node (the fake upstream and the load client are Node programs)")
@@ -308,9 +323,10 @@ def main() -> int:
     if args.profile:
         os.makedirs(args.profile, exist_ok=True)
 
-    fake = occ = None
+    fake = occ = stack = None
     config_file = None
     results: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    stack_results: dict[str, dict[str, Any]] = {}
     capacity: dict[str, dict[str, Any]] = {}
     try:
         fake = subprocess.Popen(["node", os.path.join(HERE, "fake_upstream.js"), "0"], stdout=subprocess.PIPE,
@@ -330,6 +346,12 @@ def main() -> int:
                                 "--workers", str(args.workers)], stdout=subprocess.DEVNULL)
         occ_url = f"http://127.0.0.1:{port}"
         wait_http(f"{occ_url}/health", occ)
+        if args.stack:
+            stack_port = free_port()
+            stack = subprocess.Popen([sys.executable, os.path.join(HERE, "stack_floor.py"), str(stack_port),
+                                      fake_url.rsplit(":", 1)[1]], stdout=subprocess.DEVNULL)
+            stack_url = f"http://127.0.0.1:{stack_port}"
+            wait_http(f"{stack_url}/health", stack)
         time.sleep(1.0)
         idle = rss_mb(occ.pid)
         peak = idle
@@ -340,10 +362,13 @@ def main() -> int:
                 result = measured(occ_url, s, {"fake": fake.pid, "occ": occ.pid})
             peak = max(peak, sampler.peak)
             results[s["name"]] = (floor, result)
+            if stack is not None:
+                stack_results[s["name"]] = measured(stack_url, s, {"fake": fake.pid, "stack": stack.pid})
             print(f"{s['name']}: floor {floor['rps']:.0f} req/s, occ {result['rps']:.0f} req/s, "
                   f"errors {floor['errors']}/{result['errors']}", file=sys.stderr)
     finally:
         stop(occ)
+        stop(stack)
         stop(fake)
         if config_file:
             os.unlink(config_file)
@@ -357,6 +382,9 @@ def main() -> int:
     print("\n".join(target_rows(results, idle, peak)))
     print()
     print("\n".join(detail_rows(results)))
+    if stack_results:
+        print()
+        print("\n".join(stack_rows(stack_results, results)))
     if capacity:
         print()
         print("\n".join(capacity_rows(capacity)))
@@ -365,7 +393,8 @@ def main() -> int:
         print("\nErrors seen:\n" + "\n".join(notes))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"results": results, "capacity": capacity, "idle_mb": idle, "peak_mb": peak}, f, indent=1)
+            json.dump({"results": results, "stack": stack_results, "capacity": capacity, "idle_mb": idle,
+                       "peak_mb": peak}, f, indent=1)
     return 0
 
 

@@ -8,6 +8,7 @@ runs :func:`redact` over every line as a second guard.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from typing import TYPE_CHECKING, Any
@@ -93,6 +94,8 @@ def _format_text(fields: dict[str, Any]) -> str:
 
 
 def log_request(record: RequestLog, config: Config) -> None:
+    if not log.isEnabledFor(logging.INFO):
+        return
     fields = record.fields()
     if config.logging.format == "json":
         line = json.dumps(fields, ensure_ascii=False, default=str)

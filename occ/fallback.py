@@ -311,16 +311,27 @@ async def run_streaming(state: ServerState, call: Call, relay: Relay,
             raise
 
 
-async def _deliver(frames: trio.MemorySendChannel[Any], item: Any) -> None:
+async def _deliver(frames: trio.MemorySendChannel[Any], item: Any) -> bool:
     """Hand frames to the relay, shielded: once the builder has emitted them they must reach the
-    client, or the stream would skip events. Only the relay closing (client gone) stops this."""
+    client, or the stream would skip events. Only the relay closing (client gone) stops this.
+
+    Returns whether it had to wait (the client is reading slower than the upstream writes).
+    """
     if isinstance(item, bytes) and not item:
-        return
+        return False
+    try:
+        frames.send_nowait(item)  # no checkpoint, so nothing to shield: the usual case
+        return False
+    except trio.WouldBlock:
+        pass
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        return False
     with trio.CancelScope(shield=True):
         try:
             await frames.send(item)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
+    return True
 
 
 async def _pump(state: ServerState, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts,
@@ -345,8 +356,8 @@ async def _pump(state: ServerState, url: str, headers: dict[str, str], body: byt
                     if translator.done:
                         break
                 out = builder.take()
-                if out:
-                    await _deliver(frames, out)
+                if out and await _deliver(frames, out):
+                    # time spent waiting on a slow client is not upstream silence
                     stall.deadline = trio.current_time() + stall_s
                 if translator.done:
                     return
