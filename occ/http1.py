@@ -21,9 +21,11 @@ from .errors import UpstreamProtocolError
 
 __all__ = ["MAX_HEAD_BYTES", "ResponseParser", "request_head"]
 
-#: Limit for a response's status line and headers together (and for one chunk-size line).
+#: Limit for a response's status line and headers together.
 MAX_HEAD_BYTES = 64 * 1024
+#: Limit for one chunk-size line (extensions included) or trailer line, line end excluded.
 _MAX_CHUNK_LINE = 4096
+_DIGITS = re.compile(r"[0-9]+")
 
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _LINE_END = re.compile(rb"\r?\n")
@@ -144,7 +146,8 @@ class ResponseParser:
         while True:
             match = _HEAD_END.search(self._buffer)
             if match is None:
-                if len(self._buffer) > MAX_HEAD_BYTES:
+                # up to three bytes of the buffer may be the start of the blank line
+                if len(self._buffer) > MAX_HEAD_BYTES + 3:
                     raise UpstreamProtocolError(f"upstream response head is larger than {MAX_HEAD_BYTES} bytes")
                 return False
             if match.start() > MAX_HEAD_BYTES:
@@ -195,6 +198,9 @@ class ResponseParser:
         coding = self.headers.get("transfer-encoding")
         if coding is not None:
             codings = [c.strip().lower() for c in coding.split(",") if c.strip()]
+            if "content-length" in self.headers:
+                # the coding wins, but the pair is a smuggling signal: no second request here
+                self._keep_alive = False
             if codings and codings[-1] == "chunked":
                 if "chunked" in codings[:-1]:
                     raise UpstreamProtocolError("upstream applied the chunked transfer coding twice")
@@ -209,7 +215,7 @@ class ResponseParser:
             self._keep_alive = False
             return
         values = {v.strip() for v in length.split(",")}
-        if len(values) != 1 or not next(iter(values)).isdigit():
+        if len(values) != 1 or _DIGITS.fullmatch(next(iter(values))) is None:
             raise UpstreamProtocolError(f"upstream sent an invalid Content-Length ({length[:40]!r})")
         self._remaining = int(next(iter(values)))
         self._framing = _LENGTH
@@ -251,10 +257,12 @@ class ResponseParser:
             newline = data.find(b"\n", pos)
             if newline < 0:
                 rest = data[pos:]
-                if len(rest) > _MAX_CHUNK_LINE:
+                if len(rest) > _MAX_CHUNK_LINE + 1:  # + a CR that may belong to the line end
                     raise UpstreamProtocolError("upstream sent an over-long chunk-size or trailer line")
                 buffer += rest
                 break
+            if newline - pos > _MAX_CHUNK_LINE + 1:
+                raise UpstreamProtocolError("upstream sent an over-long chunk-size or trailer line")
             line = data[pos:newline]
             pos = newline + 1
             if line.endswith(b"\r"):

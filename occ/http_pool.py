@@ -102,25 +102,26 @@ class PoolResponse:
         decoder = self._decoder
         data = self._first
         self._first = b""
+        compressed = 0
         while True:
             if data:
                 if decoder is not None:
+                    compressed += len(data)
                     data = _decompress(decoder, data)
                 if data:
                     yield data
             if parser.complete:
+                if decoder is not None and compressed and not decoder.eof:
+                    raise UpstreamProtocolError("upstream's compressed body ended before its compressed stream did")
                 break
             try:
                 raw = await receive(_READ_SIZE)
             except trio.BrokenResourceError as exc:
                 raise UpstreamProtocolError(f"upstream connection broke mid-body: {_cause(exc)}") from None
             if not raw:
-                parser.feed_eof()
-                if decoder is not None:
-                    tail = decoder.flush()
-                    if tail:
-                        yield tail
-                break
+                parser.feed_eof()  # raises unless the body was framed to end here
+                data = b""
+                continue
             data = parser.feed(raw)
 
 
@@ -149,8 +150,9 @@ class _DeflateDecoder:
             data, self._first = self._first, b""
         return self._inner.decompress(data)
 
-    def flush(self) -> bytes:
-        return self._inner.flush() if self._inner is not None else b""
+    @property
+    def eof(self) -> bool:
+        return self._inner is not None and self._inner.eof
 
 
 def _cause(exc: BaseException) -> str:
@@ -271,6 +273,7 @@ class ConnectionPool:
         conn.requests += 1
         parser = ResponseParser()
         stream = conn.stream
+        answered = False  # any byte at all (a 100 Continue included) means the server saw the request
         try:
             if payload is not None:
                 await stream.send_all(payload)
@@ -280,14 +283,15 @@ class ConnectionPool:
             while True:
                 raw = await stream.receive_some(_READ_SIZE)
                 if not raw:
-                    if reused and not parser.head_done and not parser._buffer:
+                    if reused and not answered:
                         raise _Stale
                     parser.feed_eof()
+                answered = True
                 data = parser.feed(raw)
                 if parser.head_done:
                     return PoolResponse(parser, conn, data)
         except trio.BrokenResourceError as exc:
-            if reused and not parser.head_done and not parser._buffer:
+            if reused and not answered:
                 raise _Stale from None
             raise UpstreamProtocolError(f"upstream connection broke: {_cause(exc)}") from None
 

@@ -1,0 +1,802 @@
+"""occ.http_pool and occ.upstream against tiny raw HTTP/1.1 servers on 127.0.0.1.
+
+Each test starts its own trio server (port 0) that writes exact bytes, so keep-alive reuse, the
+readability check, the one resend, timeouts, cancellation, content decoding and TLS are observed
+from both ends. Every server stops with its test and every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import socket
+import ssl
+import struct
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing, asynccontextmanager
+from functools import partial
+from typing import Any
+
+import attrs
+import pytest
+import trio
+import trustme
+
+from occ import http_pool
+from occ.errors import UpstreamConnectError, UpstreamProtocolError, UpstreamStatus
+from occ.http_pool import ConnectionPool, Origin
+from occ.upstream import UpstreamClient
+
+LIMIT = 5  # seconds any single test may take
+
+
+# -- a raw HTTP/1.1 server ------------------------------------------------------------------------
+
+
+@attrs.define
+class Request:
+    line: str
+    headers: dict[str, str]
+    body: bytes
+    connection: int  # which accepted connection (1-based) carried it
+
+
+class ServerConn:
+    def __init__(self, stream: trio.abc.Stream, server: RawServer, index: int) -> None:
+        self.stream = stream
+        self.server = server
+        self.index = index
+        self._buf = b""
+
+    async def read_request(self) -> Request | None:
+        """The next request, or None when the client closed the connection first."""
+        while b"\r\n\r\n" not in self._buf:
+            data = await self.stream.receive_some(65536)
+            if not data:
+                return None
+            self._buf += data
+        head, _, rest = self._buf.partition(b"\r\n\r\n")
+        line, *lines = head.decode("latin-1").split("\r\n")
+        headers: dict[str, str] = {}
+        for text in lines:
+            name, _, value = text.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        length = int(headers.get("content-length", "0"))
+        while len(rest) < length:
+            data = await self.stream.receive_some(65536)
+            if not data:
+                return None
+            rest += data
+        self._buf = rest[length:]
+        request = Request(line, headers, rest[:length], self.index)
+        self.server.requests.append(request)
+        return request
+
+    async def send(self, data: bytes) -> None:
+        await self.stream.send_all(data)
+
+    async def wait_eof(self) -> None:
+        """Read until the client closes (a reset counts as closed)."""
+        try:
+            while await self.stream.receive_some(65536):
+                pass
+        except trio.BrokenResourceError:
+            pass
+
+    async def close(self) -> None:
+        await self.stream.aclose()
+
+    async def reset(self) -> None:
+        """Close with a TCP RST instead of a FIN."""
+        sock = self.stream.socket  # type: ignore[attr-defined]
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        await self.stream.aclose()
+
+
+Script = Callable[[ServerConn], Awaitable[None]]
+
+
+class RawServer:
+    def __init__(self, script: Script) -> None:
+        self.script = script
+        self.port = 0
+        self.accepts = 0
+        self.requests: list[Request] = []
+        self.closed = trio.Event()  # set when a connection's script ends
+
+    async def handle(self, stream: trio.abc.Stream) -> None:
+        self.accepts += 1
+        try:
+            await self.script(ServerConn(stream, self, self.accepts))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            self.closed.set()
+
+
+@asynccontextmanager
+async def running(script: Script, *, tls: ssl.SSLContext | None = None) -> AsyncIterator[RawServer]:
+    server = RawServer(script)
+    async with trio.open_nursery() as nursery:
+        if tls is None:
+            listeners = await nursery.start(partial(trio.serve_tcp, server.handle, 0, host="127.0.0.1"))
+            server.port = listeners[0].socket.getsockname()[1]
+        else:
+            listeners = await nursery.start(partial(trio.serve_ssl_over_tcp, server.handle, 0, tls,
+                                                    host="127.0.0.1", https_compatible=True))
+            server.port = listeners[0].transport_listener.socket.getsockname()[1]
+        try:
+            yield server
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+def reply(body: bytes = b"ok", *headers: str, status: str = "200 OK", length: bool = True) -> bytes:
+    lines = [f"HTTP/1.1 {status}", *headers]
+    if length:
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def chunked(*pieces: bytes) -> bytes:
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces if p) + b"0\r\n\r\n"
+
+
+async def keep_alive(conn: ServerConn) -> None:
+    """Answer every request with ``ok`` plus the request body, keeping the connection open."""
+    while (request := await conn.read_request()) is not None:
+        await conn.send(reply(b"ok:" + request.body))
+
+
+def origin(server: RawServer, scheme: str = "http") -> Origin:
+    return Origin(scheme, "127.0.0.1", server.port)
+
+
+async def post(pool: ConnectionPool, server: RawServer, body: bytes = b"hi", *, scheme: str = "http",
+               target: str = "/v1/x", headers: dict[str, str] | None = None,
+               connect_timeout_s: float = 5) -> tuple[int, dict[str, str], bytes]:
+    async with pool.request(origin(server, scheme), target, headers or {"x-test": "1"}, body,
+                            connect_timeout_s=connect_timeout_s) as response:
+        data = b"".join([chunk async for chunk in response.chunks()])
+        assert response.complete
+    return response.status, response.headers, data
+
+
+def make_pool(**kwargs: Any) -> ConnectionPool:
+    return ConnectionPool(ssl_context=lambda: pytest.fail("no TLS expected"), **kwargs)
+
+
+async def wait_for(predicate: Callable[[], bool]) -> None:
+    while not predicate():
+        await trio.sleep(0.005)
+
+
+# -- Origin ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("scheme", "host", "port", "expected"), [
+    ("http", "example.com", 80, "example.com"),
+    ("https", "example.com", 443, "example.com"),
+    ("http", "example.com", 443, "example.com:443"),
+    ("https", "example.com", 80, "example.com:80"),
+    ("https", "::1", 443, "[::1]"),
+    ("http", "::1", 8080, "[::1]:8080"),
+])
+def test_origin_host_header(scheme: str, host: str, port: int, expected: str) -> None:
+    assert Origin(scheme, host, port).host_header == expected
+
+
+# -- keep-alive reuse -----------------------------------------------------------------------------
+
+
+async def test_sequential_requests_reuse_one_connection() -> None:
+    with trio.fail_after(LIMIT):
+        async with running(keep_alive) as server, make_pool() as pool:
+            for i in range(3):
+                status, headers, data = await post(pool, server, b"body%d" % i)
+                assert (status, data) == (200, b"ok:body%d" % i)
+                assert headers["content-length"] == str(len(data))
+            assert server.accepts == 1
+            assert (pool.opened, pool.reused, pool.idle_count(), pool.idle_count(origin(server))) == (1, 2, 1, 1)
+            first = server.requests[0]
+            assert first.line == "POST /v1/x HTTP/1.1"
+            assert first.headers["host"] == f"127.0.0.1:{server.port}"
+            assert first.headers["content-length"] == "5"
+            assert first.headers["x-test"] == "1"
+            assert [r.connection for r in server.requests] == [1, 1, 1]
+
+
+async def test_large_body_is_sent_whole() -> None:
+    body = bytes(range(256)) * 1200  # > 256 KiB: head and body are sent separately
+    with trio.fail_after(LIMIT):
+        async with running(keep_alive) as server, make_pool() as pool:
+            status, _, data = await post(pool, server, body)
+            assert status == 200 and data == b"ok:" + body
+            assert server.requests[0].body == body
+
+
+async def test_idle_connection_closed_by_server_is_not_reused() -> None:
+    async def answer_then_close(conn: ServerConn) -> None:
+        if await conn.read_request() is not None:
+            await conn.send(reply(b"one"))
+        await conn.close()
+
+    with trio.fail_after(LIMIT):
+        async with running(answer_then_close) as server, make_pool() as pool:
+            assert (await post(pool, server))[2] == b"one"
+            assert pool.idle_count() == 1
+            await server.closed.wait()
+            await trio.sleep(0.05)  # let the FIN reach the client socket
+            assert (await post(pool, server))[2] == b"one"
+            # the readability check dropped the dead connection before anything was sent on it
+            assert (server.accepts, pool.opened, pool.reused) == (2, 2, 0)
+            assert [r.connection for r in server.requests] == [1, 2]
+
+
+@pytest.mark.parametrize("how", ["close", "reset"])
+async def test_reused_connection_dead_before_response_is_resent_once(how: str) -> None:
+    async def drop_second_request(conn: ServerConn) -> None:
+        if conn.index == 1:
+            await conn.read_request()
+            await conn.send(reply(b"first"))
+            await conn.read_request()  # the server "saw" it, then goes away without answering
+            await (conn.close() if how == "close" else conn.reset())
+        else:
+            await keep_alive(conn)
+
+    with trio.fail_after(LIMIT):
+        async with running(drop_second_request) as server, make_pool() as pool:
+            assert (await post(pool, server, b"a"))[2] == b"first"
+            status, _, data = await post(pool, server, b"b")
+            assert (status, data) == (200, b"ok:b")
+            assert [(r.connection, r.body) for r in server.requests] == [(1, b"a"), (1, b"b"), (2, b"b")]
+            assert (server.accepts, pool.opened, pool.reused) == (2, 2, 1)
+
+
+async def test_fresh_connection_closed_without_answer_is_not_resent() -> None:
+    async def read_then_close(conn: ServerConn) -> None:
+        await conn.read_request()
+        await conn.close()
+
+    with trio.fail_after(LIMIT):
+        async with running(read_then_close) as server, make_pool() as pool:
+            with pytest.raises(UpstreamProtocolError, match="before a complete response head"):
+                await post(pool, server)
+            assert server.accepts == 1 and len(server.requests) == 1
+            assert pool.idle_count() == 0
+
+
+async def test_reused_connection_closed_mid_head_is_not_resent() -> None:
+    async def partial_head_second(conn: ServerConn) -> None:
+        await conn.read_request()
+        await conn.send(reply(b"first"))
+        await conn.read_request()
+        await conn.send(b"HTTP/1.1 200 OK\r\nContent-Le")
+        await conn.close()
+
+    with trio.fail_after(LIMIT):
+        async with running(partial_head_second) as server, make_pool() as pool:
+            await post(pool, server)
+            with pytest.raises(UpstreamProtocolError):
+                await post(pool, server)
+            assert server.accepts == 1 and len(server.requests) == 2
+
+
+async def test_reused_connection_that_answered_100_then_closed_is_not_resent() -> None:
+    async def continue_then_close(conn: ServerConn) -> None:
+        if conn.index == 1:
+            await conn.read_request()
+            await conn.send(reply(b"first"))
+            await conn.read_request()
+            await conn.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+            await conn.close()
+        else:
+            await keep_alive(conn)
+
+    with trio.fail_after(LIMIT):
+        async with running(continue_then_close) as server, make_pool() as pool:
+            await post(pool, server)
+            try:
+                with pytest.raises(UpstreamProtocolError):
+                    await post(pool, server)
+            finally:
+                assert len(server.requests) == 2, "the request the server answered with 100 was sent again"
+
+
+async def test_connection_close_response_is_not_reused() -> None:
+    async def says_close_but_stays(conn: ServerConn) -> None:
+        await conn.read_request()
+        await conn.send(reply(b"bye", "Connection: close"))
+        await conn.wait_eof()  # it is the client that must drop the connection
+
+    with trio.fail_after(LIMIT):
+        async with running(says_close_but_stays) as server, make_pool() as pool:
+            for _ in range(2):
+                assert (await post(pool, server))[2] == b"bye"
+                assert pool.idle_count() == 0
+            assert (server.accepts, pool.opened, pool.reused) == (2, 2, 0)
+            await server.closed.wait()  # the first connection saw the client's EOF
+
+
+async def test_response_with_extra_bytes_is_not_reused() -> None:
+    async def extra_bytes(conn: ServerConn) -> None:
+        await conn.read_request()
+        await conn.send(reply(b"ok") + b"garbage")
+        await conn.wait_eof()
+
+    with trio.fail_after(LIMIT):
+        async with running(extra_bytes) as server, make_pool() as pool:
+            assert (await post(pool, server))[2] == b"ok"
+            assert pool.idle_count() == 0
+            await server.closed.wait()
+
+
+async def test_idle_expiry_and_max_idle() -> None:
+    with trio.fail_after(LIMIT):
+        async with running(keep_alive) as server:
+            async with make_pool(idle_expiry_s=0) as pool:
+                await post(pool, server)
+                await post(pool, server)
+                assert (pool.opened, pool.reused) == (2, 0)
+            assert server.accepts == 2
+
+            async with make_pool(max_idle_per_origin=1) as pool:
+                inside = 0
+                both_inside = trio.Event()
+
+                async def hold() -> None:
+                    nonlocal inside
+                    async with pool.request(origin(server), "/", {}, b"x", connect_timeout_s=5) as response:
+                        async for _ in response.chunks():
+                            pass
+                        inside += 1
+                        if inside == 2:
+                            both_inside.set()
+                        await both_inside.wait()
+
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(hold)
+                    nursery.start_soon(hold)
+                assert (pool.opened, pool.idle_count()) == (2, 1)
+
+
+async def test_pool_close_closes_idle_connections_and_refuses_requests() -> None:
+    async def one_then_wait(conn: ServerConn) -> None:
+        await conn.read_request()
+        await conn.send(reply())
+        await conn.wait_eof()
+
+    with trio.fail_after(LIMIT):
+        async with running(one_then_wait) as server:
+            pool = make_pool()
+            await post(pool, server)
+            assert pool.idle_count() == 1
+            await pool.aclose()
+            assert pool.idle_count() == 0
+            await server.closed.wait()
+            with pytest.raises(RuntimeError):
+                await post(pool, server)
+
+
+async def test_drainer_finishes_a_response_left_early_and_reuses_it() -> None:
+    async def chunked_then_tail(conn: ServerConn) -> None:
+        while await conn.read_request() is not None:
+            await conn.send(reply(b"5\r\nhello\r\n", "Transfer-Encoding: chunked", length=False))
+            await trio.sleep(0.05)
+            await conn.send(b"6\r\n world\r\n0\r\n\r\n")
+
+    with trio.fail_after(LIMIT):
+        async with running(chunked_then_tail) as server, make_pool() as pool, trio.open_nursery() as nursery:
+            pool.drain_in(nursery)
+            async with pool.request(origin(server), "/", {}, b"", connect_timeout_s=5) as response:
+                async with aclosing(response.chunks()) as chunks:
+                    async for chunk in chunks:
+                        assert chunk == b"hello"
+                        break
+                assert not response.complete
+            await wait_for(lambda: pool.idle_count() == 1)
+            assert (await post(pool, server))[2] == b"hello world"
+            assert (server.accepts, pool.reused) == (1, 1)
+
+
+# -- connecting -----------------------------------------------------------------------------------
+
+
+async def test_connect_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def never_connects(*args: Any, **kwargs: Any) -> Any:
+        await trio.sleep_forever()
+
+    monkeypatch.setattr(http_pool.trio, "open_tcp_stream", never_connects)
+    with trio.fail_after(LIMIT):
+        async with make_pool() as pool:
+            with pytest.raises(UpstreamConnectError, match=r"no connection within 0\.1s"):
+                async with pool.request(Origin("http", "127.0.0.1", 9), "/", {}, b"", connect_timeout_s=0.1):
+                    pass
+            assert pool.opened == 0
+
+
+async def test_tls_handshake_is_inside_the_connect_timeout() -> None:
+    async def silent(conn: ServerConn) -> None:
+        await conn.wait_eof()
+
+    with trio.fail_after(LIMIT):
+        async with running(silent) as server:
+            pool = ConnectionPool(ssl_context=ssl.create_default_context)
+            async with pool:
+                with pytest.raises(UpstreamConnectError, match=r"no connection within 0\.2s"):
+                    await post(pool, server, scheme="https", connect_timeout_s=0.2)
+            await server.closed.wait()  # the half-open TLS connection was closed
+
+
+async def test_connection_refused() -> None:
+    sock = trio.socket.socket()
+    await sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    with trio.fail_after(LIMIT):
+        async with make_pool() as pool:
+            with pytest.raises(UpstreamConnectError, match=f"cannot connect to upstream 127.0.0.1:{port}"):
+                async with pool.request(Origin("http", "127.0.0.1", port), "/", {}, b"", connect_timeout_s=5):
+                    pass
+            assert pool.opened == 0
+
+
+# -- cancellation, broken bodies ----------------------------------------------------------------
+
+
+async def test_cancelled_request_closes_its_connection() -> None:
+    saw_eof = trio.Event()
+
+    async def slow_body(conn: ServerConn) -> None:
+        await conn.read_request()
+        await conn.send(reply(b"0123456789", "Content-Length: 1000", length=False))
+        await conn.wait_eof()
+        saw_eof.set()
+
+    with trio.fail_after(LIMIT):
+        async with running(slow_body) as server, make_pool() as pool:
+            got = b""
+            with trio.move_on_after(0.2) as scope:
+                async with pool.request(origin(server), "/", {}, b"", connect_timeout_s=5) as response:
+                    async for chunk in response.chunks():
+                        got += chunk
+            assert scope.cancelled_caught and got == b"0123456789"
+            with trio.fail_after(2):
+                await saw_eof.wait()
+            assert pool.idle_count() == 0
+
+
+async def test_cancelled_request_closes_its_connection_even_with_a_drainer() -> None:
+    saw_eof = trio.Event()
+
+    async def slow_body(conn: ServerConn) -> None:
+        await conn.read_request()
+        await conn.send(reply(b"3\r\nabc\r\n", "Transfer-Encoding: chunked", length=False))
+        await conn.wait_eof()
+        saw_eof.set()
+
+    with trio.fail_after(LIMIT):
+        async with running(slow_body) as server, make_pool() as pool, trio.open_nursery() as nursery:
+            pool.drain_in(nursery)
+            with trio.move_on_after(0.2):
+                async with pool.request(origin(server), "/", {}, b"", connect_timeout_s=5) as response:
+                    async for _ in response.chunks():
+                        pass
+            with trio.fail_after(2):
+                await saw_eof.wait()
+
+
+@pytest.mark.parametrize("body", [
+    reply(b"0123456789", "Content-Length: 100", length=False),
+    reply(b"5\r\nhello\r\n", "Transfer-Encoding: chunked", length=False),
+])
+async def test_incomplete_body_raises(body: bytes) -> None:
+    async def truncate(conn: ServerConn) -> None:
+        await conn.read_request()
+        await conn.send(body)
+        await conn.close()
+
+    with trio.fail_after(LIMIT):
+        async with running(truncate) as server, make_pool() as pool:
+            got = b""
+            with pytest.raises(UpstreamProtocolError, match="middle of the response body"):
+                async with pool.request(origin(server), "/", {}, b"", connect_timeout_s=5) as response:
+                    async for chunk in response.chunks():
+                        got += chunk
+            assert got in (b"0123456789", b"hello")
+            assert pool.idle_count() == 0
+
+
+async def test_body_until_close_is_read_to_eof() -> None:
+    async def until_close(conn: ServerConn) -> None:
+        await conn.read_request()
+        await conn.send(reply(b"all of it", length=False))
+        await conn.close()
+
+    with trio.fail_after(LIMIT):
+        async with running(until_close) as server, make_pool() as pool:
+            assert (await post(pool, server))[2] == b"all of it"
+            assert pool.idle_count() == 0
+
+
+async def test_malformed_response_raises_and_closes() -> None:
+    async def garbage(conn: ServerConn) -> None:
+        await conn.read_request()
+        await conn.send(b"SPDY/3 200 OK\r\n\r\n")
+        await conn.wait_eof()
+
+    with trio.fail_after(LIMIT):
+        async with running(garbage) as server, make_pool() as pool:
+            with pytest.raises(UpstreamProtocolError, match="status line"):
+                await post(pool, server)
+            await server.closed.wait()
+
+
+# -- content coding -------------------------------------------------------------------------------
+
+PAYLOAD = b'{"text": "' + b"compressible " * 200 + b'"}'
+
+
+def _raw_deflate(data: bytes) -> bytes:
+    compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    return compressor.compress(data) + compressor.flush()
+
+
+@pytest.mark.parametrize(("encoding", "encoded"), [
+    ("gzip", gzip.compress(PAYLOAD)),
+    ("x-gzip", gzip.compress(PAYLOAD)),
+    ("GZIP", gzip.compress(PAYLOAD)),
+    ("deflate", zlib.compress(PAYLOAD)),
+    ("deflate", _raw_deflate(PAYLOAD)),
+    ("identity", PAYLOAD),
+])
+@pytest.mark.parametrize("framing", ["length", "tiny-chunks"])
+async def test_content_encoding_is_decoded(encoding: str, encoded: bytes, framing: str) -> None:
+    async def with_length(conn: ServerConn) -> None:
+        while await conn.read_request() is not None:
+            await conn.send(reply(encoded, f"Content-Encoding: {encoding}"))
+
+    script = with_length if framing == "length" else tiny_chunks(encoding, encoded)
+    with trio.fail_after(LIMIT):
+        async with running(script) as server, make_pool() as pool:
+            for _ in range(2):
+                status, _, data = await post(pool, server)
+                assert status == 200 and data == PAYLOAD
+            assert server.accepts == 1
+
+
+def tiny_chunks(encoding: str, encoded: bytes) -> Script:
+    """Send ``encoded`` as chunked coding: single-byte chunks first, then larger ones, one write each."""
+    pieces = [encoded[i: i + 1] for i in range(8)]
+    pieces += [encoded[i: i + 37] for i in range(8, len(encoded), 37)]
+    assert b"".join(pieces) == encoded
+
+    async def script(conn: ServerConn) -> None:
+        while await conn.read_request() is not None:
+            await conn.send(reply(b"", f"Content-Encoding: {encoding}", "Transfer-Encoding: chunked", length=False))
+            for piece in pieces:
+                await conn.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+            await conn.send(b"0\r\n\r\n")
+
+    return script
+
+
+async def test_gzip_body_until_close_is_decoded() -> None:
+    async def gzip_until_close(conn: ServerConn) -> None:
+        await conn.read_request()
+        await conn.send(reply(gzip.compress(PAYLOAD), "Content-Encoding: gzip", length=False))
+        await conn.close()
+
+    with trio.fail_after(LIMIT):
+        async with running(gzip_until_close) as server, make_pool() as pool:
+            assert (await post(pool, server))[2] == PAYLOAD
+
+
+async def test_truncated_gzip_stream_in_a_complete_body_raises() -> None:
+    """The HTTP framing ends, the gzip stream does not: a silently shorter body would be worse."""
+    cut = gzip.compress(PAYLOAD)[:-12]
+
+    async def truncated(conn: ServerConn) -> None:
+        await conn.read_request()
+        await conn.send(reply(cut, "Content-Encoding: gzip"))
+
+    with trio.fail_after(LIMIT):
+        async with running(truncated) as server, make_pool() as pool:
+            with pytest.raises(UpstreamProtocolError, match="compressed"):
+                await post(pool, server)
+
+
+@pytest.mark.parametrize("encoding", ["br", "zstd", "compress", "gzip, br"])
+async def test_unknown_content_encoding_raises(encoding: str) -> None:
+    async def unknown(conn: ServerConn) -> None:
+        await conn.read_request()
+        await conn.send(reply(b"\x00\x01", f"Content-Encoding: {encoding}"))
+        await conn.wait_eof()
+
+    with trio.fail_after(LIMIT):
+        async with running(unknown) as server, make_pool() as pool:
+            with pytest.raises(UpstreamProtocolError, match="content-encoding"):
+                await post(pool, server)
+            await server.closed.wait()  # the connection was closed, not pooled
+            assert pool.idle_count() == 0
+
+
+async def test_corrupt_compressed_body_raises_and_its_framing_still_allows_reuse() -> None:
+    async def corrupt_then_ok(conn: ServerConn) -> None:
+        await conn.read_request()
+        await conn.send(reply(b"this is not gzip at all", "Content-Encoding: gzip"))
+        await keep_alive(conn)
+
+    with trio.fail_after(LIMIT):
+        async with running(corrupt_then_ok) as server, make_pool() as pool:
+            with pytest.raises(UpstreamProtocolError, match="not valid compressed data"):
+                await post(pool, server)
+            # the HTTP framing ended where it said, so the connection itself is still good
+            assert (await post(pool, server))[2] == b"ok:hi"
+            assert (server.accepts, pool.reused) == (1, 1)
+
+
+# -- TLS ------------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class TLS:
+    server: ssl.SSLContext
+    trusting: Callable[[], ssl.SSLContext]
+
+
+@pytest.fixture(scope="module")
+def tls() -> TLS:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server)
+
+    def trusting() -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ca.configure_trust(context)
+        return context
+
+    return TLS(server, trusting)
+
+
+async def test_https_request_and_reuse(tls: TLS) -> None:
+    with trio.fail_after(LIMIT):
+        async with running(keep_alive, tls=tls.server) as server:
+            async with ConnectionPool(ssl_context=tls.trusting) as pool:
+                for body in (b"one", b"two"):
+                    status, _, data = await post(pool, server, body, scheme="https")
+                    assert (status, data) == (200, b"ok:" + body)
+                assert (server.accepts, pool.opened, pool.reused) == (1, 1, 1)
+            assert server.requests[0].headers["host"] == f"127.0.0.1:{server.port}"
+
+
+async def test_https_untrusted_certificate_is_a_connect_error(tls: TLS) -> None:
+    with trio.fail_after(LIMIT):
+        async with running(keep_alive, tls=tls.server) as server:
+            async with ConnectionPool(ssl_context=lambda: ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)) as pool:
+                with pytest.raises(UpstreamConnectError, match="TLS handshake failed"):
+                    await post(pool, server, scheme="https")
+                assert pool.opened == 0
+            assert server.requests == []
+
+
+# -- UpstreamClient ---------------------------------------------------------------------------------
+
+_PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUEST_METHOD")
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in _PROXY_VARS:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    return monkeypatch
+
+
+async def test_upstream_status_error_keeps_the_connection(clean_env: pytest.MonkeyPatch) -> None:
+    error = json.dumps({"error": {"message": "slow down", "type": "rate_limit_error"}}).encode()
+
+    async def limited_then_ok(conn: ServerConn) -> None:
+        await conn.read_request()
+        await conn.send(reply(error, "Retry-After: 3", "Content-Type: application/json",
+                              status="429 Too Many Requests"))
+        await keep_alive(conn)
+
+    with trio.fail_after(LIMIT):
+        async with running(limited_then_ok) as server, UpstreamClient() as client:
+            url = f"http://127.0.0.1:{server.port}/v1/chat?x=1"
+            with pytest.raises(UpstreamStatus) as info:
+                async with client.open(url, headers={"authorization": "Bearer k"}, body=b"{}", connect_timeout_s=5):
+                    pytest.fail("an error status must not be yielded")
+            assert info.value.upstream_status == 429
+            assert info.value.message == "upstream HTTP 429: slow down"
+            assert info.value.retry_after_s == 3
+            assert info.value.upstream_type == "rate_limit_error"
+            assert client.connection_stats() == {"opened": 1, "reused": 0, "idle": 1}
+
+            async with client.open(url, headers={}, body=b"again", connect_timeout_s=5) as response:
+                assert response.status == 200
+                assert await response.read_all(100) == b"ok:again"
+            assert client.connection_stats() == {"opened": 1, "reused": 1, "idle": 1}
+            assert server.accepts == 1
+            first = server.requests[0]
+            assert first.line == "POST /v1/chat?x=1 HTTP/1.1"
+            assert first.headers["authorization"] == "Bearer k"
+            assert first.headers["accept-encoding"] == "gzip, deflate"
+
+
+async def test_upstream_client_decodes_gzip(clean_env: pytest.MonkeyPatch) -> None:
+    async def gzipped(conn: ServerConn) -> None:
+        await conn.read_request()
+        await conn.send(reply(gzip.compress(PAYLOAD), "Content-Encoding: gzip"))
+        await conn.wait_eof()
+
+    with trio.fail_after(LIMIT):
+        async with running(gzipped) as server, UpstreamClient() as client:
+            async with client.open(f"http://127.0.0.1:{server.port}/", headers={}, body=b"",
+                                   connect_timeout_s=5) as response:
+                assert await response.read_all(len(PAYLOAD)) == PAYLOAD
+
+
+async def test_upstream_client_connect_refused(clean_env: pytest.MonkeyPatch) -> None:
+    sock = trio.socket.socket()
+    await sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    with trio.fail_after(LIMIT):
+        async with UpstreamClient() as client:
+            with pytest.raises(UpstreamConnectError):
+                async with client.open(f"http://127.0.0.1:{port}/", headers={}, body=b"", connect_timeout_s=5):
+                    pass
+            with pytest.raises(UpstreamConnectError, match="not an http"):
+                async with client.open("ftp://127.0.0.1/", headers={}, body=b"", connect_timeout_s=5):
+                    pass
+
+
+async def test_proxied_origin_goes_through_the_proxy_in_absolute_form(clean_env: pytest.MonkeyPatch) -> None:
+    async def proxy(conn: ServerConn) -> None:
+        while (request := await conn.read_request()) is not None:
+            if request.body == b"fail":
+                await conn.send(reply(b'{"error": {"message": "proxy says no"}}', status="503 Service Unavailable"))
+            else:
+                await conn.send(reply(b'{"via": "proxy"}', "Content-Type: application/json"))
+
+    with trio.fail_after(LIMIT):
+        async with running(proxy) as server:
+            clean_env.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.port}")
+            async with UpstreamClient() as client:
+                async with client.open("http://upstream.invalid/v1/x", headers={"x-key": "v"}, body=b"{}",
+                                       connect_timeout_s=5) as response:
+                    assert response.status == 200
+                    assert response.content_type == "application/json"
+                    assert await response.read_all(1000) == b'{"via": "proxy"}'
+                with pytest.raises(UpstreamStatus, match="proxy says no") as info:
+                    async with client.open("http://upstream.invalid/v1/x", headers={}, body=b"fail",
+                                           connect_timeout_s=5):
+                        pass
+                assert info.value.upstream_status == 503
+                assert client.connection_stats() == {"opened": 0, "reused": 0, "idle": 0}
+            request = server.requests[0]
+            assert request.line == "POST http://upstream.invalid/v1/x HTTP/1.1"
+            assert request.headers["host"] == "upstream.invalid"
+            assert request.headers["x-key"] == "v"
+            assert request.body == b"{}"
+
+
+async def test_no_proxy_origin_goes_direct(clean_env: pytest.MonkeyPatch) -> None:
+    async def proxy(conn: ServerConn) -> None:
+        pytest.fail("the proxy must not be used")
+
+    with trio.fail_after(LIMIT):
+        async with running(proxy) as proxy_server, running(keep_alive) as direct:
+            clean_env.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy_server.port}")
+            clean_env.setenv("NO_PROXY", "127.0.0.1")
+            async with UpstreamClient() as client:
+                async with client.open(f"http://127.0.0.1:{direct.port}/v1/x", headers={}, body=b"d",
+                                       connect_timeout_s=5) as response:
+                    assert await response.read_all(100) == b"ok:d"
+                assert client.connection_stats()["opened"] == 1
+            assert direct.requests[0].line == "POST /v1/x HTTP/1.1"
+            assert proxy_server.accepts == 0
