@@ -39,7 +39,7 @@ from .errors import (
     UpstreamStatus,
     UpstreamTimeout,
 )
-from .jsonfast import JSONDecodeError, loads
+from .jsonfast import JSONDecodeError, dumps, loads
 from .logs import get_logger
 from .providers import auth_headers, endpoint_url, resolve_protocol
 from .relay import Fail, Relay, heartbeat
@@ -49,6 +49,7 @@ from .sse import SSEDecoder
 from .state import ServerState
 from .translate import anthropic_passthrough
 from .translate.anthropic_events import AnthropicStreamBuilder
+from .translate.anthropic_request import without_images
 from .translate.tool_ids import restore_tool_names
 from .upstream import UpstreamClient, status_error
 from .wires import StreamTranslator, wire_for
@@ -189,8 +190,14 @@ def _client(state: ServerState) -> UpstreamClient:
 
 def _build(call: Call, model: ModelConfig, protocol: str, stream: bool) -> bytes:
     wire = wire_for(protocol)
+    request, raw_body = call.request, call.raw_body
+    if model.vision is False:
+        request, images = without_images(request)
+        if images:
+            raw_body = dumps(request)
+            call.note(f"{images} image(s) sent to text-only {model.label} as [Image]")
     try:
-        return wire.build(call.request, call.raw_body, model, stream, call.note)
+        return wire.build(request, raw_body, model, stream, call.note)
     except OccError:
         raise
     except Exception as exc:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import httpx
+import trio
 from anthropic_checker import check_stream, split_frames
 from conftest import TEST_KEY, make_config, sdk
 from fake_upstream import Reply
@@ -157,3 +158,31 @@ async def test_responses_multi_turn_tool_results_end_to_end(fake, start_occ):
                                           "function_call_output", "function_call_output"]
     assert items[1]["id"] == "rs_1" and items[1]["encrypted_content"] == "gAAAA-opaque"
     assert [i["call_id"] for i in items[5:]] == ["call_A", "call_B"]
+
+
+PNG = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo" * 8}}
+
+
+async def test_history_images_never_reach_a_text_only_model_on_any_wire(fake, start_occ):
+    """Routing keeps a turn that adds an image away from ``vision: false`` models, but earlier
+    turns' images stay in the history: every wire must replace them, or each later turn fails."""
+    history = [
+        {"role": "user", "content": [{"type": "text", "text": "what is this?"}, PNG]},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "Read",
+                                           "input": {"file_path": "/a.png"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": [PNG]}]},
+        {"role": "assistant", "content": "A cat."},
+        {"role": "user", "content": "thanks, now write a haiku"},
+    ]
+    tools = [{"name": "Read", "input_schema": {"type": "object", "properties": {"file_path": {"type": "string"}}}}]
+    fake.default("/v1/messages", Reply(chunks=[UPSTREAM]))
+    fake.default("/v1/responses", Reply(chunks=[RESPONSES_STREAM]))
+    for wire, path in (("anthropic", "/v1/messages"), ("responses", "/v1/responses")):
+        model = {"provider": "fake", "model_id": f"text-only-{wire}", "wire_format": wire, "vision": False}
+        url = await start_occ(make_config(fake, models={"default": model}))
+        with trio.fail_after(10):
+            async with sdk(url).messages.stream(model="m", max_tokens=100, messages=history, tools=tools) as s:
+                await s.get_final_message()
+        sent = fake.requests(path)[-1]
+        assert b"iVBORw0KGgo" not in sent.body, wire
+        assert sent.body.count(b"[Image]") == 2, wire

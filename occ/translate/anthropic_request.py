@@ -25,6 +25,7 @@ __all__ = [
     "is_billing_header",
     "system_text",
     "turns",
+    "without_images",
 ]
 
 _BILLING = re.compile(r"^\s*x-anthropic-billing-header:", re.IGNORECASE)
@@ -32,6 +33,44 @@ _BILLING = re.compile(r"^\s*x-anthropic-billing-header:", re.IGNORECASE)
 
 def is_billing_header(text: str) -> bool:
     return bool(_BILLING.match(text))
+
+
+IMAGE_PLACEHOLDER = {"type": "text", "text": "[Image]"}
+
+
+def without_images(request: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """``request`` with every image block (in messages and in tool results) replaced by an
+    ``[Image]`` text block, and how many were replaced; ``request`` itself when there were none.
+
+    For models marked ``vision: false``: routing keeps them away from a turn that *adds* an image,
+    but the images of earlier turns stay in the history, and a text-only upstream would reject every
+    later turn of the session for them (protocols.md §7 edge 48).
+    """
+    count = 0
+
+    def scrub(content: Any) -> Any:
+        nonlocal count
+        if not isinstance(content, list):
+            return content
+        out = []
+        for block in content:
+            if isinstance(block, dict) and block.get("type") == "image":
+                count += 1
+                out.append(dict(IMAGE_PLACEHOLDER))
+            elif isinstance(block, dict) and block.get("type") == "tool_result":
+                out.append({**block, "content": scrub(block.get("content"))})
+            else:
+                out.append(block)
+        return out
+
+    messages = request.get("messages")
+    if not isinstance(messages, list):
+        return request, 0
+    scrubbed = [{**m, "content": scrub(m["content"])} if isinstance(m, dict) and "content" in m else m
+                for m in messages]
+    if not count:
+        return request, 0
+    return {**request, "messages": scrubbed}, count
 
 
 def blocks_of(content: Any) -> list[dict[str, Any]]:
