@@ -349,7 +349,8 @@ def main() -> int:
         if args.stack:
             stack_port = free_port()
             stack = subprocess.Popen([sys.executable, os.path.join(HERE, "stack_floor.py"), str(stack_port),
-                                      fake_url.rsplit(":", 1)[1]], stdout=subprocess.DEVNULL)
+                                      fake_url.rsplit(":", 1)[1]], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
             stack_url = f"http://127.0.0.1:{stack_port}"
             wait_http(f"{stack_url}/health", stack)
         time.sleep(1.0)
