@@ -9,9 +9,13 @@
 4. token estimate over ``models.long_context.context_threshold`` (default 100000) -> ``long_context``;
 5. streaming while ``enable_streaming_scenario_routing`` is false -> ``fast`` (the seed's behaviour);
 6. a haiku-class requested model -> ``background``;
-7. thinking enabled/adaptive, or a reasoning cue in the latest user prompt -> ``think``;
-8. an architectural / large-change cue in the latest user prompt -> ``complex``;
+7. an architectural / large-change cue in the latest user prompt -> ``complex``;
+8. a reasoning cue in the latest user prompt -> ``think``;
 9. ``default``.
+
+The request's ``thinking`` setting is not a rule: Claude Code enables thinking on every main-loop
+request, so routing on it would send the whole session to ``think`` and leave ``default`` and
+``complex`` unreachable. Cue order follows the seed (``complex`` before ``think``).
 
 Images in the latest user turn are a filter over whichever chain won: text-only models (``vision: false``)
 leave the chain, and when none is left a vision-capable model is taken from the config.
@@ -168,14 +172,14 @@ def _choose(request: dict[str, Any], config: Config, name: str,
                                  f"(~{tokens} tokens <= {threshold})")
     elif "haiku" in name.lower():
         scenario, why = "background", f"haiku-class model {name!r} requested"
-    elif isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"):
-        scenario, why = "think", f"thinking {thinking['type']} in the request"
-    elif prompt and (cue := _THINK_CUES.search(prompt[1])):
-        scenario, why = "think", f"reasoning cue {cue.group(0)!r} in {where}"
     elif prompt and (cue := _COMPLEX_CUES.search(prompt[1])):
         scenario, why = "complex", f"architectural cue {cue.group(0)!r} in {where}"
+    elif prompt and (cue := _THINK_CUES.search(prompt[1])):
+        scenario, why = "think", f"reasoning cue {cue.group(0)!r} in {where}"
     else:
         scenario, why = "default", f"no rule matched (~{tokens} tokens, no cue in the latest user prompt)"
+        if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"):
+            why += f"; thinking {thinking['type']} is not a cue: Claude Code sends it with every main-loop request"
     chain, note = _scenario_chain(config, scenario)
     return scenario, chain, f"{scenario}: {why}{note}"
 

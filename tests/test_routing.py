@@ -149,10 +149,18 @@ def test_haiku_class_model_goes_to_background_before_thinking():
 
 
 @pytest.mark.parametrize("kind", ["enabled", "adaptive"])
-def test_thinking_in_the_request_goes_to_think(kind):
-    r = route(req("refactor", thinking={"type": kind}), CONFIG)
-    assert r.scenario == "think" and r.reason == f"think: thinking {kind} in the request"
-    assert route(req(thinking={"type": "disabled"}), CONFIG).scenario == "default"
+def test_thinking_in_the_request_is_not_a_routing_cue(kind):
+    """Claude Code enables thinking on every main-loop request: routing on it would send a whole
+    session to ``think``, leaving ``default`` and ``complex`` unreachable."""
+    r = route(req("fix the typo", thinking={"type": kind}), CONFIG)
+    assert r.scenario == "default" and f"thinking {kind} is not a cue" in r.reason
+    assert route(req("refactor", thinking={"type": kind}), CONFIG).scenario == "complex"
+    assert route(req("think it over", thinking={"type": kind}), CONFIG).scenario == "think"
+
+
+def test_architectural_cue_wins_over_reasoning_cue_as_in_the_seed():
+    r = route(req("think about how to refactor the loader"), CONFIG)
+    assert r.scenario == "complex" and r.reason.startswith("complex: architectural cue 'refactor'")
 
 
 def test_reasoning_cue_goes_to_think_and_names_the_cue_and_message():
