@@ -235,10 +235,13 @@ class ConnectionPool:
             await self._release(conn, response)
             raise
         parser = response._parser
-        if not parser.complete and parser.head_done and self._drainer is not None and not self._closed:
-            self._drainer.start_soon(self._drain, conn, response)
-        else:
-            await self._release(conn, response)
+        if not parser.complete and self._drainer is not None and not self._closed:
+            try:
+                self._drainer.start_soon(self._drain, conn, response)
+                return
+            except RuntimeError:  # the server is shutting down: its nursery takes no new tasks
+                pass
+        await self._release(conn, response)
 
     def drain_in(self, nursery: trio.Nursery) -> None:
         """Let responses that their reader left early finish in ``nursery``, so their connections
