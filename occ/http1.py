@@ -19,7 +19,7 @@ from collections.abc import Mapping
 
 from .errors import UpstreamProtocolError
 
-__all__ = ["MAX_HEAD_BYTES", "ResponseParser", "request_head"]
+__all__ = ["MAX_HEAD_BYTES", "ResponseParser", "check_headers", "request_head"]
 
 #: Limit for a response's status line and headers together.
 MAX_HEAD_BYTES = 64 * 1024
@@ -46,6 +46,25 @@ _DATA_END = 2
 _TRAILERS = 3
 
 
+def check_headers(headers: Mapping[str, str]) -> None:
+    """Refuse headers that would break the framing, naming the header but never its value (an API
+    key read from a CRLF ``.env`` file ends in ``\\r``; the value is a secret).
+
+    Raises:
+        UpstreamProtocolError: a name or value with CR, LF or NUL, an empty name, a colon in a
+            name, or a value outside latin-1.
+    """
+    for name, value in headers.items():
+        if not name or ":" in name or _FORBIDDEN_VALUE.search(name) or _FORBIDDEN_VALUE.search(value):
+            raise UpstreamProtocolError(f"header {name.strip()!r} cannot be sent upstream: it contains a control "
+                                        "character (a line break at the end of an API key?)")
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise UpstreamProtocolError(f"header {name.strip()!r} cannot be sent upstream: its value is not "
+                                        "latin-1 text") from None
+
+
 def request_head(method: str, target: str, host: str, headers: Mapping[str, str], content_length: int) -> bytes:
     """The request line and headers of one request with a body of ``content_length`` bytes.
 
@@ -53,16 +72,13 @@ def request_head(method: str, target: str, host: str, headers: Mapping[str, str]
     rather than sent twice (a duplicated length is a request-smuggling signal to servers).
 
     Raises:
-        ValueError: a header name or value that would break the framing (CR, LF, NUL).
+        UpstreamProtocolError: a header that :func:`check_headers` refuses.
     """
+    check_headers(headers)
     lines = [f"{method} {target} HTTP/1.1", f"host: {host}"]
     for name, value in headers.items():
-        lowered = name.lower()
-        if lowered in ("host", "content-length", "transfer-encoding"):
-            continue
-        if _FORBIDDEN_VALUE.search(name) or _FORBIDDEN_VALUE.search(value) or not name or ":" in name:
-            raise ValueError(f"header {name!r} cannot be sent: its name or value contains a control character")
-        lines.append(f"{name}: {value}")
+        if name.lower() not in ("host", "content-length", "transfer-encoding"):
+            lines.append(f"{name}: {value}")
     lines.append(f"content-length: {content_length}")
     lines.append("\r\n")
     return "\r\n".join(lines).encode("latin-1")
@@ -99,6 +115,10 @@ class ResponseParser:
     @property
     def reusable(self) -> bool:
         return self.complete and self._keep_alive and not self._trailing_garbage
+
+    def forbid_reuse(self) -> None:
+        """The connection must close after this response (the request was not fully sent)."""
+        self._keep_alive = False
 
     def feed(self, data: bytes) -> bytes:
         """Take the next bytes from the connection; return the body bytes they completed."""

@@ -30,6 +30,11 @@ from .http1 import ResponseParser, request_head
 __all__ = ["ConnectionPool", "Origin", "PoolResponse"]
 
 _READ_SIZE = 64 * 1024
+#: A reused connection that the server closes this soon after the request went out, without a
+#: byte of answer, was closed while idle (the close crossed our request): sending again is safe.
+#: A later close may follow real work on the request, and is a failure, not a resend.
+_STALE_WINDOW_S = 1.0
+_poll = getattr(select, "poll", None)  # not on Windows
 #: what a left-behind response may still send before its connection is given up on
 _DRAIN_LIMIT = 64 * 1024
 
@@ -56,13 +61,27 @@ class _Connection:
     requests: int = 0
 
     def looks_alive(self) -> bool:
-        """An idle HTTP/1.1 connection has nothing to read; if it has (EOF or stray bytes), it is
-        no use for another request."""
+        """An idle HTTP/1.1 connection has nothing to read; if it has (EOF, a TLS close_notify or
+        stray bytes), it is no use for another request.
+
+        A TLS stream may hold bytes above the socket: records already pulled into its incoming
+        buffer, or plaintext OpenSSL has decrypted but not handed out. trio does not expose them,
+        so its private attributes are read, and a TLS stream without them is never reused (safe,
+        only slower).
+        """
+        stream = self.stream
+        if isinstance(stream, trio.SSLStream):
+            incoming = getattr(stream, "_incoming", None)
+            ssl_object = getattr(stream, "_ssl_object", None)
+            if incoming is None or ssl_object is None or incoming.pending or ssl_object.pending():
+                return False
         try:
             fileno = self.socket.fileno()
             if fileno < 0:
                 return False
-            poller = select.poll()
+            if _poll is None:
+                return not select.select([fileno], [], [], 0)[0]
+            poller = _poll()
             poller.register(fileno, select.POLLIN)
             return not poller.poll(0)
         except (OSError, ValueError):
@@ -188,7 +207,7 @@ class ConnectionPool:
         idle, self._idle = self._idle, {}
         for conns in idle.values():
             for conn in conns:
-                await trio.aclose_forcefully(conn.stream)
+                _close_quietly(conn)
 
     def idle_count(self, origin: Origin | None = None) -> int:
         if origin is not None:
@@ -211,8 +230,9 @@ class ConnectionPool:
             raise RuntimeError("ConnectionPool used after aclose()")
         head = request_head("POST", target, origin.host_header, headers, len(body))
         payload = head + body if len(body) < 256 * 1024 else None
+        fresh_only = False
         while True:
-            conn = self._take_idle(origin)
+            conn = None if fresh_only else self._take_idle(origin)
             reused = conn is not None
             if reused:
                 self.reused += 1
@@ -222,6 +242,7 @@ class ConnectionPool:
                 response = await self._exchange(conn, head, body, payload, reused)
             except _Stale:
                 await trio.aclose_forcefully(conn.stream)
+                fresh_only = True  # one resend, on a new connection: never a third copy
                 continue
             except BaseException:
                 await trio.aclose_forcefully(conn.stream)
@@ -254,16 +275,20 @@ class ConnectionPool:
         self._drainer = nursery
 
     async def _drain(self, conn: _Connection, response: PoolResponse) -> None:
-        with trio.move_on_after(self._drain_s):
-            size = 0
-            try:
+        try:
+            with trio.move_on_after(self._drain_s):
+                size = 0
                 async for chunk in response.chunks():
                     size += len(chunk)
                     if size > _DRAIN_LIMIT:
                         break
-            except UpstreamProtocolError:
-                pass
-        await self._release(conn, response)
+        except UpstreamProtocolError:
+            pass
+        finally:  # cancelled too (server shutdown): the connection is closed, not left to the GC
+            if response._parser.reusable and not self._closed:
+                self._put_idle(conn)
+            else:
+                _close_quietly(conn)
 
     async def _release(self, conn: _Connection, response: PoolResponse) -> None:
         if response._parser.reusable and not self._closed:
@@ -277,26 +302,40 @@ class ConnectionPool:
         parser = ResponseParser()
         stream = conn.stream
         answered = False  # any byte at all (a 100 Continue included) means the server saw the request
+        send_failed: trio.BrokenResourceError | None = None
         try:
             if payload is not None:
                 await stream.send_all(payload)
             else:
                 await stream.send_all(head)
                 await stream.send_all(body)
+        except trio.BrokenResourceError as exc:
+            # The server may have answered early (a 413 or 401 before reading a large body) and
+            # closed: its answer, if it can still be read, says more than the broken pipe.
+            send_failed = exc
+        sent_at = trio.current_time()
+        try:
             while True:
                 raw = await stream.receive_some(_READ_SIZE)
                 if not raw:
-                    if reused and not answered:
+                    if reused and not answered and trio.current_time() - sent_at < _STALE_WINDOW_S:
                         raise _Stale
+                    if send_failed is not None and not answered:
+                        break
                     parser.feed_eof()
                 answered = True
                 data = parser.feed(raw)
                 if parser.head_done:
+                    if send_failed is not None:
+                        parser.forbid_reuse()  # the server has not read our whole request
                     return PoolResponse(parser, conn, data)
         except trio.BrokenResourceError as exc:
-            if reused and not answered:
+            if reused and not answered and trio.current_time() - sent_at < _STALE_WINDOW_S:
                 raise _Stale from None
-            raise UpstreamProtocolError(f"upstream connection broke: {_cause(exc)}") from None
+            raise UpstreamProtocolError(f"upstream connection broke: {_cause(send_failed or exc)}") from None
+        if reused and send_failed is not None:
+            raise _Stale
+        raise UpstreamProtocolError(f"upstream connection broke while sending the request: {_cause(send_failed)}")
 
     def _take_idle(self, origin: Origin) -> _Connection | None:
         conns = self._idle.get(origin)
@@ -312,9 +351,11 @@ class ConnectionPool:
 
     def _put_idle(self, conn: _Connection) -> None:
         conns = self._idle.setdefault(conn.origin, [])
-        if len(conns) >= self._max_idle:
+        now = trio.current_time()
+        # oldest first: the connections a burst left behind expire here, not only when taken
+        while conns and (len(conns) >= self._max_idle or now - conns[0].idle_since >= self._expiry):
             _close_quietly(conns.pop(0))
-        conn.idle_since = trio.current_time()
+        conn.idle_since = now
         conns.append(conn)
 
     async def _connect(self, origin: Origin, timeout_s: float) -> _Connection:
@@ -335,11 +376,15 @@ class ConnectionPool:
                 await trio.aclose_forcefully(stream)
             raise UpstreamConnectError(f"cannot connect to upstream {origin.host}:{origin.port}: "
                                        f"no connection within {timeout_s:g}s") from None
-        except (OSError, trio.BrokenResourceError) as exc:
+        except (OSError, trio.BrokenResourceError, UnicodeError, ValueError) as exc:
             if stream is not None:
                 await trio.aclose_forcefully(stream)
             raise UpstreamConnectError(f"cannot connect to upstream {origin.host}:{origin.port}: "
                                        f"{_describe_os_error(exc)}") from None
+        except BaseException:  # cancelled half-way: the half-open socket must not outlive us
+            if stream is not None:
+                await trio.aclose_forcefully(stream)
+            raise
         self.opened += 1
         return _Connection(origin, stream, tcp.socket)
 

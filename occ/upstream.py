@@ -15,15 +15,16 @@ import email.utils
 import itertools
 import ssl
 import time
-import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
+import attrs
 import httpx
 
 from .errors import UpstreamConnectError, UpstreamProtocolError, UpstreamStatus
+from .http1 import check_headers
 from .http_pool import ConnectionPool, Origin
 from .jsonfast import JSONDecodeError, loads
 
@@ -169,7 +170,7 @@ class UpstreamClient:
         self._ssl_context = ssl_context
         self._pool: ConnectionPool | None = None
         self._httpx: httpx.AsyncClient | None = None
-        self._proxied: dict[tuple[str, str], bool] = {}
+        self._targets: dict[str, _Target] = {}
         self.keys = KeyPool()
 
     async def __aenter__(self) -> UpstreamClient:
@@ -196,15 +197,12 @@ class UpstreamClient:
             raise RuntimeError("UpstreamClient used outside `async with`")
         return self._pool
 
-    def _uses_proxy(self, scheme: str, host: str) -> bool:
-        key = (scheme, host)
-        known = self._proxied.get(key)
-        if known is None:
-            proxies = urllib.request.getproxies_environment()
-            proxy = proxies.get(scheme) or proxies.get("all")
-            known = bool(proxy) and not urllib.request.proxy_bypass_environment(host, proxies)
-            self._proxied[key] = known
-        return known
+    def _target(self, url: str) -> _Target:
+        """Where ``url`` goes, worked out once per URL (a model's endpoint repeats on every request)."""
+        target = self._targets.get(url)
+        if target is None:
+            target = self._targets[url] = _parse_target(url)
+        return target
 
     @asynccontextmanager
     async def open(self, url: str, *, headers: Mapping[str, str], body: bytes,
@@ -217,23 +215,14 @@ class UpstreamClient:
             UpstreamProtocolError: the connection broke.
         """
         pool = self.pool
-        parts = urllib.parse.urlsplit(url)
-        scheme = parts.scheme.lower()
-        host = parts.hostname
-        if scheme not in ("http", "https") or not host:
-            raise UpstreamConnectError(f"cannot connect to upstream: {url!r} is not an http(s) URL")
-        if self._uses_proxy(scheme, host):
+        where = self._target(url)
+        if where.proxied:
             async with self._open_httpx(url, headers, body, connect_timeout_s) as response:
                 yield response
             return
-        try:
-            port = parts.port or (443 if scheme == "https" else 80)
-        except ValueError:
-            raise UpstreamConnectError(f"cannot connect to upstream: {url!r} has an invalid port") from None
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         request_headers = dict(headers)
         request_headers.setdefault("accept-encoding", "gzip, deflate")
-        async with pool.request(Origin(scheme, host, port), target, request_headers, body,
+        async with pool.request(where.origin, where.target, request_headers, body,
                                 connect_timeout_s=connect_timeout_s) as response:
             if response.status >= 300:
                 raise status_error(response.status, await _read_error_body(response.chunks()), response.headers)
@@ -242,13 +231,17 @@ class UpstreamClient:
     @asynccontextmanager
     async def _open_httpx(self, url: str, headers: Mapping[str, str], body: bytes,
                           connect_timeout_s: float) -> AsyncIterator[UpstreamResponse]:
+        check_headers(headers)  # httpx's own error would quote the value, which may be a key
         if self._httpx is None:
-            self._httpx = httpx.AsyncClient(
-                limits=self._limits,
-                timeout=httpx.Timeout(connect=10.0, read=None, write=None, pool=30.0),
-                follow_redirects=False,
-                trust_env=True,
-            )
+            try:
+                self._httpx = httpx.AsyncClient(
+                    limits=self._limits,
+                    timeout=httpx.Timeout(connect=10.0, read=None, write=None, pool=30.0),
+                    follow_redirects=False,
+                    trust_env=True,
+                )
+            except ImportError as exc:  # a socks:// proxy without httpx[socks]
+                raise UpstreamConnectError(f"cannot use the proxy from the environment: {exc}") from None
         client = self._httpx
         timeout = httpx.Timeout(connect=connect_timeout_s, read=None, write=None, pool=connect_timeout_s)
         request = client.build_request("POST", url, headers=headers, content=body, timeout=timeout)
@@ -273,6 +266,32 @@ class UpstreamClient:
             yield UpstreamResponse(response.status_code, response.headers, chunks)
         finally:
             await response.aclose()
+
+
+@attrs.frozen
+class _Target:
+    origin: Origin
+    target: str
+    proxied: bool
+
+
+def _parse_target(url: str) -> _Target:
+    """The origin, the percent-encoded request target, and whether the environment (or the
+    system's settings, on macOS and Windows, as httpx reads them) sends the origin through a proxy."""
+    try:
+        parsed = httpx.URL(url)
+        scheme, host, port = parsed.scheme, parsed.raw_host.decode("ascii"), parsed.port
+    except (httpx.InvalidURL, UnicodeError, ValueError):
+        raise UpstreamConnectError(f"cannot connect to upstream: {url!r} is not a valid URL") from None
+    if scheme not in ("http", "https") or not host:
+        raise UpstreamConnectError(f"cannot connect to upstream: {url!r} is not an http(s) URL")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(scheme) or proxies.get("all")
+    proxied = bool(proxy) and not urllib.request.proxy_bypass(host)
+    return _Target(Origin(scheme, host, port or (443 if scheme == "https" else 80)),
+                   parsed.raw_path.decode("ascii"), proxied)
 
 
 async def _read_error_body(chunks: AsyncIterator[bytes]) -> bytes:
