@@ -21,6 +21,7 @@ from typing import Any
 import attrs
 import pytest
 import trio
+import trio.testing
 import trustme
 
 from occ import http_pool
@@ -304,6 +305,55 @@ async def test_reused_connection_that_answered_100_then_closed_is_not_resent() -
                 assert len(server.requests) == 2, "the request the server answered with 100 was sent again"
 
 
+@pytest.mark.parametrize("how", ["close", "reset"])
+async def test_reused_connection_dead_after_the_stale_window_is_not_resent(how: str,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A close long after the request went out may follow real work on it (an upstream that died
+    mid-generation): a POST is not idempotent, so that is a failure, not a second copy."""
+    monkeypatch.setattr(http_pool, "_STALE_WINDOW_S", 0.2)
+
+    async def work_then_die(conn: ServerConn) -> None:
+        await conn.read_request()
+        await conn.send(reply(b"first"))
+        await conn.read_request()
+        await trio.sleep(0.3)  # "generating" past the window, then gone without an answer
+        await (conn.close() if how == "close" else conn.reset())
+
+    with trio.fail_after(LIMIT):
+        async with running(work_then_die) as server, make_pool() as pool:
+            assert (await post(pool, server, b"a"))[2] == b"first"
+            with pytest.raises(UpstreamProtocolError):
+                await post(pool, server, b"b")
+            assert [(r.connection, r.body) for r in server.requests] == [(1, b"a"), (1, b"b")]
+            assert (server.accepts, pool.opened, pool.reused) == (1, 1, 1)
+
+
+async def test_stale_resend_happens_once_and_on_a_fresh_connection() -> None:
+    """Every idle connection dies on its next request (an upstream restarted): one resend, on a
+    new connection, not one copy of the POST per idle connection."""
+
+    async def answer_once_then_die(conn: ServerConn) -> None:
+        request = await conn.read_request()
+        if request is None:
+            return
+        await wait_for(lambda: conn.server.accepts >= 3)  # the warm-up burst holds three connections
+        await conn.send(reply(b"ok:" + request.body))
+        if await conn.read_request() is not None:
+            await conn.reset()
+
+    with trio.fail_after(LIMIT):
+        async with running(answer_once_then_die) as server, make_pool() as pool:
+            async with trio.open_nursery() as nursery:
+                for _ in range(3):
+                    nursery.start_soon(post, pool, server, b"warm")
+            assert (server.accepts, pool.idle_count()) == (3, 3)
+            status, _, data = await post(pool, server, b"real")
+            assert (status, data) == (200, b"ok:real")
+            copies = [r.connection for r in server.requests if r.body == b"real"]
+            assert len(copies) == 2 and copies[0] <= 3 and copies[1] == 4, copies
+            assert (server.accepts, pool.opened) == (4, 4)
+
+
 async def test_connection_close_response_is_not_reused() -> None:
     async def says_close_but_stays(conn: ServerConn) -> None:
         await conn.read_request()
@@ -359,6 +409,33 @@ async def test_idle_expiry_and_max_idle() -> None:
                     nursery.start_soon(hold)
                     nursery.start_soon(hold)
                 assert (pool.opened, pool.idle_count()) == (2, 1)
+
+
+async def test_returning_a_connection_closes_expired_idle_ones() -> None:
+    """A burst leaves idle connections that are never taken again (the newest is taken first):
+    they expire when another connection is returned, not only when taken."""
+    closed: list[int] = []
+
+    async def script(conn: ServerConn) -> None:
+        await conn.read_request()
+        if conn.index > 1:
+            await wait_for(lambda: conn.server.accepts >= 4)  # the burst holds three connections at once
+        await conn.send(reply(b"ok"))
+        await conn.wait_eof()
+        closed.append(conn.index)
+
+    with trio.fail_after(LIMIT):
+        async with running(script) as server, make_pool(idle_expiry_s=0.2) as pool:
+            async with pool.request(origin(server), "/", {}, b"held", connect_timeout_s=5) as response:
+                assert b"".join([chunk async for chunk in response.chunks()]) == b"ok"
+                async with trio.open_nursery() as nursery:
+                    for _ in range(3):
+                        nursery.start_soon(post, pool, server)
+                assert pool.idle_count() == 3
+                await trio.sleep(0.3)  # the burst's connections pass idle_expiry_s
+            assert pool.idle_count() == 1  # only the connection just returned
+            with trio.fail_after(2):
+                await wait_for(lambda: sorted(closed) == [2, 3, 4])
 
 
 async def test_pool_close_closes_idle_connections_and_refuses_requests() -> None:
@@ -429,6 +506,24 @@ async def test_tls_handshake_is_inside_the_connect_timeout() -> None:
             await server.closed.wait()  # the half-open TLS connection was closed
 
 
+async def test_cancel_during_the_tls_handshake_closes_the_socket() -> None:
+    """Cancelled from outside (the client left) long before the connect timeout."""
+    saw_eof = trio.Event()
+
+    async def never_says_hello(conn: ServerConn) -> None:
+        await conn.wait_eof()
+        saw_eof.set()
+
+    with trio.fail_after(LIMIT):
+        async with running(never_says_hello) as server:
+            async with ConnectionPool(ssl_context=ssl.create_default_context) as pool:
+                with trio.move_on_after(0.2) as scope:
+                    await post(pool, server, scheme="https", connect_timeout_s=10)
+                assert scope.cancelled_caught and pool.opened == 0
+                with trio.fail_after(2):
+                    await saw_eof.wait()
+
+
 async def test_connection_refused() -> None:
     sock = trio.socket.socket()
     await sock.bind(("127.0.0.1", 0))
@@ -485,6 +580,32 @@ async def test_cancelled_request_closes_its_connection_even_with_a_drainer() -> 
                         pass
             with trio.fail_after(2):
                 await saw_eof.wait()
+
+
+async def test_cancelled_drain_closes_its_connection() -> None:
+    """The server shuts down (the drainer's nursery is cancelled) while a drain is reading."""
+    saw_eof = trio.Event()
+
+    async def stalls_mid_body(conn: ServerConn) -> None:
+        await conn.read_request()
+        await conn.send(reply(b"5\r\nhello\r\n", "Transfer-Encoding: chunked", length=False))
+        await conn.wait_eof()
+        saw_eof.set()
+
+    with trio.fail_after(LIMIT):
+        async with running(stalls_mid_body) as server, make_pool() as pool:
+            async with trio.open_nursery() as drainer:
+                pool.drain_in(drainer)
+                async with pool.request(origin(server), "/", {}, b"", connect_timeout_s=5) as response:
+                    async with aclosing(response.chunks()) as chunks:
+                        async for chunk in chunks:
+                            assert chunk == b"hello"
+                            break
+                await trio.testing.wait_all_tasks_blocked()  # the drain is waiting for the rest
+                drainer.cancel_scope.cancel()
+            with trio.fail_after(2):
+                await saw_eof.wait()
+            assert pool.idle_count() == 0
 
 
 @pytest.mark.parametrize("body", [
@@ -682,6 +803,30 @@ async def test_https_untrusted_certificate_is_a_connect_error(tls: TLS) -> None:
             assert server.requests == []
 
 
+async def test_https_connection_with_a_buffered_stray_response_is_not_reused(tls: TLS) -> None:
+    """A stray response sent in the same write as the real one is held in the TLS stream's
+    buffers, where polling the socket cannot see it: the next request must not read it."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: %05d\r\n\r\n"
+    size = 16384 - len(head % 0)  # the real response fills one whole TLS record
+
+    async def answer_plus_stray(conn: ServerConn) -> None:
+        if conn.index == 1:
+            await conn.read_request()
+            await conn.send(head % size + b"x" * size + reply(b"STALE"))
+        await keep_alive(conn)
+
+    with trio.fail_after(LIMIT):
+        async with running(answer_plus_stray, tls=tls.server) as server:
+            async with ConnectionPool(ssl_context=tls.trusting) as pool:
+                status, _, data = await post(pool, server, b"a", scheme="https")
+                assert (status, data) == (200, b"x" * size)
+                await trio.sleep(0.05)  # the stray record has arrived
+                status, _, data = await post(pool, server, b"b", scheme="https")
+                assert (status, data) == (200, b"ok:b")
+                assert (server.accepts, pool.opened, pool.reused) == (2, 2, 0)
+            assert [(r.connection, r.body) for r in server.requests] == [(1, b"a"), (2, b"b")]
+
+
 # -- UpstreamClient ---------------------------------------------------------------------------------
 
 _PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUEST_METHOD")
@@ -800,3 +945,72 @@ async def test_no_proxy_origin_goes_direct(clean_env: pytest.MonkeyPatch) -> Non
                 assert client.connection_stats()["opened"] == 1
             assert direct.requests[0].line == "POST /v1/x HTTP/1.1"
             assert proxy_server.accepts == 0
+
+
+async def test_early_error_answer_to_a_large_body_is_the_error(clean_env: pytest.MonkeyPatch) -> None:
+    """The upstream answers 413 after the head, without reading the body, and closes: sending the
+    body fails, and the answer, not the broken pipe, is what the caller learns."""
+    error = json.dumps({"error": {"message": "request too large", "type": "request_too_large"}}).encode()
+    body = b"x" * 8_000_000
+
+    async def refuse_early(conn: ServerConn) -> None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = await conn.stream.receive_some(65536)
+            if not chunk:
+                return
+            data += chunk
+        await conn.send(reply(error, "Connection: close", "Content-Type: application/json",
+                              status="413 Payload Too Large"))
+        await conn.reset()  # closing with the body unread resets the connection anyway
+
+    with trio.fail_after(LIMIT):
+        async with running(refuse_early) as server:
+            async with make_pool() as pool:
+                status, _, data = await post(pool, server, body)
+                assert (status, data) == (413, error)
+                assert pool.idle_count() == 0
+            async with UpstreamClient() as client:
+                with pytest.raises(UpstreamStatus) as info:
+                    async with client.open(f"http://127.0.0.1:{server.port}/v1/x", headers={}, body=body,
+                                           connect_timeout_s=5):
+                        pytest.fail("an error status must not be yielded")
+            assert info.value.upstream_status == 413
+            assert info.value.message == "upstream HTTP 413: request too large"
+            assert server.accepts == 2
+
+
+@pytest.mark.parametrize(("path", "sent"), [
+    ("/v1/models/my model:x?alt=sse", "/v1/models/my%20model:x?alt=sse"),
+    ("/v1/é", "/v1/%C3%A9"),
+])
+async def test_upstream_client_percent_encodes_the_target(path: str, sent: str,
+                                                          clean_env: pytest.MonkeyPatch) -> None:
+    with trio.fail_after(LIMIT):
+        async with running(keep_alive) as server, UpstreamClient() as client:
+            async with client.open(f"http://127.0.0.1:{server.port}{path}", headers={}, body=b"{}",
+                                   connect_timeout_s=5) as response:
+                assert await response.read_all(100) == b"ok:{}"
+            assert server.requests[0].line == f"POST {sent} HTTP/1.1"
+
+
+@pytest.mark.parametrize("route", ["direct", "proxy"])
+async def test_header_with_a_line_break_is_refused_without_quoting_it(route: str,
+                                                                     clean_env: pytest.MonkeyPatch) -> None:
+    """An API key read from a CRLF ``.env`` file ends in ``\\r``: the error names the header, and
+    never quotes the key (httpx's own error did)."""
+    with trio.fail_after(LIMIT):
+        async with running(keep_alive) as server:
+            if route == "proxy":
+                clean_env.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.port}")
+                url = "http://upstream.invalid/v1/x"
+            else:
+                url = f"http://127.0.0.1:{server.port}/v1/x"
+            async with UpstreamClient() as client:
+                with pytest.raises(UpstreamProtocolError) as info:
+                    async with client.open(url, headers={"authorization": "Bearer sk-SECRET-key\r"}, body=b"{}",
+                                           connect_timeout_s=5):
+                        pytest.fail("the request must not be sent")
+            assert "'authorization'" in str(info.value)
+            assert "SECRET" not in str(info.value)
+            assert server.accepts == 0
