@@ -26,6 +26,7 @@ MAX_HEAD_BYTES = 64 * 1024
 #: Limit for one chunk-size line (extensions included) or trailer line, line end excluded.
 _MAX_CHUNK_LINE = 4096
 _DIGITS = re.compile(r"[0-9]+")
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _LINE_END = re.compile(rb"\r?\n")
@@ -289,7 +290,7 @@ class ResponseParser:
                 line = line[:-1]
             if state == _SIZE:
                 size_text = line.split(b";", 1)[0].strip(b" \t")
-                if not size_text or len(size_text) > 16 or not _is_hex(size_text):
+                if _HEX.fullmatch(size_text) is None:
                     raise UpstreamProtocolError(f"upstream sent an invalid chunk size ({line[:40]!r})")
                 size = int(size_text, 16)
                 if size == 0:
@@ -311,8 +312,3 @@ class ResponseParser:
         return out[0] if len(out) == 1 else b"".join(out)
 
 
-_HEX = frozenset(b"0123456789abcdefABCDEF")
-
-
-def _is_hex(text: bytes) -> bool:
-    return all(byte in _HEX for byte in text)
