@@ -186,3 +186,21 @@ async def test_history_images_never_reach_a_text_only_model_on_any_wire(fake, st
         sent = fake.requests(path)[-1]
         assert b"iVBORw0KGgo" not in sent.body, wire
         assert sent.body.count(b"[Image]") == 2, wire
+
+
+def test_without_images_leaves_everything_else_as_it_was():
+    from occ.translate.anthropic_request import without_images
+
+    request = {"model": "m", "messages": [
+        {"role": "user", "content": "plain"},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1"},
+                                     {"type": "tool_result", "tool_use_id": "t2", "content": "text"},
+                                     {"type": "tool_result", "tool_use_id": "t3", "content": [PNG]}]}]}
+    scrubbed, count = without_images(request)
+    assert count == 1
+    assert scrubbed["messages"][0] == request["messages"][0]
+    first, second, third = scrubbed["messages"][1]["content"]
+    assert first == {"type": "tool_result", "tool_use_id": "t1"}  # no content key invented
+    assert second["content"] == "text" and third["content"] == [{"type": "text", "text": "[Image]"}]
+    assert request["messages"][1]["content"][2]["content"] == [PNG]  # the client's request is untouched
+    assert without_images({"messages": [{"role": "user", "content": "x"}]})[1] == 0

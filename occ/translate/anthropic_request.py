@@ -54,11 +54,12 @@ def without_images(request: dict[str, Any]) -> tuple[dict[str, Any], int]:
             return content
         out = []
         for block in content:
-            if isinstance(block, dict) and block.get("type") == "image":
+            kind = block.get("type") if isinstance(block, dict) else None
+            if kind == "image":
                 count += 1
                 out.append(dict(IMAGE_PLACEHOLDER))
-            elif isinstance(block, dict) and block.get("type") == "tool_result":
-                out.append({**block, "content": scrub(block.get("content"))})
+            elif kind == "tool_result" and isinstance(block.get("content"), list):
+                out.append({**block, "content": scrub(block["content"])})
             else:
                 out.append(block)
         return out
