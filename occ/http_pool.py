@@ -8,8 +8,14 @@ upstream learns that the client left.
 
 A connection is reused only when its response ended exactly where its framing said, and is
 checked before reuse: an idle connection the server has closed (or written to) is readable, and is
-dropped. A request that still finds its reused connection dead, before a single response byte,
-is sent once more on a fresh one: the server closed it while idle, so it never saw the request.
+dropped. A request that still finds its reused connection dead within a second of sending, before
+a single response byte, is sent once more, on a fresh connection: the server's close crossed the
+request, so it never worked on it. A later death is a failure for the fallback loop, never a
+silent second copy of a POST.
+
+There is no cap on open connections (httpx's ``max_connections`` no longer applies here): each one
+belongs to a client request in flight, an idle slot (at most ``max_idle_per_origin``) or a bounded
+drain.
 """
 
 from __future__ import annotations

@@ -158,8 +158,9 @@ class UpstreamClient:
     Requests go through occ's own keep-alive pool (:mod:`occ.http_pool`): httpx's general
     machinery cost more CPU per request and per streamed chunk than the rest of occ together
     (``benchmarks/RESULTS.md``). An origin that the environment routes through a proxy
-    (``HTTPS_PROXY``, ``ALL_PROXY``, ... minus ``NO_PROXY``) goes through httpx instead, which
-    speaks to proxies; its own timeouts stay off but for connect and pool, as in the pool.
+    (``HTTPS_PROXY``, ``ALL_PROXY``, ... minus ``NO_PROXY``; the system settings on macOS and
+    Windows) goes through httpx instead, which speaks to proxies; its own timeouts stay off but for
+    connect and pool, as in the pool. ``max_connections`` bounds that httpx path only.
     """
 
     def __init__(self, *, max_connections: int = 1024, keepalive: int = 256,
