@@ -64,7 +64,6 @@ class _Connection:
     stream: trio.abc.Stream
     socket: Any
     idle_since: float = 0.0
-    requests: int = 0
 
     def looks_alive(self) -> bool:
         """An idle HTTP/1.1 connection has nothing to read; if it has (EOF, a TLS close_notify or
@@ -247,11 +246,11 @@ class ConnectionPool:
             try:
                 response = await self._exchange(conn, head, body, payload, reused)
             except _Stale:
-                await trio.aclose_forcefully(conn.stream)
+                _close_quietly(conn)
                 fresh_only = True  # one resend, on a new connection: never a third copy
                 continue
             except BaseException:
-                await trio.aclose_forcefully(conn.stream)
+                _close_quietly(conn)
                 raise
             break
         try:
@@ -259,7 +258,7 @@ class ConnectionPool:
         except BaseException:
             # An error raised after the body was read to its end (an error status, say) leaves a
             # connection as good as a success does; any other leaves it mid-response.
-            await self._release(conn, response)
+            self._release(conn, response)
             raise
         parser = response._parser
         if not parser.complete and self._drainer is not None and not self._closed:
@@ -268,7 +267,7 @@ class ConnectionPool:
                 return
             except RuntimeError:  # the server is shutting down: its nursery takes no new tasks
                 pass
-        await self._release(conn, response)
+        self._release(conn, response)
 
     def drain_in(self, nursery: trio.Nursery) -> None:
         """Let responses that their reader left early finish in ``nursery``, so their connections
@@ -291,20 +290,18 @@ class ConnectionPool:
         except UpstreamProtocolError:
             pass
         finally:  # cancelled too (server shutdown): the connection is closed, not left to the GC
-            if response._parser.reusable and not self._closed:
-                self._put_idle(conn)
-            else:
-                _close_quietly(conn)
+            self._release(conn, response)
 
-    async def _release(self, conn: _Connection, response: PoolResponse) -> None:
+    def _release(self, conn: _Connection, response: PoolResponse) -> None:
+        """Back to the pool if the response ended where its framing said and the server allows
+        it; closed otherwise. Synchronous, so no cancellation can land between the two."""
         if response._parser.reusable and not self._closed:
             self._put_idle(conn)
         else:
-            await trio.aclose_forcefully(conn.stream)
+            _close_quietly(conn)
 
     async def _exchange(self, conn: _Connection, head: bytes, body: bytes, payload: bytes | None,
                         reused: bool) -> PoolResponse:
-        conn.requests += 1
         parser = ResponseParser()
         stream = conn.stream
         answered = False  # any byte at all (a 100 Continue included) means the server saw the request
@@ -396,8 +393,9 @@ class ConnectionPool:
 
 
 def _close_quietly(conn: _Connection) -> None:
-    """Close an idle connection without a checkpoint: nothing is in flight on it, so dropping the
-    socket is all that closing it means (a TLS close_notify to a server that is gone helps no one)."""
+    """Close a connection without a checkpoint, so a cancelled caller cannot skip it. Nothing else
+    reads or writes it by then, so dropping the socket is all closing means (the server learns at
+    once; a TLS close_notify to a peer we are abandoning helps no one)."""
     try:
         conn.socket.close()
     except OSError:
