@@ -42,7 +42,8 @@ class SSEDecoder:
 
     def __init__(self, *, max_line: int = MAX_LINE_BYTES, max_event: int = MAX_EVENT_BYTES) -> None:
         self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._pending = ""  # text not yet terminated by a line end
+        self._pending: list[str] = []  # text not yet terminated by a line end, in pieces
+        self._pending_size = 0
         self._pending_cr = False  # the last text ended in CR: a following LF belongs to it
         self._bom_checked = False
         self._event_type = ""
@@ -63,7 +64,8 @@ class SSEDecoder:
         """Flush at EOF: the rest of the decoder, then an unterminated event that has data."""
         events = self._feed_text(self._utf8.decode(b"", final=True))
         if self._pending:
-            line, self._pending = self._pending, ""
+            line = "".join(self._pending)
+            self._pending, self._pending_size = [], 0
             events.extend(self._line(line))
         if self._data:
             self.truncated = True
@@ -81,8 +83,19 @@ class SSEDecoder:
             self._pending_cr = False
             if text.startswith("\n"):
                 text = text[1:]
+                if not text:
+                    return []
+        if "\n" not in text and "\r" not in text:
+            # no line ends here: keep the piece, never re-join or re-scan what is already held, so
+            # one long line arriving in many chunks costs linear time, not quadratic
+            self._hold(text)
+            return []
         events: list[SSEEvent] = []
-        buf = self._pending + text if self._pending else text
+        if self._pending:
+            buf = "".join(self._pending) + text
+            self._pending, self._pending_size = [], 0
+        else:
+            buf = text
         start = 0
         n = len(buf)
         while start < n:
@@ -101,10 +114,15 @@ class SSEDecoder:
                 break
             events.extend(self._line(buf[start:end]))
             start = nxt
-        self._pending = buf[start:] if start < n else ""
-        if len(self._pending) > self._max_line:
-            raise UpstreamProtocolError(f"SSE line longer than {self._max_line} bytes")
+        if start < n:
+            self._hold(buf[start:])
         return events
+
+    def _hold(self, text: str) -> None:
+        self._pending.append(text)
+        self._pending_size += len(text)
+        if self._pending_size > self._max_line:
+            raise UpstreamProtocolError(f"SSE line longer than {self._max_line} bytes")
 
     def _line(self, line: str) -> list[SSEEvent]:
         if not line:

@@ -60,6 +60,23 @@ def test_line_cap():
         decoder.feed(b"data: " + b"x" * 200)
 
 
+def test_line_cap_counts_a_line_held_in_many_pieces():
+    decoder = SSEDecoder(max_line=100)
+    for _ in range(10):
+        decoder.feed(b"data: " + b"x" * 3)  # 90 bytes held, no line end yet
+    with pytest.raises(UpstreamProtocolError):
+        decoder.feed(b"x" * 20)
+
+
+def test_a_long_line_in_many_pieces_is_one_line():
+    """A long ``data:`` line (a big tool call, sent whole) arrives in many reads without a line end;
+    the pieces are held apart and joined once, at the line end."""
+    line = b'data: {"x": "' + b"y" * 50_000 + b'"}'
+    chunks = [line[i:i + 1000] for i in range(0, len(line), 1000)]
+    events, _ = decode(*chunks, b"\r", b"\n", b"\r\n", b"data: next\n\n")
+    assert [len(e.data) for e in events] == [len(line) - 6, 4]
+
+
 STREAM = (
     b": OPENROUTER PROCESSING\r\n\r\nevent: e\r\ndata: {\"a\": \"\xc3\xa9\xf0\x9f\x98\x80\"}\r\n\r\n"
     b"data: line1\ndata: line2\n\nid: 3\rdata: cr\r\rdata: [DONE]\n\n"
