@@ -236,8 +236,8 @@ async def run_nonstreaming(state: ServerState, call: Call) -> dict[str, Any]:
         if isinstance(parsed, dict) and "error" in parsed and protocol != "anthropic":
             raise status_error(502, raw, {})
         try:
-            message = wire.translate_response(parsed, message_id=call.message_id, model_name=call.requested_model,
-                                              input_estimate=call.input_estimate)
+            message = wire.translate_response(parsed, model=model, message_id=call.message_id,
+                                              model_name=call.requested_model, input_estimate=call.input_estimate)
         except OccError:
             raise
         except Exception as exc:

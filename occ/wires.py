@@ -37,6 +37,7 @@ class Wire:
     protocol: str
     #: (request, raw client body, model, stream, log) -> upstream body bytes
     build: Callable[[dict[str, Any], bytes, ModelConfig, bool, Log], bytes]
+    #: (upstream body, *, model, message_id, model_name, input_estimate) -> Anthropic message
     translate_response: Callable[..., dict[str, Any]]
     #: (builder, model, the request's tool names) -> translator
     stream_translator: Callable[[AnthropicStreamBuilder, ModelConfig, list[str]], StreamTranslator]
@@ -56,19 +57,25 @@ def _json_builder(name: str) -> Callable[[dict[str, Any], bytes, ModelConfig, bo
     return build
 
 
-def _translate(name: str) -> Callable[..., dict[str, Any]]:
-    def translate(body: Any, **kwargs: Any) -> dict[str, Any]:
+def _translate(name: str, *, routed: bool = False) -> Callable[..., dict[str, Any]]:
+    """``routed``: the translator binds upstream reasoning state to the model that made it."""
+    def translate(body: Any, *, model: ModelConfig, **kwargs: Any) -> dict[str, Any]:
+        if routed:
+            kwargs["route"] = model.label
         return _module(name).translate_response(body, **kwargs)
 
     return translate
 
 
-def _streamer(name: str, cls: str, *, names: bool = False
+def _streamer(name: str, cls: str, *, names: bool = False, routed: bool = False
               ) -> Callable[[AnthropicStreamBuilder, ModelConfig, list[str]], StreamTranslator]:
     def make(builder: AnthropicStreamBuilder, model: ModelConfig, tool_names: list[str]) -> StreamTranslator:
+        kwargs: dict[str, Any] = {}
         if names:
-            return getattr(_module(name), cls)(builder, tool_names=tool_names)
-        return getattr(_module(name), cls)(builder)
+            kwargs["tool_names"] = tool_names
+        if routed:
+            kwargs["route"] = model.label
+        return getattr(_module(name), cls)(builder, **kwargs)
 
     return make
 
@@ -81,10 +88,10 @@ def _passthrough_build(request: dict[str, Any], raw: bytes, model: ModelConfig, 
 _WIRES = {
     "openai": Wire("openai", _json_builder("openai_chat"), _translate("openai_chat"),
                    _streamer("openai_chat", "ChatStreamTranslator", names=True)),
-    "responses": Wire("responses", _json_builder("responses"), _translate("responses"),
-                      _streamer("responses", "ResponsesStreamTranslator", names=True)),
-    "gemini": Wire("gemini", _json_builder("gemini"), _translate("gemini"),
-                   _streamer("gemini", "GeminiStreamTranslator", names=True)),
+    "responses": Wire("responses", _json_builder("responses"), _translate("responses", routed=True),
+                      _streamer("responses", "ResponsesStreamTranslator", names=True, routed=True)),
+    "gemini": Wire("gemini", _json_builder("gemini"), _translate("gemini", routed=True),
+                   _streamer("gemini", "GeminiStreamTranslator", names=True, routed=True)),
     "anthropic": Wire("anthropic", _passthrough_build, _translate("anthropic_passthrough"),
                       _streamer("anthropic_passthrough", "AnthropicPassthroughTranslator")),
 }

@@ -92,7 +92,10 @@ async def test_gemini_upstream_stream_with_key_header(fake, start_occ):
                                                                 "wire_format": "gemini"}}))
     async with sdk(url).messages.stream(model="m", max_tokens=100, messages=USER) as stream:
         final = await stream.get_final_message()
-    assert [b.type for b in final.content] == ["thinking", "text", "tool_use", "tool_use"]
+    # the call's signature arrived after text closed the thoughts: an empty thinking block carries it,
+    # which the SDK's accumulator takes as Anthropic's own omitted-display thinking
+    assert [b.type for b in final.content] == ["thinking", "text", "thinking", "tool_use", "tool_use"]
+    assert final.content[2].thinking == "" and final.content[2].signature.endswith("|sig")
     assert final.stop_reason == "tool_use"
     seen = fake.requests(path)[0]
     assert seen.query == "alt=sse" and seen.headers["x-goog-api-key"] == TEST_KEY
@@ -101,12 +104,14 @@ async def test_gemini_upstream_stream_with_key_header(fake, start_occ):
 
 async def test_gemini_multi_turn_tool_results_end_to_end(fake, start_occ):
     """A tool call answered by Gemini, its result sent back through occ: the second upstream request
-    carries one functionResponse per call, named after the calls, with the thought signature back."""
+    carries one functionResponse per call, named after the calls, with the thought signature back (here
+    the signature comes after text closed the thoughts, so it travels in a thinking block of its own)."""
     from test_gemini import frame
 
     path = "/v1beta/models/gemini-3.1-pro:streamGenerateContent"
     fake.queue(path, Reply(chunks=[
         frame({"candidates": [{"content": {"parts": [{"text": "Plan: look.", "thought": True}]}}]}),
+        frame({"candidates": [{"content": {"parts": [{"text": "Looking around."}]}}]}),
         frame({"candidates": [{"content": {"parts": [
             {"functionCall": {"name": "Bash", "args": {"command": "ls"}}, "thoughtSignature": "sig-1"},
             {"functionCall": {"name": "Read", "args": {"path": "a"}}}]}, "finishReason": "STOP"}]})]))

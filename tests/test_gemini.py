@@ -4,6 +4,7 @@ translation in the API's real shapes, CRLF SSE (44), and identical output for an
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import pytest
 from anthropic_checker import check_stream, translate_chunks
@@ -12,7 +13,13 @@ from hypothesis import strategies as st
 
 from occ.config import ModelConfig
 from occ.errors import UpstreamProtocolError, UpstreamStatus
-from occ.translate.gemini import SKIP_SIGNATURE, GeminiStreamTranslator, build_request, translate_response
+from occ.translate.gemini import (
+    SKIP_SIGNATURE,
+    GeminiStreamTranslator,
+    build_request,
+    thought_signature,
+    translate_response,
+)
 from occ.translate.gemini_schema import clean_schema
 
 MODEL = ModelConfig(provider="opencode-zen", model_id="gemini-3.1-pro", max_tokens=32000)
@@ -90,7 +97,7 @@ STREAM = b"".join([
 
 
 def run(raw: bytes, chunks: list[bytes] | None = None) -> dict:
-    return check_stream(translate_chunks(GeminiStreamTranslator, chunks or [raw])[0])
+    return check_stream(translate_chunks(partial(GeminiStreamTranslator, route=MODEL.label), chunks or [raw])[0])
 
 
 def _normalise_ids(message: dict) -> dict:
@@ -102,7 +109,10 @@ def _normalise_ids(message: dict) -> dict:
 
 def test_edge_44_crlf_stream_thinking_text_parallel_calls_usage():
     m = run(STREAM)
-    assert [b["type"] for b in m["content"]] == ["thinking", "text", "tool_use", "tool_use"]
+    # the signature arrived after text closed the thoughts: a thinking block with no text carries it
+    assert [b["type"] for b in m["content"]] == ["thinking", "text", "thinking", "tool_use", "tool_use"]
+    assert m["content"][0]["signature"] == "occ1." and m["content"][2] == {
+        "type": "thinking", "thinking": "", "signature": thought_signature(MODEL.label, "sig")}
     ids = [b["id"] for b in m["content"] if b["type"] == "tool_use"]
     assert len(set(ids)) == 2 and all(i.startswith("toolu_") for i in ids)
     assert m["stop_reason"] == "tool_use"
@@ -130,11 +140,11 @@ def test_non_streaming_response():
         {"text": "why", "thought": True}, {"text": "Here"},
         {"functionCall": {"name": "Bash", "args": {"command": "ls"}}}]}, "finishReason": "STOP"}],
         "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 2}},
-        message_id="msg_1", model_name="c", input_estimate=1)
+        message_id="msg_1", model_name="c", input_estimate=1, route=MODEL.label)
     assert [b["type"] for b in m["content"]] == ["thinking", "text", "tool_use"]
     assert m["stop_reason"] == "tool_use"
     blocked = translate_response({"promptFeedback": {"blockReason": "SAFETY"}}, message_id="m", model_name="c",
-                                 input_estimate=1)
+                                 input_estimate=1, route=MODEL.label)
     assert blocked["stop_reason"] == "refusal"
 
 
@@ -155,7 +165,7 @@ def test_edge_42_thought_signature_survives_the_round_trip():
             {"functionCall": {"name": "Bash", "args": {"command": "ls"}}, "thoughtSignature": "sig"},
             {"functionCall": {"name": "Read", "args": {"path": "a"}}}]}, "finishReason": "STOP"}]})]))
     signature = m["content"][0]["signature"]
-    assert signature == "occ1.g.sig"
+    assert signature == "occ1.g.opencode-zen/gemini-3.1-pro|sig"
     history = {"model": "x", "max_tokens": 10, "messages": [
         {"role": "user", "content": "list"},
         {"role": "assistant", "content": [{"type": "thinking", "thinking": "t", "signature": signature},
@@ -166,3 +176,64 @@ def test_edge_42_thought_signature_survives_the_round_trip():
     calls = [p for p in body["contents"][1]["parts"] if "functionCall" in p]
     assert calls[0]["thoughtSignature"] == "sig" and "thoughtSignature" not in calls[1]
     assert [p["functionResponse"]["name"] for p in body["contents"][2]["parts"]] == ["Bash", "Read"]
+
+
+def _history_with(content: list[dict]) -> dict:
+    calls = [b for b in content if b["type"] == "tool_use"]
+    return {"model": "x", "max_tokens": 10, "messages": [
+        {"role": "user", "content": "list"},
+        {"role": "assistant", "content": content},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": b["id"], "content": "ok"} for b in calls]}]}
+
+
+def _first_call_signature(request: dict, model: ModelConfig = MODEL) -> str:
+    body = build_request(request, model, stream=True)
+    return next(p for p in body["contents"][1]["parts"] if "functionCall" in p)["thoughtSignature"]
+
+
+CALL_WITH_SIGNATURE = frame({"candidates": [{"content": {"parts": [
+    {"functionCall": {"name": "Bash", "args": {"command": "ls"}}, "thoughtSignature": "sig-2"}]},
+    "finishReason": "STOP"}]})
+
+
+def test_a_signature_after_text_or_without_thoughts_still_goes_back_on_the_call():
+    """Thoughts closed by text, or no thoughts shown at all (includeThoughts off): the signature still
+    rides through the history, in a thinking block with no text, and returns on the first call."""
+    separated = run(b"".join([
+        frame({"candidates": [{"content": {"parts": [{"text": "Plan.", "thought": True}]}}]}),
+        frame({"candidates": [{"content": {"parts": [{"text": "Looking."}]}}]}),
+        CALL_WITH_SIGNATURE]))
+    hidden = run(CALL_WITH_SIGNATURE)
+    assert [b["type"] for b in hidden["content"]] == ["thinking", "tool_use"]
+    for message in (separated, hidden):
+        assert _first_call_signature(_history_with(message["content"])) == "sig-2"
+
+
+def test_non_streaming_carries_the_signature_too():
+    def answer(parts: list[dict]) -> dict:
+        return translate_response({"candidates": [{"content": {"parts": parts}, "finishReason": "STOP"}]},
+                                  message_id="m", model_name="c", input_estimate=1, route=MODEL.label)
+
+    call = {"functionCall": {"name": "Bash", "args": {"command": "ls"}}, "thoughtSignature": "sig-3"}
+    joined = answer([{"text": "why", "thought": True}, call])
+    assert [b["type"] for b in joined["content"]] == ["thinking", "tool_use"]
+    separated = answer([{"text": "why", "thought": True}, {"text": "Here"}, call])
+    assert [b["type"] for b in separated["content"]] == ["thinking", "text", "thinking", "tool_use"]
+    hidden = answer([call])
+    assert hidden["content"][0] == {"type": "thinking", "thinking": "", "signature": thought_signature(MODEL.label,
+                                                                                                       "sig-3")}
+    for message in (joined, separated, hidden):
+        assert _first_call_signature(_history_with(message["content"])) == "sig-3"
+
+
+def test_another_models_signature_is_never_replayed():
+    """Signatures are bound to model and route: another Gemini model (or the same model on another
+    provider) answers "Corrupted thought signature", so it gets the documented skip value instead."""
+    content = run(CALL_WITH_SIGNATURE)["content"]
+    other_model = ModelConfig(provider="opencode-zen", model_id="gemini-3-flash")
+    other_route = ModelConfig(provider="google", model_id=MODEL.model_id)
+    assert _first_call_signature(_history_with(content)) == "sig-2"
+    assert _first_call_signature(_history_with(content), other_model) == SKIP_SIGNATURE
+    assert _first_call_signature(_history_with(content), other_route) == SKIP_SIGNATURE
+    legacy = [{"type": "thinking", "thinking": "t", "signature": "occ1.g.sig"}, content[1]]
+    assert _first_call_signature(_history_with(legacy)) == SKIP_SIGNATURE

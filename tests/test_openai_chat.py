@@ -364,7 +364,7 @@ def test_any_generated_stream_any_split_is_valid_and_identical(script, data):
 def test_a_failed_attempt_leaves_nothing_held_for_the_next():
     builder = AnthropicStreamBuilder(message_id="msg_t", model="claude-x", input_tokens=5)
     builder.text("   ")
-    builder.thinking_signature("occ1.stale")
+    builder.thinking("\n")
     builder.forget_uncommitted()
     builder.text("Hi")
     builder.finish("end_turn")

@@ -4,6 +4,7 @@ API's real event shapes), and identical output for any chunk split."""
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import pytest
 from anthropic_checker import check_stream, translate_chunks
@@ -71,7 +72,7 @@ STREAM = b"".join([
 
 
 def run(raw: bytes, chunks: list[bytes] | None = None) -> dict:
-    return check_stream(translate_chunks(ResponsesStreamTranslator, chunks or [raw])[0])
+    return check_stream(translate_chunks(partial(ResponsesStreamTranslator, route=MODEL.label), chunks or [raw])[0])
 
 
 def test_stream_reasoning_text_and_two_calls():
@@ -112,7 +113,8 @@ def test_non_streaming_response():
         {"type": "reasoning", "summary": [{"type": "summary_text", "text": "why"}]},
         {"type": "message", "content": [{"type": "output_text", "text": "Hi"}]},
         {"type": "function_call", "id": "fc", "call_id": "call_9", "name": "Bash", "arguments": '{"a":1}'}],
-        "usage": {"input_tokens": 10, "output_tokens": 3}}, message_id="msg_1", model_name="c", input_estimate=1)
+        "usage": {"input_tokens": 10, "output_tokens": 3}}, message_id="msg_1", model_name="c", input_estimate=1,
+        route=MODEL.label)
     assert [b["type"] for b in m["content"]] == ["thinking", "text", "tool_use"]
     assert m["content"][2]["id"] == "call_9" and m["stop_reason"] == "tool_use"
 
@@ -141,3 +143,52 @@ def test_edge_43_reasoning_replayed_only_with_its_encrypted_content():
         {"role": "assistant", "content": [{"type": "thinking", "thinking": "t", "signature": "occ1."}]}]},
         MODEL, stream=True)
     assert not [i for i in bare["input"] if i["type"] == "reasoning"]
+
+
+def _replayed(content: list[dict], model: ModelConfig = MODEL) -> list[dict]:
+    calls = [b for b in content if b["type"] == "tool_use"]
+    body = build_request({"model": "x", "max_tokens": 100, "messages": [
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "content": content},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": b["id"], "content": "ok"}
+                                     for b in calls]}]}, model, stream=True)
+    return [i for i in body["input"] if i["type"] == "reasoning"]
+
+
+REASONING_ONLY = b"".join([
+    ev({"type": "response.output_item.added", "item": {"id": "rs_7", "type": "reasoning", "summary": []}}),
+    ev({"type": "response.output_item.done", "item": {"id": "rs_7", "type": "reasoning", "summary": [],
+                                                      "encrypted_content": "gAAAA-hidden"}}),
+    ev({"type": "response.output_item.added", "item": {"id": "fc", "type": "function_call", "call_id": "call_7",
+                                                       "name": "Bash"}}),
+    ev({"type": "response.function_call_arguments.done", "item_id": "fc", "arguments": "{}"}),
+    ev({"type": "response.completed", "response": {"usage": {"input_tokens": 5, "output_tokens": 1}}}),
+])
+
+
+def test_reasoning_without_a_summary_still_travels_in_the_history():
+    """Reasoning items often come with no summary text; their encrypted content must not be dropped, or
+    the model loses its reasoning between tool calls. A thinking block with no text carries it."""
+    m = run(REASONING_ONLY)
+    assert [b["type"] for b in m["content"]] == ["thinking", "tool_use"] and m["content"][0]["thinking"] == ""
+    assert _replayed(m["content"]) == [{"type": "reasoning", "id": "rs_7", "summary": [],
+                                        "encrypted_content": "gAAAA-hidden"}]
+
+
+def test_non_streaming_carries_encrypted_reasoning():
+    m = translate_response({"id": "resp", "status": "completed", "output": [
+        {"type": "reasoning", "id": "rs_8", "summary": [], "encrypted_content": "gAAAA-8"},
+        {"type": "function_call", "id": "fc", "call_id": "call_8", "name": "Bash", "arguments": "{}"}],
+        "usage": {"input_tokens": 10, "output_tokens": 3}}, message_id="m", model_name="c", input_estimate=1,
+        route=MODEL.label)
+    assert [b["type"] for b in m["content"]] == ["thinking", "tool_use"]
+    assert _replayed(m["content"]) == [{"type": "reasoning", "id": "rs_8", "summary": [],
+                                        "encrypted_content": "gAAAA-8"}]
+
+
+def test_another_models_reasoning_is_left_out():
+    """Encrypted reasoning is bound to the model that made it; another model would answer 400."""
+    content = run(REASONING_ONLY)["content"]
+    other = ModelConfig(provider="opencode-zen", model_id="gpt-5.5-mini")
+    assert _replayed(content, other) == []
+    assert _replayed(content, MODEL) != []

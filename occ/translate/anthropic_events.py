@@ -120,14 +120,16 @@ def final_stop_reason(stop_reason: str | None, *, has_tool_use: bool) -> str:
 def make_message(*, message_id: str, model: str, content: list[dict[str, Any]], stop_reason: str | None,
                  usage: Usage, stop_sequence: str | None = None) -> dict[str, Any]:
     """A non-streaming Anthropic message, held to the same rules as the stream builder: no empty
-    text or whitespace-only thinking blocks, tool inputs are objects, stop_reason agrees."""
+    text blocks, no whitespace-only thinking blocks unless they carry a signature (upstream reasoning
+    state), tool inputs are objects, stop_reason agrees."""
     blocks: list[dict[str, Any]] = []
     for block in content:
         kind = block.get("type")
         if kind == "text" and not (block.get("text") or "").strip():
             continue
-        if kind == "thinking" and not (block.get("thinking") or "").strip():
-            continue
+        if kind == "thinking" and not (block.get("thinking") or "").strip() \
+                and block.get("signature", SIGNATURE_PREFIX) == SIGNATURE_PREFIX:
+            continue  # an empty thinking block stays only to carry upstream reasoning state
         blocks.append(block)
     reason = final_stop_reason(stop_reason, has_tool_use=any(b.get("type") == "tool_use" for b in blocks))
     return {
@@ -181,12 +183,11 @@ class AnthropicStreamBuilder:
         return self._started
 
     def forget_uncommitted(self) -> None:
-        """Drop what a failed attempt left held (whitespace, a signature) before anything was sent, so
-        the next attempt starts clean. Committed state is never touched."""
+        """Drop the whitespace a failed attempt left held before anything was sent, so the next
+        attempt starts clean. Committed state is never touched."""
         if not self._started:
             self._held_ws = ""
             self._held_kind = None
-            self._signature = None
 
     def take(self) -> bytes:
         """All frames produced since the last call, as one buffer."""
@@ -205,8 +206,23 @@ class AnthropicStreamBuilder:
         self._content(_THINKING, text)
 
     def thinking_signature(self, signature: str) -> None:
-        """Signature for the open (or next) thinking block, sent as ``signature_delta`` at its stop."""
+        """Carry ``signature`` (an upstream's opaque reasoning state) in the message.
+
+        An open thinking block takes it as its ``signature_delta`` at its stop. Otherwise (the thinking
+        closed before the state arrived, or the upstream showed no thinking at all) a thinking block
+        with no text carries it, as Anthropic's own omitted-thinking blocks do: Claude Code keeps it in
+        its history and sends it back, so the state is never dropped on the floor."""
+        self._check_synthesizing()
+        if self._open == _THINKING:
+            self._signature = signature
+            return
+        self._held_ws = ""
+        self._held_kind = None
+        self._close_open()
+        self._open_block(b'{"type":"thinking","thinking":"","signature":""}')
+        self._open = _THINKING
         self._signature = signature
+        self._close_open()
 
     def end_block(self) -> None:
         """Close the open text/thinking block, so that the next content of the same kind starts a

@@ -4,10 +4,11 @@ Gemini has no tool-call ids: each ``functionCall`` part gets a generated ``toolu
 back each ``tool_result`` is matched to its call's name through the history. A tool-result turn must
 carry exactly as many ``functionResponse`` parts as the previous model turn had calls (edge case 41).
 Gemini 3 rejects a replayed ``functionCall`` without its thought signature (edge case 42). occ keeps no
-server-side state: a signature that arrives while a thought block is open travels in that thinking
-block's signature (``occ1.g.<signature>``) through Claude Code's history and goes back on the first call
-of its step; a step without one (another model's history) gets the documented
-``skip_thought_signature_validator``.
+server-side state: the signature travels through Claude Code's history in a thinking block's signature
+(``occ1.g.<provider/model>|<signature>``): the open thought block's, or a thinking block with no text when
+the thoughts were closed by text or not shown. It goes back on the first call of its step, and only to
+the model that minted it: signatures are bound to model and route, and another model's answers "Corrupted
+thought signature". A step without one of its own gets the documented ``skip_thought_signature_validator``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from .tool_ids import from_upstream_name, to_upstream_name
 if TYPE_CHECKING:
     from ..config import ModelConfig
 
-__all__ = ["GeminiStreamTranslator", "build_request", "translate_response"]
+__all__ = ["GeminiStreamTranslator", "build_request", "thought_signature", "translate_response"]
 
 SKIP_SIGNATURE = "skip_thought_signature_validator"
 #: A thinking block whose signature starts with this carries a Gemini thought signature.
@@ -37,16 +38,30 @@ _RETRYABLE = {"MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL", "TOO_MANY_TOOL_
 _BUDGETS = {"low": 1024, "medium": 8192, "high": 24576, "xhigh": 32768, "max": 32768}
 
 
-def _contents(request: dict[str, Any]) -> list[dict[str, Any]]:
+def thought_signature(route: str, signature: str) -> str:
+    """The Anthropic thinking signature that carries Gemini's ``signature`` for the model ``route``."""
+    return f"{THOUGHT_PREFIX}{route}|{signature}"
+
+
+def _carried(blocks: list[dict[str, Any]], route: str) -> str | None:
+    """The Gemini signature a turn carries for ``route``; None if it carries none, or another model's."""
+    for block in blocks:
+        signature = block.get("signature") if block.get("type") == "thinking" else None
+        if isinstance(signature, str) and signature.startswith(THOUGHT_PREFIX):
+            owner, sep, value = signature[len(THOUGHT_PREFIX):].rpartition("|")
+            if sep and owner == route and value:
+                return value
+    return None
+
+
+def _contents(request: dict[str, Any], route: str) -> list[dict[str, Any]]:
     contents: list[dict[str, Any]] = []
     names: dict[str, str] = {}
     for turn in turns(request):
         parts: list[dict[str, Any]] = []
         if turn.role == "assistant":
             first_call = True
-            carried = next((str(b.get("signature"))[len(THOUGHT_PREFIX):] for b in turn.blocks
-                            if b.get("type") == "thinking" and str(b.get("signature", "")).startswith(THOUGHT_PREFIX)),
-                           None)
+            carried = _carried(turn.blocks, route)
             for block in turn.blocks:
                 kind = block.get("type")
                 if kind == "text" and block.get("text"):
@@ -91,7 +106,7 @@ def _contents(request: dict[str, Any]) -> list[dict[str, Any]]:
 
 def build_request(request: dict[str, Any], model: ModelConfig, *, stream: bool,
                   log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"contents": _contents(request)}
+    body: dict[str, Any] = {"contents": _contents(request, model.label)}
     system = system_text(request)
     if system:
         body["systemInstruction"] = {"parts": [{"text": system}]}
@@ -178,7 +193,8 @@ def _stop(finish: str, emitted: bool) -> str:
     raise UpstreamStatus(502, f"upstream stopped with finishReason {finish or 'unspecified'} and no content")
 
 
-def translate_response(body: Any, *, message_id: str, model_name: str, input_estimate: int) -> dict[str, Any]:
+def translate_response(body: Any, *, message_id: str, model_name: str, input_estimate: int,
+                       route: str) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise UpstreamProtocolError("upstream answer is not a JSON object")
     if isinstance(body.get("error"), dict):
@@ -194,6 +210,12 @@ def translate_response(body: Any, *, message_id: str, model_name: str, input_est
     content: list[dict[str, Any]] = []
     for part in (candidate.get("content") or {}).get("parts") or []:
         if "functionCall" in part:
+            if isinstance(part.get("thoughtSignature"), str):
+                signature = thought_signature(route, part["thoughtSignature"])
+                if content and content[-1]["type"] == "thinking" and content[-1]["signature"] == SIGNATURE_PREFIX:
+                    content[-1]["signature"] = signature
+                else:
+                    content.append({"type": "thinking", "thinking": "", "signature": signature})
             call = part["functionCall"]
             args = call.get("args") if isinstance(call.get("args"), dict) else {}
             content.append({"type": "tool_use", "id": "toolu_" + secrets.token_hex(12),
@@ -210,8 +232,9 @@ def translate_response(body: Any, *, message_id: str, model_name: str, input_est
 class GeminiStreamTranslator:
     """Each SSE event is a partial GenerateContentResponse; functionCall parts arrive whole."""
 
-    def __init__(self, builder: AnthropicStreamBuilder, *, tool_names: list[str] | None = None) -> None:
+    def __init__(self, builder: AnthropicStreamBuilder, *, route: str, tool_names: list[str] | None = None) -> None:
         self._builder = builder
+        self._route = route
         self._tool_names = tool_names or []
         self._usage: Usage | None = None
         self._emitted = False
@@ -243,8 +266,7 @@ class GeminiStreamTranslator:
                     continue
                 if isinstance(part.get("functionCall"), dict):
                     if isinstance(part.get("thoughtSignature"), str):
-                        # closes the open thinking block with it, so Claude Code's history carries it back
-                        self._builder.thinking_signature(THOUGHT_PREFIX + part["thoughtSignature"])
+                        self._builder.thinking_signature(thought_signature(self._route, part["thoughtSignature"]))
                     call = part["functionCall"]
                     args = call.get("args") if isinstance(call.get("args"), dict) else {}
                     name = from_upstream_name(str(call.get("name", "")), self._tool_names)

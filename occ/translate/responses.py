@@ -4,8 +4,10 @@ Function calls are items with a ``call_id`` (that is the Anthropic ``tool_use.id
 arguments arrive as deltas keyed by the item's ``id``; they are buffered and written whole through
 the stream builder once ``...arguments.done`` or the item's ``output_item.done`` arrives. Reasoning
 items are never replayed by bare ``rs_`` id (under ``store: false`` that is a 404, protocols.md §7
-item 43): their id and ``encrypted_content`` travel in the thinking block's signature
-(``occ1.r.<base64url>``) through Claude Code's history and come back as a whole reasoning item.
+item 43): their id and ``encrypted_content`` travel in a thinking block's signature (``occ1.r.<base64url>``;
+a thinking block with no text when the item had no summary) through Claude Code's history and come back
+as a whole reasoning item, only to the model that made it (encrypted reasoning is bound to its model:
+another model's is left out, never sent to draw a 400).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from .tool_schema import openai_tools
 if TYPE_CHECKING:
     from ..config import ModelConfig
 
-__all__ = ["ResponsesStreamTranslator", "build_request", "translate_response"]
+__all__ = ["ResponsesStreamTranslator", "build_request", "reasoning_signature", "translate_response"]
 
 #: A thinking block whose signature starts with this carries a Responses reasoning item.
 REASONING_PREFIX = SIGNATURE_PREFIX + "r."
@@ -51,7 +53,7 @@ def _user_parts(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return parts
 
 
-def _input(request: dict[str, Any]) -> list[dict[str, Any]]:
+def _input(request: dict[str, Any], route: str) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     for turn in turns(request):
         blocks = list(turn.blocks)
@@ -59,7 +61,7 @@ def _input(request: dict[str, Any]) -> list[dict[str, Any]]:
             for block in blocks:
                 signature = str(block.get("signature", "")) if block.get("type") == "thinking" else ""
                 if signature.startswith(REASONING_PREFIX):
-                    item = _decode_reasoning(signature[len(REASONING_PREFIX):])
+                    item = _decode_reasoning(signature[len(REASONING_PREFIX):], route)
                     if item is not None:
                         items.append(item)
             text = "".join(str(b.get("text", "")) for b in blocks if b.get("type") == "text")
@@ -86,27 +88,29 @@ def _input(request: dict[str, Any]) -> list[dict[str, Any]]:
     return items
 
 
-def _encode_reasoning(item_id: str, encrypted: str) -> str:
-    raw = dumps_str({"id": item_id, "encrypted_content": encrypted}).encode()
+def reasoning_signature(route: str, item_id: str, encrypted: str) -> str:
+    """The Anthropic thinking signature that carries a reasoning item of the model ``route``."""
+    raw = dumps_str({"id": item_id, "encrypted_content": encrypted, "route": route}).encode()
     return REASONING_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_reasoning(encoded: str) -> dict[str, Any] | None:
+def _decode_reasoning(encoded: str, route: str) -> dict[str, Any] | None:
     """A reasoning item to replay, only ever with its encrypted content (a bare ``rs_`` id is a 404
-    under ``store: false``)."""
+    under ``store: false``) and only to the model that made it."""
     try:
         data = loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
     except (ValueError, *JSONDecodeError):
         return None
-    if not isinstance(data, dict) or not data.get("encrypted_content") or not data.get("id"):
+    if not isinstance(data, dict) or not data.get("encrypted_content") or not data.get("id") \
+            or data.get("route") != route:
         return None
     return {"type": "reasoning", "id": data["id"], "summary": [], "encrypted_content": data["encrypted_content"]}
 
 
 def build_request(request: dict[str, Any], model: ModelConfig, *, stream: bool,
                   log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": model.model_id, "input": _input(request), "store": False, "stream": stream,
-                            "include": ["reasoning.encrypted_content"]}
+    body: dict[str, Any] = {"model": model.model_id, "input": _input(request, model.label), "store": False,
+                            "stream": stream, "include": ["reasoning.encrypted_content"]}
     instructions = system_text(request)
     if instructions:
         body["instructions"] = instructions
@@ -172,7 +176,8 @@ def _args(raw: Any, name: str) -> dict[str, Any]:
     return value
 
 
-def translate_response(body: Any, *, message_id: str, model_name: str, input_estimate: int) -> dict[str, Any]:
+def translate_response(body: Any, *, message_id: str, model_name: str, input_estimate: int,
+                       route: str) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise UpstreamProtocolError("upstream answer is not a JSON object")
     if body.get("status") == "failed" or isinstance(body.get("error"), dict):
@@ -184,8 +189,11 @@ def translate_response(body: Any, *, message_id: str, model_name: str, input_est
         kind = item.get("type")
         if kind == "reasoning":
             text = "\n\n".join(str(s.get("text", "")) for s in item.get("summary") or [] if isinstance(s, dict))
-            if text.strip():
-                content.append({"type": "thinking", "thinking": text, "signature": SIGNATURE_PREFIX})
+            signature = SIGNATURE_PREFIX
+            if item.get("encrypted_content") and item.get("id"):
+                signature = reasoning_signature(route, str(item["id"]), str(item["encrypted_content"]))
+            if text.strip() or signature != SIGNATURE_PREFIX:
+                content.append({"type": "thinking", "thinking": text if text.strip() else "", "signature": signature})
         elif kind == "message":
             text = "".join(str(p.get("text", "")) for p in item.get("content") or []
                            if isinstance(p, dict) and p.get("type") in ("output_text", "refusal"))
@@ -203,8 +211,9 @@ def translate_response(body: Any, *, message_id: str, model_name: str, input_est
 class ResponsesStreamTranslator:
     """Responses API stream events in, builder calls out."""
 
-    def __init__(self, builder: AnthropicStreamBuilder, *, tool_names: list[str] | None = None) -> None:
+    def __init__(self, builder: AnthropicStreamBuilder, *, route: str, tool_names: list[str] | None = None) -> None:
         self._builder = builder
+        self._route = route
         self._tool_names = tool_names or []
         self._calls: dict[str, dict[str, Any]] = {}
         self._summary_parts = 0
@@ -246,8 +255,8 @@ class ResponsesStreamTranslator:
                 self._emit_call(str(item.get("id")), item.get("arguments"))
             elif item.get("type") in ("reasoning", "message"):
                 if item.get("type") == "reasoning" and item.get("encrypted_content") and item.get("id"):
-                    self._builder.thinking_signature(_encode_reasoning(str(item["id"]),
-                                                                       str(item["encrypted_content"])))
+                    self._builder.thinking_signature(reasoning_signature(self._route, str(item["id"]),
+                                                                         str(item["encrypted_content"])))
                 self._builder.end_block()
                 self._summary_parts = 0
         elif kind == "response.completed":
