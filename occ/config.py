@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -355,6 +356,10 @@ def _url(p: _Problems, data: Mapping[str, Any], key: str, path: str, default: st
     value = _get(p, data, key, path, "str", default)
     if value is not None and value != "" and not value.startswith(("http://", "https://")):
         p.error(f"{path}.{key}", f"expected an http:// or https:// URL, got {value!r}")
+    elif value and "@" in urllib.parse.urlsplit(value).netloc:
+        # not quoted: the URL holds a password
+        p.error(f"{path}.{key}", "the URL holds credentials (user:password@), which occ neither sends nor keeps "
+                "out of logs; put them in the provider's headers instead (\"authorization\": \"Basic ...\")")
     return value or default
 
 

@@ -178,3 +178,15 @@ def test_a_key_pasted_into_the_wrong_field_never_reaches_a_message():
     with pytest.raises(ConfigError) as info:
         parse({"providers": {"x": {"api_key": secret, "protocol": secret}}, "models": {"default": {"model_id": "m"}}})
     assert secret not in str(info.value) and "providers.x.protocol" in str(info.value)
+
+
+def test_credentials_in_a_base_url_are_refused_without_repeating_them():
+    """occ's client does not send URL credentials and its logs show URLs: a password there would be
+    ignored and leaked, so the config says where to put it instead."""
+    with pytest.raises(ConfigError) as info:
+        parse({"api_key": "k", "providers": {"gw": {"base_url": "https://bob:hunter2-pw@gw.example/v1",
+                                                    "protocol": "openai"}},
+               "models": {"default": {"provider": "gw", "model_id": "m"}}})
+    [problem] = info.value.problems
+    assert problem.startswith("providers.gw.base_url: the URL holds credentials") and "headers" in problem
+    assert "hunter2" not in problem and "bob" not in problem
