@@ -88,7 +88,8 @@ class OccApp:
             body = await _read_body(receive, config.max_body_bytes)
             request = parse_messages_request(body)
             record.client_model = request["model"]
-            the_route = route(request, config)
+            estimate = count_tokens(request)  # once: routing and message_start use the same count
+            the_route = route(request, config, token_estimate=estimate)
             record.scenario, record.reason = the_route.scenario, the_route.reason
             record.chain = [m.label for m in the_route.chain]
             call = Call(
@@ -98,7 +99,7 @@ class OccApp:
                 client_headers=headers,
                 requested_model=request["model"],
                 stream=bool(request.get("stream")),
-                input_estimate=count_tokens(request),
+                input_estimate=estimate,
                 route=the_route,
                 message_id="msg_" + secrets.token_hex(12),
                 config=config,

@@ -6,9 +6,12 @@ Both produce compact UTF-8 with non-ASCII kept as is; ``dumps`` returns bytes, `
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
-__all__ = ["JSONDecodeError", "dumps", "dumps_str", "loads"]
+__all__ = ["JSONDecodeError", "dumps", "dumps_str", "loads", "loads_request", "repair_surrogates"]
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 try:
     import orjson
@@ -35,3 +38,40 @@ except ImportError:  # pragma: no cover - orjson is a declared dependency
 
     def dumps_str(obj: Any) -> str:
         return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+def loads_request(data: bytes) -> Any:
+    """A client's JSON body, with lone UTF-16 surrogate escapes (``"\\ud83d"`` with no partner)
+    replaced by U+FFFD.
+
+    JavaScript strings may hold half a surrogate pair (a tool output cut in the middle of an emoji),
+    and ``JSON.stringify`` writes it as an escape. Anthropic's API answers such a body with 400 "no
+    low surrogate in string", and since the string stays in the history every later turn fails the
+    same way (anthropics/claude-code#3277 and its many duplicates). No upstream can take it either, so
+    occ repairs the string rather than ending the session. Everything else invalid stays invalid.
+
+    Raises:
+        ValueError (one of :data:`JSONDecodeError`): not JSON, or ``NaN``/``Infinity`` literals.
+    """
+    try:
+        return loads(data)
+    except JSONDecodeError as first:
+        try:
+            return repair_surrogates(json.loads(data, parse_constant=_no_constants))
+        except (ValueError, RecursionError):
+            raise first from None
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def repair_surrogates(value: Any) -> Any:
+    """``value`` (parsed by the standard library) with every lone surrogate replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value) if _LONE_SURROGATE.search(value) else value
+    if isinstance(value, dict):
+        return {repair_surrogates(k): repair_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [repair_surrogates(v) for v in value]
+    return value

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import InvalidRequest
-from .jsonfast import JSONDecodeError, loads
+from .jsonfast import JSONDecodeError, loads_request
 
 __all__ = ["normalize_model_name", "parse_count_tokens_request", "parse_messages_request"]
 
@@ -21,7 +21,7 @@ def _load_object(body: bytes) -> dict[str, Any]:
     if not body.strip():
         raise InvalidRequest("request body is empty: expected a JSON object")
     try:
-        value = loads(body)
+        value = loads_request(body)
     except JSONDecodeError as exc:
         raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
     if not isinstance(value, dict):

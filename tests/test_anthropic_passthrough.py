@@ -100,10 +100,13 @@ def test_signatures_cache_control_unknown_fields_and_unicode_survive_byte_for_by
     assert "ünïcode \u2028 line".encode() in out and b"123456789012345678901234567890" in out
 
 
-def test_lone_surrogate_escape_is_forwarded_as_an_escape():
-    raw = b'{"model":"claude-x","messages":[{"role":"user","content":"bad \\ud83d half"}]}'
+def test_a_lone_surrogate_escape_is_repaired_not_forwarded():
+    """Anthropic's own API answers a lone surrogate with 400 "no low surrogate in string", so it is
+    replaced by U+FFFD (a valid pair survives), even when nothing else in the body changed."""
+    raw = b'{"model":"minimax-m3","messages":[{"role":"user","content":"bad \\ud83d half \\ud83d\\ude00"}]}'
     out = build_body(raw, {}, MODEL)
-    assert b"\\ud83d" in out and json.loads(out)["model"] == "minimax-m3"
+    assert json.loads(out)["messages"][0]["content"] == "bad \ufffd half \U0001f600"
+    assert b"\\ud83d" not in out
 
 
 # -- build_body: the named rules -------------------------------------------------------------------

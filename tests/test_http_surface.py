@@ -3,6 +3,7 @@ with the right status for every bad input."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 import httpx
@@ -37,6 +38,8 @@ def assert_error(response: httpx.Response, status: int, error_type: str, *needle
     ("content", "needle"),
     [
         (b"{not json", "not valid JSON"),
+        (b'{"model": "m", "max_tokens": NaN, "messages": []}', "not valid JSON"),
+        (b'{"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "\xff"}]}', "not valid JSON"),
         (b"[1, 2]", "must be a JSON object"),
         (b"", "empty"),
         (b'{"messages": [], "max_tokens": 5}', "model: field required"),
@@ -53,6 +56,25 @@ def assert_error(response: httpx.Response, status: int, error_type: str, *needle
 async def test_bad_bodies_get_a_clear_400(url, content, needle):
     response = await _post(url, "/v1/messages?beta=true", content)
     assert_error(response, 400, "invalid_request_error", needle)
+
+
+async def test_a_lone_surrogate_is_repaired_not_a_400(url, fake):
+    """Half an emoji in a tool output (JSON.stringify writes it as a lone escape) made Anthropic's API
+    answer 400 on every later turn of the session (anthropics/claude-code#3277); occ sends U+FFFD on."""
+    from fake_upstream import Reply
+
+    fake.queue("/v1/chat/completions", Reply(body={"id": "x", "choices": [{"index": 0, "message": {
+        "role": "assistant", "content": "fine"}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 3,
+                                                                                     "completion_tokens": 1}}))
+    body = (b'{"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "tool_result", '
+            b'"tool_use_id": "t", "content": "cut \\ud83d here, kept \\ud83d\\ude00"}, {"type": "text", '
+            b'"text": "go on"}]}]}')
+    response = await _post(url, "/v1/messages", body)
+    assert response.status_code == 200, response.text
+    assert "cut \ufffd here, kept \U0001f600" in json.dumps(fake.requests("/v1/chat/completions")[-1].json,
+                                                              ensure_ascii=False)
+    counted = await _post(url, "/v1/messages/count_tokens", body)
+    assert counted.status_code == 200 and counted.json()["input_tokens"] > 0
 
 
 async def test_body_over_the_limit_is_413(url):

@@ -18,11 +18,12 @@ an upstream that breaks it fails the attempt rather than reaching the client. Sa
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UpstreamProtocolError, UpstreamStatus
-from ..jsonfast import JSONDecodeError, dumps, dumps_str, loads
+from ..jsonfast import JSONDecodeError, dumps, dumps_str, loads, repair_surrogates
 from ..sse import SSEEvent, event_json
 from .anthropic_events import SIGNATURE_PREFIX, AnthropicStreamBuilder, Usage, final_stop_reason
 
@@ -63,6 +64,9 @@ ALLOWED_BETAS = frozenset({
 #: Replacement for an assistant turn whose only content was occ-minted thinking: Anthropic rejects
 #: empty turns and whitespace-only text, so the turn keeps a short, honest marker.
 THINKING_OMITTED = "(thinking omitted)"
+
+#: A ``\uD800``-``\uDFFF`` escape in raw JSON: half of a surrogate pair, or a lone one.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 #: Anthropic's floor for ``thinking.budget_tokens``.
 MIN_THINKING_BUDGET = 1024
@@ -198,12 +202,15 @@ def build_body(raw_body: bytes, request: dict[str, Any], model: ModelConfig) -> 
     client sent are the most faithful request there is.
     """
     try:
-        body = json.loads(raw_body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        body = json.loads(raw_body)  # not orjson: integers beyond 64 bits stay exact
+    except (ValueError, RecursionError):
         return raw_body
     if not isinstance(body, dict) or not isinstance(body.get("model"), str):
         return raw_body
-    changed = body["model"] != model.model_id
+    surrogates = _SURROGATE_ESCAPE.search(raw_body) is not None
+    if surrogates:  # perhaps a lone one, which no upstream takes: send the repaired text
+        body = repair_surrogates(body)
+    changed = body["model"] != model.model_id or surrogates
     body["model"] = model.model_id
     for rule in RULES:
         changed = rule(body, model) or changed
@@ -211,13 +218,12 @@ def build_body(raw_body: bytes, request: dict[str, Any], model: ModelConfig) -> 
 
 
 def _serialise(body: dict[str, Any]) -> bytes:
-    """Compact JSON in the client's key order. The standard library is used on both sides because it
-    round-trips what orjson refuses (integers beyond 64 bits, lone surrogate escapes); a lone
-    surrogate cannot be UTF-8, so such a body is written with ASCII escapes instead."""
+    """Compact JSON in the client's key order: orjson, or the standard library for what orjson
+    cannot write (integers beyond 64 bits, kept exact by :func:`loads_request`)."""
     try:
+        return dumps(body)
+    except TypeError:
         return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    except UnicodeEncodeError:
-        return json.dumps(body, separators=(",", ":")).encode("ascii")
 
 
 def forward_headers(client_headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
