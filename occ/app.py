@@ -9,7 +9,6 @@ nursery it opened. Quart keeps the other endpoints, with its response and body t
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,6 +23,7 @@ from .client_limits import client_identity
 from .config import Config, load_config
 from .errors import InvalidRequest, NotFound, OccError, RequestTooLarge, to_anthropic
 from .fallback import Call, run_nonstreaming, run_streaming
+from .ids import random_hex
 from .jsonfast import dumps
 from .logs import get_logger
 from .relay import Relay, error_headers, send_json
@@ -101,7 +101,7 @@ class OccApp:
                 stream=bool(request.get("stream")),
                 input_estimate=estimate,
                 route=the_route,
-                message_id="msg_" + secrets.token_hex(12),
+                message_id="msg_" + random_hex(),
                 config=config,
             )
             record.call = call
@@ -208,7 +208,7 @@ def _headers(scope: Scope) -> dict[str, str]:
 
 
 def _new_request_id() -> str:
-    return "req_" + secrets.token_hex(12)
+    return "req_" + random_hex()
 
 
 def _request_id(scope: Scope) -> str:

@@ -31,7 +31,8 @@ _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _LINE_END = re.compile(rb"\r?\n")
 _STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: (.*))?")
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: One header field: a token name, a colon, the value without surrounding blanks, the line end.
+_HEADER_FIELD = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*(.*?)[ \t]*(?:\r?\n|\Z)")
 _FORBIDDEN_VALUE = re.compile(r"[\r\n\x00]")
 
 # body framing
@@ -179,21 +180,27 @@ class ResponseParser:
                 return True
 
     def _parse_head_block(self, head: bytes) -> bool:
-        lines = _LINE_END.split(head)
-        status_line = _STATUS_LINE.fullmatch(lines[0])
+        end = head.find(b"\n")
+        pos = len(head) if end < 0 else end + 1
+        first = head[:end] if end >= 0 else head
+        status_line = _STATUS_LINE.fullmatch(first[:-1] if first.endswith(b"\r") else first)
         if status_line is None:
-            raise UpstreamProtocolError(f"upstream sent no HTTP/1.x status line ({lines[0][:80]!r})")
+            raise UpstreamProtocolError(f"upstream sent no HTTP/1.x status line ({first[:80]!r})")
         status = int(status_line.group(2))
         headers: dict[str, str] = {}
-        for line in lines[1:]:
+        # one scan for all the fields; each must start where the previous one ended
+        for field in _HEADER_FIELD.finditer(head, pos):
+            if field.start() != pos:
+                break
+            key = field[1].decode("ascii").lower()
+            text = field[2].decode("latin-1")
+            headers[key] = f"{headers[key]}, {text}" if key in headers else text
+            pos = field.end()
+        if pos < len(head):
+            line = _LINE_END.split(head[pos:], maxsplit=1)[0]
             if line[:1] in (b" ", b"\t"):
                 raise UpstreamProtocolError("upstream response header uses obsolete line folding")
-            name, colon, value = line.partition(b":")
-            if not colon or _TOKEN.fullmatch(name) is None:
-                raise UpstreamProtocolError(f"upstream sent a malformed response header line ({line[:80]!r})")
-            key = name.decode("ascii").lower()
-            text = value.strip(b" \t").decode("latin-1")
-            headers[key] = f"{headers[key]}, {text}" if key in headers else text
+            raise UpstreamProtocolError(f"upstream sent a malformed response header line ({line[:80]!r})")
         if 100 <= status < 200:
             if status == 101:
                 raise UpstreamProtocolError("upstream switched protocols (HTTP 101), which occ does not speak")

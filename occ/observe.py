@@ -38,6 +38,22 @@ class _ModelStats:
         self.ttft: deque[float] = deque(maxlen=_WINDOW)
 
 
+class _Children:
+    """A labelled metric's children, each looked up once: ``labels()`` validates its arguments and
+    takes a lock on every call, on the path of every request. Label values are bounded (see above),
+    so the map is too."""
+
+    def __init__(self, metric: Any) -> None:
+        self._metric = metric
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *values: str) -> Any:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._metric.labels(*values)
+        return child
+
+
 class Observer:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -55,31 +71,33 @@ class Observer:
         self.breaker = Gauge("occ_breaker_open", "1 when a model's circuit is open or half-open", ["model"],
                              registry=self.registry)
         self.per_model: dict[str, _ModelStats] = defaultdict(_ModelStats)
+        self._requests, self._attempts, self._ttft, self._fallbacks, self._tokens = (
+            _Children(m) for m in (self.requests, self.attempts, self.ttft, self.fallbacks, self.tokens))
 
     def observe(self, record: RequestLog) -> None:
         fields = record.fields()
         outcome = fields["outcome"]
         model = fields.get("model") or "-"
-        self.requests.labels(fields.get("scenario") or "-", model, outcome).inc()
+        self._requests(fields.get("scenario") or "-", model, outcome).inc()
         attempts = fields.get("attempts") or []
         for attempt in attempts:
-            self.attempts.labels(attempt["model"], attempt["outcome"]).observe(attempt["ms"] / 1000)
+            self._attempts(attempt["model"], attempt["outcome"]).observe(attempt["ms"] / 1000)
             stats = self.per_model[attempt["model"]]
             stats.requests += 1
             stats.outcomes[attempt["outcome"]] += 1
             stats.latency.append(attempt["ms"] / 1000)
             if attempt["outcome"] != "ok":
-                self.fallbacks.labels(attempt["model"]).inc()
+                self._fallbacks(attempt["model"]).inc()
         if outcome == "client_cancelled" and attempts:
             self.per_model[attempts[-1]["model"]].outcomes["client_cancelled"] += 1
         ttft = fields.get("ttft_ms")
         if ttft is not None and model != "-":
-            self.ttft.labels(model).observe(ttft / 1000)
+            self._ttft(model).observe(ttft / 1000)
             self.per_model[model].ttft.append(ttft / 1000)
         for kind, key in (("input", "tokens_in"), ("output", "tokens_out"), ("cached", "tokens_cached")):
             value = fields.get(key)
             if value:
-                self.tokens.labels(model, kind).inc(value)
+                self._tokens(model, kind).inc(value)
 
     def metrics_text(self, state: ServerState) -> bytes:
         self.in_flight.set(state.in_flight)

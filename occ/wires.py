@@ -43,11 +43,19 @@ class Wire:
     stream_translator: Callable[[AnthropicStreamBuilder, ModelConfig, list[str]], StreamTranslator]
 
 
+_modules: dict[str, Any] = {}
+
+
 def _module(name: str) -> Any:
-    try:
-        return importlib.import_module(f"occ.translate.{name}")
-    except ImportError as exc:
-        raise TranslationError(f"this build of occ cannot speak the {name} protocol ({exc})") from None
+    """The translator module for ``name``, imported on first use (a failure is retried, and reported,
+    on every request that needs it; a success costs one dict lookup from then on)."""
+    module = _modules.get(name)
+    if module is None:
+        try:
+            module = _modules[name] = importlib.import_module(f"occ.translate.{name}")
+        except ImportError as exc:
+            raise TranslationError(f"this build of occ cannot speak the {name} protocol ({exc})") from None
+    return module
 
 
 def _json_builder(name: str) -> Callable[[dict[str, Any], bytes, ModelConfig, bool, Log], bytes]:

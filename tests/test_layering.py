@@ -12,7 +12,7 @@ from occ import errors
 
 OCC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "occ")
 SANS_IO = ["config.py", "errors.py", "sse.py", "routing.py", "tokens.py", "validate.py", "providers.py",
-           "jsonfast.py", "wires.py", "http1.py", "resilience/breaker.py", "resilience/classify.py"] + [
+           "jsonfast.py", "wires.py", "http1.py", "ids.py", "resilience/breaker.py", "resilience/classify.py"] + [
     f"translate/{name}" for name in os.listdir(os.path.join(OCC, "translate")) if name.endswith(".py")]
 IO_LIBS = {"trio", "httpx", "quart", "quart_trio", "hypercorn", "anyio"}
 

@@ -13,7 +13,6 @@ thought signature". A step without one of its own gets the documented ``skip_tho
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +22,7 @@ from .anthropic_events import SIGNATURE_PREFIX, AnthropicStreamBuilder, Usage, m
 from .anthropic_request import clamped_max_tokens, effort_of, system_text, turns
 from .gemini_schema import clean_schema
 from .openai_chat import text_of
-from .tool_ids import from_upstream_name, to_upstream_name
+from .tool_ids import from_upstream_name, new_tool_id, to_upstream_name
 
 if TYPE_CHECKING:
     from ..config import ModelConfig
@@ -218,7 +217,7 @@ def translate_response(body: Any, *, message_id: str, model_name: str, input_est
                     content.append({"type": "thinking", "thinking": "", "signature": signature})
             call = part["functionCall"]
             args = call.get("args") if isinstance(call.get("args"), dict) else {}
-            content.append({"type": "tool_use", "id": "toolu_" + secrets.token_hex(12),
+            content.append({"type": "tool_use", "id": new_tool_id(),
                             "name": call.get("name", ""), "input": args})
         elif isinstance(part.get("text"), str):
             if part.get("thought"):
@@ -270,7 +269,7 @@ class GeminiStreamTranslator:
                     call = part["functionCall"]
                     args = call.get("args") if isinstance(call.get("args"), dict) else {}
                     name = from_upstream_name(str(call.get("name", "")), self._tool_names)
-                    self._builder.tool_use("toolu_" + secrets.token_hex(12), name, args)
+                    self._builder.tool_use(new_tool_id(), name, args)
                     self._emitted = True
                 elif isinstance(part.get("text"), str) and part["text"]:
                     if part.get("thought"):

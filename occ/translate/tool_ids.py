@@ -16,7 +16,8 @@ import base64
 import binascii
 import hashlib
 import re
-import secrets
+
+from ..ids import random_hex
 
 __all__ = [
     "MAX_UPSTREAM_ID",
@@ -38,7 +39,7 @@ _PREFIX = "occ-"
 
 def new_tool_id() -> str:
     """A fresh Anthropic-style id, for upstreams that send none (or a duplicate)."""
-    return "toolu_" + secrets.token_hex(12)
+    return "toolu_" + random_hex()
 
 
 def _needs_encoding(upstream_id: str) -> bool:
