@@ -31,8 +31,9 @@ _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _LINE_END = re.compile(rb"\r?\n")
 _STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: (.*))?")
-#: One header field: a token name, a colon, the value without surrounding blanks, the line end.
-_HEADER_FIELD = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*(.*?)[ \t]*(?:\r?\n|\Z)")
+#: One header field: a token name, a colon, the value (a bare CR in it is refused, as RFC 9112
+#: allows; trailing blanks are stripped by the caller), the line end.
+_HEADER_FIELD = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([^\r\n]*)(?:\r?\n|\Z)")
 _FORBIDDEN_VALUE = re.compile(r"[\r\n\x00]")
 
 # body framing
@@ -193,7 +194,7 @@ class ResponseParser:
             if field.start() != pos:
                 break
             key = field[1].decode("ascii").lower()
-            text = field[2].decode("latin-1")
+            text = field[2].rstrip(b" \t").decode("latin-1")
             headers[key] = f"{headers[key]}, {text}" if key in headers else text
             pos = field.end()
         if pos < len(head):
