@@ -45,11 +45,13 @@ def _script(seen: Seen) -> Reply:
                             chunk(finish="tool_calls"), usage_chunk(1000, 20)))
 
 
-@pytest.mark.skipif(CLAUDE is None, reason="Claude Code CLI not installed (set OCC_CLAUDE_BIN or put claude on "
-                    "PATH; .ci/run installs it with npm)")
-async def test_claude_code_runs_a_tool_through_occ(fake, start_occ, tmp_path):
-    fake.default(CHAT, _script)
-    url = await start_occ(make_config(fake))
+needs_cli = pytest.mark.skipif(CLAUDE is None, reason="Claude Code CLI not installed (set OCC_CLAUDE_BIN or put "
+                               "claude on PATH; .ci/run installs it with npm)")
+
+
+async def _run_cli(url: str, tmp_path) -> list[dict]:
+    """``claude -p`` asked to run the marker command, through occ; its stream-json lines, checked to
+    end in a successful result that mentions the marker, with the Bash tool really run."""
     home = tmp_path / "home"
     work = tmp_path / "work"
     home.mkdir()
@@ -81,6 +83,51 @@ async def test_claude_code_runs_a_tool_through_occ(fake, start_occ, tmp_path):
         and block.get("type") == "tool_result"
     ]
     assert any(MARKER in json.dumps(block.get("content")) for block in tool_results), "the Bash tool did not run"
+    return lines
+
+
+@needs_cli
+async def test_claude_code_runs_a_tool_through_occ(fake, start_occ, tmp_path):
+    fake.default(CHAT, _script)
+    await _run_cli(await start_occ(make_config(fake)), tmp_path)
     upstream = fake.requests(CHAT)
     assert len(upstream) >= 2
     assert all(s.json.get("stream") is True for s in upstream), "the CLI fell back to a non-streaming retry"
+
+
+GEMINI = "/v1beta/models/gemini-3.1-pro:streamGenerateContent"
+
+
+def _gemini_script(seen: Seen) -> Reply:
+    from test_gemini import frame
+
+    contents = seen.json.get("contents", [])
+    if any("functionResponse" in part for c in contents for part in c.get("parts", [])):
+        return Reply(chunks=[frame({"candidates": [{"content": {"parts": [
+            {"text": f"The command printed {MARKER}."}]}, "finishReason": "STOP"}]})])
+    return Reply(chunks=[
+        frame({"candidates": [{"content": {"parts": [{"text": "I should run it.", "thought": True}]}}]}),
+        frame({"candidates": [{"content": {"parts": [{"text": "Running the command."}]}}]}),
+        frame({"candidates": [{"content": {"parts": [
+            {"functionCall": {"name": "Bash", "args": {"command": f"echo {MARKER}",
+                                                       "description": "Print the marker"}},
+             "thoughtSignature": "sig-from-gemini"}]}, "finishReason": "STOP"}],
+            "usageMetadata": {"promptTokenCount": 900, "candidatesTokenCount": 20}})])
+
+
+@needs_cli
+async def test_claude_code_carries_a_gemini_thought_signature_back(fake, start_occ, tmp_path):
+    """Text between the thoughts and the call: the signature travels in a thinking block with no text.
+    The real CLI must accept that block, keep it in its history and send it back, so that the next
+    Gemini request carries the signature on the call (Gemini 3 rejects a call without one)."""
+    fake.default(GEMINI, _gemini_script)
+    config = make_config(fake, models={"default": {"provider": "fake", "model_id": "gemini-3.1-pro",
+                                                   "wire_format": "gemini"}})
+    await _run_cli(await start_occ(config), tmp_path)
+    followups = [s.json for s in fake.requests(GEMINI)
+                 if any("functionResponse" in p for c in s.json.get("contents", []) for p in c.get("parts", []))]
+    assert followups, "the CLI never sent the tool result back"
+    calls = [p for c in followups[0]["contents"] if c["role"] == "model" for p in c["parts"] if "functionCall" in p]
+    assert calls and calls[0]["thoughtSignature"] == "sig-from-gemini"
+    assert not fake.requests(GEMINI.replace("streamGenerateContent", "generateContent")), \
+        "the CLI fell back to a non-streaming retry"
