@@ -75,7 +75,7 @@ def format_status(data: dict[str, Any], *, color: bool = False) -> str:
     conns = data.get("upstream_connections")
     if conns:
         lines.append(f"upstream connections: {conns.get('opened')} opened, {conns.get('reused')} reused, "
-                     f"{conns.get('idle')} idle")
+                     f"{conns.get('idle')} idle, {conns.get('busy', 0)} busy")
     rows = [("model", "breaker", "requests", "errors", "p50", "p95", "ttft p50")]
     states = []
     for label, info in (data.get("models") or {}).items():

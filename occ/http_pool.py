@@ -188,8 +188,12 @@ class ConnectionPool:
     """Keep-alive connections per origin. Use as ``async with`` for the lifetime of serving."""
 
     def __init__(self, *, ssl_context: Callable[[], ssl.SSLContext], max_idle_per_origin: int = 256,
-                 idle_expiry_s: float = 60.0, drain_s: float = 5.0) -> None:
+                 idle_expiry_s: float = 60.0, drain_s: float = 5.0, max_active: int = 1024) -> None:
         self._ssl_context_factory = ssl_context
+        #: requests in flight (connecting, exchanging, read or drained), all origins together: each
+        #: holds a socket, and sockets are a finite resource of the process
+        self._active = trio.Semaphore(max_active, max_value=max_active)
+        self._max_active = max_active
         self._ssl_context: ssl.SSLContext | None = None
         self._max_idle = max_idle_per_origin
         self._expiry = idle_expiry_s
@@ -214,6 +218,11 @@ class ConnectionPool:
             for conn in conns:
                 _close_quietly(conn)
 
+    @property
+    def busy(self) -> int:
+        """Requests holding a connection now (connecting, exchanging, being read or drained)."""
+        return self._max_active - self._active.value
+
     def idle_count(self, origin: Origin | None = None) -> int:
         if origin is not None:
             return len(self._idle.get(origin, ()))
@@ -235,6 +244,48 @@ class ConnectionPool:
             raise RuntimeError("ConnectionPool used after aclose()")
         head = request_head("POST", target, origin.host_header, headers, len(body))
         payload = head + body if len(body) < 256 * 1024 else None
+        await self._acquire_slot(connect_timeout_s)
+        slot_passed_on = False  # to _release (here or in the drain task), which gives it back
+        try:
+            response, conn = await self._send(origin, target, head, body, payload, connect_timeout_s)
+            try:
+                yield response
+            except BaseException:
+                # An error raised after the body was read to its end (an error status, say) leaves a
+                # connection as good as a success does; any other leaves it mid-response.
+                slot_passed_on = True
+                self._release(conn, response)
+                raise
+            parser = response._parser
+            if not parser.complete and self._drainer is not None and not self._closed:
+                try:
+                    self._drainer.start_soon(self._drain, conn, response)
+                    slot_passed_on = True
+                    return
+                except RuntimeError:  # the server is shutting down: its nursery takes no new tasks
+                    pass
+            slot_passed_on = True
+            self._release(conn, response)
+        finally:
+            if not slot_passed_on:
+                self._active.release()
+
+    async def _acquire_slot(self, timeout_s: float) -> None:
+        try:
+            self._active.acquire_nowait()  # the common case, without a checkpoint
+            return
+        except trio.WouldBlock:
+            pass
+        with trio.move_on_after(timeout_s):
+            await self._active.acquire()
+            return
+        raise UpstreamConnectError(f"cannot connect to upstream: all {self._max_active} upstream connections were "
+                                   f"busy for {timeout_s:g}s")
+
+    async def _send(self, origin: Origin, target: str, head: bytes, body: bytes, payload: bytes | None,
+                    connect_timeout_s: float) -> tuple[PoolResponse, _Connection]:
+        """The request on a kept-alive connection (resent once on a fresh one if that one turns out
+        stale), up to the response head."""
         fresh_only = False
         while True:
             conn = None if fresh_only else self._take_idle(origin)
@@ -252,22 +303,7 @@ class ConnectionPool:
             except BaseException:
                 _close_quietly(conn)
                 raise
-            break
-        try:
-            yield response
-        except BaseException:
-            # An error raised after the body was read to its end (an error status, say) leaves a
-            # connection as good as a success does; any other leaves it mid-response.
-            self._release(conn, response)
-            raise
-        parser = response._parser
-        if not parser.complete and self._drainer is not None and not self._closed:
-            try:
-                self._drainer.start_soon(self._drain, conn, response)
-                return
-            except RuntimeError:  # the server is shutting down: its nursery takes no new tasks
-                pass
-        self._release(conn, response)
+            return response, conn
 
     def drain_in(self, nursery: trio.Nursery) -> None:
         """Let responses that their reader left early finish in ``nursery``, so their connections
@@ -294,11 +330,15 @@ class ConnectionPool:
 
     def _release(self, conn: _Connection, response: PoolResponse) -> None:
         """Back to the pool if the response ended where its framing said and the server allows
-        it; closed otherwise. Synchronous, so no cancellation can land between the two."""
-        if response._parser.reusable and not self._closed:
-            self._put_idle(conn)
-        else:
-            _close_quietly(conn)
+        it; closed otherwise; and the request's slot is free. Synchronous, so no cancellation can
+        land in between."""
+        try:
+            if response._parser.reusable and not self._closed:
+                self._put_idle(conn)
+            else:
+                _close_quietly(conn)
+        finally:
+            self._active.release()
 
     async def _exchange(self, conn: _Connection, head: bytes, body: bytes, payload: bytes | None,
                         reused: bool) -> PoolResponse:

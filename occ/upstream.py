@@ -160,7 +160,8 @@ class UpstreamClient:
     (``benchmarks/RESULTS.md``). An origin that the environment routes through a proxy
     (``HTTPS_PROXY``, ``ALL_PROXY``, ... minus ``NO_PROXY``; the system settings on macOS and
     Windows) goes through httpx instead, which speaks to proxies; its own timeouts stay off but for
-    connect and pool, as in the pool. ``max_connections`` bounds that httpx path only.
+    connect and pool, as in the pool. ``max_connections`` bounds the requests in flight on either
+    path; one more waits for a free slot for at most its connect timeout.
     """
 
     def __init__(self, *, max_connections: int = 1024, keepalive: int = 256,
@@ -168,6 +169,7 @@ class UpstreamClient:
         self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=keepalive,
                                     keepalive_expiry=60.0)
         self._keepalive = keepalive
+        self._max_connections = max_connections
         self._ssl_context = ssl_context
         self._pool: ConnectionPool | None = None
         self._httpx: httpx.AsyncClient | None = None
@@ -175,7 +177,8 @@ class UpstreamClient:
         self.keys = KeyPool()
 
     async def __aenter__(self) -> UpstreamClient:
-        self._pool = ConnectionPool(ssl_context=self._ssl_context, max_idle_per_origin=self._keepalive)
+        self._pool = ConnectionPool(ssl_context=self._ssl_context, max_idle_per_origin=self._keepalive,
+                                    max_active=self._max_connections)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -189,8 +192,8 @@ class UpstreamClient:
     def connection_stats(self) -> dict[str, int]:
         pool = self._pool
         if pool is None:
-            return {"opened": 0, "reused": 0, "idle": 0}
-        return {"opened": pool.opened, "reused": pool.reused, "idle": pool.idle_count()}
+            return {"opened": 0, "reused": 0, "idle": 0, "busy": 0}
+        return {"opened": pool.opened, "reused": pool.reused, "idle": pool.idle_count(), "busy": pool.busy}
 
     @property
     def pool(self) -> ConnectionPool:

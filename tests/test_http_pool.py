@@ -859,12 +859,12 @@ async def test_upstream_status_error_keeps_the_connection(clean_env: pytest.Monk
             assert info.value.message == "upstream HTTP 429: slow down"
             assert info.value.retry_after_s == 3
             assert info.value.upstream_type == "rate_limit_error"
-            assert client.connection_stats() == {"opened": 1, "reused": 0, "idle": 1}
+            assert client.connection_stats() == {"opened": 1, "reused": 0, "idle": 1, "busy": 0}
 
             async with client.open(url, headers={}, body=b"again", connect_timeout_s=5) as response:
                 assert response.status == 200
                 assert await response.read_all(100) == b"ok:again"
-            assert client.connection_stats() == {"opened": 1, "reused": 1, "idle": 1}
+            assert client.connection_stats() == {"opened": 1, "reused": 1, "idle": 1, "busy": 0}
             assert server.accepts == 1
             first = server.requests[0]
             assert first.line == "POST /v1/chat?x=1 HTTP/1.1"
@@ -922,7 +922,7 @@ async def test_proxied_origin_goes_through_the_proxy_in_absolute_form(clean_env:
                                            connect_timeout_s=5):
                         pass
                 assert info.value.upstream_status == 503
-                assert client.connection_stats() == {"opened": 0, "reused": 0, "idle": 0}
+                assert client.connection_stats() == {"opened": 0, "reused": 0, "idle": 0, "busy": 0}
             request = server.requests[0]
             assert request.line == "POST http://upstream.invalid/v1/x HTTP/1.1"
             assert request.headers["host"] == "upstream.invalid"
@@ -1014,3 +1014,116 @@ async def test_header_with_a_line_break_is_refused_without_quoting_it(route: str
             assert "'authorization'" in str(info.value)
             assert "SECRET" not in str(info.value)
             assert server.accepts == 0
+
+
+# -- the cap on requests in flight ------------------------------------------------------------------
+
+
+async def test_a_request_beyond_the_cap_waits_for_a_slot_then_goes() -> None:
+    release = trio.Event()
+    order: list[str] = []
+
+    async def holds_first(conn: ServerConn) -> None:
+        while (request := await conn.read_request()) is not None:
+            if request.body == b"first":
+                await release.wait()
+            order.append(request.body.decode())
+            await conn.send(reply(request.body))
+
+    with trio.fail_after(LIMIT):
+        async with running(holds_first) as server, make_pool(max_active=1) as pool:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(post, pool, server, b"first")
+                await wait_for(lambda: pool.busy == 1 and len(server.requests) == 1)
+                nursery.start_soon(post, pool, server, b"second")
+                await trio.sleep(0.1)
+                assert len(server.requests) == 1, "the second request went out beyond the cap"
+                release.set()
+            assert order == ["first", "second"] and pool.busy == 0
+            assert pool.opened == 1, "the second request should have reused the first one's connection"
+
+
+async def test_no_slot_within_the_connect_timeout_is_a_connect_error() -> None:
+    async def never_answers(conn: ServerConn) -> None:
+        await conn.read_request()
+        await conn.wait_eof()
+
+    with trio.fail_after(LIMIT):
+        async with running(never_answers) as server, make_pool(max_active=1) as pool:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(post, pool, server)
+                await wait_for(lambda: len(server.requests) == 1)
+                with pytest.raises(UpstreamConnectError, match=r"all 1 upstream connections were busy for 0\.2s"):
+                    await post(pool, server, connect_timeout_s=0.2)
+                nursery.cancel_scope.cancel()
+            assert pool.busy == 0
+
+
+async def _ok(pool: ConnectionPool, server: RawServer) -> None:
+    assert (await post(pool, server))[0] == 200
+
+
+async def _garbage_answer(pool: ConnectionPool, server: RawServer) -> None:
+    with pytest.raises(UpstreamProtocolError):
+        await post(pool, server, b"garbage")
+
+
+async def _error_in_the_block(pool: ConnectionPool, server: RawServer) -> None:
+    with pytest.raises(KeyError):
+        async with pool.request(origin(server), "/", {}, b"hi", connect_timeout_s=5):
+            raise KeyError("the caller failed")
+
+
+async def _cancelled_mid_body(pool: ConnectionPool, server: RawServer) -> None:
+    with trio.move_on_after(0.2) as scope:
+        async with pool.request(origin(server), "/", {}, b"slow", connect_timeout_s=5) as response:
+            async for _ in response.chunks():
+                pass
+    assert scope.cancelled_caught
+
+
+async def _left_early_to_the_drainer(pool: ConnectionPool, server: RawServer) -> None:
+    async with pool.request(origin(server), "/", {}, b"chunked", connect_timeout_s=5) as response:
+        async with aclosing(response.chunks()) as chunks:
+            async for _ in chunks:
+                break
+
+
+async def _refused(pool: ConnectionPool, server: RawServer) -> None:
+    sock = trio.socket.socket()
+    await sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    with pytest.raises(UpstreamConnectError):
+        async with pool.request(Origin("http", "127.0.0.1", port), "/", {}, b"", connect_timeout_s=5):
+            pass
+
+
+@pytest.mark.parametrize("way", [_ok, _garbage_answer, _error_in_the_block, _cancelled_mid_body,
+                                 _left_early_to_the_drainer, _refused])
+async def test_every_way_out_of_a_request_gives_its_slot_back(way: Callable[..., Awaitable[None]]) -> None:
+    """With a cap of one, a slot lost on any path would block every later request of the process."""
+    async def script(conn: ServerConn) -> None:
+        while (request := await conn.read_request()) is not None:
+            if request.body == b"garbage":
+                await conn.send(b"SPDY/3 200 OK\r\n\r\n")
+                return
+            if request.body == b"slow":
+                await conn.send(reply(b"part", "Content-Length: 100", length=False))
+                await conn.wait_eof()
+                return
+            if request.body == b"chunked":
+                await conn.send(reply(b"3\r\nabc\r\n", "Transfer-Encoding: chunked", length=False))
+                await trio.sleep(0.05)
+                await conn.send(b"0\r\n\r\n")
+                continue
+            await conn.send(reply(b"ok"))
+
+    with trio.fail_after(LIMIT):
+        async with running(script) as server, make_pool(max_active=1) as pool, \
+                trio.open_nursery() as nursery:
+            pool.drain_in(nursery)
+            await way(pool, server)
+            await wait_for(lambda: pool.busy == 0)
+            assert (await post(pool, server, connect_timeout_s=1))[0] == 200
+            assert pool.busy == 0
