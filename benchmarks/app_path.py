@@ -1,0 +1,135 @@
+"""occ's own request path, without the server: the ASGI app called in process.
+
+Starts the Node fake upstream, builds occ's app for it (as ``run.py`` configures occ), runs its
+lifespan, then calls ``app(scope, receive, send)`` directly from concurrent trio tasks: no hypercorn, no
+client sockets, so the CPU per request is occ's work plus its upstream I/O, with far less noise than the
+whole stack gives. ``--floor`` calls ``stack_floor.py``'s app the same way (a relay with no logic), for
+comparison. Prints, per round, requests/s, CPU per request and (streaming) time to first content.
+
+usage: python benchmarks/app_path.py [--floor] [--stream] [--requests N] [--concurrency C] [--rounds R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+import trio
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from run import occ_config  # noqa: E402
+
+
+def load_app(floor: bool, fake_port: int, config_path: str) -> Any:
+    if floor:
+        spec = importlib.util.spec_from_file_location("stack_floor", os.path.join(HERE, "stack_floor.py"))
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.UPSTREAM_PORT = fake_port  # type: ignore[attr-defined]
+        return module.app
+    from occ.app import create_app
+
+    return create_app(config_path=config_path)
+
+
+async def measure(app: Any, body: bytes, args: argparse.Namespace) -> None:
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": "/v1/messages", "raw_path": b"/v1/messages", "query_string": b"",
+             "root_path": "", "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 1),
+             "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
+                         (b"anthropic-version", b"2023-06-01"), (b"content-length", str(len(body)).encode())]}
+    first_content: list[float] = []
+
+    async def one() -> None:
+        delivered = False
+        started = time.perf_counter()
+        seen_content = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await trio.sleep_forever()
+            raise AssertionError("unreachable")
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal seen_content
+            if message["type"] == "http.response.start" and message["status"] != 200:
+                raise RuntimeError(f"status {message['status']}")
+            if not seen_content and b"content_block_delta" in message.get("body", b""):
+                seen_content = True
+                first_content.append(time.perf_counter() - started)
+
+        await app(dict(scope), receive, send)
+
+    for _ in range(args.concurrency):  # warm-up: connections, caches
+        await one()
+    for index in range(args.rounds):
+        left = args.requests
+
+        async def worker() -> None:
+            nonlocal left
+            while left > 0:
+                left -= 1
+                await one()
+
+        first_content.clear()
+        wall, cpu = time.perf_counter(), time.process_time()
+        async with trio.open_nursery() as nursery:
+            for _ in range(args.concurrency):
+                nursery.start_soon(worker)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        line = f"round {index}: {args.requests / wall:,.0f} req/s, CPU/req {cpu / args.requests * 1e6:,.0f} us"
+        if first_content:
+            first_content.sort()
+            line += f", TTFC p50 {first_content[len(first_content) // 2] * 1e3:.2f} ms"
+        print(line, flush=True)
+
+
+async def main(args: argparse.Namespace) -> None:
+    fake = subprocess.Popen(["node", os.path.join(HERE, "fake_upstream.js"), "0"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert fake.stdout is not None
+        port = int(fake.stdout.readline())
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump(occ_config(1, f"http://127.0.0.1:{port}"), f)
+        app = load_app(args.floor, port, f.name)
+        marker = f"bench:deltas=50,delay={5 if args.stream else 0},agentic=0"
+        body = json.dumps({"model": "bench-model", "stream": args.stream, "max_tokens": 100,
+                           "messages": [{"role": "user", "content": marker + " " + "x" * 160}]}).encode()
+        to_app, app_inbox = trio.open_memory_channel[dict[str, Any]](1)
+        app_outbox, from_app = trio.open_memory_channel[dict[str, Any]](1)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(app, {"type": "lifespan", "asgi": {"version": "3.0"}}, app_inbox.receive,
+                               app_outbox.send)
+            await to_app.send({"type": "lifespan.startup"})
+            await from_app.receive()
+            await measure(app, body, args)
+            await to_app.send({"type": "lifespan.shutdown"})
+            await from_app.receive()
+            nursery.cancel_scope.cancel()
+        os.unlink(f.name)
+    finally:
+        fake.terminate()
+        fake.wait(5)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--floor", action="store_true", help="measure stack_floor.py's app instead of occ")
+    parser.add_argument("--stream", action="store_true", help="50 deltas 5 ms apart instead of one JSON answer")
+    parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=5)
+    trio.run(main, parser.parse_args())
