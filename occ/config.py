@@ -354,13 +354,23 @@ def _get(p: _Problems, data: Mapping[str, Any], key: str, path: str, kind: str, 
 
 def _url(p: _Problems, data: Mapping[str, Any], key: str, path: str, default: str | None) -> str | None:
     value = _get(p, data, key, path, "str", default)
-    if value is not None and value != "" and not value.startswith(("http://", "https://")):
-        p.error(f"{path}.{key}", f"expected an http:// or https:// URL, got {value!r}")
-    elif value and "@" in urllib.parse.urlsplit(value).netloc:
-        # not quoted: the URL holds a password
+    if not value:
+        return value or default
+    try:
+        parts = urllib.parse.urlsplit(value)
+        netloc = parts.netloc
+        parts.port  # noqa: B018 - parsing it is the check
+    except ValueError as exc:
+        shown = "" if "@" in value else f" {value!r}"
+        p.error(f"{path}.{key}", f"not a valid URL{shown}: {exc}")
+        return value
+    if parts.scheme.lower() not in ("http", "https"):
+        shown = "a URL with credentials" if "@" in value else repr(value)  # never repeat a password
+        p.error(f"{path}.{key}", f"expected an http:// or https:// URL, got {shown}")
+    elif "@" in netloc:
         p.error(f"{path}.{key}", "the URL holds credentials (user:password@), which occ neither sends nor keeps "
                 "out of logs; put them in the provider's headers instead (\"authorization\": \"Basic ...\")")
-    return value or default
+    return value
 
 
 def _keys(p: _Problems, data: Mapping[str, Any], path: str) -> tuple[str, ...] | None:

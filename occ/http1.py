@@ -103,6 +103,7 @@ class ResponseParser:
     def __init__(self, *, method: str = "POST") -> None:
         self._method = method
         self._buffer = bytearray()
+        self._head_scanned = 0  # bytes of the buffer known to hold no head end (less its last three)
         self.head_done = False
         self.complete = False
         self.status = 0
@@ -167,12 +168,15 @@ class ResponseParser:
         """Parse every complete head in the buffer (interim 1xx ones are skipped); True when the
         final response's head is parsed and the buffer holds only body bytes."""
         while True:
-            match = _HEAD_END.search(self._buffer)
+            # resume where the last search stopped (a head trickling in must not be rescanned whole
+            # for every read); the blank line may have begun in the last three bytes searched
+            match = _HEAD_END.search(self._buffer, max(0, self._head_scanned - 3))
             if match is None:
-                # up to three bytes of the buffer may be the start of the blank line
                 if len(self._buffer) > MAX_HEAD_BYTES + 3:
                     raise UpstreamProtocolError(f"upstream response head is larger than {MAX_HEAD_BYTES} bytes")
+                self._head_scanned = len(self._buffer)
                 return False
+            self._head_scanned = 0
             if match.start() > MAX_HEAD_BYTES:
                 raise UpstreamProtocolError(f"upstream response head is larger than {MAX_HEAD_BYTES} bytes")
             head = bytes(self._buffer[: match.start()])
@@ -189,10 +193,9 @@ class ResponseParser:
             raise UpstreamProtocolError(f"upstream sent no HTTP/1.x status line ({first[:80]!r})")
         status = int(status_line.group(2))
         headers: dict[str, str] = {}
-        # one scan for all the fields; each must start where the previous one ended
-        for field in _HEADER_FIELD.finditer(head, pos):
-            if field.start() != pos:
-                break
+        # anchored at each field's start: a search (finditer) would rescan the rest of the head for
+        # every bad position, quadratic in a long malformed line
+        while (field := _HEADER_FIELD.match(head, pos)) is not None:
             key = field[1].decode("ascii").lower()
             text = field[2].rstrip(b" \t").decode("latin-1")
             headers[key] = f"{headers[key]}, {text}" if key in headers else text

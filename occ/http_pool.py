@@ -13,9 +13,10 @@ a single response byte, is sent once more, on a fresh connection: the server's c
 request, so it never worked on it. A later death is a failure for the fallback loop, never a
 silent second copy of a POST.
 
-There is no cap on open connections (httpx's ``max_connections`` no longer applies here): each one
-belongs to a client request in flight, an idle slot (at most ``max_idle_per_origin``) or a bounded
-drain.
+Each open connection belongs to a request in flight, an idle slot (at most ``max_idle_per_origin``)
+or a bounded drain. Requests in flight are capped (``max_active``, all origins together); one more
+waits for a slot, and finding none in its connect timeout is :class:`~occ.errors.Overloaded`: occ's
+own limit, not the model's health, so the client gets a 529 to retry and no breaker counts it.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 import attrs
 import trio
 
-from .errors import UpstreamConnectError, UpstreamProtocolError
+from .errors import Overloaded, UpstreamConnectError, UpstreamProtocolError
 from .http1 import ResponseParser, request_head
 
 __all__ = ["ConnectionPool", "Origin", "PoolResponse"]
@@ -279,8 +280,8 @@ class ConnectionPool:
         with trio.move_on_after(timeout_s):
             await self._active.acquire()
             return
-        raise UpstreamConnectError(f"cannot connect to upstream: all {self._max_active} upstream connections were "
-                                   f"busy for {timeout_s:g}s")
+        raise Overloaded(f"occ is overloaded: all {self._max_active} upstream connections were busy for "
+                         f"{timeout_s:g}s")
 
     async def _send(self, origin: Origin, target: str, head: bytes, body: bytes, payload: bytes | None,
                     connect_timeout_s: float) -> tuple[PoolResponse, _Connection]:

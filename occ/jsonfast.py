@@ -6,12 +6,15 @@ Both produce compact UTF-8 with non-ASCII kept as is; ``dumps`` returns bytes, `
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
-__all__ = ["JSONDecodeError", "dumps", "dumps_str", "loads", "loads_request", "repair_surrogates"]
+__all__ = ["SURROGATE_ESCAPE", "JSONDecodeError", "dumps", "dumps_str", "loads", "loads_request", "repair_surrogates"]
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+#: A ``\uD800``-``\uDFFF`` escape in raw JSON: half of a surrogate pair, or a lone one.
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 try:
     import orjson
@@ -56,14 +59,25 @@ def loads_request(data: bytes) -> Any:
     try:
         return loads(data)
     except JSONDecodeError as first:
+        if SURROGATE_ESCAPE.search(data) is None:
+            raise
+        # only this one leniency: strict UTF-8 (no UTF-16, no raw surrogate bytes), finite numbers
         try:
-            return repair_surrogates(json.loads(data, parse_constant=_no_constants))
+            return repair_surrogates(json.loads(data.decode("utf-8"), parse_constant=_no_constants,
+                                                parse_float=_finite))
         except (ValueError, RecursionError):
             raise first from None
 
 
 def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text} is out of range")
+    return value
 
 
 def repair_surrogates(value: Any) -> Any:

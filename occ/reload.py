@@ -50,6 +50,9 @@ def reload_now(state: ServerState) -> bool:
     except ConfigError as exc:
         log.error("config reload failed, keeping the previous config: %s", "; ".join(exc.problems))
         return False
+    except Exception:  # occ's own bug in the loader: it must not take the serving process down with it
+        log.exception("config reload failed (an error in occ, please report it), keeping the previous config")
+        return False
     for warning in config.warnings:
         log.warning("config: %s", warning)
     state.swap_config(config)

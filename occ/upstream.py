@@ -160,8 +160,9 @@ class UpstreamClient:
     (``benchmarks/RESULTS.md``). An origin that the environment routes through a proxy
     (``HTTPS_PROXY``, ``ALL_PROXY``, ... minus ``NO_PROXY``; the system settings on macOS and
     Windows) goes through httpx instead, which speaks to proxies; its own timeouts stay off but for
-    connect and pool, as in the pool. ``max_connections`` bounds the requests in flight on either
-    path; one more waits for a free slot for at most its connect timeout.
+    connect and pool, as in the pool. ``max_connections`` bounds the requests in flight on each
+    path (the pool's and httpx's limits are separate); one more waits for a free slot for at most
+    its connect timeout.
     """
 
     def __init__(self, *, max_connections: int = 1024, keepalive: int = 256,

@@ -7,6 +7,7 @@ import pytest
 from occ.errors import (
     InvalidRequest,
     MissingApiKey,
+    Overloaded,
     TranslationError,
     UpstreamConnectError,
     UpstreamProtocolError,
@@ -49,6 +50,7 @@ from occ.resilience.classify import classify
     (UpstreamStatus(400, "function name or parameters is empty (2013)"), "stop", False, "bad_request"),
     (TranslationError("occ bug"), "next", False, "translation_error"),
     (MissingApiKey("set OCC_API_KEY"), "next", False, "no_api_key"),
+    (Overloaded("occ is overloaded: all 1024 upstream connections were busy"), "stop", False, "occ_overloaded"),
     (InvalidRequest("unexpected"), "next", True, "error"),
 ])
 def test_classifier_table(exc, action, counts, outcome):

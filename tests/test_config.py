@@ -190,3 +190,24 @@ def test_credentials_in_a_base_url_are_refused_without_repeating_them():
     [problem] = info.value.problems
     assert problem.startswith("providers.gw.base_url: the URL holds credentials") and "headers" in problem
     assert "hunter2" not in problem and "bob" not in problem
+
+
+@pytest.mark.parametrize(("url", "needle"), [
+    ("http://[::1/v1", "not a valid URL"),
+    ("http://host:99999/v1", "not a valid URL"),
+    ("HTTPS://bob:hunter2-pw@gw.example/v1", "holds credentials"),
+    ("ftp://bob:hunter2-pw@gw.example/v1", "got a URL with credentials"),
+])
+def test_bad_provider_urls_are_config_errors_that_never_repeat_a_password(url, needle):
+    with pytest.raises(ConfigError) as info:
+        parse({"api_key": "k", "providers": {"gw": {"base_url": url, "protocol": "openai"}},
+               "models": {"default": {"provider": "gw", "model_id": "m"}}})
+    [problem] = info.value.problems
+    assert problem.startswith("providers.gw.base_url: ") and needle in problem and "hunter2" not in problem
+
+
+def test_an_uppercase_scheme_is_a_url():
+    config = parse({"api_key": "k", "providers": {"gw": {"base_url": "HTTPS://gw.example/v1", "protocol": "openai"}},
+                    "models": {"default": {"provider": "gw", "model_id": "m"}}})
+    assert config.providers["gw"].base_url == "HTTPS://gw.example/v1"
+

@@ -150,6 +150,15 @@ def test_malformed_header_line_is_rejected(line: bytes) -> None:
     rejects(b"HTTP/1.1 200 OK\r\n" + line + b"\r\nContent-Length: 0\r\n\r\n", "malformed")
 
 
+@pytest.mark.parametrize("bad", [b"NoColon", b" folded", b"X-Cr: a\rb"])
+def test_a_long_malformed_header_line_is_rejected_at_once(bad: bytes) -> None:
+    """Fields are matched anchored where each must start: a search for the next match from every bad
+    position would take seconds on one 60 KB line (a long token-like value), freezing the loop."""
+    line = bad + b"A" * 60_000
+    rejects(b"HTTP/1.1 200 OK\r\n" + line + b"\r\nContent-Length: 0\r\n\r\n", "folding" if bad[:1] == b" " else
+            "malformed")
+
+
 def test_head_too_big_without_end_is_rejected_before_it_ends() -> None:
     parser = ResponseParser()
     parser.feed(b"HTTP/1.1 200 OK\r\nX-Big: ")

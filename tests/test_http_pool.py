@@ -25,7 +25,7 @@ import trio.testing
 import trustme
 
 from occ import http_pool
-from occ.errors import UpstreamConnectError, UpstreamProtocolError, UpstreamStatus
+from occ.errors import Overloaded, UpstreamConnectError, UpstreamProtocolError, UpstreamStatus
 from occ.http_pool import ConnectionPool, Origin
 from occ.upstream import UpstreamClient
 
@@ -1043,7 +1043,7 @@ async def test_a_request_beyond_the_cap_waits_for_a_slot_then_goes() -> None:
             assert pool.opened == 1, "the second request should have reused the first one's connection"
 
 
-async def test_no_slot_within_the_connect_timeout_is_a_connect_error() -> None:
+async def test_no_slot_within_the_connect_timeout_is_occs_overload() -> None:
     async def never_answers(conn: ServerConn) -> None:
         await conn.read_request()
         await conn.wait_eof()
@@ -1053,7 +1053,7 @@ async def test_no_slot_within_the_connect_timeout_is_a_connect_error() -> None:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(post, pool, server)
                 await wait_for(lambda: len(server.requests) == 1)
-                with pytest.raises(UpstreamConnectError, match=r"all 1 upstream connections were busy for 0\.2s"):
+                with pytest.raises(Overloaded, match=r"all 1 upstream connections were busy for 0\.2s"):
                     await post(pool, server, connect_timeout_s=0.2)
                 nursery.cancel_scope.cancel()
             assert pool.busy == 0

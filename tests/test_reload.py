@@ -62,3 +62,20 @@ async def test_sighup_reloads_even_without_hot_reload(tmp_path, nursery):
     assert state.config.models["default"].model_id == "one"
     os.kill(os.getpid(), signal.SIGHUP)
     await wait_model(state, "two")
+
+
+def test_a_loader_bug_during_reload_keeps_the_old_config(tmp_path, monkeypatch, caplog):
+    """The watcher runs in the server's nursery: an unexpected exception out of it would stop serving."""
+    from occ import reload
+
+    path = tmp_path / "config.json"
+    write(path, "first")
+    state = ServerState(config=load_config(str(path), env={}), config_path=str(path))
+
+    def broken(path: str) -> None:
+        raise RuntimeError("a bug in the loader")
+
+    monkeypatch.setattr(reload, "load_config", broken)
+    assert reload.reload_now(state) is False
+    assert state.config.models["default"].model_id == "first"
+    assert "keeping the previous config" in caplog.text and "a bug in the loader" in caplog.text

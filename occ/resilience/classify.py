@@ -4,6 +4,8 @@
   connect errors, deadlines, stalls, broken streams, 408/409/429, 5xx, 529 / ``overloaded_error``, a missing
   model (404, or "model not found" in any 4xx), and usage limits (402, OpenCode's ``GoUsageLimitError``,
   OpenAI's ``insufficient_quota``): another model may well answer.
+* occ's own overload (every upstream connection slot busy) stops with a 529 and counts against no
+  model: the next model would wait on the same slots, and the models are not to blame.
 * 401/403 move on but do not count: a wrong key is configuration, not health, and must not hide a model
   whose key gets fixed by a reload.
 * A 4xx that says the *request* is bad stops: another model would refuse it too, and "all models failed"
@@ -24,6 +26,7 @@ import attrs
 from ..errors import (
     MissingApiKey,
     OccError,
+    Overloaded,
     TranslationError,
     UpstreamConnectError,
     UpstreamProtocolError,
@@ -71,6 +74,8 @@ def classify(exc: OccError) -> Verdict:
         return Verdict("next", False, "translation_error")  # occ's bug for this wire; another wire may work
     if isinstance(exc, MissingApiKey):
         return Verdict("next", False, "no_api_key")
+    if isinstance(exc, Overloaded):
+        return Verdict("stop", False, "occ_overloaded")  # occ's own limit: every model would wait on it
     return Verdict("next", True, "error")
 
 

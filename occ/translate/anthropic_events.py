@@ -127,9 +127,10 @@ def make_message(*, message_id: str, model: str, content: list[dict[str, Any]], 
         kind = block.get("type")
         if kind == "text" and not (block.get("text") or "").strip():
             continue
-        if kind == "thinking" and not (block.get("thinking") or "").strip() \
-                and block.get("signature", SIGNATURE_PREFIX) == SIGNATURE_PREFIX:
-            continue  # an empty thinking block stays only to carry upstream reasoning state
+        if kind == "thinking" and not (block.get("thinking") or "").strip():
+            if block.get("signature", SIGNATURE_PREFIX) == SIGNATURE_PREFIX:
+                continue
+            block = {**block, "thinking": ""}  # it stays only to carry upstream reasoning state
         blocks.append(block)
     reason = final_stop_reason(stop_reason, has_tool_use=any(b.get("type") == "tool_use" for b in blocks))
     return {

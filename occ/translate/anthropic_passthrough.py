@@ -18,12 +18,11 @@ an upstream that breaks it fails the attempt rather than reaching the client. Sa
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UpstreamProtocolError, UpstreamStatus
-from ..jsonfast import JSONDecodeError, dumps, dumps_str, loads, repair_surrogates
+from ..jsonfast import SURROGATE_ESCAPE, JSONDecodeError, dumps, dumps_str, loads, repair_surrogates
 from ..sse import SSEEvent, event_json
 from .anthropic_events import SIGNATURE_PREFIX, AnthropicStreamBuilder, Usage, final_stop_reason
 
@@ -64,9 +63,6 @@ ALLOWED_BETAS = frozenset({
 #: Replacement for an assistant turn whose only content was occ-minted thinking: Anthropic rejects
 #: empty turns and whitespace-only text, so the turn keeps a short, honest marker.
 THINKING_OMITTED = "(thinking omitted)"
-
-#: A ``\uD800``-``\uDFFF`` escape in raw JSON: half of a surrogate pair, or a lone one.
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 #: Anthropic's floor for ``thinking.budget_tokens``.
 MIN_THINKING_BUDGET = 1024
@@ -207,9 +203,12 @@ def build_body(raw_body: bytes, request: dict[str, Any], model: ModelConfig) -> 
         return raw_body
     if not isinstance(body, dict) or not isinstance(body.get("model"), str):
         return raw_body
-    surrogates = _SURROGATE_ESCAPE.search(raw_body) is not None
+    surrogates = SURROGATE_ESCAPE.search(raw_body) is not None
     if surrogates:  # perhaps a lone one, which no upstream takes: send the repaired text
-        body = repair_surrogates(body)
+        try:
+            body = repair_surrogates(body)
+        except RecursionError:
+            return raw_body
     changed = body["model"] != model.model_id or surrogates
     body["model"] = model.model_id
     for rule in RULES:
