@@ -131,3 +131,43 @@ async def test_claude_code_carries_a_gemini_thought_signature_back(fake, start_o
     assert calls and calls[0]["thoughtSignature"] == "sig-from-gemini"
     assert not fake.requests(GEMINI.replace("streamGenerateContent", "generateContent")), \
         "the CLI fell back to a non-streaming retry"
+
+
+RESPONSES = "/v1/responses"
+
+
+def _responses_script(seen: Seen) -> Reply:
+    from test_responses import ev
+
+    items = seen.json.get("input", [])
+    if any(item.get("type") == "function_call_output" for item in items):
+        return Reply(chunks=[
+            ev({"type": "response.output_item.added", "item": {"id": "msg_2", "type": "message", "role": "assistant"}}),
+            ev({"type": "response.output_text.delta", "item_id": "msg_2", "delta": f"The command printed {MARKER}."}),
+            ev({"type": "response.completed", "response": {"usage": {"input_tokens": 900, "output_tokens": 9}}})])
+    command = json.dumps({"command": f"echo {MARKER}", "description": "Print the marker"})
+    return Reply(chunks=[
+        ev({"type": "response.output_item.added", "item": {"id": "rs_cli", "type": "reasoning", "summary": []}}),
+        ev({"type": "response.output_item.done", "item": {"id": "rs_cli", "type": "reasoning", "summary": [],
+                                                          "encrypted_content": "gAAAA-cli-reasoning"}}),
+        ev({"type": "response.output_item.added", "item": {"id": "fc_cli", "type": "function_call",
+                                                           "call_id": "call_cli", "name": "Bash"}}),
+        ev({"type": "response.function_call_arguments.done", "item_id": "fc_cli", "arguments": command}),
+        ev({"type": "response.completed", "response": {"usage": {"input_tokens": 800, "output_tokens": 20}}})])
+
+
+@needs_cli
+async def test_claude_code_carries_responses_reasoning_without_a_summary_back(fake, start_occ, tmp_path):
+    """A reasoning item with no summary (the common case) rides in a thinking block with no text; the
+    CLI sends it back and the follow-up request replays the item whole, encrypted content included."""
+    fake.default(RESPONSES, _responses_script)
+    config = make_config(fake, models={"default": {"provider": "fake", "model_id": "gpt-5.5",
+                                                   "wire_format": "responses"}})
+    await _run_cli(await start_occ(config), tmp_path)
+    followups = [s.json for s in fake.requests(RESPONSES)
+                 if any(i.get("type") == "function_call_output" for i in s.json.get("input", []))]
+    assert followups, "the CLI never sent the tool result back"
+    reasoning = [i for i in followups[0]["input"] if i.get("type") == "reasoning"]
+    assert reasoning == [{"type": "reasoning", "id": "rs_cli", "summary": [],
+                          "encrypted_content": "gAAAA-cli-reasoning"}]
+    assert all(s.json.get("stream") is True for s in fake.requests(RESPONSES)), "a non-streaming retry happened"
