@@ -58,16 +58,16 @@ async def test_text_stream_and_create(fake, start_occ):
     fake.queue(CHAT, Reply(body=completion({"content": "Hi there"})))
     url = await start_occ(make_config(fake))
     client = sdk(url)
-    async with client.messages.stream(model="claude-sonnet-4-5", max_tokens=1000, messages=USER) as stream:
+    async with client.messages.stream(model="claude-sonnet-5-5", max_tokens=1000, messages=USER) as stream:
         message = await stream.get_final_message()
     assert [b.type for b in message.content] == ["text"]
     assert message.content[0].text == "Hello!"
     assert message.stop_reason == "end_turn"
     assert (message.usage.input_tokens, message.usage.output_tokens,
             message.usage.cache_read_input_tokens) == (900 - 512, 40, 512)
-    assert message.model == "claude-sonnet-4-5"
+    assert message.model == "claude-sonnet-5-5"
 
-    created = await client.messages.create(model="claude-sonnet-4-5", max_tokens=1000, messages=USER)
+    created = await client.messages.create(model="claude-sonnet-5-5", max_tokens=1000, messages=USER)
     assert created.content[0].text == "Hi there"
     assert created.stop_reason == "end_turn"
     assert created.id.startswith("msg_")
@@ -199,7 +199,7 @@ async def test_upstream_connection_is_kept_alive_across_streams(fake, start_occ)
     url = await start_occ(make_config(fake))
     client = sdk(url)
     for text in ("one", "two", "three"):
-        async with client.messages.stream(model="claude-sonnet-4-5", max_tokens=100, messages=USER) as stream:
+        async with client.messages.stream(model="claude-sonnet-5-5", max_tokens=100, messages=USER) as stream:
             message = await stream.get_final_message()
         assert message.content[0].text == text
         with trio.fail_after(5):
