@@ -314,3 +314,34 @@ async def test_reload_shortens_timeout_for_next_attempt_only(fake, start_occ, tm
     second = await post(url, body())
     message = check_stream(second.content, allow_error=True) if second.status_code == 200 else second.json()
     assert "timeout" in json.dumps(message)
+
+
+async def test_a_full_upstream_pool_is_a_529_that_trips_no_breaker(fake, start_occ, monkeypatch):
+    """With every upstream connection slot busy, the next request waits its connect timeout, then gets
+    occ's own 529 (Claude Code retries it). No other model is tried (they would wait on the same slots)
+    and no model's breaker counts it."""
+    from functools import partial
+
+    import occ.app
+    from occ.upstream import UpstreamClient
+
+    monkeypatch.setattr(occ.app, "UpstreamClient", partial(UpstreamClient, max_connections=1))
+    fake.default(CHAT, Reply(chunks=sse(chunk({"content": "slow"}), done=False), stall_s=30))
+    config = make_config(fake, provider={"connect_timeout_ms": 200}, **chain("model-a", "model-b"))
+    url = await start_occ(config)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(post, url, body(stream=True))  # holds the only slot, stalled upstream
+        with trio.fail_after(5):
+            while len(fake.requests(CHAT)) < 1:
+                await trio.sleep(0.01)
+        for stream in (False, True):
+            response = await post(url, body(stream=stream))
+            assert response.status_code == 529, response.text
+            error = response.json()["error"]
+            assert error["type"] == "overloaded_error" and "upstream connections were busy" in error["message"]
+        assert len(fake.requests(CHAT)) == 1, "model-b was tried, or a request went out beyond the cap"
+        async with httpx.AsyncClient() as client:
+            status = (await client.get(f"{url}/status")).json()
+        assert all(info["breaker"] == "closed" for info in status["models"].values())
+        assert status["upstream_connections"]["busy"] == 1
+        nursery.cancel_scope.cancel()
