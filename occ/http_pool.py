@@ -70,16 +70,15 @@ class _Connection:
         """An idle HTTP/1.1 connection has nothing to read; if it has (EOF, a TLS close_notify or
         stray bytes), it is no use for another request.
 
-        A TLS stream may hold bytes above the socket: records already pulled into its incoming
-        buffer, or plaintext OpenSSL has decrypted but not handed out. trio does not expose them,
-        so its private attributes are read, and a TLS stream without them is never reused (safe,
-        only slower).
+        A TLS stream may hold bytes above the socket: plaintext OpenSSL has decrypted but not handed
+        out (trio forwards ``pending()``), or records already pulled into its incoming buffer, which
+        trio does not expose: its private attribute is read, and a TLS stream without it is never
+        reused (safe, only slower).
         """
         stream = self.stream
         if isinstance(stream, trio.SSLStream):
             incoming = getattr(stream, "_incoming", None)
-            ssl_object = getattr(stream, "_ssl_object", None)
-            if incoming is None or ssl_object is None or incoming.pending or ssl_object.pending():
+            if incoming is None or incoming.pending or stream.pending():
                 return False
         try:
             fileno = self.socket.fileno()
