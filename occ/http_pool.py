@@ -270,6 +270,20 @@ class ConnectionPool:
             if not slot_passed_on:
                 self._active.release()
 
+    @asynccontextmanager
+    async def slot(self, timeout_s: float) -> AsyncIterator[None]:
+        """Hold one of the pool's in-flight slots for a request made another way (through a proxy,
+        by httpx), so the cap counts every upstream request of the process.
+
+        Raises:
+            Overloaded: no slot came free within ``timeout_s``.
+        """
+        await self._acquire_slot(timeout_s)
+        try:
+            yield
+        finally:
+            self._active.release()
+
     async def _acquire_slot(self, timeout_s: float) -> None:
         try:
             self._active.acquire_nowait()  # the common case, without a checkpoint

@@ -160,9 +160,9 @@ class UpstreamClient:
     (``benchmarks/RESULTS.md``). An origin that the environment routes through a proxy
     (``HTTPS_PROXY``, ``ALL_PROXY``, ... minus ``NO_PROXY``; the system settings on macOS and
     Windows) goes through httpx instead, which speaks to proxies; its own timeouts stay off but for
-    connect and pool, as in the pool. ``max_connections`` bounds the requests in flight on each
-    path (the pool's and httpx's limits are separate); one more waits for a free slot for at most
-    its connect timeout.
+    connect and pool, as in the pool. ``max_connections`` bounds the requests in flight on both
+    paths together (the pool's slots); one more waits for a free slot for at most its connect
+    timeout.
     """
 
     def __init__(self, *, max_connections: int = 1024, keepalive: int = 256,
@@ -222,7 +222,8 @@ class UpstreamClient:
         pool = self.pool
         where = self._target(url)
         if where.proxied:
-            async with self._open_httpx(url, headers, body, connect_timeout_s) as response:
+            async with pool.slot(connect_timeout_s), self._open_httpx(url, headers, body,
+                                                                      connect_timeout_s) as response:
                 yield response
             return
         request_headers = dict(headers)

@@ -930,6 +930,44 @@ async def test_proxied_origin_goes_through_the_proxy_in_absolute_form(clean_env:
             assert request.body == b"{}"
 
 
+async def test_proxied_requests_count_against_the_same_cap(clean_env: pytest.MonkeyPatch) -> None:
+    release = trio.Event()
+
+    async def slow_proxy(conn: ServerConn) -> None:
+        while await conn.read_request() is not None:
+            await release.wait()
+            await conn.send(reply(b"{}"))
+
+    with trio.fail_after(LIMIT):
+        async with running(slow_proxy) as proxy, running(keep_alive) as direct:
+            clean_env.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+            clean_env.setenv("NO_PROXY", "127.0.0.1")
+            async with UpstreamClient(max_connections=1) as client:
+
+                async def through_the_proxy() -> None:
+                    async with client.open("http://upstream.invalid/v1/x", headers={}, body=b"{}",
+                                           connect_timeout_s=5) as response:
+                        await response.read_all(100)
+
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(through_the_proxy)
+                    await wait_for(lambda: len(proxy.requests) == 1)
+                    assert client.connection_stats()["busy"] == 1
+                    with pytest.raises(Overloaded):
+                        async with client.open(f"http://127.0.0.1:{direct.port}/v1/x", headers={}, body=b"{}",
+                                               connect_timeout_s=0.2):
+                            pass
+                    release.set()
+                assert client.connection_stats()["busy"] == 0
+                assert (await _direct_ok(client, direct.port)) == 200
+
+
+async def _direct_ok(client: UpstreamClient, port: int) -> int:
+    async with client.open(f"http://127.0.0.1:{port}/v1/x", headers={}, body=b"{}", connect_timeout_s=1) as response:
+        await response.read_all(100)
+        return response.status
+
+
 async def test_no_proxy_origin_goes_direct(clean_env: pytest.MonkeyPatch) -> None:
     async def proxy(conn: ServerConn) -> None:
         pytest.fail("the proxy must not be used")
