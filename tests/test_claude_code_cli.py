@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 import trio
-from conftest import make_config
+from conftest import TEST_KEY, make_config
 from fake_upstream import Reply, Seen, sse
 from test_e2e_chat import chunk, tool_delta, usage_chunk
 
@@ -171,3 +171,75 @@ async def test_claude_code_carries_responses_reasoning_without_a_summary_back(fa
     assert reasoning == [{"type": "reasoning", "id": "rs_cli", "summary": [],
                           "encrypted_content": "gAAAA-cli-reasoning"}]
     assert all(s.json.get("stream") is True for s in fake.requests(RESPONSES)), "a non-streaming retry happened"
+
+
+MESSAGES = "/v1/messages"
+SIGNATURE = "EqQBCkgIARABGAIiQL+real/upstream/signature=="
+
+
+def _anthropic_events(*blocks: dict, stop: str) -> list[bytes]:
+    from test_anthropic_passthrough import ev
+
+    out = [ev({"type": "message_start", "message": {
+        "id": "msg_up", "type": "message", "role": "assistant", "model": "minimax-m3", "content": [],
+        "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 900, "output_tokens": 1}}})]
+    for index, block in enumerate(blocks):
+        kind = block["type"]
+        if kind == "thinking":
+            out += [ev({"type": "content_block_start", "index": index,
+                        "content_block": {"type": "thinking", "thinking": "", "signature": ""}}),
+                    ev({"type": "content_block_delta", "index": index,
+                        "delta": {"type": "thinking_delta", "thinking": block["thinking"]}}),
+                    ev({"type": "content_block_delta", "index": index,
+                        "delta": {"type": "signature_delta", "signature": block["signature"]}})]
+        elif kind == "text":
+            out += [ev({"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}}),
+                    ev({"type": "content_block_delta", "index": index,
+                        "delta": {"type": "text_delta", "text": block["text"]}})]
+        else:
+            out += [ev({"type": "content_block_start", "index": index, "content_block": {
+                        "type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}}),
+                    ev({"type": "content_block_delta", "index": index,
+                        "delta": {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}})]
+        out.append(ev({"type": "content_block_stop", "index": index}))
+    out += [ev({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
+                "usage": {"output_tokens": 20}}),
+            ev({"type": "message_stop"})]
+    return out
+
+
+def _anthropic_script(seen: Seen) -> Reply:
+    messages = seen.json.get("messages", [])
+    answered = any(isinstance(m.get("content"), list) and any(b.get("type") == "tool_result" for b in m["content"])
+                   for m in messages)
+    if answered:
+        return Reply(chunks=_anthropic_events({"type": "text", "text": f"The command printed {MARKER}."},
+                                              stop="end_turn"))
+    return Reply(chunks=_anthropic_events(
+        {"type": "thinking", "thinking": "I should run it.", "signature": SIGNATURE},
+        {"type": "tool_use", "id": "toolu_up_1", "name": "Bash",
+         "input": {"command": f"echo {MARKER}", "description": "Print the marker"}},
+        stop="tool_use"))
+
+
+@needs_cli
+async def test_claude_code_over_the_anthropic_wire(fake, start_occ, tmp_path):
+    """Passthrough (MiniMax and Qwen on Go): the CLI's body goes upstream with only what third-party
+    endpoints reject removed, under occ's key, and the upstream's own thinking signature comes back to
+    it byte for byte on the next turn."""
+    fake.default(MESSAGES, _anthropic_script)
+    config = make_config(fake, models={"default": {"provider": "fake", "model_id": "minimax-m3",
+                                                   "wire_format": "anthropic"}})
+    await _run_cli(await start_occ(config), tmp_path)
+    seen = fake.requests(MESSAGES)
+    assert all(s.json.get("stream") is True for s in seen), "the CLI fell back to a non-streaming retry"
+    for request in seen:
+        assert request.json["model"] == "minimax-m3" and "context_management" not in request.json
+        assert "claude-code-20250219" not in request.headers.get("anthropic-beta", "")
+        assert request.headers["x-api-key"] == TEST_KEY
+    followup = next(s.json for s in seen if any(
+        isinstance(m.get("content"), list) and any(b.get("type") == "tool_result" for b in m["content"])
+        for m in s.json["messages"]))
+    thinking = [b for m in followup["messages"] if m["role"] == "assistant" and isinstance(m["content"], list)
+                for b in m["content"] if b.get("type") == "thinking"]
+    assert thinking and thinking[0]["signature"] == SIGNATURE
