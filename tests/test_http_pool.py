@@ -540,14 +540,23 @@ async def test_connection_refused() -> None:
 # -- cancellation, broken bodies ----------------------------------------------------------------
 
 
-async def test_cancelled_request_closes_its_connection() -> None:
+def answers_part_then_waits_for_close(partial: bytes) -> tuple[Script, trio.Event]:
+    """A server that answers one request with ``partial`` (a head and part of its body), then waits
+    for the client to close; the event is set once it has."""
     saw_eof = trio.Event()
 
-    async def slow_body(conn: ServerConn) -> None:
+    async def script(conn: ServerConn) -> None:
         await conn.read_request()
-        await conn.send(reply(b"0123456789", "Content-Length: 1000", length=False))
+        await conn.send(partial)
         await conn.wait_eof()
         saw_eof.set()
+
+    return script, saw_eof
+
+
+async def test_cancelled_request_closes_its_connection() -> None:
+    slow_body, saw_eof = answers_part_then_waits_for_close(
+        reply(b"0123456789", "Content-Length: 1000", length=False))
 
     with trio.fail_after(LIMIT):
         async with running(slow_body) as server, make_pool() as pool:
@@ -563,13 +572,8 @@ async def test_cancelled_request_closes_its_connection() -> None:
 
 
 async def test_cancelled_request_closes_its_connection_even_with_a_drainer() -> None:
-    saw_eof = trio.Event()
-
-    async def slow_body(conn: ServerConn) -> None:
-        await conn.read_request()
-        await conn.send(reply(b"3\r\nabc\r\n", "Transfer-Encoding: chunked", length=False))
-        await conn.wait_eof()
-        saw_eof.set()
+    slow_body, saw_eof = answers_part_then_waits_for_close(
+        reply(b"3\r\nabc\r\n", "Transfer-Encoding: chunked", length=False))
 
     with trio.fail_after(LIMIT):
         async with running(slow_body) as server, make_pool() as pool, trio.open_nursery() as nursery:
@@ -584,13 +588,8 @@ async def test_cancelled_request_closes_its_connection_even_with_a_drainer() -> 
 
 async def test_cancelled_drain_closes_its_connection() -> None:
     """The server shuts down (the drainer's nursery is cancelled) while a drain is reading."""
-    saw_eof = trio.Event()
-
-    async def stalls_mid_body(conn: ServerConn) -> None:
-        await conn.read_request()
-        await conn.send(reply(b"5\r\nhello\r\n", "Transfer-Encoding: chunked", length=False))
-        await conn.wait_eof()
-        saw_eof.set()
+    stalls_mid_body, saw_eof = answers_part_then_waits_for_close(
+        reply(b"5\r\nhello\r\n", "Transfer-Encoding: chunked", length=False))
 
     with trio.fail_after(LIMIT):
         async with running(stalls_mid_body) as server, make_pool() as pool:
