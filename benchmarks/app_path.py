@@ -37,7 +37,7 @@ def load_app(floor: bool, fake_port: int, config_path: str) -> Any:
         spec.loader.exec_module(module)
         module.UPSTREAM_PORT = fake_port  # type: ignore[attr-defined]
         return module.app
-    from occ.app import create_app
+    from occ.server.app import create_app
 
     return create_app(config_path=config_path)
 

@@ -1,7 +1,7 @@
 """The stack floor: what hypercorn + trio cost with no proxy logic at all.
 
 A raw ASGI app on hypercorn (trio worker) that relays each ``POST`` to the fake upstream's Anthropic
-endpoint and copies the response bytes back as they arrive, framed by :mod:`occ.http1` on kept-alive
+endpoint and copies the response bytes back as they arrive, framed by :mod:`occ.upstream.http1` on kept-alive
 connections: no validation, routing, translation, cancel scopes, relay task or logging. ``run.py
 --stack`` measures it beside occ, so occ's cost can be read as "stack floor + occ's own work".
 
@@ -17,7 +17,7 @@ import hypercorn.config
 import hypercorn.trio
 import trio
 
-from occ.http1 import ResponseParser, request_head
+from occ.upstream.http1 import ResponseParser, request_head
 
 _idle: list[trio.SocketStream] = []
 

@@ -14,7 +14,7 @@ import httpx
 import trio
 
 import occ
-from occ.config import load_config
+from occ.config.parse import load_config
 
 
 async def main(config_path: str | None = None) -> None:

@@ -22,7 +22,7 @@ __all__ = ["__version__", "create_app", "serve"]
 def __getattr__(name: str) -> Any:
     """Import the server lazily, so sans-IO modules (``occ.config``...) load without trio/hypercorn."""
     if name in ("create_app", "serve"):
-        from . import server
+        from occ.server import serve as server
 
         return getattr(server, name)
     raise AttributeError(name)

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from .config import load_config
-from .logs import configure_logging
-from .server import create_app
+from occ.config.parse import load_config
+from occ.observe.logs import configure_logging
+from occ.server.serve import create_app
 
 _config = load_config()
 configure_logging(_config, quiet_if_configured=True)

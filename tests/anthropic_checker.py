@@ -164,7 +164,7 @@ def translate_chunks(make_translator: Any, chunks: list[bytes], *, model: str = 
                      input_tokens: int = 10) -> tuple[bytes, Any]:
     """Feed upstream byte chunks through occ's SSE decoder and a stream translator, the way the
     fallback loop does, and return (everything the builder emitted, the builder)."""
-    from occ.sse import SSEDecoder
+    from occ.core.sse import SSEDecoder
     from occ.translate.anthropic_events import AnthropicStreamBuilder
 
     builder = AnthropicStreamBuilder(message_id="msg_t", model=model, input_tokens=input_tokens)

@@ -15,7 +15,8 @@ import trio
 from fake_upstream import FakeUpstream, start_fake
 
 import occ
-from occ.config import Config, parse_config
+from occ.config.model import Config
+from occ.config.parse import parse_config
 
 # Keys in tests are recognisable so the log tests can grep for them.
 TEST_KEY = "sk-test-SECRET-KEY-0123456789"

@@ -10,9 +10,9 @@ from anthropic_checker import check_stream, split_frames, translate_chunks
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from occ.config import ModelConfig
-from occ.errors import UpstreamProtocolError, UpstreamStatus
-from occ.sse import SSEDecoder, SSEEvent
+from occ.config.model import ModelConfig
+from occ.core.errors import UpstreamProtocolError, UpstreamStatus
+from occ.core.sse import SSEDecoder, SSEEvent
 from occ.translate.anthropic_events import AnthropicStreamBuilder
 from occ.translate.anthropic_passthrough import (
     THINKING_OMITTED,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from occ.errors import (
+from occ.core.errors import (
     InvalidRequest,
     MissingApiKey,
     Overloaded,

@@ -13,7 +13,7 @@ import trio
 from anthropic_checker import check_stream
 
 import occ
-from occ.config import load_config
+from occ.config.parse import load_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(ROOT, "examples")
@@ -22,7 +22,7 @@ EXAMPLES = os.path.join(ROOT, "examples")
 def run_occ(*args: str, env: dict[str, str] | None = None, input: bytes | None = None) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "HOME": os.environ.get("OCC_TEST_HOME", "/nonexistent-home"), **(env or {})}
     full_env.pop("OCC_CONFIG", None)
-    return subprocess.run([sys.executable, "-m", "occ.cli", *args], capture_output=True, env=full_env,
+    return subprocess.run([sys.executable, "-m", "occ.cli.main", *args], capture_output=True, env=full_env,
                           input=input, timeout=60, cwd=ROOT)
 
 
@@ -85,7 +85,7 @@ async def test_serve_without_config_starts_and_stops_cleanly_on_sigint(tmp_path)
     env = {**os.environ, "HOME": str(tmp_path)}
     env.pop("OCC_CONFIG", None)
     env.pop("OCC_API_KEY", None)
-    proc = await trio.lowlevel.open_process([sys.executable, "-m", "occ.cli", "serve", "--port", "0"],
+    proc = await trio.lowlevel.open_process([sys.executable, "-m", "occ.cli.main", "serve", "--port", "0"],
                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
     try:
         line = b""
@@ -140,7 +140,7 @@ async def test_sigterm_lets_an_in_flight_stream_finish(fake, tmp_path):
                                   "enable_streaming_scenario_routing": True, "shutdown_grace_ms": 5000,
                                   "models": {"default": {"provider": "fake", "model_id": "m"}}}))
     env = {**os.environ, "HOME": str(tmp_path)}
-    proc = await trio.lowlevel.open_process([sys.executable, "-m", "occ.cli", "serve", "--config", str(config)],
+    proc = await trio.lowlevel.open_process([sys.executable, "-m", "occ.cli.main", "serve", "--config", str(config)],
                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
     try:
         line = b""

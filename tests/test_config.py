@@ -7,9 +7,9 @@ import os
 
 import pytest
 
-from occ.config import load_config, parse_config
-from occ.errors import ConfigError
-from occ.providers import auth_headers, endpoint_url, resolve_protocol
+from occ.config.parse import load_config, parse_config
+from occ.config.presets import auth_headers, endpoint_url, resolve_protocol
+from occ.core.errors import ConfigError
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 
@@ -149,7 +149,7 @@ def test_invalid_json_names_line_and_column(tmp_path):
 
 
 def test_init_template_is_valid_json_config():
-    from occ.config import init_template
+    from occ.config.parse import init_template
 
     parse(json.loads(init_template()))
 

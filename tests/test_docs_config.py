@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from occ import config
+from occ.config import parse as config
 
 DOC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "configuration.md")
 

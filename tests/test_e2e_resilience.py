@@ -17,8 +17,8 @@ from fake_upstream import Reply, sse
 from test_e2e_chat import USER, chunk, completion, usage_chunk
 
 import occ
-from occ.config import parse_config
-from occ.reload import reload_now
+from occ.config.parse import parse_config
+from occ.server.reload import reload_now
 
 CHAT = "/v1/chat/completions"
 
@@ -322,10 +322,10 @@ async def test_a_full_upstream_pool_is_a_529_that_trips_no_breaker(fake, start_o
     and no model's breaker counts it."""
     from functools import partial
 
-    import occ.app
-    from occ.upstream import UpstreamClient
+    import occ.server.app
+    from occ.upstream.client import UpstreamClient
 
-    monkeypatch.setattr(occ.app, "UpstreamClient", partial(UpstreamClient, max_connections=1))
+    monkeypatch.setattr(occ.server.app, "UpstreamClient", partial(UpstreamClient, max_connections=1))
     fake.default(CHAT, Reply(chunks=sse(chunk({"content": "slow"}), done=False), stall_s=30))
     config = make_config(fake, provider={"connect_timeout_ms": 200}, **chain("model-a", "model-b"))
     url = await start_occ(config)

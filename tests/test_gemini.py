@@ -11,8 +11,8 @@ from anthropic_checker import check_stream, translate_chunks
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from occ.config import ModelConfig
-from occ.errors import UpstreamProtocolError, UpstreamStatus
+from occ.config.model import ModelConfig
+from occ.core.errors import UpstreamProtocolError, UpstreamStatus
 from occ.translate.gemini import (
     SKIP_SIGNATURE,
     GeminiStreamTranslator,

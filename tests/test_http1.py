@@ -1,4 +1,4 @@
-"""occ.http1: the sans-IO HTTP/1.1 request head and response parser.
+"""occ.upstream.http1: the sans-IO HTTP/1.1 request head and response parser.
 
 Unit tests pin each framing rule; the property tests feed generated responses split at arbitrary
 points and require the same body, completeness and reusability as feeding them whole.
@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from occ.errors import UpstreamProtocolError
-from occ.http1 import MAX_HEAD_BYTES, ResponseParser, request_head
+from occ.core.errors import UpstreamProtocolError
+from occ.upstream.http1 import MAX_HEAD_BYTES, ResponseParser, request_head
 
 CRLF = b"\r\n"
 

@@ -1,4 +1,4 @@
-"""occ.http_pool and occ.upstream against tiny raw HTTP/1.1 servers on 127.0.0.1.
+"""occ.upstream.pool and occ.upstream.client against tiny raw HTTP/1.1 servers on 127.0.0.1.
 
 Each test starts its own trio server (port 0) that writes exact bytes, so keep-alive reuse, the
 readability check, the one resend, timeouts, cancellation, content decoding and TLS are observed
@@ -24,10 +24,10 @@ import trio
 import trio.testing
 import trustme
 
-from occ import http_pool
-from occ.errors import Overloaded, UpstreamConnectError, UpstreamProtocolError, UpstreamStatus
-from occ.http_pool import ConnectionPool, Origin
-from occ.upstream import UpstreamClient
+from occ.core.errors import Overloaded, UpstreamConnectError, UpstreamProtocolError, UpstreamStatus
+from occ.upstream import pool as http_pool
+from occ.upstream.client import UpstreamClient
+from occ.upstream.pool import ConnectionPool, Origin
 
 LIMIT = 5  # seconds any single test may take
 

@@ -11,7 +11,7 @@ import pytest
 from conftest import TEST_KEY, make_config
 from test_e2e_resilience import wait_for_log
 
-from occ.config import parse_config
+from occ.config.parse import parse_config
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ from anthropic_checker import check_stream
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from occ.config import ModelConfig
-from occ.errors import UpstreamProtocolError, UpstreamStatus
-from occ.sse import SSEDecoder
+from occ.config.model import ModelConfig
+from occ.core.errors import UpstreamProtocolError, UpstreamStatus
+from occ.core.sse import SSEDecoder
 from occ.translate.anthropic_events import AnthropicStreamBuilder
 from occ.translate.openai_chat import ChatStreamTranslator, build_request, translate_response
 from occ.translate.tool_ids import from_upstream_id, to_upstream_id

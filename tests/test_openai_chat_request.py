@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from occ.config import ModelConfig
+from occ.config.model import ModelConfig
 from occ.translate.openai_chat import build_request
 from occ.translate.tool_ids import from_upstream_id, to_upstream_id
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from occ.errors import UpstreamProtocolError, UpstreamStatus
+from occ.core.errors import UpstreamProtocolError, UpstreamStatus
 from occ.translate.openai_chat import translate_response
 from occ.translate.tool_ids import to_upstream_id
 

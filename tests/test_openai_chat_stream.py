@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import chat_streams, cut, split_points
 
-from occ.errors import UpstreamProtocolError, UpstreamStatus
-from occ.sse import SSEDecoder
+from occ.core.errors import UpstreamProtocolError, UpstreamStatus
+from occ.core.sse import SSEDecoder
 from occ.translate.anthropic_events import AnthropicStreamBuilder
 from occ.translate.openai_chat import ChatStreamTranslator
 from occ.translate.tool_ids import to_upstream_id, to_upstream_name

@@ -19,8 +19,8 @@ from test_e2e_chat import USER, chunk, usage_chunk
 from test_e2e_resilience import by_model, chain, ok_stream, wait_for_log
 
 import occ
-from occ.cli_ops import format_status
-from occ.server_checks import check_bind
+from occ.cli.ops import format_status
+from occ.server.checks import check_bind
 
 CHAT = "/v1/chat/completions"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -142,7 +142,7 @@ def test_occ_code_sets_the_environment(tmp_path):
     with socket_port() as port:
         config.write_text(json.dumps({"port": port, "models": {"default": {"model_id": "m"}}}))
     env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}", "HOME": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-m", "occ.cli", "code", "--config", str(config), "-p", "hi"],
+    result = subprocess.run([sys.executable, "-m", "occ.cli.main", "code", "--config", str(config), "-p", "hi"],
                             env=env, capture_output=True, timeout=60, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     seen = json.loads(out.read_text())
@@ -154,7 +154,7 @@ def test_occ_code_sets_the_environment(tmp_path):
 
 def test_occ_code_without_claude(tmp_path):
     env = {**os.environ, "PATH": str(tmp_path), "HOME": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-m", "occ.cli", "code"], env=env, capture_output=True, timeout=60,
+    result = subprocess.run([sys.executable, "-m", "occ.cli.main", "code"], env=env, capture_output=True, timeout=60,
                             cwd=ROOT)
     assert result.returncode == 1 and b"not installed" in result.stderr
 

@@ -10,9 +10,9 @@ import signal
 
 import trio
 
-from occ.config import load_config
-from occ.reload import watch_config
-from occ.state import ServerState
+from occ.config.parse import load_config
+from occ.server.reload import watch_config
+from occ.server.state import ServerState
 
 
 def write(path, model_id: str, hot: bool = True) -> None:
@@ -66,7 +66,7 @@ async def test_sighup_reloads_even_without_hot_reload(tmp_path, nursery):
 
 def test_a_loader_bug_during_reload_keeps_the_old_config(tmp_path, monkeypatch, caplog):
     """The watcher runs in the server's nursery: an unexpected exception out of it would stop serving."""
-    from occ import reload
+    from occ.server import reload
 
     path = tmp_path / "config.json"
     write(path, "first")

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from occ.config import load_config, parse_config
-from occ.routing import Route, format_route, latest_prompt, route, scenario_models
+from occ.config.parse import load_config, parse_config
+from occ.resilience.routing import Route, format_route, latest_prompt, route, scenario_models
 
 SEED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "seed-config.json")
 PNG_64 = b"\x89PNG\r\n\x1a\n" + (13).to_bytes(4, "big") + b"IHDR" + (64).to_bytes(4, "big") * 2 + bytes(5)

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from occ.errors import UpstreamProtocolError
-from occ.sse import SSEDecoder, SSEEvent
+from occ.core.errors import UpstreamProtocolError
+from occ.core.sse import SSEDecoder, SSEEvent
 
 
 def decode(*chunks: bytes) -> tuple[list[SSEEvent], SSEDecoder]:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from occ.tokens import IMAGE_FLAT, PDF_PAGE, count_tokens, estimate_routing_tokens, image_tokens, text_tokens
+from occ.core.tokens import IMAGE_FLAT, PDF_PAGE, count_tokens, estimate_routing_tokens, image_tokens, text_tokens
 
 # Reference counts were measured once with cl100k_base (bpe-openai) and the legacy Claude tokenizer that
 # anthropic==0.37.1 ships; docs/token-counting.md says how. The texts are repeated to make them weigh.

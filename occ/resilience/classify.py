@@ -23,7 +23,7 @@ import re
 
 import attrs
 
-from ..errors import (
+from occ.core.errors import (
     MissingApiKey,
     OccError,
     Overloaded,

@@ -31,8 +31,8 @@ from typing import Any
 
 import attrs
 
-from ..errors import OccError, UpstreamProtocolError, error_frame
-from ..jsonfast import JSONDecodeError, dumps, dumps_str, loads
+from occ.core.errors import OccError, UpstreamProtocolError, error_frame
+from occ.core.jsonfast import JSONDecodeError, dumps, dumps_str, loads
 
 __all__ = [
     "SIGNATURE_PREFIX",

@@ -21,13 +21,13 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import UpstreamProtocolError, UpstreamStatus
-from ..jsonfast import SURROGATE_ESCAPE, JSONDecodeError, dumps, dumps_str, loads, repair_surrogates
-from ..sse import SSEEvent, event_json
-from .anthropic_events import SIGNATURE_PREFIX, AnthropicStreamBuilder, Usage, final_stop_reason
+from occ.core.errors import UpstreamProtocolError, UpstreamStatus
+from occ.core.jsonfast import SURROGATE_ESCAPE, JSONDecodeError, dumps, dumps_str, loads, repair_surrogates
+from occ.core.sse import SSEEvent, event_json
+from occ.translate.anthropic_events import SIGNATURE_PREFIX, AnthropicStreamBuilder, Usage, final_stop_reason
 
 if TYPE_CHECKING:
-    from ..config import ModelConfig
+    from occ.config.model import ModelConfig
 
 __all__ = [
     "ALLOWED_BETAS",

@@ -16,16 +16,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import UpstreamProtocolError, UpstreamStatus
-from ..sse import SSEEvent, event_json
-from .anthropic_events import SIGNATURE_PREFIX, AnthropicStreamBuilder, Usage, make_message
-from .anthropic_request import clamped_max_tokens, effort_of, system_text, turns
-from .gemini_schema import clean_schema
-from .openai_chat import text_of
-from .tool_ids import from_upstream_name, new_tool_id, to_upstream_name
+from occ.core.errors import UpstreamProtocolError, UpstreamStatus
+from occ.core.sse import SSEEvent, event_json
+from occ.translate.anthropic_events import SIGNATURE_PREFIX, AnthropicStreamBuilder, Usage, make_message
+from occ.translate.anthropic_request import clamped_max_tokens, effort_of, system_text, turns
+from occ.translate.gemini_schema import clean_schema
+from occ.translate.openai_chat import text_of
+from occ.translate.tool_ids import from_upstream_name, new_tool_id, to_upstream_name
 
 if TYPE_CHECKING:
-    from ..config import ModelConfig
+    from occ.config.model import ModelConfig
 
 __all__ = ["GeminiStreamTranslator", "build_request", "thought_signature", "translate_response"]
 

@@ -15,16 +15,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import UpstreamProtocolError, UpstreamStatus
-from ..jsonfast import JSONDecodeError, dumps_str, loads
-from ..sse import SSEEvent
-from .anthropic_events import SIGNATURE_PREFIX, AnthropicStreamBuilder, Usage, make_message, normalize_tool_arguments
-from .anthropic_request import blocks_of, clamped_max_tokens, effort_of, system_text, turns
-from .tool_ids import from_upstream_id, from_upstream_name, new_tool_id, to_upstream_id, to_upstream_name
-from .tool_schema import openai_tools
+from occ.core.errors import UpstreamProtocolError, UpstreamStatus
+from occ.core.jsonfast import JSONDecodeError, dumps_str, loads
+from occ.core.sse import SSEEvent
+from occ.translate.anthropic_events import (
+    SIGNATURE_PREFIX,
+    AnthropicStreamBuilder,
+    Usage,
+    make_message,
+    normalize_tool_arguments,
+)
+from occ.translate.anthropic_request import blocks_of, clamped_max_tokens, effort_of, system_text, turns
+from occ.translate.tool_ids import from_upstream_id, from_upstream_name, new_tool_id, to_upstream_id, to_upstream_name
+from occ.translate.tool_schema import openai_tools
 
 if TYPE_CHECKING:
-    from ..config import ModelConfig
+    from occ.config.model import ModelConfig
 
 __all__ = ["ChatStreamTranslator", "ThinkTagSplitter", "build_request", "text_of", "translate_response"]
 

@@ -16,17 +16,17 @@ import base64
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import UpstreamProtocolError, UpstreamStatus
-from ..jsonfast import JSONDecodeError, dumps_str, loads
-from ..sse import SSEEvent, event_json
-from .anthropic_events import SIGNATURE_PREFIX, AnthropicStreamBuilder, Usage, make_message
-from .anthropic_request import clamped_max_tokens, effort_of, system_text, turns
-from .openai_chat import text_of
-from .tool_ids import from_upstream_name, to_upstream_name
-from .tool_schema import openai_tools
+from occ.core.errors import UpstreamProtocolError, UpstreamStatus
+from occ.core.jsonfast import JSONDecodeError, dumps_str, loads
+from occ.core.sse import SSEEvent, event_json
+from occ.translate.anthropic_events import SIGNATURE_PREFIX, AnthropicStreamBuilder, Usage, make_message
+from occ.translate.anthropic_request import clamped_max_tokens, effort_of, system_text, turns
+from occ.translate.openai_chat import text_of
+from occ.translate.tool_ids import from_upstream_name, to_upstream_name
+from occ.translate.tool_schema import openai_tools
 
 if TYPE_CHECKING:
-    from ..config import ModelConfig
+    from occ.config.model import ModelConfig
 
 __all__ = ["ResponsesStreamTranslator", "build_request", "reasoning_signature", "translate_response"]
 

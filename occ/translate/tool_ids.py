@@ -17,7 +17,7 @@ import binascii
 import hashlib
 import re
 
-from ..ids import random_hex
+from occ.core.ids import random_hex
 
 __all__ = [
     "MAX_UPSTREAM_ID",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .tool_ids import to_upstream_name
+from occ.translate.tool_ids import to_upstream_name
 
 __all__ = ["EMPTY_SCHEMA", "harden_schema", "openai_tools"]
 

@@ -12,7 +12,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .config import Config
+    from occ.config.model import Config
 
 __all__ = ["RedactingFilter", "configure_logging", "get_logger", "redact", "remember_secrets"]
 

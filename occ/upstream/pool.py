@@ -1,4 +1,4 @@
-"""Keep-alive HTTP/1.1 connections to upstreams, on trio streams, framed by :mod:`occ.http1`.
+"""Keep-alive HTTP/1.1 connections to upstreams, on trio streams, framed by :mod:`occ.upstream.http1`.
 
 One :class:`ConnectionPool` serves every provider: idle connections wait per origin, newest
 first, and a request takes one or opens a new one. Nothing here has a timeout of its own beyond
@@ -15,7 +15,7 @@ silent second copy of a POST.
 
 Each open connection belongs to a request in flight, an idle slot (at most ``max_idle_per_origin``)
 or a bounded drain. Requests in flight are capped (``max_active``, all origins together); one more
-waits for a slot, and finding none in its connect timeout is :class:`~occ.errors.Overloaded`: occ's
+waits for a slot, and finding none in its connect timeout is :class:`~occ.core.errors.Overloaded`: occ's
 own limit, not the model's health, so the client gets a 529 to retry and no breaker counts it.
 """
 
@@ -31,8 +31,8 @@ from typing import Any
 import attrs
 import trio
 
-from .errors import Overloaded, UpstreamConnectError, UpstreamProtocolError
-from .http1 import ResponseParser, request_head
+from occ.core.errors import Overloaded, UpstreamConnectError, UpstreamProtocolError
+from occ.upstream.http1 import ResponseParser, request_head
 
 __all__ = ["ConnectionPool", "Origin", "PoolResponse"]
 

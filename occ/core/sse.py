@@ -21,7 +21,7 @@ from typing import Any
 
 import attrs
 
-from .errors import UpstreamProtocolError
+from occ.core.errors import UpstreamProtocolError
 
 __all__ = ["PING_FRAME", "SSEDecoder", "SSEEvent", "event_json"]
 
@@ -169,7 +169,7 @@ def event_json(event: SSEEvent) -> Any:
     Raises:
         UpstreamProtocolError: the data is not JSON.
     """
-    from .jsonfast import JSONDecodeError, loads
+    from occ.core.jsonfast import JSONDecodeError, loads
 
     try:
         return loads(event.data)

@@ -22,9 +22,9 @@ from typing import Any
 import attrs
 import trio
 
-from .errors import OccError, error_frame, to_anthropic
-from .jsonfast import dumps
-from .sse import PING_FRAME
+from occ.core.errors import OccError, error_frame, to_anthropic
+from occ.core.jsonfast import dumps
+from occ.core.sse import PING_FRAME
 
 __all__ = ["PING", "Fail", "Relay", "heartbeat", "send_json"]
 

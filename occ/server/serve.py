@@ -9,9 +9,9 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
-from .app import OccApp, create_app
-from .config import Config
-from .logs import configure_logging
+from occ.config.model import Config
+from occ.observe.logs import configure_logging
+from occ.server.app import OccApp, create_app
 
 __all__ = ["create_app", "hypercorn_config", "serve"]
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import trio
 
-from . import __version__
-from .errors import ConfigError, OccError
+from occ import __version__
+from occ.core.errors import ConfigError, OccError
 
 __all__ = ["main"]
 
@@ -69,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     route.add_argument("request", help="request JSON file, or - for standard input")
     route.add_argument("--config", metavar="PATH", help="config file (default: found as `occ serve` finds it)")
 
-    from .cli_ops import add_ops_commands
+    from occ.cli.ops import add_ops_commands
 
     add_ops_commands(sub)
     return parser
@@ -115,21 +115,21 @@ def _run(args: argparse.Namespace) -> int:
         return _models(args)
     if command == "route":
         return _route(args)
-    from .cli_ops import run_ops_command
+    from occ.cli.ops import run_ops_command
 
     return run_ops_command(args)
 
 
 def _load(path: str | None) -> Any:
-    from .config import load_config
+    from occ.config.parse import load_config
 
     return load_config(path)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .logs import configure_logging
-    from .server import create_app, hypercorn_config
-    from .server_checks import check_bind
+    from occ.observe.logs import configure_logging
+    from occ.server.checks import check_bind
+    from occ.server.serve import create_app, hypercorn_config
 
     config = _load(args.config)
     configure_logging(config, debug=args.debug)
@@ -174,7 +174,7 @@ async def _wait_for_stop_signal(stop: trio.Event) -> None:
 def _serve_workers(args: argparse.Namespace, config: Any, host: str, port: int) -> int:
     from hypercorn.run import run as hypercorn_run
 
-    from .server import hypercorn_config
+    from occ.server.serve import hypercorn_config
 
     hc = hypercorn_config(config, host=host, port=port, workers=args.workers)
     hc.worker_class = "trio"
@@ -187,7 +187,7 @@ def _serve_workers(args: argparse.Namespace, config: Any, host: str, port: int) 
 
 
 def _init(args: argparse.Namespace) -> int:
-    from .config import init_template, parse_config
+    from occ.config.parse import init_template, parse_config
 
     path = os.path.expanduser(args.path or DEFAULT_CONFIG_PATH)
     if os.path.exists(path) and not args.force:
@@ -211,16 +211,16 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from .config import format_models_table
+    from occ.config.parse import format_models_table
 
     print(format_models_table(_load(args.config)))
     return 0
 
 
 def _route(args: argparse.Namespace) -> int:
-    from .providers import resolve_protocol
-    from .routing import format_route, route
-    from .validate import parse_messages_request
+    from occ.config.presets import resolve_protocol
+    from occ.core.validate import parse_messages_request
+    from occ.resilience.routing import format_route, route
 
     config = _load(args.config)
     if args.request == "-":

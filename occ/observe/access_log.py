@@ -15,20 +15,23 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from occ.observe.logs import get_logger, redact
+
 if TYPE_CHECKING:
-    from .config import Config
-    from .errors import OccError
-    from .fallback import Call
-    from .relay import Relay
+    from occ.config.model import Config
+    from occ.core.errors import AttemptRecord, OccError
 
 __all__ = ["RequestLog", "log_request", "redacted_body"]
-
-from .logs import get_logger, redact
 
 log = get_logger("occ.request")
 
 @attrs.define
 class RequestLog:
+    """What one request did, as plain values: the server fills it in as the request goes (routing,
+    then the fallback loop's attempt records and usage, then the relay's first-content time), and
+    observers read it when the request ends. It holds no live objects, so this layer never reaches
+    up into the server's."""
+
     request_id: str
     started: float
     client_model: str | None = None
@@ -38,11 +41,14 @@ class RequestLog:
     status: int | None = None
     error: OccError | None = None
     client_cancelled: bool = False
-    call: Call | None = None
-    relay: Relay | None = None
+    stream: bool | None = None
+    model: str | None = None
+    attempts: list[AttemptRecord] = attrs.field(factory=list)
+    stop_reason: str | None = None
+    usage: dict[str, int] | None = None
+    ttft_s: float | None = None
 
     def fields(self) -> dict[str, Any]:
-        call = self.call
         duration = time.monotonic() - self.started
         if self.client_cancelled:
             outcome = "client_cancelled"
@@ -59,22 +65,22 @@ class RequestLog:
             "status": self.status,
             "duration_ms": round(duration * 1000, 1),
         }
-        if call is not None:
-            out["stream"] = call.stream
-            out["model"] = call.model.label if call.model else None
+        if self.stream is not None:
+            out["stream"] = self.stream
+            out["model"] = self.model
             out["attempts"] = [
                 {"model": f"{a.provider}/{a.model}", "protocol": a.protocol,
                  "outcome": a.outcome if a.status is None else f"http_{a.status}",
                  "ms": round(a.duration_s * 1000, 1)}
-                for a in call.attempts
+                for a in self.attempts
             ]
-            out["stop_reason"] = call.stop_reason
-            if call.usage:
-                out["tokens_in"] = call.usage.get("input_tokens")
-                out["tokens_out"] = call.usage.get("output_tokens")
-                out["tokens_cached"] = call.usage.get("cache_read_input_tokens")
-        if self.relay is not None and self.relay.first_content_at is not None:
-            out["ttft_ms"] = round((self.relay.first_content_at - self.relay.created_at) * 1000, 1)
+            out["stop_reason"] = self.stop_reason
+            if self.usage:
+                out["tokens_in"] = self.usage.get("input_tokens")
+                out["tokens_out"] = self.usage.get("output_tokens")
+                out["tokens_cached"] = self.usage.get("cache_read_input_tokens")
+        if self.ttft_s is not None:
+            out["ttft_ms"] = round(self.ttft_s * 1000, 1)
         if self.error is not None:
             out["error"] = self.error.message[:500]
         return out

@@ -18,14 +18,14 @@ import threading
 
 import trio
 
-from .config import load_config
-from .errors import ConfigError
-from .logs import get_logger
-from .state import ServerState
+from occ.config.parse import load_config
+from occ.core.errors import ConfigError
+from occ.observe.logs import get_logger
+from occ.server.state import ServerState
 
 __all__ = ["reload_now", "watch_config"]
 
-log = get_logger("occ.reload")
+log = get_logger("occ.server.reload")
 
 POLL_INTERVAL_S = 1.0
 DEBOUNCE_S = 0.3

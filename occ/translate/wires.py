@@ -13,11 +13,11 @@ from typing import Any, Protocol
 
 import attrs
 
-from .config import ModelConfig
-from .errors import TranslationError
-from .jsonfast import dumps
-from .sse import SSEEvent
-from .translate.anthropic_events import AnthropicStreamBuilder
+from occ.config.model import ModelConfig
+from occ.core.errors import TranslationError
+from occ.core.jsonfast import dumps
+from occ.core.sse import SSEEvent
+from occ.translate.anthropic_events import AnthropicStreamBuilder
 
 __all__ = ["StreamTranslator", "Wire", "wire_for"]
 

@@ -23,10 +23,10 @@ from typing import Any
 import attrs
 import httpx
 
-from .errors import UpstreamConnectError, UpstreamProtocolError, UpstreamStatus
-from .http1 import check_headers
-from .http_pool import ConnectionPool, Origin
-from .jsonfast import JSONDecodeError, loads
+from occ.core.errors import UpstreamConnectError, UpstreamProtocolError, UpstreamStatus
+from occ.core.jsonfast import JSONDecodeError, loads
+from occ.upstream.http1 import check_headers
+from occ.upstream.pool import ConnectionPool, Origin
 
 __all__ = ["KeyPool", "UpstreamClient", "UpstreamResponse", "parse_retry_after", "status_error"]
 
@@ -155,7 +155,7 @@ def _ssl_context() -> ssl.SSLContext:
 class UpstreamClient:
     """The connections to every upstream, open for the lifetime of serving (``async with``).
 
-    Requests go through occ's own keep-alive pool (:mod:`occ.http_pool`): httpx's general
+    Requests go through occ's own keep-alive pool (:mod:`occ.upstream.pool`): httpx's general
     machinery cost more CPU per request and per streamed chunk than the rest of occ together
     (``benchmarks/RESULTS.md``). An origin that the environment routes through a proxy
     (``HTTPS_PROXY``, ``ALL_PROXY``, ... minus ``NO_PROXY``; the system settings on macOS and

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 
-from .config import Config
-from .errors import OccError
+from occ.config.model import Config
+from occ.core.errors import OccError
 
 __all__ = ["check_bind", "is_loopback"]
 

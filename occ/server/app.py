@@ -17,21 +17,22 @@ import trio
 from quart import Response, request
 from quart_trio import QuartTrio
 
-from . import __version__
-from .access_log import RequestLog, log_request, redacted_body
-from .client_limits import client_identity
-from .config import Config, load_config
-from .errors import InvalidRequest, NotFound, OccError, RequestTooLarge, to_anthropic
-from .fallback import Call, run_nonstreaming, run_streaming
-from .ids import random_hex
-from .jsonfast import dumps
-from .logs import get_logger
-from .relay import Relay, error_headers, send_json
-from .routing import route, scenario_models
-from .state import ServerState
-from .tokens import count_tokens
-from .upstream import UpstreamClient
-from .validate import parse_count_tokens_request, parse_messages_request
+from occ import __version__
+from occ.config.model import Config
+from occ.config.parse import load_config
+from occ.core.errors import InvalidRequest, NotFound, OccError, RequestTooLarge, to_anthropic
+from occ.core.ids import random_hex
+from occ.core.jsonfast import dumps
+from occ.core.tokens import count_tokens
+from occ.core.validate import parse_count_tokens_request, parse_messages_request
+from occ.observe.access_log import RequestLog, log_request, redacted_body
+from occ.observe.logs import get_logger
+from occ.resilience.routing import route, scenario_models
+from occ.server.client_limits import client_identity
+from occ.server.fallback import Call, run_nonstreaming, run_streaming
+from occ.server.relay import Relay, error_headers, send_json
+from occ.server.state import ServerState
+from occ.upstream.client import UpstreamClient
 
 __all__ = ["OccApp", "create_app"]
 
@@ -79,6 +80,7 @@ class OccApp:
         started = time.monotonic()
         record = RequestLog(request_id=request_id, started=started)
         client: str | None = None
+        call: Call | None = None
         state.in_flight += 1
         try:
             headers = _headers(scope)
@@ -104,7 +106,6 @@ class OccApp:
                 message_id="msg_" + random_hex(),
                 config=config,
             )
-            record.call = call
             if config.logging.requests:
                 log.debug("%s request body: %s", request_id, redacted_body(body, config.logging.body_limit_bytes))
             if call.stream:
@@ -121,6 +122,8 @@ class OccApp:
             state.in_flight -= 1
             if client is not None:
                 state.limiter.release(client)
+            if call is not None:
+                _record_call(record, call)
             log_request(record, config)
             state.observer.observe(record)
 
@@ -144,7 +147,6 @@ class OccApp:
     async def _stream(self, call: Call, receive: Receive, send: Send, record: RequestLog) -> None:
         """Streaming: relay (the one writer) and fallback loop in the request nursery."""
         relay = Relay(send, request_id=call.request_id)
-        record.relay = relay
         frames_in, frames_out = trio.open_memory_channel[Any](RELAY_BUFFER)
 
         async def produce() -> None:
@@ -154,17 +156,29 @@ class OccApp:
                 record.error = exc
 
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_watch_disconnect, receive, nursery.cancel_scope, record)
+            nursery.start_soon(_watch_disconnect, receive, nursery.cancel_scope, record, relay)
             nursery.start_soon(produce)
             await relay.run(frames_out)
             nursery.cancel_scope.cancel()
         record.status = relay.status
+        if relay.first_content_at is not None:
+            record.ttft_s = relay.first_content_at - relay.created_at
 
 
 # -- the request nursery's helpers ------------------------------------------------------------
 
 
-async def _watch_disconnect(receive: Receive, scope: trio.CancelScope, record: RequestLog) -> None:
+def _record_call(record: RequestLog, call: Call) -> None:
+    """Copy what the fallback loop learned into the request's log record, as values."""
+    record.stream = call.stream
+    record.model = call.model.label if call.model else None
+    record.attempts = list(call.attempts)
+    record.stop_reason = call.stop_reason
+    record.usage = call.usage
+
+
+async def _watch_disconnect(receive: Receive, scope: trio.CancelScope, record: RequestLog,
+                            relay: Relay | None = None) -> None:
     """Cancel the whole request the moment the client goes away: upstream connection included.
 
     hypercorn also reports ``http.disconnect`` once a response is complete; that is not the client
@@ -173,7 +187,7 @@ async def _watch_disconnect(receive: Receive, scope: trio.CancelScope, record: R
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            record.client_cancelled = record.relay is None or not record.relay.finished
+            record.client_cancelled = relay is None or not relay.finished
             scope.cancel(reason="client disconnected")
             return
 
@@ -246,7 +260,7 @@ def _build_quart(state: ServerState) -> QuartTrio:
     async def open_upstream() -> None:
         state.upstream = await UpstreamClient().__aenter__()
         state.upstream.pool.drain_in(app.nursery)
-        from .reload import watch_config
+        from occ.server.reload import watch_config
 
         app.nursery.start_soon(watch_config, state)
 
@@ -284,11 +298,11 @@ def _build_quart(state: ServerState) -> QuartTrio:
 
     @app.get("/status")
     async def status() -> Response:
-        return _json(state.observer.status(state))
+        return _json(state.observer.status(state.snapshot()))
 
     @app.get("/metrics")
     async def metrics() -> Response:
-        return Response(state.observer.metrics_text(state), content_type="text/plain; version=0.0.4")
+        return Response(state.observer.metrics_text(state.snapshot()), content_type="text/plain; version=0.0.4")
 
     @app.get("/v1/models")
     async def models() -> Response:

@@ -6,9 +6,25 @@ an explicit ``wire_format`` on the model always wins. Sans-IO.
 
 from __future__ import annotations
 
-from .config import ModelConfig, ProviderConfig
+from occ.config.model import ModelConfig, ProviderConfig
 
-__all__ = ["GO_ANTHROPIC_MODELS", "auth_headers", "endpoint_url", "resolve_protocol", "url_field"]
+__all__ = ["GO_ANTHROPIC_MODELS", "PRESETS", "auth_headers", "endpoint_url", "resolve_protocol", "url_field"]
+
+PRESETS: dict[str, dict[str, str]] = {
+    "opencode-go": {
+        "base_url": "https://opencode.ai/zen/go/v1/chat/completions",
+        "anthropic_base_url": "https://opencode.ai/zen/go/v1/messages",
+    },
+    "opencode-zen": {
+        "base_url": "https://opencode.ai/zen/v1/chat/completions",
+        "anthropic_base_url": "https://opencode.ai/zen/v1/messages",
+        "responses_base_url": "https://opencode.ai/zen/v1/responses",
+        "gemini_base_url": "https://opencode.ai/zen/v1/models",
+    },
+}
+_PRESET_KEYS = {"opencode_go": "opencode-go", "opencode_zen": "opencode-zen"}
+
+
 
 #: OpenCode Go models served on the Anthropic Messages endpoint; every other Go model is chat.
 GO_ANTHROPIC_MODELS = frozenset({

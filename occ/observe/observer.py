@@ -1,6 +1,6 @@
 """What occ has been doing: counters for ``/status`` and ``/metrics``, fed once per request.
 
-Each finished request's :class:`~occ.access_log.RequestLog` is observed once (never per chunk).
+Each finished request's :class:`~occ.observe.access_log.RequestLog` is observed once (never per chunk).
 Metrics use prometheus_client with a registry per app (so two apps in one process, or tests, never
 share counters); label values are bounded: scenario, provider/model and outcome, never request ids.
 """
@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict, deque
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
+import attrs
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-if TYPE_CHECKING:
-    from .access_log import RequestLog
-    from .state import ServerState
+from occ import __version__
+from occ.observe.access_log import RequestLog
 
-__all__ = ["Observer"]
+__all__ = ["Observer", "ServerSnapshot"]
 
 _WINDOW = 200
 _BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
@@ -52,6 +53,21 @@ class _Children:
         if child is None:
             child = self._children[values] = self._metric.labels(*values)
         return child
+
+
+@attrs.frozen
+class ServerSnapshot:
+    """What ``/status`` and ``/metrics`` need from the server at one moment, as values: the server
+    takes it (``ServerState.snapshot()``) and hands it down, so this layer never reads server state."""
+
+    config_source: str | None
+    config_loaded_at: float
+    started_at: float
+    in_flight: int
+    #: breaker label -> ``{"state": ..., "reopens_in_s": ...}``
+    breakers: Mapping[str, Mapping[str, Any]]
+    #: the upstream pool's connection counts, or None before serving started
+    upstream_connections: Mapping[str, int] | None
 
 
 class Observer:
@@ -99,18 +115,14 @@ class Observer:
             if value:
                 self._tokens(model, kind).inc(value)
 
-    def metrics_text(self, state: ServerState) -> bytes:
-        self.in_flight.set(state.in_flight)
-        now = _trio_now()
-        for label, info in state.breakers.snapshot(now).items():
+    def metrics_text(self, snap: ServerSnapshot) -> bytes:
+        self.in_flight.set(snap.in_flight)
+        for label, info in snap.breakers.items():
             self.breaker.labels(label).set(0 if info.get("state") == "closed" else 1)
         return generate_latest(self.registry)
 
-    def status(self, state: ServerState) -> dict[str, Any]:
-        from . import __version__
-
-        now = _trio_now()
-        breakers = state.breakers.snapshot(now)
+    def status(self, snap: ServerSnapshot) -> dict[str, Any]:
+        breakers = snap.breakers
         models: dict[str, Any] = {}
         for label in sorted(set(self.per_model) | set(breakers)):
             stats = self.per_model.get(label) or _ModelStats()
@@ -128,24 +140,11 @@ class Observer:
             }
         return {
             "version": __version__,
-            "config": state.config.source,
-            "config_loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(state.config_loaded_at)),
-            "uptime_s": round(time.time() - state.started_at, 1),
-            "in_flight": state.in_flight,
-            "upstream_connections": _connections(state),
+            "config": snap.config_source,
+            "config_loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(snap.config_loaded_at)),
+            "uptime_s": round(time.time() - snap.started_at, 1),
+            "in_flight": snap.in_flight,
+            "upstream_connections": dict(snap.upstream_connections) if snap.upstream_connections is not None else None,
             "models": models,
         }
-
-
-def _connections(state: ServerState) -> dict[str, int] | None:
-    """How well keep-alive works: ``opened`` growing with every request means none is reused."""
-    if state.upstream is None:
-        return None
-    return state.upstream.connection_stats()
-
-
-def _trio_now() -> float:
-    import trio
-
-    return trio.current_time()
 

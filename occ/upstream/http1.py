@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from .errors import UpstreamProtocolError
+from occ.core.errors import UpstreamProtocolError
 
 __all__ = ["MAX_HEAD_BYTES", "ResponseParser", "check_headers", "request_head"]
 
@@ -96,7 +96,7 @@ class ResponseParser:
     where its framing said it would; :attr:`reusable` says the connection may carry another
     request afterwards.
 
-    Raises :class:`~occ.errors.UpstreamProtocolError` on anything that is not a well-framed
+    Raises :class:`~occ.core.errors.UpstreamProtocolError` on anything that is not a well-framed
     response: after one, the connection must be closed.
     """
 

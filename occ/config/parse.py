@@ -23,183 +23,27 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-import attrs
+from occ.config.model import (
+    BREAKER_KEYS,
+    DEFAULT_PATH,
+    EMBEDDED_SOURCE,
+    LOG_LEVELS,
+    LOGGING_KEYS,
+    MODEL_KEYS,
+    PROTOCOLS,
+    PROVIDER_KEYS,
+    SCENARIOS,
+    TOP_LEVEL_KEYS,
+    BreakerConfig,
+    Config,
+    LoggingConfig,
+    ModelConfig,
+    ProviderConfig,
+)
+from occ.config.presets import _PRESET_KEYS, PRESETS, resolve_protocol, url_field
+from occ.core.errors import ConfigError
 
-from .errors import ConfigError
-
-__all__ = [
-    "PROTOCOLS",
-    "SCENARIOS",
-    "BreakerConfig",
-    "Config",
-    "LoggingConfig",
-    "ModelConfig",
-    "ProviderConfig",
-    "Timeouts",
-    "default_config",
-    "format_models_table",
-    "init_template",
-    "load_config",
-    "parse_config",
-]
-
-SCENARIOS = ("default", "background", "fast", "think", "complex", "long_context")
-PROTOCOLS = ("openai", "anthropic", "responses", "gemini")
-LOG_LEVELS = ("debug", "info", "warn", "warning", "error")
-EMBEDDED_SOURCE = "<embedded default>"
-DEFAULT_PATH = os.path.join("~", ".config", "occ", "config.json")
-
-#: Keys accepted at each level; docs/configuration.md must document every one (a test checks).
-TOP_LEVEL_KEYS = frozenset({
-    "api_key", "api_keys", "host", "port", "hot_reload", "enable_streaming_scenario_routing",
-    "respect_requested_model", "models", "fallbacks", "model_overrides", "opencode_go", "opencode_zen",
-    "providers", "logging", "heartbeat_interval_ms", "request_timeout_ms", "max_body_bytes",
-    "client_api_keys", "max_concurrent_per_client", "circuit_breaker", "shutdown_grace_ms",
-})
-MODEL_KEYS = frozenset({
-    "provider", "model_id", "temperature", "top_p", "max_tokens", "max_output_tokens", "context_window",
-    "reasoning_effort", "thinking", "context_threshold", "vision", "anthropic_tools_disabled", "wire_format",
-    "timeout_ms", "streaming_timeout_ms", "stream_timeout_ms",
-})
-PROVIDER_KEYS = frozenset({
-    "base_url", "anthropic_base_url", "responses_base_url", "gemini_base_url", "protocol", "api_key",
-    "api_keys", "headers", "timeout_ms", "streaming_timeout_ms", "stream_timeout_ms", "connect_timeout_ms",
-})
-LOGGING_KEYS = frozenset({"level", "requests", "format", "body_limit_bytes"})
-BREAKER_KEYS = frozenset({"failure_threshold", "cooldown_ms"})
-
-
-@attrs.frozen
-class Timeouts:
-    timeout_s: float
-    streaming_timeout_s: float | None
-    stall_timeout_s: float
-    connect_timeout_s: float
-
-
-@attrs.frozen
-class ModelConfig:
-    provider: str
-    model_id: str
-    temperature: float | None = None
-    top_p: float | None = None
-    max_tokens: int | None = None
-    context_window: int | None = None
-    reasoning_effort: str | None = None
-    thinking: Mapping[str, Any] | None = None
-    context_threshold: int | None = None
-    vision: bool | None = None
-    anthropic_tools_disabled: bool = False
-    wire_format: str | None = None
-    timeout_s: float | None = None
-    streaming_timeout_s: float | None = None
-    stall_timeout_s: float | None = None
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.provider, self.model_id)
-
-    @property
-    def label(self) -> str:
-        return f"{self.provider}/{self.model_id}"
-
-
-@attrs.frozen
-class ProviderConfig:
-    name: str
-    base_url: str | None = None
-    anthropic_base_url: str | None = None
-    responses_base_url: str | None = None
-    gemini_base_url: str | None = None
-    protocol: str | None = None
-    preset: str | None = None
-    api_keys: tuple[str, ...] = ()
-    api_key_env: str = "OCC_API_KEY"
-    headers: Mapping[str, str] = attrs.field(factory=dict)
-    timeout_s: float = 300.0
-    streaming_timeout_s: float | None = None
-    stall_timeout_s: float = 120.0
-    connect_timeout_s: float = 10.0
-
-
-@attrs.frozen
-class LoggingConfig:
-    level: str = "info"
-    requests: bool = False
-    format: str = "text"
-    body_limit_bytes: int = 4096
-
-
-@attrs.frozen
-class BreakerConfig:
-    failure_threshold: int = 3
-    cooldown_s: float = 30.0
-
-
-@attrs.frozen
-class Config:
-    models: Mapping[str, ModelConfig]
-    providers: Mapping[str, ProviderConfig]
-    fallbacks: Mapping[str, tuple[ModelConfig, ...]] = attrs.field(factory=dict)
-    model_overrides: Mapping[str, ModelConfig] = attrs.field(factory=dict)
-    host: str = "127.0.0.1"
-    port: int = 3456
-    hot_reload: bool = False
-    enable_streaming_scenario_routing: bool = False
-    respect_requested_model: bool = False
-    logging: LoggingConfig = LoggingConfig()
-    heartbeat_interval_s: float = 5.0
-    request_timeout_s: float | None = None
-    max_body_bytes: int = 32 * 1024 * 1024
-    client_api_keys: tuple[str, ...] = ()
-    max_concurrent_per_client: int | None = None
-    breaker: BreakerConfig = BreakerConfig()
-    shutdown_grace_s: float = 10.0
-    source: str | None = None
-    warnings: tuple[str, ...] = ()
-
-    def provider_for(self, model: ModelConfig) -> ProviderConfig:
-        return self.providers[model.provider]
-
-    def timeouts_for(self, model: ModelConfig) -> Timeouts:
-        """The provider's timeouts with the model's own values laid over them."""
-        p = self.providers[model.provider]
-        return Timeouts(
-            timeout_s=model.timeout_s if model.timeout_s is not None else p.timeout_s,
-            streaming_timeout_s=(model.streaming_timeout_s if model.streaming_timeout_s is not None
-                                 else p.streaming_timeout_s),
-            stall_timeout_s=model.stall_timeout_s if model.stall_timeout_s is not None else p.stall_timeout_s,
-            connect_timeout_s=p.connect_timeout_s,
-        )
-
-    def all_models(self) -> list[ModelConfig]:
-        seen: dict[tuple[str, str], ModelConfig] = {}
-        ordered = [self.models[s] for s in SCENARIOS if s in self.models]
-        ordered += [m for name, m in self.models.items() if name not in SCENARIOS]
-        for chain in self.fallbacks.values():
-            ordered += list(chain)
-        ordered += list(self.model_overrides.values())
-        for model in ordered:
-            seen.setdefault(model.key, model)
-        return list(seen.values())
-
-
-# -- presets -----------------------------------------------------------------------------------
-
-PRESETS: dict[str, dict[str, str]] = {
-    "opencode-go": {
-        "base_url": "https://opencode.ai/zen/go/v1/chat/completions",
-        "anthropic_base_url": "https://opencode.ai/zen/go/v1/messages",
-    },
-    "opencode-zen": {
-        "base_url": "https://opencode.ai/zen/v1/chat/completions",
-        "anthropic_base_url": "https://opencode.ai/zen/v1/messages",
-        "responses_base_url": "https://opencode.ai/zen/v1/responses",
-        "gemini_base_url": "https://opencode.ai/zen/v1/models",
-    },
-}
-_PRESET_KEYS = {"opencode_go": "opencode-go", "opencode_zen": "opencode-zen"}
-
+__all__ = ["default_config", "format_models_table", "init_template", "load_config", "parse_config"]
 
 # -- expansion -----------------------------------------------------------------------------------
 
@@ -570,8 +414,6 @@ def parse_config(data: Any, *, env: Mapping[str, str], source: str) -> Config:
         p.error("max_body_bytes", f"expected at least 1024, got {max_body}")
         max_body = 32 * 1024 * 1024
 
-    from .providers import resolve_protocol, url_field  # providers.py imports this module
-
     for path, model in _all_model_entries(models, fallbacks, overrides):
         provider = providers.get(model.provider)
         if provider is None or not model.model_id:
@@ -661,8 +503,6 @@ def init_template() -> str:
 
 
 def format_models_table(config: Config) -> str:
-    from .providers import resolve_protocol
-
     def show(m: ModelConfig) -> str:
         return f"{m.label} ({resolve_protocol(m, config.providers[m.provider])})"
 

@@ -16,13 +16,14 @@ import time
 from collections.abc import Callable
 
 import attrs
+import trio
 
-from .client_limits import ClientLimiter
-from .config import Config
-from .logs import remember_secrets
-from .observe import Observer
-from .resilience.breaker import BreakerRegistry
-from .upstream import UpstreamClient
+from occ.config.model import Config
+from occ.observe.logs import remember_secrets
+from occ.observe.observer import Observer, ServerSnapshot
+from occ.resilience.breaker import BreakerRegistry
+from occ.server.client_limits import ClientLimiter
+from occ.upstream.client import UpstreamClient
 
 __all__ = ["ServerState"]
 
@@ -57,3 +58,15 @@ class ServerState:
         self.breakers.reconfigure(config.breaker.failure_threshold, config.breaker.cooldown_s)
         for listener in self.reload_listeners:
             listener(config)
+
+    def snapshot(self) -> ServerSnapshot:
+        """This moment's values for ``/status`` and ``/metrics`` (the observe layer never reads this
+        object itself)."""
+        return ServerSnapshot(
+            config_source=self.config.source,
+            config_loaded_at=self.config_loaded_at,
+            started_at=self.started_at,
+            in_flight=self.in_flight,
+            breakers=self.breakers.snapshot(trio.current_time()),
+            upstream_connections=self.upstream.connection_stats() if self.upstream is not None else None,
+        )

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import InvalidRequest
-from .jsonfast import JSONDecodeError, loads_request
+from occ.core.errors import InvalidRequest
+from occ.core.jsonfast import JSONDecodeError, loads_request
 
 __all__ = ["normalize_model_name", "parse_count_tokens_request", "parse_messages_request"]
 

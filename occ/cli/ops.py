@@ -49,7 +49,7 @@ def run_ops_command(args: argparse.Namespace) -> int:
 
 
 def _default_url(config_path: str | None) -> str:
-    from .config import load_config
+    from occ.config.parse import load_config
 
     config = load_config(config_path)
     return f"http://{config.host}:{config.port}"
@@ -126,7 +126,7 @@ def _code(args: argparse.Namespace) -> int:
     url = _default_url(args.config)
     server: subprocess.Popen[bytes] | None = None
     if not _answers(url):
-        command = [sys.executable, "-m", "occ.cli", "serve"]
+        command = [sys.executable, "-m", "occ.cli.main", "serve"]
         if args.config:
             command += ["--config", args.config]
         server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -24,7 +24,7 @@ import math
 import re
 from typing import Any
 
-from .jsonfast import dumps_str
+from occ.core.jsonfast import dumps_str
 
 __all__ = ["count_tokens", "estimate_routing_tokens", "image_tokens", "text_tokens"]
 

@@ -35,10 +35,10 @@ from typing import Any
 
 import attrs
 
-from .config import SCENARIOS, Config, ModelConfig
-from .tokens import estimate_routing_tokens
-from .translate.anthropic_request import blocks_of
-from .validate import normalize_model_name
+from occ.config.model import SCENARIOS, Config, ModelConfig
+from occ.core.tokens import estimate_routing_tokens
+from occ.core.validate import normalize_model_name
+from occ.translate.anthropic_request import blocks_of
 
 __all__ = ["DEFAULT_THRESHOLD", "OWN_PREFIX", "Route", "format_route", "latest_prompt", "route", "scenario_models"]
 
@@ -207,7 +207,7 @@ def _vision_filter(request: dict[str, Any], config: Config,
 
 def route(request: dict[str, Any], config: Config, *, token_estimate: int | None = None) -> Route:
     """Where ``request`` goes under ``config``. ``token_estimate`` spares a second count when the caller
-    has one (it must be :func:`~occ.tokens.estimate_routing_tokens` of the same request)."""
+    has one (it must be :func:`~occ.core.tokens.estimate_routing_tokens` of the same request)."""
     model = request.get("model")
     name = normalize_model_name(model) if isinstance(model, str) else ""
     scenario, chain, reason = _choose(request, config, name, token_estimate)

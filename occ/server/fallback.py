@@ -27,8 +27,9 @@ from typing import Any, TypeVar
 import attrs
 import trio
 
-from .config import Config, ModelConfig, ProviderConfig, Timeouts
-from .errors import (
+from occ.config.model import Config, ModelConfig, ProviderConfig, Timeouts
+from occ.config.presets import auth_headers, endpoint_url, resolve_protocol
+from occ.core.errors import (
     AllAttemptsFailed,
     AttemptRecord,
     MissingApiKey,
@@ -39,24 +40,23 @@ from .errors import (
     UpstreamStatus,
     UpstreamTimeout,
 )
-from .jsonfast import JSONDecodeError, dumps, loads
-from .logs import get_logger
-from .providers import auth_headers, endpoint_url, resolve_protocol
-from .relay import Fail, Relay, heartbeat
-from .resilience.classify import classify
-from .routing import Route
-from .sse import SSEDecoder
-from .state import ServerState
-from .translate import anthropic_passthrough
-from .translate.anthropic_events import AnthropicStreamBuilder
-from .translate.anthropic_request import without_images
-from .translate.tool_ids import restore_tool_names
-from .upstream import UpstreamClient, status_error
-from .wires import StreamTranslator, wire_for
+from occ.core.jsonfast import JSONDecodeError, dumps, loads
+from occ.core.sse import SSEDecoder
+from occ.observe.logs import get_logger
+from occ.resilience.classify import classify
+from occ.resilience.routing import Route
+from occ.server.relay import Fail, Relay, heartbeat
+from occ.server.state import ServerState
+from occ.translate import anthropic_passthrough
+from occ.translate.anthropic_events import AnthropicStreamBuilder
+from occ.translate.anthropic_request import without_images
+from occ.translate.tool_ids import restore_tool_names
+from occ.translate.wires import StreamTranslator, wire_for
+from occ.upstream.client import UpstreamClient, status_error
 
 __all__ = ["Call", "run_nonstreaming", "run_streaming"]
 
-log = get_logger("occ.fallback")
+log = get_logger("occ.server.fallback")
 
 _NON_STREAM_BODY_LIMIT = 64 * 1024 * 1024
 T = TypeVar("T")

@@ -11,8 +11,8 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping
 
-from .config import Config
-from .errors import OccError, RateLimited
+from occ.config.model import Config
+from occ.core.errors import OccError, RateLimited
 
 __all__ = ["ClientLimiter", "Unauthorized", "client_identity"]
 

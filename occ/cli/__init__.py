@@ -1,0 +1,1 @@
+"""The ``occ`` command line: the top layer."""

@@ -1,0 +1,1 @@
+"""The configuration: the frozen model, its parser, and the OpenCode presets. Sans-IO."""

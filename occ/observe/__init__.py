@@ -1,0 +1,1 @@
+"""Logs, the access line, metrics and status: fed values, never reaching up."""

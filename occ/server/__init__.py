@@ -1,0 +1,1 @@
+"""The ASGI app, the request's fallback loop, its relay and cancel scopes, and serving."""
