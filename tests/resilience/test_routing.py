@@ -7,11 +7,12 @@ import os
 from typing import Any
 
 import pytest
+from support.stack import ROOT
 
 from occ.config.parse import load_config, parse_config
 from occ.resilience.routing import Route, format_route, latest_prompt, route, scenario_models
 
-SEED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "seed-config.json")
+SEED = os.path.join(ROOT, "examples", "seed-config.json")
 PNG_64 = b"\x89PNG\r\n\x1a\n" + (13).to_bytes(4, "big") + b"IHDR" + (64).to_bytes(4, "big") * 2 + bytes(5)
 PNG = {"type": "image", "source": {"type": "base64", "media_type": "image/png",
                                    "data": base64.b64encode(PNG_64).decode()}}

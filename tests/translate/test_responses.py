@@ -7,9 +7,11 @@ import json
 from functools import partial
 
 import pytest
-from anthropic_checker import check_stream, translate_chunks
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.anthropic_checker import check_stream, translate_chunks
+from support.shapes import RESPONSES_STREAM as STREAM
+from support.shapes import ev
 
 from occ.config.model import ModelConfig
 from occ.core.errors import UpstreamProtocolError, UpstreamStatus
@@ -40,35 +42,6 @@ def test_request_items_instructions_tools_and_effort():
     assert body["input"][2] == {"type": "function_call", "call_id": "call_1", "name": "Bash",
                                 "arguments": '{"command":"ls"}'}
     assert "rs_" not in json.dumps(body)  # an occ1. signature without a reasoning item replays nothing
-
-
-def ev(data: dict) -> bytes:
-    return f"event: {data['type']}\ndata: {json.dumps(data)}\n\n".encode()
-
-
-STREAM = b"".join([
-    ev({"type": "response.created", "response": {"id": "resp_1", "status": "in_progress"}}),
-    ev({"type": "response.output_item.added", "item": {"id": "rs_1", "type": "reasoning"}}),
-    ev({"type": "response.reasoning_summary_part.added", "item_id": "rs_1"}),
-    ev({"type": "response.reasoning_summary_text.delta", "item_id": "rs_1", "delta": "Need files."}),
-    ev({"type": "response.output_item.done", "item": {"id": "rs_1", "type": "reasoning",
-                                                      "encrypted_content": "gAAAA-opaque"}}),
-    ev({"type": "response.output_item.added", "item": {"id": "msg_1", "type": "message"}}),
-    ev({"type": "response.output_text.delta", "item_id": "msg_1", "delta": "Listing "}),
-    ev({"type": "response.output_text.delta", "item_id": "msg_1", "delta": "now."}),
-    ev({"type": "response.output_item.done", "item": {"id": "msg_1", "type": "message"}}),
-    ev({"type": "response.output_item.added", "item": {"id": "fc_1", "type": "function_call", "call_id": "call_A",
-                                                       "name": "Bash", "arguments": ""}}),
-    ev({"type": "response.function_call_arguments.delta", "item_id": "fc_1", "delta": '{"comm'}),
-    ev({"type": "response.function_call_arguments.delta", "item_id": "fc_1", "delta": 'and":"ls"}'}),
-    ev({"type": "response.function_call_arguments.done", "item_id": "fc_1", "arguments": '{"command":"ls"}'}),
-    ev({"type": "response.output_item.added", "item": {"id": "fc_2", "type": "function_call", "call_id": "call_B",
-                                                       "name": "Read"}}),
-    ev({"type": "response.output_item.done", "item": {"id": "fc_2", "type": "function_call", "call_id": "call_B",
-                                                      "name": "Read", "arguments": '{"path":"a"}'}}),
-    ev({"type": "response.completed", "response": {"id": "resp_1", "status": "completed", "usage": {
-        "input_tokens": 500, "output_tokens": 60, "input_tokens_details": {"cached_tokens": 100}}}}),
-])
 
 
 def run(raw: bytes, chunks: list[bytes] | None = None) -> dict:

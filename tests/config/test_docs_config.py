@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 
 import pytest
+from support.stack import ROOT
 
 from occ.config import parse as config
 
-DOC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "configuration.md")
+DOC = os.path.join(ROOT, "docs", "configuration.md")
 
 
 @pytest.mark.parametrize("keys", ["TOP_LEVEL_KEYS", "MODEL_KEYS", "PROVIDER_KEYS", "LOGGING_KEYS", "BREAKER_KEYS"])

@@ -11,7 +11,7 @@ from occ.config.parse import load_config, parse_config
 from occ.config.presets import auth_headers, endpoint_url, resolve_protocol
 from occ.core.errors import ConfigError
 
-EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "examples")
 
 
 def parse(data, env=None):

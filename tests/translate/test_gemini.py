@@ -7,9 +7,11 @@ import json
 from functools import partial
 
 import pytest
-from anthropic_checker import check_stream, translate_chunks
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.anthropic_checker import check_stream, translate_chunks
+from support.shapes import GEMINI_STREAM as STREAM
+from support.shapes import frame
 
 from occ.config.model import ModelConfig
 from occ.core.errors import UpstreamProtocolError, UpstreamStatus
@@ -77,23 +79,6 @@ def test_request_contents_and_edge_41_42_function_responses_match_calls():
     decls = body["tools"][0]["functionDeclarations"]
     assert "parameters" in decls[0] and "parameters" not in decls[1]
     assert body["generationConfig"]["maxOutputTokens"] == 32000
-
-
-def frame(data: dict) -> bytes:
-    return f"data: {json.dumps(data)}\r\n\r\n".encode()
-
-
-STREAM = b"".join([
-    frame({"candidates": [{"content": {"role": "model", "parts": [{"text": "Thinking it over", "thought": True}]}}]}),
-    frame({"candidates": [{"content": {"role": "model", "parts": [{"text": "I'll look."}]}}]}),
-    frame({"candidates": [{"content": {"role": "model", "parts": [
-        {"functionCall": {"name": "Bash", "args": {"command": "ls"}}, "thoughtSignature": "sig"},
-        {"functionCall": {"name": "Read", "args": {"path": "a"}}}]}}],
-        "usageMetadata": {"promptTokenCount": 100, "cachedContentTokenCount": 40, "candidatesTokenCount": 5}}),
-    frame({"candidates": [{"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": "STOP"}],
-           "usageMetadata": {"promptTokenCount": 100, "cachedContentTokenCount": 40, "candidatesTokenCount": 9,
-                             "thoughtsTokenCount": 3}}),
-])
 
 
 def run(raw: bytes, chunks: list[bytes] | None = None) -> dict:

@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from anthropic_checker import check_stream, split_frames, translate_chunks
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.anthropic_checker import check_stream, split_frames, translate_chunks
+from support.shapes import UPSTREAM, ev
 
 from occ.config.model import ModelConfig
 from occ.core.errors import UpstreamProtocolError, UpstreamStatus
@@ -27,7 +28,7 @@ from occ.translate.anthropic_passthrough import (
     translate_response,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures" / "anthropic"
+FIXTURES = Path(__file__).parent.parent / "support" / "fixtures" / "anthropic"
 CLAUDE = (FIXTURES / "claude_thinking_text_tool.sse").read_bytes()
 MINIMAX = (FIXTURES / "minimax_go_whitespace_text.sse").read_bytes()
 OVERLOADED = (FIXTURES / "overloaded_before_content.sse").read_bytes()
@@ -52,10 +53,6 @@ def feed_only(raw: bytes) -> tuple[AnthropicStreamBuilder, AnthropicPassthroughT
     for event in SSEDecoder().feed(raw):
         translator.feed(event)
     return builder, translator
-
-
-def ev(data: dict) -> bytes:
-    return f"event: {data['type']}\ndata: {json.dumps(data)}\n\n".encode()
 
 
 # -- build_body: model replacement -----------------------------------------------------------------
@@ -515,34 +512,6 @@ def test_non_streaming_error_body_raises_with_its_status():
 def test_non_streaming_junk_is_a_protocol_error(junk):
     with pytest.raises(UpstreamProtocolError):
         translate_response(junk, message_id="m", model_name="c", input_estimate=1)
-
-
-# -- the stream the end-to-end wire tests replay -----------------------------------------------------
-
-UPSTREAM = b"".join([
-    ev({"type": "message_start", "message": {"id": "msg_up", "type": "message", "role": "assistant",
-                                             "model": "minimax-m3", "content": [], "stop_reason": None,
-                                             "stop_sequence": None, "usage": {"input_tokens": 321,
-                                                                              "output_tokens": 1}}}),
-    ev({"type": "ping"}),
-    ev({"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": "",
-                                                                      "signature": ""}}),
-    ev({"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "Hmm é"}}),
-    ev({"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "EqSig+/="}}),
-    ev({"type": "content_block_stop", "index": 0}),
-    ev({"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}}),
-    ev({"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "Running."}}),
-    ev({"type": "content_block_stop", "index": 1}),
-    ev({"type": "content_block_start", "index": 2, "content_block": {"type": "tool_use", "id": "toolu_1",
-                                                                      "name": "Bash", "input": {}}}),
-    ev({"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": '{"comm'}}),
-    ev({"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta",
-                                                              "partial_json": 'and": "ls"}'}}),
-    ev({"type": "content_block_stop", "index": 2}),
-    ev({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": None},
-        "usage": {"output_tokens": 42}}),
-    ev({"type": "message_stop"}),
-])
 
 
 def test_e2e_stream_relays_with_ascii_escapes_untouched():

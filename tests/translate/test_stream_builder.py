@@ -3,9 +3,9 @@ Anthropic SDKs accept, and upstream reasoning state handed to it is never lost."
 
 from __future__ import annotations
 
-from anthropic_checker import check_stream
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.anthropic_checker import check_stream
 
 from occ.translate.anthropic_events import SIGNATURE_PREFIX, AnthropicStreamBuilder, Usage
 

@@ -12,7 +12,7 @@ from occ.core.errors import UpstreamProtocolError, UpstreamStatus
 from occ.translate.openai_chat import translate_response
 from occ.translate.tool_ids import to_upstream_id
 
-FIXTURES = Path(__file__).parent / "fixtures" / "chat"
+FIXTURES = Path(__file__).parent.parent / "support" / "fixtures" / "chat"
 
 
 def translate(body: Any) -> dict[str, Any]:

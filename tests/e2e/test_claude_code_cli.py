@@ -14,9 +14,9 @@ import subprocess
 
 import pytest
 import trio
-from conftest import TEST_KEY, make_config
-from fake_upstream import Reply, Seen, sse
-from test_e2e_chat import chunk, tool_delta, usage_chunk
+from support.fake_upstream import Reply, Seen, sse
+from support.shapes import chunk, tool_delta, usage_chunk
+from support.stack import TEST_KEY, make_config
 
 CHAT = "/v1/chat/completions"
 MARKER = "occ-marker-5721"
@@ -99,7 +99,7 @@ GEMINI = "/v1beta/models/gemini-3.1-pro:streamGenerateContent"
 
 
 def _gemini_script(seen: Seen) -> Reply:
-    from test_gemini import frame
+    from support.shapes import frame
 
     contents = seen.json.get("contents", [])
     if any("functionResponse" in part for c in contents for part in c.get("parts", [])):
@@ -137,7 +137,7 @@ RESPONSES = "/v1/responses"
 
 
 def _responses_script(seen: Seen) -> Reply:
-    from test_responses import ev
+    from support.shapes import ev
 
     items = seen.json.get("input", [])
     if any(item.get("type") == "function_call_output" for item in items):
@@ -178,7 +178,7 @@ SIGNATURE = "EqQBCkgIARABGAIiQL+real/upstream/signature=="
 
 
 def _anthropic_events(*blocks: dict, stop: str) -> list[bytes]:
-    from test_anthropic_passthrough import ev
+    from support.shapes import ev
 
     out = [ev({"type": "message_start", "message": {
         "id": "msg_up", "type": "message", "role": "assistant", "model": "minimax-m3", "content": [],

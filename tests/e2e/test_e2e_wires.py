@@ -7,12 +7,10 @@ import json
 
 import httpx
 import trio
-from anthropic_checker import check_stream, split_frames
-from conftest import TEST_KEY, make_config, sdk
-from fake_upstream import Reply
-from test_anthropic_passthrough import UPSTREAM
-from test_e2e_chat import USER
-from test_responses import STREAM as RESPONSES_STREAM
+from support.anthropic_checker import check_stream, split_frames
+from support.fake_upstream import Reply
+from support.shapes import RESPONSES_STREAM, UPSTREAM, USER
+from support.stack import TEST_KEY, make_config, sdk
 
 
 def odd_splits(raw: bytes, silence_s: float) -> list[bytes | float]:
@@ -84,7 +82,7 @@ async def test_responses_upstream_stream_and_create(fake, start_occ):
 
 
 async def test_gemini_upstream_stream_with_key_header(fake, start_occ):
-    from test_gemini import STREAM as GEMINI_STREAM
+    from support.shapes import GEMINI_STREAM
 
     path = "/v1beta/models/gemini-3.1-pro:streamGenerateContent"
     fake.default(path, Reply(chunks=odd_splits(GEMINI_STREAM, 0.01)))
@@ -106,7 +104,7 @@ async def test_gemini_multi_turn_tool_results_end_to_end(fake, start_occ):
     """A tool call answered by Gemini, its result sent back through occ: the second upstream request
     carries one functionResponse per call, named after the calls, with the thought signature back (here
     the signature comes after text closed the thoughts, so it travels in a thinking block of its own)."""
-    from test_gemini import frame
+    from support.shapes import frame
 
     path = "/v1beta/models/gemini-3.1-pro:streamGenerateContent"
     fake.queue(path, Reply(chunks=[

@@ -8,9 +8,9 @@ import json
 from typing import Any
 
 import pytest
-from anthropic_checker import check_stream
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.anthropic_checker import check_stream
 
 from occ.config.model import ModelConfig
 from occ.core.errors import UpstreamProtocolError, UpstreamStatus

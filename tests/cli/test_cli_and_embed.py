@@ -10,12 +10,12 @@ import sys
 
 import httpx
 import trio
-from anthropic_checker import check_stream
+from support.anthropic_checker import check_stream
 
 import occ
 from occ.config.parse import load_config
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLES = os.path.join(ROOT, "examples")
 
 
@@ -117,7 +117,7 @@ async def test_embed_example_runs():
 
 
 async def test_serve_in_a_callers_nursery(fake, nursery):
-    from conftest import make_config
+    from support.stack import make_config
 
     config = make_config(fake)
     app = occ.create_app(config)
@@ -128,9 +128,9 @@ async def test_serve_in_a_callers_nursery(fake, nursery):
 
 
 async def test_sigterm_lets_an_in_flight_stream_finish(fake, tmp_path):
-    from conftest import fake_provider
-    from fake_upstream import Reply, sse
-    from test_e2e_chat import chunk, usage_chunk
+    from support.fake_upstream import Reply, sse
+    from support.shapes import chunk, usage_chunk
+    from support.stack import fake_provider
 
     parts = [*sse(chunk({"content": "first "}), done=False), 1.0, *sse(chunk({"content": "last"}),
                                                                        chunk(finish="stop"), usage_chunk())]

@@ -8,8 +8,7 @@ import logging
 
 import httpx
 import pytest
-from conftest import TEST_KEY, make_config
-from test_e2e_resilience import wait_for_log
+from support.stack import TEST_KEY, make_config, wait_for_log
 
 from occ.config.parse import parse_config
 
@@ -68,7 +67,7 @@ async def test_bad_bodies_get_a_clear_400(url, content, needle):
 async def test_a_lone_surrogate_is_repaired_not_a_400(url, fake):
     """Half an emoji in a tool output (JSON.stringify writes it as a lone escape) made Anthropic's API
     answer 400 on every later turn of the session (anthropics/claude-code#3277); occ sends U+FFFD on."""
-    from fake_upstream import Reply
+    from support.fake_upstream import Reply
 
     fake.queue("/v1/chat/completions", Reply(body={"id": "x", "choices": [{"index": 0, "message": {
         "role": "assistant", "content": "fine"}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 3,
@@ -91,7 +90,7 @@ async def test_body_over_the_limit_is_413(url):
 
 
 async def test_unknown_fields_are_tolerated(url, fake):
-    from fake_upstream import Reply
+    from support.fake_upstream import Reply
 
     fake.queue("/v1/chat/completions", Reply(body={"id": "x", "choices": [{"index": 0, "message": {
         "role": "assistant", "content": "fine"}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 3,
@@ -150,7 +149,7 @@ async def test_missing_key_is_401_naming_the_variable(fake, start_occ):
 
 
 async def test_logs_never_contain_keys(fake, start_occ, caplog):
-    from fake_upstream import Reply
+    from support.fake_upstream import Reply
 
     caplog.set_level(logging.DEBUG)
     fake.default("/v1/chat/completions", Reply(status=500, body={"error": {"message": "echo " + TEST_KEY}}))

@@ -13,17 +13,16 @@ import sys
 import httpx
 import pytest
 import trio
-from conftest import TEST_KEY, make_config
-from fake_upstream import Reply, sse
-from test_e2e_chat import USER, chunk, usage_chunk
-from test_e2e_resilience import by_model, chain, ok_stream, wait_for_log
+from support.fake_upstream import Reply, sse
+from support.shapes import USER, chunk, usage_chunk
+from support.stack import TEST_KEY, by_model, chain, make_config, ok_stream, wait_for_log
 
 import occ
 from occ.cli.ops import format_status
 from occ.server.checks import check_bind
 
 CHAT = "/v1/chat/completions"
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def body(stream: bool = True) -> dict:

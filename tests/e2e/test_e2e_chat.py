@@ -7,42 +7,12 @@ from typing import Any
 
 import httpx
 import trio
-from anthropic_checker import check_stream
-from conftest import TEST_KEY, make_config, sdk
-from fake_upstream import Reply, Seen, sse
+from support.anthropic_checker import check_stream
+from support.fake_upstream import Reply, Seen, sse
+from support.shapes import USER, chunk, completion, tool_delta, usage_chunk
+from support.stack import TEST_KEY, make_config, sdk
 
 CHAT = "/v1/chat/completions"
-
-
-def chunk(delta: dict[str, Any] | None = None, finish: str | None = None, **extra: Any) -> dict[str, Any]:
-    choice: dict[str, Any] = {"index": 0, "delta": delta or {}}
-    if finish:
-        choice["finish_reason"] = finish
-    return {"id": "c1", "object": "chat.completion.chunk", "choices": [choice], **extra}
-
-
-def usage_chunk(prompt: int = 900, completion: int = 40, cached: int = 0) -> dict[str, Any]:
-    return {"id": "c1", "choices": [], "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                                                 "prompt_tokens_details": {"cached_tokens": cached}}}
-
-
-def tool_delta(index: int, call_id: str | None, name: str | None, args: str) -> dict[str, Any]:
-    call: dict[str, Any] = {"index": index, "function": {"arguments": args}}
-    if call_id:
-        call["id"] = call_id
-        call["type"] = "function"
-    if name:
-        call["function"]["name"] = name
-    return {"tool_calls": [call]}
-
-
-def completion(message: dict[str, Any], finish: str = "stop", **usage: int) -> dict[str, Any]:
-    return {"id": "chatcmpl-1", "object": "chat.completion", "model": "model-a",
-            "choices": [{"index": 0, "message": {"role": "assistant", **message}, "finish_reason": finish}],
-            "usage": {"prompt_tokens": usage.get("prompt", 100), "completion_tokens": usage.get("completion", 20)}}
-
-
-USER = [{"role": "user", "content": "hello"}]
 
 
 async def _stream_raw(url: str, body: dict[str, Any]) -> tuple[int, bytes]:

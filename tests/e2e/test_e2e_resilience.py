@@ -11,54 +11,16 @@ from typing import Any
 import httpx
 import pytest
 import trio
-from anthropic_checker import check_stream, split_frames
-from conftest import fake_provider, make_config, sdk
-from fake_upstream import Reply, sse
-from test_e2e_chat import USER, chunk, completion, usage_chunk
+from support.anthropic_checker import check_stream, split_frames
+from support.fake_upstream import Reply, sse
+from support.shapes import USER, chunk, usage_chunk
+from support.stack import by_model, chain, fake_provider, make_config, ok_stream, sdk, wait_for_log
 
 import occ
 from occ.config.parse import parse_config
 from occ.server.reload import reload_now
 
 CHAT = "/v1/chat/completions"
-
-
-def chain(*ids: str, **model_extra: Any) -> dict[str, Any]:
-    return {
-        "models": {"default": {"provider": "fake", "model_id": ids[0], **model_extra}},
-        "fallbacks": {"default": [{"provider": "fake", "model_id": i, **model_extra} for i in ids[1:]]},
-    }
-
-
-def by_model(replies: dict[str, Any]):
-    """A responder that answers by the upstream model id the request names."""
-
-    def respond(seen):
-        reply = replies[seen.json["model"]]
-        return reply(seen) if callable(reply) and not isinstance(reply, Reply) else reply
-
-    return respond
-
-
-def ok_stream(text: str = "ok"):
-    """A healthy answer, streamed or not as the request asks."""
-
-    def respond(seen):
-        if seen.json.get("stream"):
-            return Reply(chunks=sse(chunk({"content": text}), chunk(finish="stop"), usage_chunk()))
-        return Reply(body=completion({"content": text}))
-
-    return respond
-
-
-async def wait_for_log(caplog, needle: str, logger: str = "occ.request") -> list[str]:
-    """The request log line is written when the request ends, just after the response: wait for it."""
-    with trio.fail_after(5):
-        while True:
-            lines = [r.getMessage() for r in caplog.records if r.name == logger]
-            if any(needle in line for line in lines):
-                return lines
-            await trio.sleep(0.01)
 
 
 def models_tried(fake) -> list[str]:

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from anthropic_checker import check_stream, split_frames
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from strategies import chat_streams, cut, split_points
+from support.anthropic_checker import check_stream, split_frames
+from support.strategies import chat_streams, cut, split_points
 
 from occ.core.errors import UpstreamProtocolError, UpstreamStatus
 from occ.core.sse import SSEDecoder
@@ -21,7 +21,7 @@ from occ.translate.anthropic_events import AnthropicStreamBuilder
 from occ.translate.openai_chat import ChatStreamTranslator
 from occ.translate.tool_ids import to_upstream_id, to_upstream_name
 
-FIXTURES = Path(__file__).parent / "fixtures" / "chat"
+FIXTURES = Path(__file__).parent.parent / "support" / "fixtures" / "chat"
 ESTIMATE = 50
 
 

@@ -1,0 +1,1 @@
+"""Test support: fake upstreams, the stream checker, hypothesis strategies, recorded fixtures."""
