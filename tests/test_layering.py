@@ -5,6 +5,8 @@
   ``TYPE_CHECKING``; a deferred import hides a cycle from Python, not from the reader.
 * The sans-IO layers import neither trio nor httpx nor quart nor hypercorn.
 * httpx is imported only by ``occ/upstream/client.py``.
+* Translators share through lower modules (the stream builder, the request helpers, the error
+  extractors), never by importing one another.
 * Every error class maps to an Anthropic error.
 """
 
@@ -131,6 +133,20 @@ def test_no_import_cycles():
         if m not in state:
             visit(m)
     assert cycles == []
+
+
+#: One module per upstream wire; ``occ.translate.wires`` selects among them.
+WIRE_MODULES = {"occ.translate.openai_chat", "occ.translate.responses", "occ.translate.gemini",
+                "occ.translate.anthropic_passthrough"}
+
+
+def test_the_wire_modules_exist():
+    assert WIRE_MODULES <= set(MODULES)
+
+
+@pytest.mark.parametrize("module", sorted(WIRE_MODULES))
+def test_no_wire_module_imports_another(module):
+    assert _occ_imports(module) & WIRE_MODULES == set()
 
 
 def test_the_facade_reads_only_the_version_from_inside_the_layers():

@@ -24,6 +24,7 @@ __all__ = [
     "effort_of",
     "is_billing_header",
     "system_text",
+    "text_of",
     "turns",
     "without_images",
 ]
@@ -87,6 +88,30 @@ def blocks_of(content: Any) -> list[dict[str, Any]]:
                 out.append({"type": "text", "text": item})
         return out
     return []
+
+
+def text_of(content: Any) -> str:
+    """Tool-result (or any block) content as plain text; images and binary documents become placeholders."""
+    parts = []
+    for block in blocks_of(content):
+        kind = block.get("type")
+        if kind == "text":
+            parts.append(str(block.get("text", "")))
+        elif kind == "tool_reference":
+            parts.append(f"Tool loaded: {block.get('tool_name', '')}")
+        elif kind == "image":
+            parts.append("[image]")
+        elif kind == "document":
+            source = block.get("source") if isinstance(block.get("source"), dict) else {}
+            if source.get("type") == "text" and isinstance(source.get("data"), str):
+                parts.append(source["data"])
+            elif source.get("type") == "content":
+                parts.append(text_of(source.get("content")))
+            else:
+                parts.append("[document]")
+        elif kind == "search_result":
+            parts.append(str(block.get("title", "")) + "\n" + text_of(block.get("content")))
+    return "\n".join(p for p in parts if p)
 
 
 def _texts(content: Any) -> list[str]:

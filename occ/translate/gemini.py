@@ -19,9 +19,8 @@ from typing import TYPE_CHECKING, Any
 from occ.core.errors import UpstreamProtocolError, UpstreamStatus
 from occ.core.sse import SSEEvent, event_json
 from occ.translate.anthropic_events import SIGNATURE_PREFIX, AnthropicStreamBuilder, Usage, make_message
-from occ.translate.anthropic_request import clamped_max_tokens, effort_of, system_text, turns
+from occ.translate.anthropic_request import clamped_max_tokens, effort_of, system_text, text_of, turns
 from occ.translate.gemini_schema import clean_schema
-from occ.translate.openai_chat import text_of
 from occ.translate.tool_ids import from_upstream_name, new_tool_id, to_upstream_name
 
 if TYPE_CHECKING:

@@ -25,14 +25,14 @@ from occ.translate.anthropic_events import (
     make_message,
     normalize_tool_arguments,
 )
-from occ.translate.anthropic_request import blocks_of, clamped_max_tokens, effort_of, system_text, turns
+from occ.translate.anthropic_request import blocks_of, clamped_max_tokens, effort_of, system_text, text_of, turns
 from occ.translate.tool_ids import from_upstream_id, from_upstream_name, new_tool_id, to_upstream_id, to_upstream_name
 from occ.translate.tool_schema import openai_tools
 
 if TYPE_CHECKING:
     from occ.config.model import ModelConfig
 
-__all__ = ["ChatStreamTranslator", "ThinkTagSplitter", "build_request", "text_of", "translate_response"]
+__all__ = ["ChatStreamTranslator", "ThinkTagSplitter", "build_request", "translate_response"]
 
 #: Families that need ``reasoning_content`` replayed on assistant turns with tool calls.
 REASONING_REPLAY_FAMILIES = ("deepseek", "kimi", "glm", "mimo", "qwen", "moonshot")
@@ -51,30 +51,6 @@ _REASONING_KEYS = ("reasoning_content", "reasoning", "reasoning_details")
 
 
 # -- request ---------------------------------------------------------------------------------------
-
-
-def text_of(content: Any) -> str:
-    """Tool-result (or any block) content as plain text; images and binary documents become placeholders."""
-    parts = []
-    for block in blocks_of(content):
-        kind = block.get("type")
-        if kind == "text":
-            parts.append(str(block.get("text", "")))
-        elif kind == "tool_reference":
-            parts.append(f"Tool loaded: {block.get('tool_name', '')}")
-        elif kind == "image":
-            parts.append("[image]")
-        elif kind == "document":
-            source = block.get("source") if isinstance(block.get("source"), dict) else {}
-            if source.get("type") == "text" and isinstance(source.get("data"), str):
-                parts.append(source["data"])
-            elif source.get("type") == "content":
-                parts.append(text_of(source.get("content")))
-            else:
-                parts.append("[document]")
-        elif kind == "search_result":
-            parts.append(str(block.get("title", "")) + "\n" + text_of(block.get("content")))
-    return "\n".join(p for p in parts if p)
 
 
 def _image_part(block: dict[str, Any]) -> dict[str, Any] | None:

@@ -19,9 +19,14 @@ from typing import TYPE_CHECKING, Any
 from occ.core.errors import UpstreamProtocolError, UpstreamStatus
 from occ.core.jsonfast import JSONDecodeError, dumps_str, loads
 from occ.core.sse import SSEEvent, event_json
-from occ.translate.anthropic_events import SIGNATURE_PREFIX, AnthropicStreamBuilder, Usage, make_message
-from occ.translate.anthropic_request import clamped_max_tokens, effort_of, system_text, turns
-from occ.translate.openai_chat import text_of
+from occ.translate.anthropic_events import (
+    SIGNATURE_PREFIX,
+    AnthropicStreamBuilder,
+    Usage,
+    make_message,
+    normalize_tool_arguments,
+)
+from occ.translate.anthropic_request import clamped_max_tokens, effort_of, system_text, text_of, turns
 from occ.translate.tool_ids import from_upstream_name, to_upstream_name
 from occ.translate.tool_schema import openai_tools
 
@@ -162,20 +167,6 @@ def _incomplete_reason(response: dict[str, Any]) -> str:
     return "refusal" if details.get("reason") == "content_filter" else "max_tokens"
 
 
-def _args(raw: Any, name: str) -> dict[str, Any]:
-    if isinstance(raw, dict):
-        return raw
-    if not isinstance(raw, str) or not raw.strip():
-        return {}
-    try:
-        value = loads(raw)
-    except JSONDecodeError:
-        raise UpstreamProtocolError(f"function call {name!r}: arguments are not valid JSON") from None
-    if not isinstance(value, dict):
-        raise UpstreamProtocolError(f"function call {name!r}: arguments are not an object")
-    return value
-
-
 def translate_response(body: Any, *, message_id: str, model_name: str, input_estimate: int,
                        route: str) -> dict[str, Any]:
     if not isinstance(body, dict):
@@ -201,8 +192,10 @@ def translate_response(body: Any, *, message_id: str, model_name: str, input_est
                 content.append({"type": "text", "text": text})
         elif kind == "function_call":
             name = str(item.get("name") or "")
+            raw = item.get("arguments")
+            arguments = normalize_tool_arguments(raw if isinstance(raw, (str, dict)) else None, tool_name=name)
             content.append({"type": "tool_use", "id": str(item.get("call_id") or item.get("id")), "name": name,
-                            "input": _args(item.get("arguments"), name)})
+                            "input": loads(arguments)})
     stop = _incomplete_reason(body) if body.get("status") == "incomplete" else "end_turn"
     return make_message(message_id=message_id, model=model_name, content=content, stop_reason=stop,
                         usage=_usage(body.get("usage")) or Usage(input_tokens=input_estimate))

@@ -92,6 +92,24 @@ def test_non_streaming_response():
     assert m["content"][2]["id"] == "call_9" and m["stop_reason"] == "tool_use"
 
 
+def _answer_with_arguments(arguments):
+    return translate_response({"id": "resp", "status": "completed", "output": [
+        {"type": "function_call", "id": "fc", "call_id": "call_9", "name": "Bash", "arguments": arguments}]},
+        message_id="msg_1", model_name="c", input_estimate=1, route=MODEL.label)["content"][0]["input"]
+
+
+def test_non_streaming_tool_arguments_read_as_the_stream_reads_them():
+    """One normaliser for both paths: empty and null are ``{}``, double-encoded JSON is unwrapped,
+    an object passes, and anything else is the upstream breaking the protocol."""
+    assert _answer_with_arguments("") == {} and _answer_with_arguments(None) == {}
+    assert _answer_with_arguments("null") == {}
+    assert _answer_with_arguments(json.dumps('{"a": 1}')) == {"a": 1}
+    assert _answer_with_arguments({"a": [1]}) == {"a": [1]}
+    for bad in ("{oops", "[1]", "3"):
+        with pytest.raises(UpstreamProtocolError, match="'Bash'"):
+            _answer_with_arguments(bad)
+
+
 @settings(max_examples=80, deadline=None)
 @given(st.lists(st.integers(min_value=0, max_value=len(STREAM)), max_size=15))
 def test_any_split_gives_identical_output(cuts):
