@@ -83,7 +83,7 @@ class OccApp:
         call: Call | None = None
         state.in_flight += 1
         try:
-            headers = _headers(scope)
+            headers = _client_headers(scope)
             who = client_identity(headers, (scope.get("client") or (None,))[0], config)
             state.limiter.acquire(who, config.max_concurrent_per_client)
             client = who
@@ -212,7 +212,8 @@ class _ClientGone(InvalidRequest):
     """The client disconnected while still sending its body: nothing to answer."""
 
 
-def _headers(scope: Scope) -> dict[str, str]:
+def _client_headers(scope: Scope) -> dict[str, str]:
+    """The client's request headers by lower-case name; repeated headers are joined with commas."""
     headers: dict[str, str] = {}
     for raw_name, raw_value in scope.get("headers", []):
         name = raw_name.decode("latin-1").lower()

@@ -103,7 +103,9 @@ def _check_keys(state: ServerState, call: Call) -> None:
                         "and restart occ (or put api_key in the config file)")
 
 
-def _headers(provider: ProviderConfig, protocol: str, key: str, call: Call, stream: bool) -> dict[str, str]:
+def _upstream_headers(provider: ProviderConfig, protocol: str, key: str, call: Call, stream: bool) -> dict[str, str]:
+    """The headers of one attempt's upstream request: content type, the provider's auth, the
+    client's forwarded Anthropic headers (passthrough only) and the OpenCode session id."""
     headers = {"content-type": "application/json", "user-agent": "occ"}
     if stream:
         headers["accept"] = "text/event-stream"
@@ -221,7 +223,7 @@ async def run_nonstreaming(state: ServerState, call: Call) -> dict[str, Any]:
         wire = wire_for(protocol)
         body = _build(call, model, protocol, stream=False)
         url = endpoint_url(provider, protocol, model.model_id, stream=False)
-        headers = _headers(provider, protocol, _key(state, provider), call, stream=False)
+        headers = _upstream_headers(provider, protocol, _key(state, provider), call, stream=False)
         raw: bytes | None = None
         with trio.move_on_after(timeouts.timeout_s) as deadline:
             async with _client(state).open(url, headers=headers, body=body,
@@ -279,7 +281,7 @@ async def run_streaming(state: ServerState, call: Call, relay: Relay,
         wire = wire_for(protocol)
         body = _build(call, model, protocol, stream=True)
         url = endpoint_url(provider, protocol, model.model_id, stream=True)
-        headers = _headers(provider, protocol, _key(state, provider), call, stream=True)
+        headers = _upstream_headers(provider, protocol, _key(state, provider), call, stream=True)
         builder.forget_uncommitted()
         translator = wire.stream_translator(builder, model, _tool_names(call.request))
         limit = timeouts.streaming_timeout_s
