@@ -21,9 +21,10 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from occ.core.errors import UpstreamProtocolError, UpstreamStatus
+from occ.core.errors import UpstreamProtocolError
 from occ.core.jsonfast import SURROGATE_ESCAPE, JSONDecodeError, dumps, dumps_str, loads, repair_surrogates
 from occ.core.sse import SSEEvent, event_json
+from occ.core.upstream_errors import from_anthropic, upstream_failure
 from occ.translate.anthropic_events import SIGNATURE_PREFIX, AnthropicStreamBuilder, Usage, final_stop_reason
 
 if TYPE_CHECKING:
@@ -251,32 +252,6 @@ def forward_headers(client_headers: Mapping[str, str] | Iterable[tuple[str, str]
 
 # -- responses ---------------------------------------------------------------------------------------
 
-_STATUS_BY_TYPE = {
-    "invalid_request_error": 400,
-    "authentication_error": 401,
-    "billing_error": 402,
-    "permission_error": 403,
-    "not_found_error": 404,
-    "request_too_large": 413,
-    "rate_limit_error": 429,
-    "api_error": 500,
-    "timeout_error": 504,
-    "overloaded_error": 529,
-}
-
-
-def upstream_error(data: Mapping[str, Any]) -> UpstreamStatus:
-    """An Anthropic error body or ``error`` event as an occ error with the status Anthropic gives the
-    type (``overloaded_error`` -> 529, ``rate_limit_error`` -> 429, ...); unknown types -> 502."""
-    err = data.get("error")
-    err = err if isinstance(err, dict) else {}
-    etype = err.get("type") if isinstance(err.get("type"), str) else "api_error"
-    message = err.get("message") if isinstance(err.get("message"), str) and err.get("message") else etype
-    known = etype in _STATUS_BY_TYPE
-    return UpstreamStatus(_STATUS_BY_TYPE.get(etype, 502), f"upstream error: {message}",
-                          upstream_type=etype if known else None)
-
-
 def translate_response(body: Any, *, message_id: str, model_name: str, input_estimate: int) -> dict[str, Any]:
     """A non-streaming upstream message, returned nearly verbatim.
 
@@ -290,7 +265,7 @@ def translate_response(body: Any, *, message_id: str, model_name: str, input_est
         UpstreamProtocolError: the body is not an Anthropic message.
     """
     if isinstance(body, dict) and body.get("type") == "error":
-        raise upstream_error(body)
+        raise upstream_failure(from_anthropic(body))
     if (not isinstance(body, dict) or body.get("type", "message") != "message"
             or not isinstance(body.get("content"), list)):
         raise UpstreamProtocolError("upstream answered with something that is not an Anthropic message")
@@ -381,7 +356,7 @@ class AnthropicPassthroughTranslator:
         if not isinstance(kind, str):
             kind = event.event
         if kind == "error" or event.event == "error":
-            raise upstream_error(data)
+            raise upstream_failure(from_anthropic(data))
         if kind not in _STREAM_EVENTS:
             return
         if kind == "ping":

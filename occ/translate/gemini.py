@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from occ.core.errors import UpstreamProtocolError, UpstreamStatus
 from occ.core.sse import SSEEvent, event_json
+from occ.core.upstream_errors import from_gemini, upstream_failure
 from occ.translate.anthropic_events import SIGNATURE_PREFIX, AnthropicStreamBuilder, Usage, make_message
 from occ.translate.anthropic_request import clamped_max_tokens, effort_of, system_text, text_of, turns
 from occ.translate.gemini_schema import clean_schema
@@ -161,22 +162,6 @@ def _usage(raw: Any) -> Usage | None:
                  cache_read_input_tokens=cached)
 
 
-def _error(data: dict[str, Any]) -> UpstreamStatus:
-    err = data.get("error") if isinstance(data.get("error"), dict) else {}
-    code = err.get("code") if isinstance(err.get("code"), int) else 502
-    status = str(err.get("status") or "")
-    retry = None
-    for detail in err.get("details") or []:
-        if isinstance(detail, dict) and "retryDelay" in detail:
-            try:
-                retry = float(str(detail["retryDelay"]).rstrip("s"))
-            except ValueError:
-                pass
-    upstream_type = "overloaded_error" if status == "UNAVAILABLE" else None
-    return UpstreamStatus(code, f"upstream error ({status or code}): {err.get('message', '')}",
-                          retry_after_s=retry, upstream_type=upstream_type)
-
-
 def _stop(finish: str, emitted: bool) -> str:
     if finish in ("STOP", "FINISH_REASON_STOP"):
         return "end_turn"
@@ -196,7 +181,7 @@ def translate_response(body: Any, *, message_id: str, model_name: str, input_est
     if not isinstance(body, dict):
         raise UpstreamProtocolError("upstream answer is not a JSON object")
     if isinstance(body.get("error"), dict):
-        raise _error(body)
+        raise upstream_failure(from_gemini(body))
     candidates = body.get("candidates") or []
     usage = _usage(body.get("usageMetadata")) or Usage(input_tokens=input_estimate)
     if not candidates:
@@ -250,7 +235,7 @@ class GeminiStreamTranslator:
         if not isinstance(data, dict):
             raise UpstreamProtocolError("upstream sent an event that is not a JSON object")
         if isinstance(data.get("error"), dict):
-            raise _error(data)
+            raise upstream_failure(from_gemini(data))
         usage = _usage(data.get("usageMetadata"))
         if usage is not None:
             self._usage = usage

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from occ.core.errors import UpstreamProtocolError, UpstreamStatus
 from occ.core.jsonfast import JSONDecodeError, dumps_str, loads
 from occ.core.sse import SSEEvent
+from occ.core.upstream_errors import from_chat, upstream_failure
 from occ.translate.anthropic_events import (
     SIGNATURE_PREFIX,
     AnthropicStreamBuilder,
@@ -304,39 +305,8 @@ def _usage(raw: Any) -> Usage | None:
                  cache_read_input_tokens=cached)
 
 
-_STATUS_WORDS = (
-    ("rate_limit", 429), ("too_many", 429), ("overload", 529), ("insufficient_quota", 402), ("billing", 402),
-    ("context_length", 400), ("invalid_request", 400), ("bad_request", 400), ("badrequest", 400),
-    ("authentication", 401), ("invalid_api_key", 401), ("permission", 403), ("not_found", 404),
-    ("timeout", 504), ("unavailable", 503), ("server_error", 500), ("internal", 500),
-)
-
-
 def _is_error(data: dict[str, Any]) -> bool:
     return bool(data.get("error")) or data.get("object") == "error"
-
-
-def _error_from(data: dict[str, Any]) -> UpstreamStatus:
-    """An error body or in-stream error chunk as :class:`UpstreamStatus`; the status comes from a
-    numeric ``code``/``status`` or the words of ``type``/``code``, else 502."""
-    err = data.get("error") if isinstance(data.get("error"), dict) else data
-    message = err.get("message") if isinstance(err.get("message"), str) else None
-    if message is None:
-        message = data["error"] if isinstance(data.get("error"), str) else "upstream error"
-    status = 0
-    for key in ("code", "status"):
-        value = err.get(key)
-        if isinstance(value, str) and value.isdigit():
-            value = int(value)
-        if isinstance(value, int) and not isinstance(value, bool) and 400 <= value <= 599:
-            status = value
-            break
-    words = " ".join(str(err.get(k) or "") for k in ("type", "code", "status")).lower()
-    if not status:
-        status = next((s for word, s in _STATUS_WORDS if word in words), 502)
-    overloaded = "overload" in (words + " " + message).lower()
-    return UpstreamStatus(status, f"upstream error: {message}",
-                          upstream_type="overloaded_error" if overloaded else None)
 
 
 def _failed_finish(finish: str) -> UpstreamStatus:
@@ -445,7 +415,7 @@ def translate_response(body: Any, *, message_id: str, model_name: str, input_est
     if not isinstance(body, dict):
         raise UpstreamProtocolError("upstream answer is not a JSON object")
     if _is_error(body):
-        raise _error_from(body)
+        raise upstream_failure(from_chat(body))
     choices = body.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise UpstreamProtocolError("upstream answer has no choices")
@@ -546,7 +516,7 @@ class ChatStreamTranslator:
         if not isinstance(chunk, dict):
             raise UpstreamProtocolError("upstream sent a chunk that is not a JSON object")
         if _is_error(chunk):
-            raise _error_from(chunk)
+            raise upstream_failure(from_chat(chunk))
         usage = _usage(chunk.get("usage"))
         if usage is not None:
             self._usage = usage

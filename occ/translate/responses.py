@@ -16,9 +16,10 @@ import base64
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from occ.core.errors import UpstreamProtocolError, UpstreamStatus
+from occ.core.errors import UpstreamProtocolError
 from occ.core.jsonfast import JSONDecodeError, dumps_str, loads
 from occ.core.sse import SSEEvent, event_json
+from occ.core.upstream_errors import from_responses, upstream_failure
 from occ.translate.anthropic_events import (
     SIGNATURE_PREFIX,
     AnthropicStreamBuilder,
@@ -154,14 +155,6 @@ def _usage(raw: Any) -> Usage | None:
                  output_tokens=int(raw.get("output_tokens") or 0), cache_read_input_tokens=cached)
 
 
-def _failure(error: Any, fallback: str = "the upstream response failed") -> UpstreamStatus:
-    error = error if isinstance(error, dict) else {}
-    code = str(error.get("code") or error.get("type") or "")
-    message = str(error.get("message") or fallback)
-    status = 429 if "rate_limit" in code else 500 if "server_error" in code or not code else 400
-    return UpstreamStatus(status, f"upstream error ({code or 'unknown'}): {message}")
-
-
 def _incomplete_reason(response: dict[str, Any]) -> str:
     details = response.get("incomplete_details") if isinstance(response.get("incomplete_details"), dict) else {}
     return "refusal" if details.get("reason") == "content_filter" else "max_tokens"
@@ -172,7 +165,7 @@ def translate_response(body: Any, *, message_id: str, model_name: str, input_est
     if not isinstance(body, dict):
         raise UpstreamProtocolError("upstream answer is not a JSON object")
     if body.get("status") == "failed" or isinstance(body.get("error"), dict):
-        raise _failure(body.get("error"))
+        raise upstream_failure(from_responses(body.get("error")))
     content: list[dict[str, Any]] = []
     for item in body.get("output") or []:
         if not isinstance(item, dict):
@@ -259,9 +252,9 @@ class ResponsesStreamTranslator:
             self._finish(_incomplete_reason(response), response)
         elif kind == "response.failed":
             response = data.get("response") if isinstance(data.get("response"), dict) else {}
-            raise _failure(response.get("error"))
+            raise upstream_failure(from_responses(response.get("error")))
         elif kind == "error":
-            raise _failure(data.get("error") if isinstance(data.get("error"), dict) else data)
+            raise upstream_failure(from_responses(data.get("error") if isinstance(data.get("error"), dict) else data))
 
     def close(self) -> None:
         if not self.done:

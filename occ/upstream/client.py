@@ -18,13 +18,12 @@ import time
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
 
 import attrs
 import httpx
 
 from occ.core.errors import UpstreamConnectError, UpstreamProtocolError, UpstreamStatus
-from occ.core.jsonfast import JSONDecodeError, loads
+from occ.core.upstream_errors import from_http, upstream_failure
 from occ.upstream.http1 import check_headers
 from occ.upstream.pool import ConnectionPool, Origin
 
@@ -73,45 +72,9 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
 
 
 def status_error(status: int, body: bytes, headers: Mapping[str, str]) -> UpstreamStatus:
-    """An upstream HTTP error as an occ error, with the upstream's own message when it has one.
-
-    Understands the OpenAI (``{"error":{"message","type","code"}}``), Anthropic
-    (``{"type":"error","error":{...}}``) and Gemini (``{"error":{"code","message","status",
-    "details"}}``) envelopes; anything else is quoted, clipped.
-    """
-    message = ""
-    upstream_type: str | None = None
-    retry_after = parse_retry_after(headers)
-    try:
-        parsed: Any = loads(body) if body else None
-    except JSONDecodeError:
-        parsed = None
-    if isinstance(parsed, dict):
-        err = parsed.get("error")
-        if isinstance(err, dict):
-            message = str(err.get("message") or "")
-            etype = err.get("type") or err.get("status") or err.get("code")
-            upstream_type = str(etype) if etype is not None else None
-            for detail in err.get("details") or []:
-                if isinstance(detail, dict) and "retryDelay" in detail and retry_after is None:
-                    try:
-                        retry_after = float(str(detail["retryDelay"]).rstrip("s"))
-                    except ValueError:
-                        pass
-        elif isinstance(err, str):
-            message = err
-        elif isinstance(parsed.get("message"), str):
-            message = parsed["message"]
-            if isinstance(parsed.get("type"), str):
-                upstream_type = parsed["type"]
-    if not message:
-        text = body.decode("utf-8", "replace").strip()
-        message = text[:500] if text else f"HTTP {status}"
-    anthropic_type = upstream_type if upstream_type in {"overloaded_error", "rate_limit_error"} else None
-    if upstream_type in {"UNAVAILABLE", "RESOURCE_EXHAUSTED"}:
-        anthropic_type = "overloaded_error" if upstream_type == "UNAVAILABLE" else "rate_limit_error"
-    return UpstreamStatus(status, f"upstream HTTP {status}: {message}", retry_after_s=retry_after,
-                          upstream_type=anthropic_type)
+    """An upstream HTTP error as an occ error, with the upstream's own message when it has one
+    (any provider's envelope: :func:`occ.core.upstream_errors.from_http`) and its ``Retry-After``."""
+    return upstream_failure(from_http(status, body, parse_retry_after(headers)))
 
 
 class UpstreamResponse:
