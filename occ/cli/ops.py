@@ -1,5 +1,6 @@
-"""Operational commands: ``occ status`` (a running instance as a table) and ``occ code`` (Claude
-Code pointed at occ, starting occ in the background when none answers)."""
+"""Operational commands: ``occ status`` (a running instance as a table), ``occ reset-breakers MODEL``
+(close a model's breaker in a running instance) and ``occ code`` (Claude Code pointed at occ, starting occ in
+the background when none answers)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,14 @@ def add_ops_commands(sub: Any) -> None:
     status.add_argument("--config", metavar="PATH", help="config file (for the default URL)")
     status.add_argument("--json", action="store_true", help="print the raw JSON")
 
+    reset = sub.add_parser("reset-breakers", help="close a model's circuit breaker in a running occ",
+                           description="Tell a running occ that MODEL is healthy again: its breaker closes now "
+                           "instead of after the cooldown (or the upstream's Retry-After). MODEL is "
+                           "provider/model_id, a model_id or a scenario name; `all` closes every breaker.")
+    reset.add_argument("model", metavar="MODEL")
+    reset.add_argument("--url", default=None, help="occ's address (default: http://HOST:PORT from the config)")
+    reset.add_argument("--config", metavar="PATH", help="config file (for the default URL and client key)")
+
     code = sub.add_parser("code", help="start Claude Code pointed at occ",
                           description="Start Claude Code with ANTHROPIC_BASE_URL pointing at occ, starting occ "
                           "in the background first if none answers (and stopping it when Claude Code exits). "
@@ -45,6 +54,8 @@ def run_ops_command(args: argparse.Namespace) -> int:
         return _status(args)
     if args.command == "code":
         return _code(args)
+    if args.command == "reset-breakers":
+        return _reset_breakers(args)
     raise SystemExit(f"occ: unknown command {args.command}")
 
 
@@ -106,6 +117,40 @@ def _status(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2))
     else:
         print(format_status(data, color=sys.stdout.isatty()))
+    return 0
+
+
+def _reset_breakers(args: argparse.Namespace) -> int:
+    """POST /admin/reset-breakers, with the config's first client key when it has any (the endpoint sits
+    behind the client key like every other but /health and /metrics)."""
+    from occ.config.parse import load_config
+
+    config = load_config(args.config)
+    url = (args.url or f"http://{config.host}:{config.port}").rstrip("/")
+    model = "" if args.model == "all" else args.model
+    headers = {"content-type": "application/json"}
+    key = os.environ.get("OCC_CLIENT_KEY") or next(iter(config.client_api_keys), None)
+    if key:
+        headers["x-api-key"] = key
+    req = urllib.request.Request(f"{url}/admin/reset-breakers", data=json.dumps({"model": model}).encode(),
+                                 headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=5.0) as response:
+            data = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read())["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = f"HTTP {exc.code}"
+        print(f"occ: {message}", file=sys.stderr)
+        return 1
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"occ: no occ answers at {url} ({getattr(exc, 'reason', exc)})", file=sys.stderr)
+        return 1
+    reset = data.get("reset") or []
+    target = "every model" if data.get("models") == "all" else ", ".join(data.get("models") or [])
+    print(f"breakers closed for {target}" + (f" (were open or failing: {', '.join(reset)})" if reset else
+                                             " (none was open)"))
     return 0
 
 

@@ -35,7 +35,7 @@ PROVIDER_KEYS = frozenset({
     "api_keys", "headers", "timeout_ms", "streaming_timeout_ms", "stream_timeout_ms", "connect_timeout_ms",
 })
 LOGGING_KEYS = frozenset({"level", "requests", "format", "body_limit_bytes"})
-BREAKER_KEYS = frozenset({"failure_threshold", "cooldown_ms"})
+BREAKER_KEYS = frozenset({"failure_threshold", "cooldown_ms", "max_retry_after_ms"})
 
 
 @attrs.frozen
@@ -103,6 +103,8 @@ class LoggingConfig:
 class BreakerConfig:
     failure_threshold: int = 3
     cooldown_s: float = 30.0
+    #: the longest upstream Retry-After a breaker honours
+    max_retry_after_s: float = 300.0
 
 
 @attrs.frozen

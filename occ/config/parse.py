@@ -395,7 +395,8 @@ def parse_config(data: Any, *, env: Mapping[str, str], source: str) -> Config:
     if threshold < 1:
         p.error("circuit_breaker.failure_threshold", "expected an integer >= 1")
         threshold = 3
-    breaker = BreakerConfig(threshold, _get(p, breaker_section, "cooldown_ms", "circuit_breaker", "duration", 30.0))
+    breaker = BreakerConfig(threshold, _get(p, breaker_section, "cooldown_ms", "circuit_breaker", "duration", 30.0),
+                            _get(p, breaker_section, "max_retry_after_ms", "circuit_breaker", "duration", 300.0))
 
     port = data.get("port", 3456)
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:

@@ -35,6 +35,7 @@ __all__ = [
     "UpstreamStalled",
     "UpstreamStatus",
     "UpstreamTimeout",
+    "UpstreamUnparseable",
     "anthropic_error_body",
     "error_type_for_status",
     "to_anthropic",
@@ -127,11 +128,8 @@ class MissingApiKey(OccError):
     error_type = "authentication_error"
 
 
-class RateLimited(OccError):
-    """occ itself refuses: too many concurrent requests from one client."""
-
-    status = 429
-    error_type = "rate_limit_error"
+class _OwnRefusal(OccError):
+    """occ refuses by itself, and always says when to come back (``Retry-After``)."""
 
     def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
         super().__init__(message)
@@ -142,7 +140,16 @@ class RateLimited(OccError):
         return self._retry_after_s
 
 
-class Overloaded(OccError):
+class RateLimited(_OwnRefusal):
+    """occ itself refuses: too many concurrent requests from one client."""
+
+    status = 429
+    error_type = "rate_limit_error"
+
+
+class Overloaded(_OwnRefusal):
+    """occ's own limit (every upstream connection slot busy): the client should retry soon."""
+
     status = 529
     error_type = "overloaded_error"
 
@@ -233,6 +240,13 @@ class UpstreamProtocolError(UpstreamError):
     outcome = "protocol_error"
 
 
+class UpstreamUnparseable(UpstreamProtocolError):
+    """A complete answer occ could not parse (a 2xx body that is not JSON). It says nothing about the
+    model's availability, so it counts against no breaker (docs/configuration.md, Circuit breaker)."""
+
+    outcome = "parse_error"
+
+
 @attrs.frozen
 class AttemptRecord:
     """What happened to one attempt, for the all-failed message and the request log."""
@@ -256,7 +270,9 @@ class AttemptRecord:
 class AllAttemptsFailed(OccError):
     """Every model of the chain failed. The status reflects the causes, not a blanket 502."""
 
-    def __init__(self, attempts: list[AttemptRecord], errors: list[OccError], skipped: list[str]) -> None:
+    def __init__(self, attempts: list[AttemptRecord], errors: list[OccError], skipped: list[str], *,
+                 retry_after_s: float | None = None) -> None:
+        self._retry_after_hint = retry_after_s
         self.attempts = list(attempts)
         self.errors = list(errors)
         self.skipped = list(skipped)
@@ -288,7 +304,11 @@ class AllAttemptsFailed(OccError):
     @property
     def retry_after_s(self) -> float | None:
         hints = [e.retry_after_s for e in self.errors if e.retry_after_s is not None]
-        return min(hints) if hints else None
+        if hints:
+            return min(hints)
+        if self._retry_after_hint is not None:
+            return max(1.0, self._retry_after_hint)
+        return 1.0 if self.http_status in (429, 529) else None  # occ's own 529 always says when to retry
 
 
 def anthropic_error_body(error_type: str, message: str, request_id: str | None = None) -> dict[str, Any]:

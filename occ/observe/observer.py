@@ -31,6 +31,10 @@ def _percentile(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def _iso(when: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
+
+
 class _ModelStats:
     def __init__(self) -> None:
         self.requests = 0
@@ -86,7 +90,13 @@ class Observer:
         self.in_flight = Gauge("occ_in_flight_requests", "Requests in flight", registry=self.registry)
         self.breaker = Gauge("occ_breaker_open", "1 when a model's circuit is open or half-open", ["model"],
                              registry=self.registry)
+        self.breaker_transitions = Counter("occ_breaker_transitions", "Circuit breakers opening and closing",
+                                           ["model", "to"], registry=self.registry)
+        self.panic = Counter("occ_panic_routed", "Attempts sent to a model with an open breaker because every model "
+                             "of the chain had one (panic mode)", ["model"], registry=self.registry)
         self.per_model: dict[str, _ModelStats] = defaultdict(_ModelStats)
+        #: label -> {"opened": n, "closed": n, "panic_routed": n, "last_opened_at": iso, "last_closed_at": iso}
+        self.breaker_history: dict[str, dict[str, Any]] = defaultdict(dict)
         self._requests, self._attempts, self._ttft, self._fallbacks, self._tokens = (
             _Children(m) for m in (self.requests, self.attempts, self.ttft, self.fallbacks, self.tokens))
 
@@ -115,6 +125,20 @@ class Observer:
             if value:
                 self._tokens(model, kind).inc(value)
 
+    def breaker_transition(self, label: str, kind: str) -> None:
+        """A breaker opened or closed (the server logs it too)."""
+        self.breaker_transitions.labels(label, kind).inc()
+        history = self.breaker_history[label]
+        history[kind] = history.get(kind, 0) + 1
+        history[f"last_{kind}_at"] = _iso(time.time())
+
+    def panic_routed(self, label: str) -> None:
+        """Panic mode sent an attempt to ``label`` although its breaker was open."""
+        self.panic.labels(label).inc()
+        history = self.breaker_history[label]
+        history["panic_routed"] = history.get("panic_routed", 0) + 1
+        history["last_panic_at"] = _iso(time.time())
+
     def metrics_text(self, snap: ServerSnapshot) -> bytes:
         self.in_flight.set(snap.in_flight)
         for label, info in snap.breakers.items():
@@ -124,13 +148,21 @@ class Observer:
     def status(self, snap: ServerSnapshot) -> dict[str, Any]:
         breakers = snap.breakers
         models: dict[str, Any] = {}
-        for label in sorted(set(self.per_model) | set(breakers)):
+        for label in sorted(set(self.per_model) | set(breakers) | set(self.breaker_history)):
             stats = self.per_model.get(label) or _ModelStats()
             latency, ttft = list(stats.latency), list(stats.ttft)
             info = breakers.get(label, {})
             models[label] = {
                 "breaker": info.get("state", "closed"),
                 "reopens_in_s": info.get("reopens_in_s"),
+                "breaker_probing": bool(info.get("probing")),
+                "breaker_open_for_s": info.get("open_for_s"),
+                "breaker_opened": self.breaker_history.get(label, {}).get("opened", 0),
+                "breaker_closed": self.breaker_history.get(label, {}).get("closed", 0),
+                "breaker_last_opened_at": self.breaker_history.get(label, {}).get("last_opened_at"),
+                "breaker_last_closed_at": self.breaker_history.get(label, {}).get("last_closed_at"),
+                "panic_routed": self.breaker_history.get(label, {}).get("panic_routed", 0),
+                "last_panic_at": self.breaker_history.get(label, {}).get("last_panic_at"),
                 "requests": stats.requests,
                 "outcomes": dict(stats.outcomes),
                 "latency_p50_s": _percentile(latency, 0.5),
@@ -141,7 +173,7 @@ class Observer:
         return {
             "version": __version__,
             "config": snap.config_source,
-            "config_loaded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(snap.config_loaded_at)),
+            "config_loaded_at": _iso(snap.config_loaded_at),
             "uptime_s": round(time.time() - snap.started_at, 1),
             "in_flight": snap.in_flight,
             "upstream_connections": dict(snap.upstream_connections) if snap.upstream_connections is not None else None,

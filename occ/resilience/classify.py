@@ -6,6 +6,9 @@
   OpenAI's ``insufficient_quota``): another model may well answer.
 * occ's own overload (every upstream connection slot busy) stops with a 529 and counts against no
   model: the next model would wait on the same slots, and the models are not to blame.
+* A complete answer occ cannot parse (:class:`~occ.core.errors.UpstreamUnparseable`) moves on but does not
+  count: it says the model's wire and occ disagree, not that the model is down, and a breaker would also cut
+  the model's other traffic (its streams parse fine). Only the upstream's behaviour counts against it.
 * 401/403 move on but do not count: a wrong key is configuration, not health, and must not hide a model
   whose key gets fixed by a reload.
 * A 4xx that says the *request* is bad stops: another model would refuse it too, and "all models failed"
@@ -33,6 +36,7 @@ from occ.core.errors import (
     UpstreamStalled,
     UpstreamStatus,
     UpstreamTimeout,
+    UpstreamUnparseable,
 )
 
 __all__ = ["CONTEXT_LENGTH_PREFIX", "Verdict", "classify"]
@@ -65,6 +69,8 @@ _NEXT_COUNTED = {
 
 
 def classify(exc: OccError) -> Verdict:
+    if isinstance(exc, UpstreamUnparseable):
+        return Verdict("next", False, "parse_error")  # a wire mismatch, not a sick model: no breaker counts it
     for kind, outcome in _NEXT_COUNTED.items():
         if isinstance(exc, kind):
             return Verdict("next", True, outcome)

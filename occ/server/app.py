@@ -22,7 +22,7 @@ from occ.config.model import Config
 from occ.config.parse import load_config
 from occ.core.errors import InvalidRequest, NotFound, OccError, RequestTooLarge, to_anthropic
 from occ.core.ids import random_hex
-from occ.core.jsonfast import dumps
+from occ.core.jsonfast import JSONDecodeError, dumps, loads
 from occ.core.tokens import count_tokens
 from occ.core.validate import parse_count_tokens_request, parse_messages_request
 from occ.observe.access_log import RequestLog, log_request, redacted_body
@@ -305,6 +305,27 @@ def _build_quart(state: ServerState) -> QuartTrio:
     async def metrics() -> Response:
         return Response(state.observer.metrics_text(state.snapshot()), content_type="text/plain; version=0.0.4")
 
+    @app.post("/admin/reset-breakers")
+    async def reset_breakers() -> Response:
+        """Close breakers now (``occ reset-breakers MODEL``): the operator knows the model is back before
+        its cooldown says so. Behind the client key like every endpoint but /health and /metrics."""
+        raw = await request.get_data(cache=False)
+        try:
+            payload = loads(raw) if raw else {}
+        except JSONDecodeError:
+            payload = None
+        if not isinstance(payload, dict) or not isinstance(payload.get("model", ""), str):
+            raise InvalidRequest('expected a JSON body {"model": "provider/model_id"} (or {} for every model)')
+        name = payload.get("model") or ""
+        keys = None
+        if name:
+            keys = _model_keys(state.config, name)
+            if not keys:
+                raise NotFound(f"no configured model is called {name!r} (use provider/model_id, a model_id "
+                               "or a scenario name such as default)")
+        reset = state.board.reset(keys, "reset by an operator (occ reset-breakers)")
+        return _json({"reset": reset, "models": sorted(f"{k[0]}/{k[1]}" for k in keys) if keys else "all"})
+
     @app.get("/v1/models")
     async def models() -> Response:
         data = _model_list(state.config)
@@ -354,6 +375,14 @@ def _build_quart(state: ServerState) -> QuartTrio:
         return _json(to_anthropic(Exception())[1], 500)
 
     return app
+
+
+def _model_keys(config: Config, name: str) -> list[tuple[str, str]]:
+    """The configured models ``name`` means: a ``provider/model_id`` label, an upstream model id, or a key of
+    ``models`` (a scenario or alias)."""
+    if name in config.models:
+        return [config.models[name].key]
+    return [m.key for m in config.all_models() if name in (m.label, m.model_id)]
 
 
 def _model_list(config: Config) -> list[dict[str, Any]]:

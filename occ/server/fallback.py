@@ -39,6 +39,7 @@ from occ.core.errors import (
     UpstreamStalled,
     UpstreamStatus,
     UpstreamTimeout,
+    UpstreamUnparseable,
 )
 from occ.core.jsonfast import JSONDecodeError, dumps, loads
 from occ.core.sse import SSEDecoder
@@ -126,15 +127,22 @@ async def _fallback(
     committed: Callable[[], bool],
 ) -> T:
     """Try each model of the chain until one succeeds, the classifier says stop, or the stream
-    has committed (after which a failure belongs to the client, as an ``error`` event)."""
+    has committed (after which a failure belongs to the client, as an ``error`` event).
+
+    An open breaker defers its model while a usable one is left. Models still deferred when the usable
+    ones are spent are tried anyway (panic mode, :mod:`occ.resilience.breaker`): least recently failed
+    first, one probe per model at a time. When every such model already has another request's probe out,
+    this request waits for one to settle, at most the model's ``connect_timeout_ms``, and then goes anyway:
+    a 529 without an upstream call would be occ failing without trying.
+    """
     _check_keys(state, call)
+    board = state.board
     errors: list[OccError] = []
-    skipped: list[str] = []
-    for model in call.route.chain:
-        if not state.breakers.allow(model.key, trio.current_time()):
-            skipped.append(model.label)
-            call.note(f"skipped {model.label}: circuit open")
-            continue
+    tried = 0
+
+    async def one(model: ModelConfig) -> tuple[bool, T | None]:
+        nonlocal tried
+        tried += 1
         config = state.config if model.provider in state.config.providers else call.config
         provider = config.providers.get(model.provider) or call.config.providers[model.provider]
         protocol = resolve_protocol(model, provider)
@@ -151,25 +159,81 @@ async def _fallback(
                               detail=exc.message[:300], status=status)
             )
             if verdict.counts_against_health:
-                state.breakers.record_failure(model.key, trio.current_time(), retry_after_s=exc.retry_after_s)
+                board.record_failure(model.key, exc.retry_after_s, verdict.outcome)
             else:
-                state.breakers.release(model.key)
+                board.release(model.key)
             log.warning("%s attempt %s (%s) failed after %.2fs: %s", call.request_id, model.label, protocol,
                         duration, exc.message[:300])
             if verdict.action == "stop" or committed():
                 raise
             errors.append(exc)
-            continue
+            return False, None
         except BaseException:
-            state.breakers.release(model.key)
+            board.release(model.key)
             raise
         duration = trio.current_time() - started
-        state.breakers.record_success(model.key, trio.current_time())
+        board.record_success(model.key)
         call.attempts.append(AttemptRecord(provider.name, model.model_id, protocol, "ok", duration))
         call.protocol = protocol
         call.model = model
-        return result
-    raise AllAttemptsFailed(call.attempts, errors, skipped)
+        return True, result
+
+    deferred: list[ModelConfig] = []
+    for model in call.route.chain:
+        if not board.allow(model.key):
+            deferred.append(model)
+            call.note(f"deferred {model.label}: circuit open")
+            continue
+        done, result = await one(model)
+        if done:
+            return result  # type: ignore[return-value]
+
+    by_key = {m.key: m for m in deferred}
+    busy: list[ModelConfig] = []
+    for key in board.registry.panic_order(by_key):
+        model = by_key[key]
+        was_open = not board.usable(model.key)
+        if not board.allow(model.key, panic=True):
+            busy.append(model)
+            continue
+        if was_open:
+            board.panic_routed(model.key, call.request_id)
+        done, result = await one(model)
+        if done:
+            return result  # type: ignore[return-value]
+
+    if busy and tried == 0:
+        chosen = await _wait_for_probe(state, call, busy)
+        done, result = await one(chosen)
+        if done:
+            return result  # type: ignore[return-value]
+        busy.remove(chosen)
+    skipped = [m.label for m in busy]
+    reopen = [board.registry.get(m.key).open_until for m in busy]
+    hint = min((t - board.now() for t in reopen if t is not None), default=None)
+    raise AllAttemptsFailed(call.attempts, errors, skipped, retry_after_s=hint)
+
+
+async def _wait_for_probe(state: ServerState, call: Call, busy: list[ModelConfig]) -> ModelConfig:
+    """Every model left has an open breaker *and* another request's probe out: wait for a probe to settle
+    (bounded by the first model's connect timeout), then take a free probe slot, or go anyway."""
+    board = state.board
+    wait_s = call.config.timeouts_for(busy[0]).connect_timeout_s if busy[0].provider in call.config.providers \
+        else 10.0
+    with trio.move_on_after(wait_s):
+        while True:
+            for model in busy:
+                was_open = not board.usable(model.key)
+                if board.allow(model.key, panic=True):
+                    if was_open:
+                        board.panic_routed(model.key, call.request_id)
+                    call.note(f"waited for another request's probe; trying {model.label}")
+                    return model
+            await board.wait_settled()
+    model = busy[0]
+    board.panic_routed(model.key, call.request_id)
+    call.note(f"panic mode: {model.label} still has a probe out after {wait_s:g}s; trying it anyway")
+    return model
 
 
 def _tool_names(request: dict[str, Any]) -> list[str]:
@@ -234,7 +298,7 @@ async def run_nonstreaming(state: ServerState, call: Call) -> dict[str, Any]:
         try:
             parsed = loads(raw)
         except JSONDecodeError:
-            raise UpstreamProtocolError(f"upstream answered with non-JSON ({raw[:80]!r})") from None
+            raise UpstreamUnparseable(f"upstream answered with non-JSON ({raw[:80]!r})") from None
         if isinstance(parsed, dict) and "error" in parsed and protocol != "anthropic":
             raise status_error(502, raw, {})
         try:

@@ -16,12 +16,12 @@ import time
 from collections.abc import Callable
 
 import attrs
-import trio
 
 from occ.config.model import Config
 from occ.observe.logs import remember_secrets
 from occ.observe.observer import Observer, ServerSnapshot
 from occ.resilience.breaker import BreakerRegistry
+from occ.server.breakers import BreakerBoard
 from occ.server.client_limits import ClientLimiter
 from occ.upstream.client import UpstreamClient
 
@@ -45,17 +45,27 @@ class ServerState:
     limiter: ClientLimiter = attrs.field(factory=ClientLimiter)
     observer: Observer = attrs.field(factory=Observer)
     reload_listeners: list[Callable[[Config], None]] = attrs.field(factory=list)
+    board: BreakerBoard = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         _remember(self.config)
-        self.breakers.reconfigure(self.config.breaker.failure_threshold, self.config.breaker.cooldown_s)
+        self._configure_breakers(self.config)
+        self.board = BreakerBoard(self.breakers, self.observer)
+
+    def _configure_breakers(self, config: Config) -> None:
+        b = config.breaker
+        self.breakers.reconfigure(b.failure_threshold, b.cooldown_s, b.max_retry_after_s)
 
     def swap_config(self, config: Config) -> None:
-        """Make ``config`` the snapshot new requests and new attempts see."""
+        """Make ``config`` the snapshot new requests and new attempts see.
+
+        Breakers start closed again: a reload is how an operator says "I fixed it" (a new key, a new URL),
+        and a model must not stay locked out by what the old config did."""
         _remember(config)
         self.config = config
         self.config_loaded_at = time.time()
-        self.breakers.reconfigure(config.breaker.failure_threshold, config.breaker.cooldown_s)
+        self._configure_breakers(config)
+        self.board.reset(None, "the config was reloaded")
         for listener in self.reload_listeners:
             listener(config)
 
@@ -67,6 +77,6 @@ class ServerState:
             config_loaded_at=self.config_loaded_at,
             started_at=self.started_at,
             in_flight=self.in_flight,
-            breakers=self.breakers.snapshot(trio.current_time()),
+            breakers=self.breakers.snapshot(self.board.now()),
             upstream_connections=self.upstream.connection_stats() if self.upstream is not None else None,
         )

@@ -103,7 +103,7 @@ async def test_breaker_opens_skips_half_opens_and_recovers(fake, start_occ):
     key = ("fake", "model-a")
     for _ in range(2):
         assert (await post(url, body(stream=False))).status_code == 200
-    assert app.state.breakers.state(key, trio.current_time()) == "open"
+    assert app.state.breakers.state(key, app.state.board.now()) == "open"
     assert models_tried(fake) == ["model-a", "model-b", "model-a", "model-b"]
 
     assert (await post(url, body(stream=False))).status_code == 200
@@ -112,13 +112,13 @@ async def test_breaker_opens_skips_half_opens_and_recovers(fake, start_occ):
     await trio.sleep(0.7)
     assert (await post(url, body(stream=False))).status_code == 200  # half-open probe fails
     assert models_tried(fake)[-2:] == ["model-a", "model-b"]
-    assert app.state.breakers.state(key, trio.current_time()) == "open"
+    assert app.state.breakers.state(key, app.state.board.now()) == "open"
 
     healthy["a"] = True
     await trio.sleep(0.7)
     response = await post(url, body(stream=False))
     assert response.json()["content"][0]["text"] == "a"
-    assert app.state.breakers.state(key, trio.current_time()) == "closed"
+    assert app.state.breakers.state(key, app.state.board.now()) == "closed"
 
 
 async def test_client_disconnect_mid_stream_closes_upstream_and_stops_fallback(fake, start_occ, caplog):
@@ -155,8 +155,8 @@ async def test_client_deadline_shorter_than_model_timeout(fake, start_occ, caplo
     await wait_for_log(caplog, "outcome=client_cancelled")
     assert models_tried(fake) == ["model-a"]
     assert "all models failed" not in caplog.text
-    assert app.state.breakers.state(("fake", "model-a"), trio.current_time()) == "closed"
-    assert app.state.breakers.snapshot(trio.current_time()).get("fake/model-a", {}).get(
+    assert app.state.breakers.state(("fake", "model-a"), app.state.board.now()) == "closed"
+    assert app.state.breakers.snapshot(app.state.board.now()).get("fake/model-a", {}).get(
         "consecutive_failures", 0) == 0
 
 
@@ -299,6 +299,7 @@ async def test_a_full_upstream_pool_is_a_529_that_trips_no_breaker(fake, start_o
         for stream in (False, True):
             response = await post(url, body(stream=stream))
             assert response.status_code == 529, response.text
+            assert int(response.headers["retry-after"]) >= 1  # occ's own 529 says when to come back
             error = response.json()["error"]
             assert error["type"] == "overloaded_error" and "upstream connections were busy" in error["message"]
         assert len(fake.requests(CHAT)) == 1, "model-b was tried, or a request went out beyond the cap"
