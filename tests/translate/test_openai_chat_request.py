@@ -246,6 +246,7 @@ def test_stop_sequences_at_most_four_and_never_empty():
 def test_temperature_and_top_p_from_the_client_unless_configured():
     out = body([user("x")], temperature=0.3, top_p=0.9)
     assert (out["temperature"], out["top_p"]) == (0.3, 0.9)
+    assert body([user("x")], temperature=0)["temperature"] == 0  # falsy, still the client's
     configured = ModelConfig(provider="p", model_id="m", temperature=0.0, top_p=0.5)
     out = body([user("x")], configured, temperature=1.0, top_p=0.9)
     assert out["temperature"] == 0.0 and out["top_p"] == 0.5
@@ -276,6 +277,9 @@ def test_edge_49_max_tokens_clamped_to_the_model_cap_and_logged():
     ({"thinking": {"type": "disabled"}}, KIMI, None),
     ({"thinking": {"type": "adaptive"}}, PLAIN, None),
     ({}, ModelConfig(provider="p", model_id="llama", reasoning_effort="low"), "low"),
+    ({"thinking": {"type": "adaptive"}, "output_config": {"effort": "medium"}},
+     ModelConfig(provider="p", model_id="llama", reasoning_effort="high"), "high"),  # configured beats client
+    ({"thinking": {"type": "adaptive"}, "output_config": {"effort": "medium"}}, PLAIN, None),
 ])
 def test_reasoning_effort(request_fields, model, effort):
     assert body([user("x")], model, **request_fields).get("reasoning_effort") == effort

@@ -66,6 +66,14 @@ def test_an_error_body_is_an_upstream_status():
     assert info.value.upstream_status == 429 and "Rate limit" in str(info.value)
 
 
+def test_reasoning_text_and_calls_in_one_message_keep_that_order():
+    m = translate(completion({"content": "Checking.", "reasoning_content": "think", "tool_calls": [
+        {"id": "functions.Bash:0", "type": "function", "function": {"name": "Bash", "arguments": '{"command":"ls"}'}}]},
+        "stop"))
+    assert kinds(m) == ["thinking", "text", "tool_use"] and m["stop_reason"] == "tool_use"
+    assert m["content"][2]["id"].startswith("occ-") and to_upstream_id(m["content"][2]["id"]) == "functions.Bash:0"
+
+
 @pytest.mark.parametrize(("finish", "stop"), [
     ("stop", "end_turn"), ("length", "max_tokens"), ("content_filter", "refusal"), ("sensitive", "refusal"),
     (None, "end_turn"), ("tool_calls", "end_turn"),

@@ -215,6 +215,12 @@ def test_reasoning_from_openrouter_fields(field):
     assert m["content"][0]["thinking"] == "why"
 
 
+def test_reasoning_and_reasoning_content_in_one_chunk_count_once():
+    m = run(sse(chunk({"reasoning": "r1", "reasoning_content": "r1"}), chunk({"reasoning": "r2"}),
+                chunk({"content": "t"}), chunk(finish="stop")))
+    assert m["content"][0]["thinking"] == "r1r2"
+
+
 def test_reasoning_details_summary_and_encrypted_entries():
     details = [{"type": "reasoning.summary", "summary": "short"}, {"type": "reasoning.encrypted", "data": "xx"}]
     m = run(sse(chunk({"reasoning_details": details}), chunk({"content": "ok"}), chunk(finish="stop")))

@@ -53,6 +53,17 @@ def test_any_call_sequence_is_a_valid_stream_that_keeps_every_signature(script, 
     assert message["stop_reason"] == ("tool_use" if tools else "end_turn")
 
 
+def test_a_failed_attempt_leaves_nothing_held_for_the_next():
+    """Whitespace the builder holds back (it may still become a block) is dropped with the attempt."""
+    builder = AnthropicStreamBuilder(message_id="msg_t", model="claude-x", input_tokens=5)
+    builder.text("   ")
+    builder.thinking("\n")
+    builder.forget_uncommitted()
+    builder.text("Hi")
+    builder.finish("end_turn")
+    assert check_stream(builder.take())["content"] == [{"type": "text", "text": "Hi"}]
+
+
 def _last_signature_per_block(script: list[tuple[str, object]]) -> list[str]:
     """The signatures that must survive: each one, except one overwritten by a later one while the
     same thinking block stayed open (a model of the builder's rule, independent of its code)."""
