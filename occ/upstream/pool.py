@@ -8,10 +8,16 @@ upstream learns that the client left.
 
 A connection is reused only when its response ended exactly where its framing said, and is
 checked before reuse: an idle connection the server has closed (or written to) is readable, and is
-dropped. A request that still finds its reused connection dead within a second of sending, before
-a single response byte, is sent once more, on a fresh connection: the server's close crossed the
-request, so it never worked on it. A later death is a failure for the fallback loop, never a
-silent second copy of a POST.
+dropped before anything is sent on it. A request is sent a second time only when it provably never
+left whole: the write on a reused connection failed before the request was complete, and no answer
+came. A reused connection that dies *after* the whole request was written is a failure for the
+fallback loop, never a silent second copy: the upstream may have read the POST, run the generation
+and billed it (RFC 9110 §9.2.2: POST is not idempotent).
+
+To keep that race rare, idle connections expire before common upstream keep-alive timeouts: after
+:data:`IDLE_EXPIRY_S` (4 s; Node.js, uvicorn, hypercorn and Apache close idle connections at 5 s), or,
+when the server announces ``Keep-Alive: timeout=N``, 2 s before its N (at least N/2, at most
+:data:`MAX_IDLE_EXPIRY_S`).
 
 Each open connection belongs to a request in flight, an idle slot (at most ``max_idle_per_origin``)
 or a bounded drain. Requests in flight are capped (``max_active``, all origins together); one more
@@ -37,10 +43,11 @@ from occ.upstream.http1 import ResponseParser, request_head
 __all__ = ["ConnectionPool", "Origin", "PoolResponse"]
 
 _READ_SIZE = 64 * 1024
-#: A reused connection that the server closes this soon after the request went out, without a
-#: byte of answer, was closed while idle (the close crossed our request): sending again is safe.
-#: A later close may follow real work on the request, and is a failure, not a resend.
-_STALE_WINDOW_S = 1.0
+#: How long a connection may sit idle when its server did not say (``Keep-Alive: timeout=N``): well
+#: under the 5 s at which Node.js, uvicorn, hypercorn and Apache close idle connections.
+IDLE_EXPIRY_S = 4.0
+#: The longest idle time occ keeps, whatever the server announces (AWS load balancers close at 60 s).
+MAX_IDLE_EXPIRY_S = 50.0
 _poll = getattr(select, "poll", None)  # not on Windows
 #: what a left-behind response may still send before its connection is given up on
 _DRAIN_LIMIT = 64 * 1024
@@ -65,6 +72,8 @@ class _Connection:
     stream: trio.abc.Stream
     socket: Any
     idle_since: float = 0.0
+    #: how long this connection may stay idle (from its server's ``Keep-Alive`` header, else the pool's)
+    expiry_s: float | None = None
 
     def looks_alive(self) -> bool:
         """An idle HTTP/1.1 connection has nothing to read; if it has (EOF, a TLS close_notify or
@@ -94,7 +103,26 @@ class _Connection:
 
 
 class _Stale(Exception):
-    """A reused connection turned out dead before any response byte: safe to send again."""
+    """The write on a reused connection failed before the request was complete, and no answer came: the
+    server cannot have acted on it, so sending it again is safe."""
+
+
+def keep_alive_expiry(headers: dict[str, str], default_s: float) -> float:
+    """How long a connection may stay idle after a response with these headers: 2 s before the server's
+    announced ``Keep-Alive: timeout=N`` (at least N/2), capped at :data:`MAX_IDLE_EXPIRY_S`; ``default_s``
+    when it announced nothing."""
+    value = headers.get("keep-alive", "")
+    for part in value.split(","):
+        name, _, number = part.strip().partition("=")
+        if name.strip().lower() == "timeout":
+            try:
+                announced = float(number.strip())
+            except ValueError:
+                return default_s
+            if announced <= 0:
+                return 0.0
+            return min(MAX_IDLE_EXPIRY_S, max(announced / 2, announced - 2))
+    return default_s
 
 
 class PoolResponse:
@@ -188,7 +216,7 @@ class ConnectionPool:
     """Keep-alive connections per origin. Use as ``async with`` for the lifetime of serving."""
 
     def __init__(self, *, ssl_context: Callable[[], ssl.SSLContext], max_idle_per_origin: int = 256,
-                 idle_expiry_s: float = 60.0, drain_s: float = 5.0, max_active: int = 1024) -> None:
+                 idle_expiry_s: float = IDLE_EXPIRY_S, drain_s: float = 5.0, max_active: int = 1024) -> None:
         self._ssl_context_factory = ssl_context
         #: requests in flight (connecting, exchanging, read or drained), all origins together: each
         #: holds a socket, and sockets are a finite resource of the process
@@ -348,6 +376,7 @@ class ConnectionPool:
         land in between."""
         try:
             if response._parser.reusable and not self._closed:
+                conn.expiry_s = keep_alive_expiry(response.headers, self._expiry)
                 self._put_idle(conn)
             else:
                 _close_quietly(conn)
@@ -370,15 +399,17 @@ class ConnectionPool:
             # The server may have answered early (a 413 or 401 before reading a large body) and
             # closed: its answer, if it can still be read, says more than the broken pipe.
             send_failed = exc
-        sent_at = trio.current_time()
+        unsent = reused and send_failed is not None  # the write failed before the request was complete
         try:
             while True:
                 raw = await stream.receive_some(_READ_SIZE)
                 if not raw:
-                    if reused and not answered and trio.current_time() - sent_at < _STALE_WINDOW_S:
-                        raise _Stale
                     if send_failed is not None and not answered:
                         break
+                    if not answered:
+                        raise UpstreamProtocolError(
+                            "upstream closed the connection after the request was sent, without answering "
+                            "(not sent again: the upstream may have acted on it)")
                     parser.feed_eof()
                 answered = True
                 data = parser.feed(raw)
@@ -387,10 +418,10 @@ class ConnectionPool:
                         parser.forbid_reuse()  # the server has not read our whole request
                     return PoolResponse(parser, conn, data)
         except trio.BrokenResourceError as exc:
-            if reused and not answered and trio.current_time() - sent_at < _STALE_WINDOW_S:
+            if unsent and not answered:
                 raise _Stale from None
             raise UpstreamProtocolError(f"upstream connection broke: {_cause(send_failed or exc)}") from None
-        if reused and send_failed is not None:
+        if unsent:
             raise _Stale
         raise UpstreamProtocolError(f"upstream connection broke while sending the request: {_cause(send_failed)}")
 
@@ -401,16 +432,20 @@ class ConnectionPool:
         now = trio.current_time()
         while conns:
             conn = conns.pop()
-            if now - conn.idle_since < self._expiry and conn.looks_alive():
+            if not self._expired(conn, now) and conn.looks_alive():
                 return conn
             _close_quietly(conn)
         return None
+
+    def _expired(self, conn: _Connection, now: float) -> bool:
+        expiry = self._expiry if conn.expiry_s is None else conn.expiry_s
+        return now - conn.idle_since >= expiry
 
     def _put_idle(self, conn: _Connection) -> None:
         conns = self._idle.setdefault(conn.origin, [])
         now = trio.current_time()
         # oldest first: the connections a burst left behind expire here, not only when taken
-        while conns and (len(conns) >= self._max_idle or now - conns[0].idle_since >= self._expiry):
+        while conns and (len(conns) >= self._max_idle or self._expired(conns[0], now)):
             _close_quietly(conns.pop(0))
         conn.idle_since = now
         conns.append(conn)
