@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from occ.config.model import Config
 
-__all__ = ["RedactingFilter", "configure_logging", "get_logger", "redact", "remember_secrets"]
+__all__ = ["RedactingFilter", "configure_logging", "get_logger", "log_level", "redact", "remember_secrets"]
 
 _SECRET_PATTERNS = [
     re.compile(r"(?i)(authorization\s*[:=]\s*)(bearer\s+)?[^\s,;\"']+"),
@@ -69,14 +69,15 @@ def get_logger(name: str) -> logging.Logger:
     return logger
 
 
-def _level(name: str) -> int:
+def log_level(name: str) -> int:
+    """The ``logging`` level for the config's ``logging.level`` name (``warn`` too); INFO if unknown."""
     return {"warn": logging.WARNING}.get(name.lower(), getattr(logging, name.upper(), logging.INFO))
 
 
 def configure_logging(config: Config, *, quiet_if_configured: bool = False, debug: bool = False) -> None:
     """Set occ's level from the config; install a stderr handler unless the host program (or a
     test runner) already configured logging."""
-    get_logger("occ").setLevel(logging.DEBUG if debug else _level(config.logging.level))
+    get_logger("occ").setLevel(logging.DEBUG if debug else log_level(config.logging.level))
     for name in ("httpx", "httpcore", "hypercorn.access"):
         logging.getLogger(name).setLevel(logging.WARNING)
     root = logging.getLogger()

@@ -20,7 +20,7 @@ import trio
 
 from occ.config.parse import load_config
 from occ.core.errors import ConfigError
-from occ.observe.logs import get_logger
+from occ.observe.logs import get_logger, log_level
 from occ.server.state import ServerState
 
 __all__ = ["reload_now", "watch_config"]
@@ -56,13 +56,9 @@ def reload_now(state: ServerState) -> bool:
     for warning in config.warnings:
         log.warning("config: %s", warning)
     state.swap_config(config)
-    logging.getLogger("occ").setLevel(_level(config.logging.level))
+    logging.getLogger("occ").setLevel(log_level(config.logging.level))
     log.info("config reloaded from %s", path)
     return True
-
-
-def _level(name: str) -> int:
-    return {"warn": logging.WARNING}.get(name.lower(), getattr(logging, name.upper(), logging.INFO))
 
 
 async def watch_config(state: ServerState, *, poll_interval_s: float = POLL_INTERVAL_S) -> None:
