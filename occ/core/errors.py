@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import attrs
 
 __all__ = [
+    "STATUS_BY_TYPE",
     "AllAttemptsFailed",
     "AttemptRecord",
     "ConfigError",
@@ -59,6 +60,22 @@ _TYPE_BY_STATUS: dict[int, str] = {
     503: "overloaded_error",
     504: "timeout_error",
     529: "overloaded_error",
+}
+
+
+#: The status Anthropic gives each of its error types (the inverse of the table above, where a type
+#: has more than one status: the one Anthropic sends).
+STATUS_BY_TYPE: dict[str, int] = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
 }
 
 
@@ -200,7 +217,7 @@ class UpstreamStatus(UpstreamError):
 
     @property
     def anthropic_type(self) -> str:
-        if self.upstream_type in set(_TYPE_BY_STATUS.values()):
+        if self.upstream_type in STATUS_BY_TYPE:
             return self.upstream_type
         return error_type_for_status(self.http_status)
 

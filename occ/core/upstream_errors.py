@@ -19,7 +19,7 @@ from typing import Any
 
 import attrs
 
-from occ.core.errors import UpstreamStatus
+from occ.core.errors import STATUS_BY_TYPE, UpstreamStatus
 from occ.core.jsonfast import JSONDecodeError, loads
 
 __all__ = [
@@ -70,20 +70,6 @@ _STATUS_BY_WORD = (
     ("authentication", 401), ("invalid_api_key", 401), ("permission", 403), ("not_found", 404),
     ("timeout", 504), ("unavailable", 503), ("server_error", 500), ("internal", 500),
 )
-
-#: The status Anthropic gives each of its error types.
-_STATUS_BY_ANTHROPIC_TYPE = {
-    "invalid_request_error": 400,
-    "authentication_error": 401,
-    "billing_error": 402,
-    "permission_error": 403,
-    "not_found_error": 404,
-    "request_too_large": 413,
-    "rate_limit_error": 429,
-    "api_error": 500,
-    "timeout_error": 504,
-    "overloaded_error": 529,
-}
 
 #: An error that says nothing about its cause is the upstream failing: a bad gateway.
 _UNKNOWN_STATUS = 502
@@ -196,6 +182,6 @@ def from_anthropic(data: Mapping[str, Any]) -> UpstreamFault:
     err = err if isinstance(err, dict) else {}
     etype = err.get("type") if isinstance(err.get("type"), str) else "api_error"
     message = err.get("message") if isinstance(err.get("message"), str) and err.get("message") else etype
-    known = etype in _STATUS_BY_ANTHROPIC_TYPE
-    return UpstreamFault(message, status=_STATUS_BY_ANTHROPIC_TYPE.get(etype, _UNKNOWN_STATUS), words=etype,
+    known = etype in STATUS_BY_TYPE
+    return UpstreamFault(message, status=STATUS_BY_TYPE.get(etype, _UNKNOWN_STATUS), words=etype,
                          anthropic_type=etype if known else None)

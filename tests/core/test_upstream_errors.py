@@ -17,7 +17,7 @@ from anthropic.types import ErrorResponse
 from openai.types.responses import ResponseError, ResponseErrorEvent
 from openai.types.shared import ErrorObject
 
-from occ.core.errors import to_anthropic
+from occ.core.errors import STATUS_BY_TYPE, error_type_for_status, to_anthropic
 from occ.core.sse import SSEDecoder
 from occ.core.upstream_errors import (
     UpstreamFault,
@@ -206,3 +206,10 @@ def test_the_mapping_reads_a_status_from_words_only_when_none_was_given():
     assert upstream_failure(UpstreamFault("m", words="rate_limit_exceeded")).upstream_status == 429
     assert upstream_failure(UpstreamFault("m", status=400, words="rate_limit_exceeded")).upstream_status == 400
     assert upstream_failure(UpstreamFault("m")).upstream_status == 502
+
+
+def test_anthropic_type_and_status_tables_agree():
+    """``STATUS_BY_TYPE`` (a provider's type -> status) and ``error_type_for_status`` (a status -> the
+    type a client sees) are one vocabulary read both ways."""
+    assert {t: error_type_for_status(s) for t, s in STATUS_BY_TYPE.items()} == {t: t for t in STATUS_BY_TYPE}
+    assert set(STATUS_BY_TYPE) == set(ANTHROPIC_STATUS) | {"request_too_large"}
