@@ -46,6 +46,8 @@ class RequestLog:
     attempts: list[AttemptRecord] = attrs.field(factory=list)
     stop_reason: str | None = None
     usage: dict[str, int] | None = None
+    #: the usage is occ's estimate: the line says so, and metrics keep it apart from reported tokens
+    usage_estimated: bool = False
     ttft_s: float | None = None
 
     def fields(self) -> dict[str, Any]:
@@ -79,6 +81,8 @@ class RequestLog:
                 out["tokens_in"] = self.usage.get("input_tokens")
                 out["tokens_out"] = self.usage.get("output_tokens")
                 out["tokens_cached"] = self.usage.get("cache_read_input_tokens")
+                if self.usage_estimated:
+                    out["tokens_estimated"] = True
         if self.ttft_s is not None:
             out["ttft_ms"] = round(self.ttft_s * 1000, 1)
         if self.error is not None:

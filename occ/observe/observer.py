@@ -87,6 +87,9 @@ class Observer:
                                  ["model"], registry=self.registry)
         self.tokens = Counter("occ_tokens", "Tokens reported by upstreams", ["model", "kind"],
                               registry=self.registry)
+        self.estimated_tokens = Counter("occ_estimated_tokens",
+                                        "Tokens occ estimated because the upstream reported none",
+                                        ["model", "kind"], registry=self.registry)
         self.in_flight = Gauge("occ_in_flight_requests", "Requests in flight", registry=self.registry)
         self.breaker = Gauge("occ_breaker_open", "1 when a model's circuit is open or half-open", ["model"],
                              registry=self.registry)
@@ -97,8 +100,9 @@ class Observer:
         self.per_model: dict[str, _ModelStats] = defaultdict(_ModelStats)
         #: label -> {"opened": n, "closed": n, "panic_routed": n, "last_opened_at": iso, "last_closed_at": iso}
         self.breaker_history: dict[str, dict[str, Any]] = defaultdict(dict)
-        self._requests, self._attempts, self._ttft, self._fallbacks, self._tokens = (
-            _Children(m) for m in (self.requests, self.attempts, self.ttft, self.fallbacks, self.tokens))
+        self._requests, self._attempts, self._ttft, self._fallbacks, self._tokens, self._estimated = (
+            _Children(m) for m in (self.requests, self.attempts, self.ttft, self.fallbacks, self.tokens,
+                                   self.estimated_tokens))
 
     def observe(self, record: RequestLog) -> None:
         fields = record.fields()
@@ -120,10 +124,11 @@ class Observer:
         if ttft is not None and model != "-":
             self._ttft(model).observe(ttft / 1000)
             self.per_model[model].ttft.append(ttft / 1000)
+        tokens = self._estimated if fields.get("tokens_estimated") else self._tokens
         for kind, key in (("input", "tokens_in"), ("output", "tokens_out"), ("cached", "tokens_cached")):
             value = fields.get(key)
             if value:
-                self._tokens(model, kind).inc(value)
+                tokens(model, kind).inc(value)
 
     def breaker_transition(self, label: str, kind: str) -> None:
         """A breaker opened or closed (the server logs it too)."""

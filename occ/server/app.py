@@ -175,6 +175,7 @@ def _record_call(record: RequestLog, call: Call) -> None:
     record.attempts = list(call.attempts)
     record.stop_reason = call.stop_reason
     record.usage = call.usage
+    record.usage_estimated = call.usage_estimated
 
 
 async def _watch_disconnect(receive: Receive, scope: trio.CancelScope, record: RequestLog,

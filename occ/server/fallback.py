@@ -49,8 +49,8 @@ from occ.resilience.routing import Route
 from occ.server.relay import Fail, Relay, heartbeat
 from occ.server.state import ServerState
 from occ.translate import anthropic_passthrough
-from occ.translate.anthropic_events import AnthropicStreamBuilder
-from occ.translate.anthropic_request import without_images
+from occ.translate.anthropic_events import AnthropicStreamBuilder, without_thinking
+from occ.translate.anthropic_request import thinking_requested, without_images
 from occ.translate.tool_ids import restore_tool_names
 from occ.translate.wires import StreamTranslator, wire_for
 from occ.upstream.client import UpstreamClient, status_error
@@ -82,6 +82,8 @@ class Call:
     #: what the winning attempt reported: stop_reason and usage, for the request log
     stop_reason: str | None = None
     usage: dict[str, int] | None = None
+    #: the usage is occ's estimate (the upstream reported none), never to be counted as reported
+    usage_estimated: bool = False
     protocol: str | None = None
     model: ModelConfig | None = None
 
@@ -282,6 +284,8 @@ async def run_nonstreaming(state: ServerState, call: Call) -> dict[str, Any]:
         OccError: every attempt failed, or the classifier stopped on a request error.
     """
 
+    thinking = thinking_requested(call.request)
+
     async def attempt(model: ModelConfig, provider: ProviderConfig, protocol: str,
                       timeouts: Timeouts) -> dict[str, Any]:
         wire = wire_for(protocol)
@@ -299,19 +303,21 @@ async def run_nonstreaming(state: ServerState, call: Call) -> dict[str, Any]:
             parsed = loads(raw)
         except JSONDecodeError:
             raise UpstreamUnparseable(f"upstream answered with non-JSON ({raw[:80]!r})") from None
-        if isinstance(parsed, dict) and "error" in parsed and protocol != "anthropic":
-            raise status_error(502, raw, {})
         try:
             message = wire.translate_response(parsed, model=model, message_id=call.message_id,
-                                              model_name=call.requested_model, input_estimate=call.input_estimate)
+                                              model_name=call.requested_model, input_estimate=call.input_estimate,
+                                              thinking=thinking)
         except OccError:
             raise
         except Exception as exc:
             log.exception("%s translating the response of %s failed", call.request_id, model.label)
             raise TranslationError(f"occ could not translate the answer of {model.label}") from exc
+        if not thinking and protocol != "anthropic":
+            without_thinking(message)  # an Anthropic upstream honours the request's thinking itself
         restore_tool_names(message, _tool_names(call.request))
         call.stop_reason = message.get("stop_reason")
         call.usage = message.get("usage")
+        call.usage_estimated = bool(getattr(message, "usage_estimated", False))
         return message
 
     return await _with_request_deadline(call, lambda: _fallback(state, call, attempt, lambda: False))
@@ -338,7 +344,7 @@ async def run_streaming(state: ServerState, call: Call, relay: Relay,
     the stream with an ``error`` event (Claude Code then retries), never a fake end of message.
     """
     builder = AnthropicStreamBuilder(message_id=call.message_id, model=call.requested_model,
-                                     input_tokens=call.input_estimate)
+                                     input_tokens=call.input_estimate, thinking=thinking_requested(call.request))
 
     async def attempt(model: ModelConfig, provider: ProviderConfig, protocol: str,
                       timeouts: Timeouts) -> None:
@@ -370,6 +376,7 @@ async def run_streaming(state: ServerState, call: Call, relay: Relay,
             raise failure
         call.stop_reason = builder.stop_reason
         call.usage = builder.usage.as_dict() if builder.usage else None
+        call.usage_estimated = bool(builder.usage and builder.usage.estimated)
 
     async with frames:
         try:

@@ -37,10 +37,13 @@ from occ.core.jsonfast import JSONDecodeError, dumps, dumps_str, loads
 __all__ = [
     "SIGNATURE_PREFIX",
     "AnthropicStreamBuilder",
+    "Message",
     "Usage",
     "final_stop_reason",
     "make_message",
     "normalize_tool_arguments",
+    "token_count",
+    "without_thinking",
 ]
 
 #: Prefix of every thinking signature occ mints; such signatures never reach real Anthropic.
@@ -60,6 +63,14 @@ class Usage:
     output_tokens: int = 0
     cache_read_input_tokens: int = 0
     cache_creation_input_tokens: int = 0
+    #: occ made these numbers up (chars/4 and the request's estimate) because the upstream reported
+    #: none: logs and metrics must never count them as reported. Not part of the wire form.
+    estimated: bool = attrs.field(default=False, kw_only=True)
+
+    @classmethod
+    def estimate(cls, input_tokens: int, output_tokens: int = 0) -> Usage:
+        """occ's own estimate, marked as such."""
+        return cls(input_tokens=input_tokens, output_tokens=output_tokens, estimated=True)
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -68,6 +79,25 @@ class Usage:
             "cache_creation_input_tokens": self.cache_creation_input_tokens,
             "cache_read_input_tokens": self.cache_read_input_tokens,
         }
+
+
+def token_count(value: Any) -> int | None:
+    """An upstream token count, or None when it is absent: null means absent (``{"prompt_tokens":
+    null}`` is no report, not a report of 0); a bool or a negative number is no count either."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)) and value >= 0 and value == value:
+        return int(value)
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+class Message(dict[str, Any]):
+    """A non-streaming Anthropic message (a plain dict on the wire) that also says whether its usage
+    is occ's estimate, for the request log and metrics."""
+
+    usage_estimated: bool = False
 
 
 def normalize_tool_arguments(raw: str | dict[str, Any] | None, *, tool_name: str = "?") -> str:
@@ -118,7 +148,7 @@ def final_stop_reason(stop_reason: str | None, *, has_tool_use: bool) -> str:
 
 
 def make_message(*, message_id: str, model: str, content: list[dict[str, Any]], stop_reason: str | None,
-                 usage: Usage, stop_sequence: str | None = None) -> dict[str, Any]:
+                 usage: Usage, stop_sequence: str | None = None) -> Message:
     """A non-streaming Anthropic message, held to the same rules as the stream builder: no empty
     text blocks, no whitespace-only thinking blocks unless they carry a signature (upstream reasoning
     state), tool inputs are objects, stop_reason agrees."""
@@ -133,16 +163,41 @@ def make_message(*, message_id: str, model: str, content: list[dict[str, Any]], 
             block = {**block, "thinking": ""}  # it stays only to carry upstream reasoning state
         blocks.append(block)
     reason = final_stop_reason(stop_reason, has_tool_use=any(b.get("type") == "tool_use" for b in blocks))
-    return {
-        "id": message_id,
-        "type": "message",
-        "role": "assistant",
-        "model": model,
-        "content": blocks,
-        "stop_reason": reason,
-        "stop_sequence": stop_sequence if reason == "stop_sequence" else None,
-        "usage": usage.as_dict(),
-    }
+    if usage.estimated and not usage.output_tokens:
+        usage = Usage.estimate(usage.input_tokens, max(1, _output_chars(blocks) // 4))
+    message = Message(
+        id=message_id,
+        type="message",
+        role="assistant",
+        model=model,
+        content=blocks,
+        stop_reason=reason,
+        stop_sequence=stop_sequence if reason == "stop_sequence" else None,
+        usage=usage.as_dict(),
+    )
+    message.usage_estimated = usage.estimated
+    return message
+
+
+def without_thinking(message: dict[str, Any]) -> dict[str, Any]:
+    """``message`` without thinking blocks, for a client that did not ask for thinking; the stop
+    reason and usage stay as they are."""
+    content = message.get("content")
+    if isinstance(content, list) and any(isinstance(b, dict) and b.get("type") == "thinking" for b in content):
+        message["content"] = [b for b in content if not (isinstance(b, dict) and b.get("type") == "thinking")]
+    return message
+
+
+def _output_chars(blocks: list[dict[str, Any]]) -> int:
+    """What the estimate of output tokens counts: the text, thinking and tool input written."""
+    chars = 0
+    for block in blocks:
+        for key in ("text", "thinking"):
+            if isinstance(block.get(key), str):
+                chars += len(block[key])
+        if block.get("type") == "tool_use":
+            chars += len(dumps(block.get("input") or {}))
+    return chars
 
 
 _TEXT, _THINKING = "text", "thinking"
@@ -155,10 +210,14 @@ class AnthropicStreamBuilder:
         message_id: the ``msg_...`` id of the response.
         model: the model name the client asked for (echoed, as Anthropic does).
         input_tokens: the estimate sent in ``message_start`` until the upstream's numbers arrive.
+        thinking: the client asked for thinking; when it did not, thinking text and signatures are
+            dropped here (a client that follows the Anthropic contract sees no block type it did not
+            request), and translators that must keep upstream state find another carrier for it.
     """
 
-    def __init__(self, *, message_id: str, model: str, input_tokens: int) -> None:
+    def __init__(self, *, message_id: str, model: str, input_tokens: int, thinking: bool = True) -> None:
         self.message_id = message_id
+        self.thinking_enabled = thinking
         self.model = model
         self.input_estimate = max(1, int(input_tokens))
         self._frames: list[bytes] = []
@@ -204,7 +263,10 @@ class AnthropicStreamBuilder:
         self._content(_TEXT, text)
 
     def thinking(self, text: str) -> None:
-        self._content(_THINKING, text)
+        if self.thinking_enabled:
+            self._content(_THINKING, text)
+        else:
+            self._check_synthesizing()
 
     def thinking_signature(self, signature: str) -> None:
         """Carry ``signature`` (an upstream's opaque reasoning state) in the message.
@@ -212,8 +274,13 @@ class AnthropicStreamBuilder:
         An open thinking block takes it as its ``signature_delta`` at its stop. Otherwise (the thinking
         closed before the state arrived, or the upstream showed no thinking at all) a thinking block
         with no text carries it, as Anthropic's own omitted-thinking blocks do: Claude Code keeps it in
-        its history and sends it back, so the state is never dropped on the floor."""
+        its history and sends it back, so the state is never dropped on the floor.
+
+        With thinking off (the client did not ask for it) the signature is dropped here: a translator
+        whose upstream needs it back carries it elsewhere (Gemini: in the tool_use id)."""
         self._check_synthesizing()
+        if not self.thinking_enabled:
+            return
         if self._open == _THINKING:
             self._signature = signature
             return
@@ -308,8 +375,7 @@ class AnthropicStreamBuilder:
         reason = self._final_stop_reason(stop_reason)
         if reason != "stop_sequence":
             stop_sequence = None
-        final = usage if usage is not None else Usage(input_tokens=self.input_estimate,
-                                                      output_tokens=max(1, self.output_chars // 4))
+        final = usage if usage is not None else Usage.estimate(self.input_estimate, max(1, self.output_chars // 4))
         self.stop_reason = reason
         self.usage = final
         delta = {"stop_reason": reason, "stop_sequence": stop_sequence}

@@ -25,7 +25,13 @@ from occ.core.errors import UpstreamProtocolError
 from occ.core.jsonfast import SURROGATE_ESCAPE, JSONDecodeError, dumps, dumps_str, loads, repair_surrogates
 from occ.core.sse import SSEEvent, event_json
 from occ.core.upstream_errors import from_anthropic, upstream_failure
-from occ.translate.anthropic_events import SIGNATURE_PREFIX, AnthropicStreamBuilder, Usage, final_stop_reason
+from occ.translate.anthropic_events import (
+    SIGNATURE_PREFIX,
+    AnthropicStreamBuilder,
+    Message,
+    Usage,
+    final_stop_reason,
+)
 
 if TYPE_CHECKING:
     from occ.config.model import ModelConfig
@@ -266,16 +272,17 @@ def translate_response(body: Any, *, message_id: str, model_name: str, input_est
     """
     if isinstance(body, dict) and body.get("type") == "error":
         raise upstream_failure(from_anthropic(body))
-    if (not isinstance(body, dict) or body.get("type", "message") != "message"
+    if (not isinstance(body, dict) or (body.get("type") or "message") != "message"
             or not isinstance(body.get("content"), list)):
         raise UpstreamProtocolError("upstream answered with something that is not an Anthropic message")
-    out = dict(body)
+    out = Message(body)
     out["model"] = model_name
     out["content"] = [block for block in body["content"] if not _is_blank_text(block)]
     if not isinstance(out.get("id"), str) or not out["id"]:
         out["id"] = message_id
     if not isinstance(out.get("usage"), dict):
-        out["usage"] = Usage(input_tokens=max(1, input_estimate)).as_dict()
+        out["usage"] = Usage.estimate(max(1, input_estimate)).as_dict()
+        out.usage_estimated = True
     if out.get("stop_reason") is None:
         has_tool = any(isinstance(b, dict) and b.get("type") == "tool_use" for b in out["content"])
         out["stop_reason"] = final_stop_reason(None, has_tool_use=has_tool)
@@ -341,6 +348,10 @@ class AnthropicPassthroughTranslator:
         self._delta_seen = False
         self._bad_tool: str | None = None
         self._usage: dict[str, int] = {}
+        #: blocks the upstream delivered whole inside ``message_start`` (deferred tool calls), to be
+        #: relayed as proper block events before anything else
+        self._start_blocks: list[dict[str, Any]] = []
+        self._start_emitted = 0  # how many blocks those became for the client
 
     @property
     def done(self) -> bool:
@@ -368,6 +379,8 @@ class AnthropicPassthroughTranslator:
             return
         if self._start is None:
             raise UpstreamProtocolError(f"upstream sent {kind} before message_start")
+        if self._start_blocks:
+            self._relay_start_blocks()
         if kind == "content_block_start":
             self._on_block_start(event.data, data)
         elif kind == "content_block_delta":
@@ -377,8 +390,10 @@ class AnthropicPassthroughTranslator:
         elif kind == "message_delta":
             self._on_message_delta(event.data, data)
         else:
+            if self._block is not None:
+                raise UpstreamProtocolError(f"upstream sent message_stop while block {self._block.index} is open")
             if not self._delta_seen:
-                raise UpstreamProtocolError("upstream sent message_stop without message_delta")
+                self._synthesize_message_delta()
             self._emit(kind, event.data, data, finishes=True)
 
     def close(self) -> None:
@@ -396,6 +411,9 @@ class AnthropicPassthroughTranslator:
             raise UpstreamProtocolError("upstream sent a message_start without a message")
         self._start = message
         self._merge_usage(message.get("usage"))
+        content = message.get("content")
+        if isinstance(content, list):
+            self._start_blocks = [b for b in content if isinstance(b, dict) and isinstance(b.get("type"), str)]
 
     def _on_block_start(self, text: str, data: dict[str, Any]) -> None:
         index = data.get("index")
@@ -404,6 +422,9 @@ class AnthropicPassthroughTranslator:
             raise UpstreamProtocolError("upstream opened a content block after message_delta")
         if self._block is not None:
             raise UpstreamProtocolError(f"upstream opened block {index} while {self._block.index} is open")
+        if self._start_emitted and self._next == 0 and index == self._start_emitted:
+            # the upstream numbers its block events after the blocks of its message_start
+            self._next, self._dropped = index, self._dropped + self._start_emitted
         if index != self._next or isinstance(index, bool):
             raise UpstreamProtocolError(f"upstream opened block {index}, expected {self._next}")
         if not isinstance(block, dict) or not isinstance(block.get("type"), str):
@@ -461,6 +482,39 @@ class AnthropicPassthroughTranslator:
         self._emit("message_delta", text, data,
                    stop_reason=stop_reason if isinstance(stop_reason, str) else None, usage=self._final_usage())
 
+    def _relay_start_blocks(self) -> None:
+        """Content the upstream carried in ``message_start`` goes out as the block events the API
+        meant: start (empty), one delta with the whole content, stop. Blank text is dropped, as in
+        the stream. Later upstream blocks are shifted after these."""
+        blocks, self._start_blocks = self._start_blocks, []
+        for block in blocks:
+            if _is_blank_text(block):
+                continue
+            index = self._start_emitted - self._dropped
+            for name, data in _block_events(index, block):
+                self._emit(name, dumps_str(data), data, tool_use=name == "content_block_start"
+                           and block["type"] == "tool_use")
+            if block["type"] == "tool_use" and block.get("input") is not None and not isinstance(block["input"], dict):
+                self._bad_tool = self._bad_tool or str(block.get("name") or "?")
+            self._start_emitted += 1
+        self._dropped -= self._start_emitted
+
+    def _synthesize_message_delta(self) -> None:
+        """``message_stop`` with no ``message_delta`` (content delivered in ``message_start``): the
+        client still gets the one ``message_delta`` that carries stop reason and usage, taken from the
+        ``message_start``."""
+        start = self._start or {}
+        stop = start.get("stop_reason") if isinstance(start.get("stop_reason"), str) else None
+        stop = final_stop_reason(stop, has_tool_use=bool(self._builder.tool_use_count))
+        if self._bad_tool is not None and stop != "max_tokens":
+            raise UpstreamProtocolError(f"upstream tool call {self._bad_tool!r}: input is not a JSON object")
+        sequence = start.get("stop_sequence") if stop == "stop_sequence" else None
+        usage = self._final_usage()
+        data = {"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": sequence},
+                "usage": usage.as_dict()}
+        self._delta_seen = True
+        self._emit("message_delta", dumps_str(data), data, stop_reason=stop, usage=usage)
+
     # -- helpers --------------------------------------------------------------------------------------
 
     def _open_block(self, data: dict[str, Any], what: str) -> _Block:
@@ -510,10 +564,47 @@ class AnthropicPassthroughTranslator:
     def _final_usage(self) -> Usage:
         u = self._usage
         input_tokens = u.get("input_tokens", 0)
-        if not (input_tokens or u.get("cache_read_input_tokens") or u.get("cache_creation_input_tokens")):
+        estimated = not (input_tokens or u.get("cache_read_input_tokens") or u.get("cache_creation_input_tokens"))
+        if estimated:
             input_tokens = self._builder.input_estimate
         return Usage(input_tokens, u.get("output_tokens", 0), u.get("cache_read_input_tokens", 0),
-                     u.get("cache_creation_input_tokens", 0))
+                     u.get("cache_creation_input_tokens", 0), estimated=estimated)
+
+
+#: What an empty block of each streamed kind looks like in its ``content_block_start``.
+_EMPTY_START = {"text": {"type": "text", "text": ""},
+                "thinking": {"type": "thinking", "thinking": "", "signature": ""}}
+_INPUT_BLOCKS = frozenset({"tool_use", "server_tool_use", "mcp_tool_use"})
+
+
+def _block_events(index: int, block: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The start/delta/stop events that deliver the whole ``block`` at ``index``."""
+    kind = block["type"]
+    events: list[tuple[str, dict[str, Any]]] = []
+
+    def delta(payload: dict[str, Any]) -> None:
+        events.append(("content_block_delta", {"type": "content_block_delta", "index": index, "delta": payload}))
+
+    if kind == "text":
+        start = {**block, "text": ""}
+        events.append(("content_block_start", {"type": "content_block_start", "index": index, "content_block": start}))
+        delta({"type": "text_delta", "text": str(block.get("text") or "")})
+    elif kind == "thinking":
+        start = {**block, "thinking": "", "signature": ""}
+        events.append(("content_block_start", {"type": "content_block_start", "index": index, "content_block": start}))
+        if block.get("thinking"):
+            delta({"type": "thinking_delta", "thinking": str(block["thinking"])})
+        delta({"type": "signature_delta", "signature": str(block.get("signature") or "")})
+    elif kind in _INPUT_BLOCKS:
+        start = {**block, "input": {}}
+        events.append(("content_block_start", {"type": "content_block_start", "index": index, "content_block": start}))
+        value = block.get("input")
+        if isinstance(value, dict) and value:
+            delta({"type": "input_json_delta", "partial_json": dumps_str(value)})
+    else:  # redacted_thinking, server tool results...: whole in their start, as the API sends them
+        events.append(("content_block_start", {"type": "content_block_start", "index": index, "content_block": block}))
+    events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+    return events
 
 
 def _visible(text: Any) -> bool:

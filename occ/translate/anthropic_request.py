@@ -171,6 +171,13 @@ def turns(request: dict[str, Any]) -> list[Turn]:
 _BUDGET_EFFORT = ((2048, "low"), (8192, "medium"), (32768, "high"))
 
 
+def thinking_requested(request: dict[str, Any]) -> bool:
+    """Whether the client turned thinking on (``enabled`` or ``adaptive``). Without it the Anthropic
+    contract has no thinking blocks in the answer, so occ sends none, whatever the upstream thought."""
+    thinking = request.get("thinking")
+    return isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
+
+
 def effort_of(request: dict[str, Any]) -> str | None:
     """The reasoning effort the client asked for: ``output_config.effort`` (also on a system
     message, as Claude Code 2.1.331 sends it), else derived from ``thinking.budget_tokens``;

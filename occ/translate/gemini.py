@@ -9,17 +9,26 @@ server-side state: the signature travels through Claude Code's history in a thin
 the thoughts were closed by text or not shown. It goes back on the first call of its step, and only to
 the model that minted it: signatures are bound to model and route, and another model's answers "Corrupted
 thought signature". A step without one of its own gets the documented ``skip_thought_signature_validator``.
+
+When the client did not turn thinking on, no thinking block is ever sent (the Anthropic contract has
+none then): thoughts are dropped and the signature rides in the ``tool_use`` id of its call instead,
+``toolu_<24 hex>g<base64url(route tag|signature)>`` (ids allow ``[a-zA-Z0-9_-]``), and comes back from
+there, again only to the model that made it.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from occ.core.errors import UpstreamProtocolError, UpstreamStatus
+from occ.core.ids import random_hex
 from occ.core.sse import SSEEvent, event_json
 from occ.core.upstream_errors import from_gemini, upstream_failure
-from occ.translate.anthropic_events import SIGNATURE_PREFIX, AnthropicStreamBuilder, Usage, make_message
+from occ.translate.anthropic_events import SIGNATURE_PREFIX, AnthropicStreamBuilder, Usage, make_message, token_count
 from occ.translate.anthropic_request import clamped_max_tokens, effort_of, system_text, text_of, turns
 from occ.translate.gemini_schema import clean_schema
 from occ.translate.tool_ids import from_upstream_name, new_tool_id, to_upstream_name
@@ -27,7 +36,7 @@ from occ.translate.tool_ids import from_upstream_name, new_tool_id, to_upstream_
 if TYPE_CHECKING:
     from occ.config.model import ModelConfig
 
-__all__ = ["GeminiStreamTranslator", "build_request", "thought_signature", "translate_response"]
+__all__ = ["GeminiStreamTranslator", "build_request", "signed_tool_id", "thought_signature", "translate_response"]
 
 SKIP_SIGNATURE = "skip_thought_signature_validator"
 #: A thinking block whose signature starts with this carries a Gemini thought signature.
@@ -40,6 +49,33 @@ _BUDGETS = {"low": 1024, "medium": 8192, "high": 24576, "xhigh": 32768, "max": 3
 def thought_signature(route: str, signature: str) -> str:
     """The Anthropic thinking signature that carries Gemini's ``signature`` for the model ``route``."""
     return f"{THOUGHT_PREFIX}{route}|{signature}"
+
+
+def _route_tag(route: str) -> str:
+    return hashlib.sha256(route.encode()).hexdigest()[:8]
+
+
+_SIGNED_ID_HEAD = len("toolu_") + 24  # then "g" and the payload
+
+
+def signed_tool_id(route: str, signature: str) -> str:
+    """A ``tool_use`` id that carries Gemini's ``signature`` for the model ``route`` (thinking off)."""
+    payload = base64.urlsafe_b64encode(f"{_route_tag(route)}|{signature}".encode()).decode().rstrip("=")
+    return f"toolu_{random_hex()}g{payload}"
+
+
+def _signature_in_id(tool_id: Any, route: str) -> str | None:
+    """The signature a :func:`signed_tool_id` carries for ``route``; None for any other id."""
+    if not isinstance(tool_id, str) or len(tool_id) <= _SIGNED_ID_HEAD + 1 or tool_id[_SIGNED_ID_HEAD] != "g" \
+            or not tool_id.startswith("toolu_"):
+        return None
+    encoded = tool_id[_SIGNED_ID_HEAD + 1:]
+    try:
+        decoded = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        return None
+    tag, sep, signature = decoded.partition("|")
+    return signature if sep and tag == _route_tag(route) and signature else None
 
 
 def _carried(blocks: list[dict[str, Any]], route: str) -> str | None:
@@ -70,9 +106,12 @@ def _contents(request: dict[str, Any], route: str) -> list[dict[str, Any]]:
                     args = block.get("input") if isinstance(block.get("input"), dict) else {}
                     part: dict[str, Any] = {"functionCall": {"name": to_upstream_name(str(block.get("name", ""))),
                                                              "args": args}}
+                    in_id = _signature_in_id(block.get("id"), route)
                     if first_call:
-                        part["thoughtSignature"] = carried or SKIP_SIGNATURE
+                        part["thoughtSignature"] = carried or in_id or SKIP_SIGNATURE
                         first_call = False
+                    elif in_id:
+                        part["thoughtSignature"] = in_id
                     parts.append(part)
             role = "model"
         else:
@@ -154,11 +193,15 @@ def build_request(request: dict[str, Any], model: ModelConfig, *, stream: bool,
 
 
 def _usage(raw: Any) -> Usage | None:
+    """Anthropic usage from ``usageMetadata``; None when it reports no count (null means absent)."""
     if not isinstance(raw, dict):
         return None
-    cached = int(raw.get("cachedContentTokenCount") or 0)
-    return Usage(input_tokens=max(0, int(raw.get("promptTokenCount") or 0) - cached),
-                 output_tokens=int(raw.get("candidatesTokenCount") or 0) + int(raw.get("thoughtsTokenCount") or 0),
+    prompt, candidates, thoughts = (token_count(raw.get(k)) for k in
+                                    ("promptTokenCount", "candidatesTokenCount", "thoughtsTokenCount"))
+    if prompt is None and candidates is None and thoughts is None:
+        return None
+    cached = token_count(raw.get("cachedContentTokenCount")) or 0
+    return Usage(input_tokens=max(0, (prompt or 0) - cached), output_tokens=(candidates or 0) + (thoughts or 0),
                  cache_read_input_tokens=cached)
 
 
@@ -177,13 +220,15 @@ def _stop(finish: str, emitted: bool) -> str:
 
 
 def translate_response(body: Any, *, message_id: str, model_name: str, input_estimate: int,
-                       route: str) -> dict[str, Any]:
+                       route: str, thinking: bool = True) -> dict[str, Any]:
+    """A GenerateContentResponse as an Anthropic message; ``thinking``: the client asked for thinking
+    (without it thoughts are dropped and a signature rides in its call's id)."""
     if not isinstance(body, dict):
         raise UpstreamProtocolError("upstream answer is not a JSON object")
     if isinstance(body.get("error"), dict):
         raise upstream_failure(from_gemini(body))
     candidates = body.get("candidates") or []
-    usage = _usage(body.get("usageMetadata")) or Usage(input_tokens=input_estimate)
+    usage = _usage(body.get("usageMetadata")) or Usage.estimate(input_estimate)
     if not candidates:
         if (body.get("promptFeedback") or {}).get("blockReason"):
             return make_message(message_id=message_id, model=model_name, content=[], stop_reason="refusal",
@@ -192,20 +237,27 @@ def translate_response(body: Any, *, message_id: str, model_name: str, input_est
     candidate = candidates[0]
     content: list[dict[str, Any]] = []
     for part in (candidate.get("content") or {}).get("parts") or []:
-        if "functionCall" in part:
-            if isinstance(part.get("thoughtSignature"), str):
-                signature = thought_signature(route, part["thoughtSignature"])
-                if content and content[-1]["type"] == "thinking" and content[-1]["signature"] == SIGNATURE_PREFIX:
-                    content[-1]["signature"] = signature
+        if not isinstance(part, dict):
+            continue
+        if isinstance(part.get("functionCall"), dict):
+            tool_id = new_tool_id()
+            if isinstance(part.get("thoughtSignature"), str) and part["thoughtSignature"]:
+                if not thinking:
+                    tool_id = signed_tool_id(route, part["thoughtSignature"])
                 else:
-                    content.append({"type": "thinking", "thinking": "", "signature": signature})
+                    signature = thought_signature(route, part["thoughtSignature"])
+                    if content and content[-1]["type"] == "thinking" and content[-1]["signature"] == SIGNATURE_PREFIX:
+                        content[-1]["signature"] = signature
+                    else:
+                        content.append({"type": "thinking", "thinking": "", "signature": signature})
             call = part["functionCall"]
             args = call.get("args") if isinstance(call.get("args"), dict) else {}
-            content.append({"type": "tool_use", "id": new_tool_id(),
-                            "name": call.get("name", ""), "input": args})
+            content.append({"type": "tool_use", "id": tool_id,
+                            "name": str(call.get("name") or ""), "input": args})
         elif isinstance(part.get("text"), str):
             if part.get("thought"):
-                content.append({"type": "thinking", "thinking": part["text"], "signature": SIGNATURE_PREFIX})
+                if thinking:
+                    content.append({"type": "thinking", "thinking": part["text"], "signature": SIGNATURE_PREFIX})
             else:
                 content.append({"type": "text", "text": part["text"]})
     stop = _stop(str(candidate.get("finishReason") or "STOP"), bool(content))
@@ -248,12 +300,17 @@ class GeminiStreamTranslator:
                 if not isinstance(part, dict):
                     continue
                 if isinstance(part.get("functionCall"), dict):
-                    if isinstance(part.get("thoughtSignature"), str):
-                        self._builder.thinking_signature(thought_signature(self._route, part["thoughtSignature"]))
+                    tool_id = new_tool_id()
+                    signature = part.get("thoughtSignature")
+                    if isinstance(signature, str) and signature:
+                        if self._builder.thinking_enabled:
+                            self._builder.thinking_signature(thought_signature(self._route, signature))
+                        else:
+                            tool_id = signed_tool_id(self._route, signature)
                     call = part["functionCall"]
                     args = call.get("args") if isinstance(call.get("args"), dict) else {}
-                    name = from_upstream_name(str(call.get("name", "")), self._tool_names)
-                    self._builder.tool_use(new_tool_id(), name, args)
+                    name = from_upstream_name(str(call.get("name") or ""), self._tool_names)
+                    self._builder.tool_use(tool_id, name, args)
                     self._emitted = True
                 elif isinstance(part.get("text"), str) and part["text"]:
                     if part.get("thought"):

@@ -25,6 +25,7 @@ from occ.translate.anthropic_events import (
     Usage,
     make_message,
     normalize_tool_arguments,
+    token_count,
 )
 from occ.translate.anthropic_request import blocks_of, clamped_max_tokens, effort_of, system_text, text_of, turns
 from occ.translate.tool_ids import from_upstream_id, from_upstream_name, new_tool_id, to_upstream_id, to_upstream_name
@@ -293,15 +294,19 @@ def _int(value: Any) -> int:
 
 def _usage(raw: Any) -> Usage | None:
     """Anthropic usage from chat usage: input excludes cache reads (OpenAI ``cached_tokens``,
-    DeepSeek ``prompt_cache_hit_tokens``, Moonshot top-level ``cached_tokens``)."""
-    if not isinstance(raw, dict) or not ("prompt_tokens" in raw or "completion_tokens" in raw):
+    DeepSeek ``prompt_cache_hit_tokens``, Moonshot top-level ``cached_tokens``). None when neither
+    count is there (``{"prompt_tokens": null}`` included: null means absent)."""
+    if not isinstance(raw, dict):
         return None
-    prompt = _int(raw.get("prompt_tokens"))
+    prompt_count, completion_count = token_count(raw.get("prompt_tokens")), token_count(raw.get("completion_tokens"))
+    if prompt_count is None and completion_count is None:
+        return None
+    prompt = prompt_count or 0
     details = raw.get("prompt_tokens_details") if isinstance(raw.get("prompt_tokens_details"), dict) else {}
     cached = _int(details.get("cached_tokens")) or _int(raw.get("prompt_cache_hit_tokens")) \
         or _int(raw.get("cached_tokens"))
     cached = min(cached, prompt) if prompt else cached
-    return Usage(input_tokens=max(0, prompt - cached), output_tokens=_int(raw.get("completion_tokens")),
+    return Usage(input_tokens=max(0, prompt - cached), output_tokens=completion_count or 0,
                  cache_read_input_tokens=cached)
 
 
@@ -398,7 +403,7 @@ def _content_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):  # a few servers answer with content parts
-        return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text")
+        return "".join(str(p.get("text") or "") for p in content if isinstance(p, dict) and p.get("type") == "text")
     return ""
 
 
@@ -451,7 +456,7 @@ def translate_response(body: Any, *, message_id: str, model_name: str, input_est
         used.add(tool_id)
         content.append({"type": "tool_use", "id": tool_id, "name": name, "input": args})
     stop = "refusal" if refusal and not text else _FINISH.get(finish if isinstance(finish, str) else "")
-    usage = _usage(body.get("usage")) or Usage(input_tokens=input_estimate)
+    usage = _usage(body.get("usage")) or Usage.estimate(input_estimate)
     return make_message(message_id=message_id, model=model_name, content=content, stop_reason=stop, usage=usage)
 
 
@@ -522,7 +527,7 @@ class ChatStreamTranslator:
             self._usage = usage
         choices = chunk.get("choices")
         for choice in choices if isinstance(choices, list) else []:
-            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+            if not isinstance(choice, dict) or (choice.get("index") or 0) != 0:
                 continue  # n > 1 is never requested; a second choice is not this message
             usage = _usage(choice.get("usage"))  # Moonshot puts it inside the final choice
             if usage is not None:

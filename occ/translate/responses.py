@@ -26,6 +26,7 @@ from occ.translate.anthropic_events import (
     Usage,
     make_message,
     normalize_tool_arguments,
+    token_count,
 )
 from occ.translate.anthropic_request import clamped_max_tokens, effort_of, system_text, text_of, turns
 from occ.translate.tool_ids import from_upstream_name, to_upstream_name
@@ -147,12 +148,16 @@ def build_request(request: dict[str, Any], model: ModelConfig, *, stream: bool,
 
 
 def _usage(raw: Any) -> Usage | None:
+    """Anthropic usage from Responses usage; None when it reports no count (null means absent)."""
     if not isinstance(raw, dict):
         return None
+    inputs, outputs = token_count(raw.get("input_tokens")), token_count(raw.get("output_tokens"))
+    if inputs is None and outputs is None:
+        return None
     details = raw.get("input_tokens_details") if isinstance(raw.get("input_tokens_details"), dict) else {}
-    cached = int(details.get("cached_tokens") or 0)
-    return Usage(input_tokens=max(0, int(raw.get("input_tokens") or 0) - cached),
-                 output_tokens=int(raw.get("output_tokens") or 0), cache_read_input_tokens=cached)
+    cached = token_count(details.get("cached_tokens")) or 0
+    return Usage(input_tokens=max(0, (inputs or 0) - cached), output_tokens=outputs or 0,
+                 cache_read_input_tokens=cached)
 
 
 def _incomplete_reason(response: dict[str, Any]) -> str:
@@ -172,14 +177,14 @@ def translate_response(body: Any, *, message_id: str, model_name: str, input_est
             continue
         kind = item.get("type")
         if kind == "reasoning":
-            text = "\n\n".join(str(s.get("text", "")) for s in item.get("summary") or [] if isinstance(s, dict))
+            text = "\n\n".join(str(s.get("text") or "") for s in item.get("summary") or [] if isinstance(s, dict))
             signature = SIGNATURE_PREFIX
             if item.get("encrypted_content") and item.get("id"):
                 signature = reasoning_signature(route, str(item["id"]), str(item["encrypted_content"]))
             if text.strip() or signature != SIGNATURE_PREFIX:
                 content.append({"type": "thinking", "thinking": text if text.strip() else "", "signature": signature})
         elif kind == "message":
-            text = "".join(str(p.get("text", "")) for p in item.get("content") or []
+            text = "".join(str(p.get("text") or p.get("refusal") or "") for p in item.get("content") or []
                            if isinstance(p, dict) and p.get("type") in ("output_text", "refusal"))
             if text:
                 content.append({"type": "text", "text": text})
@@ -191,7 +196,7 @@ def translate_response(body: Any, *, message_id: str, model_name: str, input_est
                             "input": loads(arguments)})
     stop = _incomplete_reason(body) if body.get("status") == "incomplete" else "end_turn"
     return make_message(message_id=message_id, model=model_name, content=content, stop_reason=stop,
-                        usage=_usage(body.get("usage")) or Usage(input_tokens=input_estimate))
+                        usage=_usage(body.get("usage")) or Usage.estimate(input_estimate))
 
 
 class ResponsesStreamTranslator:

@@ -37,7 +37,7 @@ class Wire:
     protocol: str
     #: (request, raw client body, model, stream, log) -> upstream body bytes
     build: Callable[[dict[str, Any], bytes, ModelConfig, bool, Log], bytes]
-    #: (upstream body, *, model, message_id, model_name, input_estimate) -> Anthropic message
+    #: (upstream body, *, model, message_id, model_name, input_estimate, thinking) -> Anthropic message
     translate_response: Callable[..., dict[str, Any]]
     #: (builder, model, the request's tool names) -> translator
     stream_translator: Callable[[AnthropicStreamBuilder, ModelConfig, list[str]], StreamTranslator]
@@ -65,11 +65,15 @@ def _json_builder(name: str) -> Callable[[dict[str, Any], bytes, ModelConfig, bo
     return build
 
 
-def _translate(name: str, *, routed: bool = False) -> Callable[..., dict[str, Any]]:
-    """``routed``: the translator binds upstream reasoning state to the model that made it."""
-    def translate(body: Any, *, model: ModelConfig, **kwargs: Any) -> dict[str, Any]:
+def _translate(name: str, *, routed: bool = False, thinks: bool = False) -> Callable[..., dict[str, Any]]:
+    """``routed``: the translator binds upstream reasoning state to the model that made it.
+    ``thinks``: it needs to know whether the client asked for thinking (to carry state elsewhere);
+    the others have their thinking blocks removed by the caller when it did not."""
+    def translate(body: Any, *, model: ModelConfig, thinking: bool = True, **kwargs: Any) -> dict[str, Any]:
         if routed:
             kwargs["route"] = model.label
+        if thinks:
+            kwargs["thinking"] = thinking
         return _module(name).translate_response(body, **kwargs)
 
     return translate
@@ -98,7 +102,7 @@ _WIRES = {
                    _streamer("openai_chat", "ChatStreamTranslator", names=True)),
     "responses": Wire("responses", _json_builder("responses"), _translate("responses", routed=True),
                       _streamer("responses", "ResponsesStreamTranslator", names=True, routed=True)),
-    "gemini": Wire("gemini", _json_builder("gemini"), _translate("gemini", routed=True),
+    "gemini": Wire("gemini", _json_builder("gemini"), _translate("gemini", routed=True, thinks=True),
                    _streamer("gemini", "GeminiStreamTranslator", names=True, routed=True)),
     "anthropic": Wire("anthropic", _passthrough_build, _translate("anthropic_passthrough"),
                       _streamer("anthropic_passthrough", "AnthropicPassthroughTranslator")),

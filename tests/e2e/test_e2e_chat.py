@@ -10,7 +10,7 @@ import trio
 from support.anthropic_checker import check_stream
 from support.fake_upstream import Reply, Seen, sse
 from support.shapes import USER, chunk, completion, tool_delta, usage_chunk
-from support.stack import TEST_KEY, make_config, sdk
+from support.stack import TEST_KEY, THINKING, make_config, sdk
 
 CHAT = "/v1/chat/completions"
 
@@ -54,7 +54,7 @@ async def test_reasoning_then_text(fake, start_occ):
                                       chunk({"reasoning_content": "a greeting."}),
                                       chunk({"content": "Hello"}), chunk(finish="stop"), usage_chunk())))
     url = await start_occ(make_config(fake))
-    async with sdk(url).messages.stream(model="m", max_tokens=100, messages=USER) as stream:
+    async with sdk(url).messages.stream(model="m", max_tokens=100, messages=USER, thinking=THINKING) as stream:
         message = await stream.get_final_message()
     assert [b.type for b in message.content] == ["thinking", "text"]
     assert message.content[0].thinking == "User wants a greeting."
@@ -100,7 +100,7 @@ async def test_reasoning_text_and_tools_with_finish_stop(fake, start_occ):
                                       chunk(tool_delta(0, "call_x", "Bash", '{"command":"pwd"}')),
                                       chunk(finish="stop"), usage_chunk())))
     url = await start_occ(make_config(fake))
-    async with sdk(url).messages.stream(model="m", max_tokens=100, messages=USER) as stream:
+    async with sdk(url).messages.stream(model="m", max_tokens=100, messages=USER, thinking=THINKING) as stream:
         message = await stream.get_final_message()
     assert [b.type for b in message.content] == ["thinking", "text", "tool_use"]
     assert message.stop_reason == "tool_use"

@@ -10,7 +10,7 @@ import trio
 from support.anthropic_checker import check_stream, split_frames
 from support.fake_upstream import Reply
 from support.shapes import RESPONSES_STREAM, UPSTREAM, USER
-from support.stack import TEST_KEY, make_config, sdk
+from support.stack import TEST_KEY, THINKING, make_config, sdk
 
 
 def odd_splits(raw: bytes, silence_s: float) -> list[bytes | float]:
@@ -70,7 +70,7 @@ async def test_responses_upstream_stream_and_create(fake, start_occ):
     url = await start_occ(make_config(fake, models={"default": {"provider": "fake", "model_id": "gpt-5.5",
                                                                 "wire_format": "responses"}}))
     client = sdk(url)
-    async with client.messages.stream(model="m", max_tokens=100, messages=USER) as stream:
+    async with client.messages.stream(model="m", max_tokens=100, messages=USER, thinking=THINKING) as stream:
         final = await stream.get_final_message()
     assert [b.type for b in final.content] == ["thinking", "text", "tool_use", "tool_use"]
     assert final.stop_reason == "tool_use"
@@ -88,7 +88,7 @@ async def test_gemini_upstream_stream_with_key_header(fake, start_occ):
     fake.default(path, Reply(chunks=odd_splits(GEMINI_STREAM, 0.01)))
     url = await start_occ(make_config(fake, models={"default": {"provider": "fake", "model_id": "gemini-3.1-pro",
                                                                 "wire_format": "gemini"}}))
-    async with sdk(url).messages.stream(model="m", max_tokens=100, messages=USER) as stream:
+    async with sdk(url).messages.stream(model="m", max_tokens=100, messages=USER, thinking=THINKING) as stream:
         final = await stream.get_final_message()
     # the call's signature arrived after text closed the thoughts: an empty thinking block carries it,
     # which the SDK's accumulator takes as Anthropic's own omitted-display thinking
@@ -102,8 +102,8 @@ async def test_gemini_upstream_stream_with_key_header(fake, start_occ):
 
 async def test_gemini_multi_turn_tool_results_end_to_end(fake, start_occ):
     """A tool call answered by Gemini, its result sent back through occ: the second upstream request
-    carries one functionResponse per call, named after the calls, with the thought signature back (here
-    the signature comes after text closed the thoughts, so it travels in a thinking block of its own)."""
+    carries one functionResponse per call, named after the calls, with the thought signature back. The
+    client did not ask for thinking, so it sees no thinking block: the signature rides in the call's id."""
     from support.shapes import frame
 
     path = "/v1beta/models/gemini-3.1-pro:streamGenerateContent"
@@ -122,6 +122,7 @@ async def test_gemini_multi_turn_tool_results_end_to_end(fake, start_occ):
     client = sdk(url)
     async with client.messages.stream(model="m", max_tokens=100, messages=USER, tools=tools) as stream:
         first = await stream.get_final_message()
+    assert [b.type for b in first.content] == ["text", "tool_use", "tool_use"]
     calls = [b for b in first.content if b.type == "tool_use"]
     history = [*USER, {"role": "assistant", "content": [b.model_dump() for b in first.content]},
                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": b.id, "content": "ok"}
@@ -147,13 +148,13 @@ async def test_responses_multi_turn_tool_results_end_to_end(fake, start_occ):
     url = await start_occ(make_config(fake, models={"default": {"provider": "fake", "model_id": "gpt-5.5",
                                                                 "wire_format": "responses"}}))
     client = sdk(url)
-    async with client.messages.stream(model="m", max_tokens=100, messages=USER) as stream:
+    async with client.messages.stream(model="m", max_tokens=100, messages=USER, thinking=THINKING) as stream:
         first = await stream.get_final_message()
     calls = [b for b in first.content if b.type == "tool_use"]
     history = [*USER, {"role": "assistant", "content": [b.model_dump() for b in first.content]},
                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": b.id, "content": "ok"}
                                             for b in calls]}]
-    async with client.messages.stream(model="m", max_tokens=100, messages=history) as stream:
+    async with client.messages.stream(model="m", max_tokens=100, messages=history, thinking=THINKING) as stream:
         second = await stream.get_final_message()
     assert second.content[0].text == "done"
     items = fake.requests("/v1/responses")[1].json["input"]

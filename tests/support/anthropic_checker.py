@@ -161,13 +161,13 @@ def check_stream(raw: bytes, *, allow_error: bool = False) -> dict[str, Any]:
 
 
 def translate_chunks(make_translator: Any, chunks: list[bytes], *, model: str = "claude-x",
-                     input_tokens: int = 10) -> tuple[bytes, Any]:
+                     input_tokens: int = 10, thinking: bool = True) -> tuple[bytes, Any]:
     """Feed upstream byte chunks through occ's SSE decoder and a stream translator, the way the
     fallback loop does, and return (everything the builder emitted, the builder)."""
     from occ.core.sse import SSEDecoder
     from occ.translate.anthropic_events import AnthropicStreamBuilder
 
-    builder = AnthropicStreamBuilder(message_id="msg_t", model=model, input_tokens=input_tokens)
+    builder = AnthropicStreamBuilder(message_id="msg_t", model=model, input_tokens=input_tokens, thinking=thinking)
     translator = make_translator(builder)
     decoder = SSEDecoder()
     out = b""

@@ -20,6 +20,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 # Keys in tests are recognisable so the log tests can grep for them.
 TEST_KEY = "sk-test-SECRET-KEY-0123456789"
 
+#: What a client that wants thinking blocks sends (without it occ sends none, as Anthropic does).
+THINKING = {"type": "enabled", "budget_tokens": 1024}
+
 
 def fake_provider(fake: FakeUpstream, **extra: Any) -> dict[str, Any]:
     return {

@@ -390,7 +390,9 @@ def test_error_event_after_commit_raises_so_the_relay_ends_with_an_error_event()
                                    "content_block": {"type": "text", "text": "a"}},
                                   {"type": "content_block_delta", "index": 0,
                                    "delta": {"type": "thinking_delta", "thinking": "t"}}]),
-    ("message_stop without message_delta", [{"type": "message_stop"}]),
+    ("message_stop with a block open", [{"type": "content_block_start", "index": 0,
+                                          "content_block": {"type": "text", "text": "a"}},
+                                         {"type": "message_stop"}]),
     ("message_delta with a block open", [{"type": "content_block_start", "index": 0,
                                           "content_block": {"type": "tool_use", "id": "t", "name": "n",
                                                             "input": {}}},
@@ -406,6 +408,50 @@ def test_broken_upstream_grammar_is_refused(name, tail):
     stream = frames_of(CLAUDE)[0] + b"".join(ev(d) for d in tail)
     with pytest.raises(UpstreamProtocolError):
         relay([stream])
+
+
+def _start_with(content: list[dict], stop_reason: str | None, **usage: int) -> bytes:
+    message = {"id": "msg_up", "type": "message", "role": "assistant", "model": "claude-x", "content": content,
+               "stop_reason": stop_reason, "stop_sequence": None,
+               "usage": {"input_tokens": 12, "output_tokens": 7, **usage}}
+    return ev({"type": "message_start", "message": message})
+
+
+DEFERRED = [{"type": "thinking", "thinking": "plan", "signature": "sig-up"},
+            {"type": "text", "text": "Loading the tool."},
+            {"type": "text", "text": "  "},
+            {"type": "tool_use", "id": "toolu_1", "name": "Read", "input": {"path": "a.py"}}]
+
+
+def test_content_in_message_start_then_message_stop_is_relayed_as_blocks_with_a_message_delta():
+    out, builder = relay([_start_with(DEFERRED, "tool_use") + ev({"type": "ping"}) + ev({"type": "message_stop"})])
+    message = check_stream(out)
+    assert [b["type"] for b in message["content"]] == ["thinking", "text", "tool_use"]
+    assert message["content"][0] == {"type": "thinking", "thinking": "plan", "signature": "sig-up"}
+    assert message["content"][2]["input"] == {"path": "a.py"}
+    assert message["stop_reason"] == "tool_use" and builder.stop_reason == "tool_use"
+    assert message["usage"]["output_tokens"] == 7 and builder.usage.input_tokens == 12
+    assert not builder.usage.estimated
+
+
+@pytest.mark.parametrize("first_index", [0, 1])
+def test_block_events_after_content_in_message_start_follow_it(first_index):
+    later = [{"type": "content_block_start", "index": first_index, "content_block": {"type": "text", "text": ""}},
+             {"type": "content_block_delta", "index": first_index, "delta": {"type": "text_delta", "text": "more"}},
+             {"type": "content_block_stop", "index": first_index},
+             {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 9}},
+             {"type": "message_stop"}]
+    start = _start_with([{"type": "text", "text": "first"}], None)
+    out, _ = relay([start + b"".join(ev(d) for d in later)])
+    message = check_stream(out)
+    assert [b.get("text") for b in message["content"]] == ["first", "more"]
+    assert message["stop_reason"] == "end_turn"
+
+
+def test_empty_message_then_message_stop_ends_the_turn():
+    out, _ = relay([_start_with([], None) + ev({"type": "message_stop"})])
+    message = check_stream(out)
+    assert message["content"] == [] and message["stop_reason"] == "end_turn"
 
 
 def test_events_before_message_start_and_non_objects_are_refused():

@@ -4,6 +4,7 @@ translation in the API's real shapes, CRLF SSE (44), and identical output for an
 from __future__ import annotations
 
 import json
+import re
 from functools import partial
 
 import pytest
@@ -222,3 +223,24 @@ def test_another_models_signature_is_never_replayed():
     assert _first_call_signature(_history_with(content), other_route) == SKIP_SIGNATURE
     legacy = [{"type": "thinking", "thinking": "t", "signature": "occ1.g.sig"}, content[1]]
     assert _first_call_signature(_history_with(legacy)) == SKIP_SIGNATURE
+
+
+def test_thinking_off_no_thinking_block_and_the_signature_rides_in_the_call_id():
+    """A client that did not turn thinking on gets no thinking block (thoughts dropped); the signature
+    goes into the first call's tool_use id (URL-safe) and comes back from there, only to its model."""
+    parts = [{"text": "why", "thought": True}, {"text": "Here"},
+             {"functionCall": {"name": "Bash", "args": {"command": "ls"}}, "thoughtSignature": "s+g/3=="},
+             {"functionCall": {"name": "Read", "args": {"path": "a"}}}]
+    body = {"candidates": [{"content": {"parts": parts}, "finishReason": "STOP"}]}
+    created = translate_response(body, message_id="m", model_name="c", input_estimate=1, route=MODEL.label,
+                                 thinking=False)
+    builder_out, _ = translate_chunks(lambda b: GeminiStreamTranslator(b, route=MODEL.label), [frame(body)],
+                                     thinking=False)
+    streamed = check_stream(builder_out)
+    for message in (created, streamed):
+        assert [b["type"] for b in message["content"]] == ["text", "tool_use", "tool_use"]
+        first, second = message["content"][1:]
+        assert re.fullmatch(r"[a-zA-Z0-9_-]+", first["id"]) and first["id"] != second["id"]
+        assert _first_call_signature(_history_with(message["content"])) == "s+g/3=="
+        other = ModelConfig(provider="opencode-zen", model_id="gemini-3-flash")
+        assert _first_call_signature(_history_with(message["content"]), other) == SKIP_SIGNATURE
