@@ -264,7 +264,8 @@ def translate_response(body: Any, *, message_id: str, model_name: str, input_est
     Changed: ``model`` is the name the client asked for (as Anthropic echoes it); empty and
     whitespace-only text blocks are dropped (the client would send them back and draw a 400,
     protocols.md §7 item 29); a missing ``id``/``usage``/``stop_reason`` is filled in (``usage``
-    with the input estimate). Everything else, signatures included, is the upstream's.
+    with the input estimate, as is an all-zero input count). Everything else, signatures included, is
+    the upstream's.
 
     Raises:
         UpstreamStatus: the upstream answered with an Anthropic error body.
@@ -280,8 +281,14 @@ def translate_response(body: Any, *, message_id: str, model_name: str, input_est
     out["content"] = [block for block in body["content"] if not _is_blank_text(block)]
     if not isinstance(out.get("id"), str) or not out["id"]:
         out["id"] = message_id
-    if not isinstance(out.get("usage"), dict):
+    usage = out.get("usage")
+    if not isinstance(usage, dict):
         out["usage"] = Usage.estimate(max(1, input_estimate)).as_dict()
+        out.usage_estimated = True
+    elif not any(isinstance(usage.get(k), int) and usage[k] > 0 for k in
+                 ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")):
+        # all-zero input (some third-party endpoints): the estimate, as the stream's message_start has
+        out["usage"] = {**usage, "input_tokens": max(1, input_estimate)}
         out.usage_estimated = True
     if out.get("stop_reason") is None:
         has_tool = any(isinstance(b, dict) and b.get("type") == "tool_use" for b in out["content"])
@@ -479,8 +486,14 @@ class AnthropicPassthroughTranslator:
         if self._bad_tool is not None and stop_reason != "max_tokens":
             raise UpstreamProtocolError(f"upstream tool call {self._bad_tool!r}: input is not a JSON object")
         self._merge_usage(data.get("usage"))
+        usage = self._final_usage()
+        delta_usage = data.get("usage")
+        if usage.estimated and isinstance(delta_usage, dict) and delta_usage.get("input_tokens") == 0:
+            # an all-zero input count would overwrite message_start's estimate in the client's accumulator
+            data = {**data, "usage": {**delta_usage, "input_tokens": usage.input_tokens}}
+            text = dumps_str(data)
         self._emit("message_delta", text, data,
-                   stop_reason=stop_reason if isinstance(stop_reason, str) else None, usage=self._final_usage())
+                   stop_reason=stop_reason if isinstance(stop_reason, str) else None, usage=usage)
 
     def _relay_start_blocks(self) -> None:
         """Content the upstream carried in ``message_start`` goes out as the block events the API

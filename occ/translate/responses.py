@@ -172,6 +172,7 @@ def translate_response(body: Any, *, message_id: str, model_name: str, input_est
     if body.get("status") == "failed" or isinstance(body.get("error"), dict):
         raise upstream_failure(from_responses(body.get("error")))
     content: list[dict[str, Any]] = []
+    refused = False
     for item in body.get("output") or []:
         if not isinstance(item, dict):
             continue
@@ -184,8 +185,10 @@ def translate_response(body: Any, *, message_id: str, model_name: str, input_est
             if text.strip() or signature != SIGNATURE_PREFIX:
                 content.append({"type": "thinking", "thinking": text if text.strip() else "", "signature": signature})
         elif kind == "message":
-            text = "".join(str(p.get("text") or p.get("refusal") or "") for p in item.get("content") or []
-                           if isinstance(p, dict) and p.get("type") in ("output_text", "refusal"))
+            parts = [p for p in item.get("content") or [] if isinstance(p, dict)]
+            text = "".join(str(p.get("text") or p.get("refusal") or "") for p in parts
+                           if p.get("type") in ("output_text", "refusal"))
+            refused = refused or any(p.get("type") == "refusal" for p in parts)
             if text:
                 content.append({"type": "text", "text": text})
         elif kind == "function_call":
@@ -194,7 +197,7 @@ def translate_response(body: Any, *, message_id: str, model_name: str, input_est
             arguments = normalize_tool_arguments(raw if isinstance(raw, (str, dict)) else None, tool_name=name)
             content.append({"type": "tool_use", "id": str(item.get("call_id") or item.get("id")), "name": name,
                             "input": loads(arguments)})
-    stop = _incomplete_reason(body) if body.get("status") == "incomplete" else "end_turn"
+    stop = _incomplete_reason(body) if body.get("status") == "incomplete" else "refusal" if refused else "end_turn"
     return make_message(message_id=message_id, model=model_name, content=content, stop_reason=stop,
                         usage=_usage(body.get("usage")) or Usage.estimate(input_estimate))
 
@@ -208,6 +211,7 @@ class ResponsesStreamTranslator:
         self._tool_names = tool_names or []
         self._calls: dict[str, dict[str, Any]] = {}
         self._summary_parts = 0
+        self._refused = False  # a refusal part: the model declined (stop_reason "refusal")
 
     @property
     def done(self) -> bool:
@@ -222,6 +226,7 @@ class ResponsesStreamTranslator:
         kind = data.get("type") or event.event
         item = data.get("item") if isinstance(data.get("item"), dict) else {}
         if kind == "response.output_text.delta" or kind == "response.refusal.delta":
+            self._refused = self._refused or kind == "response.refusal.delta"
             self._builder.text(str(data.get("delta") or ""))
         elif kind in ("response.reasoning_summary_text.delta", "response.reasoning_text.delta"):
             self._builder.thinking(str(data.get("delta") or ""))
@@ -251,7 +256,7 @@ class ResponsesStreamTranslator:
                 self._builder.end_block()
                 self._summary_parts = 0
         elif kind == "response.completed":
-            self._finish("end_turn", data.get("response"))
+            self._finish("refusal" if self._refused else "end_turn", data.get("response"))
         elif kind == "response.incomplete":
             response = data.get("response") if isinstance(data.get("response"), dict) else {}
             self._finish(_incomplete_reason(response), response)

@@ -9,6 +9,7 @@ import httpx
 import trio
 from support.anthropic_checker import check_stream, split_frames
 from support.fake_upstream import Reply
+from support.sdk_answers import Answer, responses_body
 from support.shapes import RESPONSES_STREAM, UPSTREAM, USER
 from support.stack import TEST_KEY, THINKING, make_config, sdk
 
@@ -64,9 +65,8 @@ async def test_passthrough_overloaded_before_commit_falls_back(fake, start_occ):
 
 async def test_responses_upstream_stream_and_create(fake, start_occ):
     fake.queue("/v1/responses", Reply(chunks=odd_splits(RESPONSES_STREAM, 0.01)))
-    fake.queue("/v1/responses", Reply(body={"id": "resp", "status": "completed", "output": [
-        {"type": "message", "content": [{"type": "output_text", "text": "plain"}]}],
-        "usage": {"input_tokens": 7, "output_tokens": 2}}))
+    # built and serialised by the openai SDK: every field a real server sends, "error": null included
+    fake.queue("/v1/responses", Reply(body=responses_body(Answer(text="plain", usage=(7, 2))).encode()))
     url = await start_occ(make_config(fake, models={"default": {"provider": "fake", "model_id": "gpt-5.5",
                                                                 "wire_format": "responses"}}))
     client = sdk(url)
@@ -79,6 +79,24 @@ async def test_responses_upstream_stream_and_create(fake, start_occ):
     sent = fake.requests("/v1/responses")[0].json
     assert sent["stream"] is True and sent["input"][0]["role"] == "user"
     assert json.loads(fake.requests("/v1/responses")[1].body)["stream"] is False
+
+
+async def test_non_streaming_responses_through_zens_url_form(fake, start_occ):
+    """A Zen ``gpt-*`` model resolves to the Responses wire by the preset's table; its non-streaming
+    answer (an SDK-built Response, ``"error": null``) is the model's answer, not a 502."""
+    from occ.config.parse import parse_config
+
+    fake.default("/zen/v1/responses", Reply(body=responses_body(Answer(text="Zen says hi", usage=(11, 3))).encode()))
+    config = parse_config({"host": "127.0.0.1", "port": 0, "logging": {"level": "info"},
+                           "providers": {"opencode-zen": {"api_key": TEST_KEY,
+                                                          "responses_base_url": f"{fake.url}/zen/v1/responses"}},
+                           "models": {"default": {"provider": "opencode-zen", "model_id": "gpt-5.5"}}},
+                          env={}, source="test")
+    client = sdk(await start_occ(config))
+    for _ in range(3):  # a breaker counting the answer as a failure would open on a repeat
+        created = await client.messages.create(model="m", max_tokens=100, messages=USER)
+        assert created.content[0].text == "Zen says hi" and created.usage.input_tokens == 11
+    assert fake.requests("/zen/v1/responses")[0].json["model"] == "gpt-5.5"
 
 
 async def test_gemini_upstream_stream_with_key_header(fake, start_occ):
