@@ -88,7 +88,7 @@ def upstream_failure(fault: UpstreamFault) -> UpstreamStatus:
 def _gemini_retry_delay(err: Mapping[str, Any]) -> float | None:
     """Gemini's ``RetryInfo`` detail (``{"retryDelay": "12s"}``) in seconds."""
     for detail in err.get("details") or []:
-        if isinstance(detail, dict) and "retryDelay" in detail:
+        if isinstance(detail, dict) and detail.get("retryDelay") is not None:  # null means absent
             try:
                 return float(str(detail["retryDelay"]).rstrip("s"))
             except ValueError:
@@ -170,7 +170,7 @@ def from_gemini(data: Mapping[str, Any]) -> UpstreamFault:
     code = err.get("code") if isinstance(err.get("code"), int) else _UNKNOWN_STATUS
     status_word = str(err.get("status") or "")
     # RESOURCE_EXHAUSTED always comes with code 429, which says "rate limit" already
-    return UpstreamFault(str(err.get("message", "")), status=code, words=status_word,
+    return UpstreamFault(str(err.get("message") or ""), status=code, words=status_word,
                          anthropic_type="overloaded_error" if status_word == "UNAVAILABLE" else None,
                          retry_after_s=_gemini_retry_delay(err), label=f"error ({status_word or code})")
 
