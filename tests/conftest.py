@@ -18,6 +18,14 @@ import occ
 from occ.config.model import Config
 
 
+@pytest.fixture(autouse=True)
+def private_data_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test's usage ledger (on by default) goes to a fresh XDG data dir, never the user's."""
+    home = str(tmp_path_factory.mktemp("xdg-data"))
+    monkeypatch.setenv("XDG_DATA_HOME", home)
+    return home
+
+
 @pytest.fixture
 async def fake(nursery: trio.Nursery) -> FakeUpstream:
     return await start_fake(nursery)

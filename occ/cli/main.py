@@ -70,8 +70,10 @@ def _parser() -> argparse.ArgumentParser:
     route.add_argument("--config", metavar="PATH", help="config file (default: found as `occ serve` finds it)")
 
     from occ.cli.ops import add_ops_commands
+    from occ.cli.usage import add_usage_command
 
     add_ops_commands(sub)
+    add_usage_command(sub)
     return parser
 
 
@@ -115,6 +117,10 @@ def _run(args: argparse.Namespace) -> int:
         return _models(args)
     if command == "route":
         return _route(args)
+    if command == "usage":
+        from occ.cli.usage import run_usage
+
+        return run_usage(args)
     from occ.cli.ops import run_ops_command
 
     return run_ops_command(args)

@@ -83,6 +83,13 @@ def format_status(data: dict[str, Any], *, color: bool = False) -> str:
 
     lines = [f"occ {data.get('version')}  config {data.get('config')}  uptime {data.get('uptime_s')}s  "
              f"in flight {data.get('in_flight')}"]
+    today = data.get("usage_today")
+    if today and "requests" in today:
+        cost = today.get("cost_usd")
+        money = "-" if cost is None else (f"${cost:.4f}" if cost < 1 else f"${cost:,.2f}")
+        estimated = f", {today['estimated_requests']} estimated" if today.get("estimated_requests") else ""
+        lines.append(f"today: {today['requests']} requests, {today['input_tokens']:,} input / "
+                     f"{today['output_tokens']:,} output tokens{estimated}, cost {money}")
     conns = data.get("upstream_connections")
     if conns:
         lines.append(f"upstream connections: {conns.get('opened')} opened, {conns.get('reused')} reused, "

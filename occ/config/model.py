@@ -24,6 +24,7 @@ TOP_LEVEL_KEYS = frozenset({
     "respect_requested_model", "models", "fallbacks", "model_overrides", "opencode_go", "opencode_zen",
     "providers", "logging", "heartbeat_interval_ms", "request_timeout_ms", "max_body_bytes",
     "client_api_keys", "max_concurrent_per_client", "circuit_breaker", "shutdown_grace_ms",
+    "usage", "prices",
 })
 MODEL_KEYS = frozenset({
     "provider", "model_id", "temperature", "top_p", "max_tokens", "max_output_tokens", "context_window",
@@ -36,6 +37,9 @@ PROVIDER_KEYS = frozenset({
 })
 LOGGING_KEYS = frozenset({"level", "requests", "format", "body_limit_bytes"})
 BREAKER_KEYS = frozenset({"failure_threshold", "cooldown_ms", "max_retry_after_ms"})
+USAGE_KEYS = frozenset({"enabled", "path", "flush_interval_ms"})
+#: USD per million tokens, per kind; an entry of ``prices`` is keyed by model label (``provider/model_id``).
+PRICE_KEYS = frozenset({"input", "output", "cache_read", "cache_write"})
 
 
 @attrs.frozen
@@ -108,6 +112,31 @@ class BreakerConfig:
 
 
 @attrs.frozen
+class UsageConfig:
+    """The usage ledger: on by default, in the XDG data directory unless ``path`` says otherwise."""
+
+    enabled: bool = True
+    #: None: ``$XDG_DATA_HOME/occ/usage.sqlite`` (else ``~/.local/share/occ/usage.sqlite``)
+    path: str | None = None
+    flush_interval_s: float = 1.0
+
+
+@attrs.frozen
+class Price:
+    """USD per million tokens of each kind. Anthropic's sense: ``input`` excludes cache reads and
+    writes, which have their own prices."""
+
+    input: float
+    output: float
+    cache_read: float
+    cache_write: float
+
+    def cost(self, input_tokens: int, output_tokens: int, cache_read: int, cache_write: int) -> float:
+        return (input_tokens * self.input + output_tokens * self.output + cache_read * self.cache_read
+                + cache_write * self.cache_write) / 1_000_000
+
+
+@attrs.frozen
 class Config:
     models: Mapping[str, ModelConfig]
     providers: Mapping[str, ProviderConfig]
@@ -126,6 +155,9 @@ class Config:
     max_concurrent_per_client: int | None = None
     breaker: BreakerConfig = BreakerConfig()
     shutdown_grace_s: float = 10.0
+    usage: UsageConfig = UsageConfig()
+    #: model label (``provider/model_id``) -> price; a model without one records no cost
+    prices: Mapping[str, Price] = attrs.field(factory=dict)
     source: str | None = None
     warnings: tuple[str, ...] = ()
 

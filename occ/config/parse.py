@@ -30,17 +30,21 @@ from occ.config.model import (
     LOG_LEVELS,
     LOGGING_KEYS,
     MODEL_KEYS,
+    PRICE_KEYS,
     PROTOCOLS,
     PROVIDER_KEYS,
     SCENARIOS,
     TOP_LEVEL_KEYS,
+    USAGE_KEYS,
     BreakerConfig,
     Config,
     LoggingConfig,
     ModelConfig,
+    Price,
     ProviderConfig,
+    UsageConfig,
 )
-from occ.config.presets import _PRESET_KEYS, PRESETS, resolve_protocol, url_field
+from occ.config.presets import _PRESET_KEYS, PRESET_PRICES, PRESETS, resolve_protocol, url_field
 from occ.core.errors import ConfigError
 
 __all__ = ["default_config", "format_models_table", "init_template", "load_config", "parse_config"]
@@ -398,6 +402,9 @@ def parse_config(data: Any, *, env: Mapping[str, str], source: str) -> Config:
     breaker = BreakerConfig(threshold, _get(p, breaker_section, "cooldown_ms", "circuit_breaker", "duration", 30.0),
                             _get(p, breaker_section, "max_retry_after_ms", "circuit_breaker", "duration", 300.0))
 
+    usage = _usage(p, _get(p, data, "usage", "", "object", {}) or {})
+    prices = _prices(p, _get(p, data, "prices", "", "object", {}) or {})
+
     port = data.get("port", 3456)
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
         p.error("port", f"expected an integer from 0 to 65535, got {port!r}")
@@ -449,9 +456,45 @@ def parse_config(data: Any, *, env: Mapping[str, str], source: str) -> Config:
         client_api_keys=tuple(k for k in client_keys if k),
         max_concurrent_per_client=limit,
         breaker=breaker,
+        usage=usage,
+        prices=prices,
         source=source,
         warnings=tuple(_scrub(p.warnings, secrets)),
     )
+
+
+def _usage(p: _Problems, section: Mapping[str, Any]) -> UsageConfig:
+    p.unknown("usage", section, USAGE_KEYS)
+    path = _get(p, section, "path", "usage", "str")
+    return UsageConfig(enabled=_get(p, section, "enabled", "usage", "bool", True),
+                       path=path or None,
+                       flush_interval_s=_get(p, section, "flush_interval_ms", "usage", "duration", 1.0))
+
+
+def _prices(p: _Problems, section: Mapping[str, Any]) -> dict[str, Price]:
+    """The presets' published prices, with the file's entries laid over them (whole entries, by label).
+
+    ``input`` and ``output`` are required; a missing cache price costs as much as ``input`` (an
+    over- rather than an under-estimate), and ``cache_read: 0`` is a real price.
+    """
+    out = dict(PRESET_PRICES)
+    for label, entry in _entries(section):
+        path = f"prices.{label}"
+        if not isinstance(entry, dict):
+            p.error(path, f"expected an object of USD per million tokens, got {_kind(entry)}")
+            continue
+        p.unknown(path, entry, PRICE_KEYS)
+        values = {k: _get(p, entry, k, path, "number") for k in sorted(PRICE_KEYS)}
+        for key, value in values.items():
+            if value is not None and value < 0:
+                p.error(f"{path}.{key}", f"expected a price >= 0, got {value:g}")
+        if values["input"] is None or values["output"] is None:
+            p.error(path, "required: input and output (USD per million tokens)")
+            continue
+        out[label] = Price(input=values["input"], output=values["output"],
+                           cache_read=values["input"] if values["cache_read"] is None else values["cache_read"],
+                           cache_write=values["input"] if values["cache_write"] is None else values["cache_write"])
+    return out
 
 
 def _all_model_entries(models: Mapping[str, ModelConfig], fallbacks: Mapping[str, tuple[ModelConfig, ...]],

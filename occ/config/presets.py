@@ -6,9 +6,10 @@ an explicit ``wire_format`` on the model always wins. Sans-IO.
 
 from __future__ import annotations
 
-from occ.config.model import ModelConfig, ProviderConfig
+from occ.config.model import ModelConfig, Price, ProviderConfig
 
-__all__ = ["GO_ANTHROPIC_MODELS", "PRESETS", "auth_headers", "endpoint_url", "resolve_protocol", "url_field"]
+__all__ = ["GO_ANTHROPIC_MODELS", "PRESETS", "PRESET_PRICES", "auth_headers", "endpoint_url", "resolve_protocol",
+           "url_field"]
 
 PRESETS: dict[str, dict[str, str]] = {
     "opencode-go": {
@@ -23,6 +24,14 @@ PRESETS: dict[str, dict[str, str]] = {
     },
 }
 _PRESET_KEYS = {"opencode_go": "opencode-go", "opencode_zen": "opencode-zen"}
+
+#: Published prices of preset models, USD per million tokens, by model label. Each entry must name
+#: its source and the date it was read, e.g.
+#: ``"opencode-zen/some-model": Price(...),  # https://opencode.ai/docs/zen (read 2026-12-05)``.
+#: Empty for now: no published price list was at hand when the ledger was written, and a made-up
+#: price is worse than none (a model without a price records no cost, never a cost of 0). Users set
+#: theirs with ``prices`` in the config.
+PRESET_PRICES: dict[str, Price] = {}
 
 
 

@@ -34,6 +34,8 @@ class RequestLog:
 
     request_id: str
     started: float
+    #: who sent it: the label of its client key (``key#0``) or its address, never the key
+    client: str | None = None
     client_model: str | None = None
     scenario: str | None = None
     reason: str | None = None

@@ -27,11 +27,14 @@ from occ.core.tokens import count_tokens
 from occ.core.validate import parse_count_tokens_request, parse_messages_request
 from occ.observe.access_log import RequestLog, log_request, redacted_body
 from occ.observe.logs import get_logger
+from occ.observe.usage import usage_row
 from occ.resilience.routing import route, scenario_models
-from occ.server.client_limits import client_identity
+from occ.server.client_limits import Unauthorized, client_identity
 from occ.server.fallback import Call, run_nonstreaming, run_streaming
 from occ.server.relay import Relay, error_headers, send_json
 from occ.server.state import ServerState
+from occ.server.status_page import PAGE, PAGE_HEADERS, basic_auth_as_key, ui_data, usage_today
+from occ.server.usage_writer import flush_usage, write_usage
 from occ.upstream.client import UpstreamClient
 
 __all__ = ["OccApp", "create_app"]
@@ -85,6 +88,7 @@ class OccApp:
         try:
             headers = _client_headers(scope)
             who = client_identity(headers, (scope.get("client") or (None,))[0], config)
+            record.client = who
             state.limiter.acquire(who, config.max_concurrent_per_client)
             client = who
             body = await _read_body(receive, config.max_body_bytes)
@@ -126,6 +130,8 @@ class OccApp:
                 _record_call(record, call)
             log_request(record, config)
             state.observer.observe(record)
+            if record.client is not None:  # unauthenticated requests spend nothing and are not kept
+                state.usage.add(usage_row(record, config.prices), keep=config.usage.enabled)
 
     async def _respond(self, call: Call, receive: Receive, send: Send, record: RequestLog) -> None:
         """Non-streaming: the whole fallback loop, then one JSON body (or nothing, if the client left)."""
@@ -265,18 +271,31 @@ def _build_quart(state: ServerState) -> QuartTrio:
         from occ.server.reload import watch_config
 
         app.nursery.start_soon(watch_config, state)
+        app.nursery.start_soon(write_usage, state)
 
     @app.after_serving
     async def close_upstream() -> None:
         client, state.upstream = state.upstream, None
-        if client is not None:
-            with trio.CancelScope(shield=True):
+        with trio.CancelScope(shield=True):
+            await flush_usage(state)  # hypercorn let the requests in flight finish first
+            if client is not None:
                 await client.__aexit__(None, None, None)
 
     @app.before_request
-    async def authenticate() -> None:
-        if request.path not in ("/health", "/metrics"):
-            client_identity({k.lower(): v for k, v in request.headers.items()}, None, state.config)
+    async def authenticate() -> Response | None:
+        if request.path in ("/health", "/metrics"):
+            return None
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        if request.path == "/ui" or request.path.startswith("/ui/"):
+            try:
+                client_identity(basic_auth_as_key(headers), None, state.config)
+            except Unauthorized as exc:  # ask the browser for the key (any user name, the key as password)
+                response = _json(to_anthropic(exc)[1], 401)
+                response.headers["www-authenticate"] = 'Basic realm="occ", charset="UTF-8"'
+                return response
+            return None
+        client_identity(headers, None, state.config)
+        return None
 
     @app.after_request
     async def add_request_id(response: Response) -> Response:
@@ -300,7 +319,17 @@ def _build_quart(state: ServerState) -> QuartTrio:
 
     @app.get("/status")
     async def status() -> Response:
-        return _json(state.observer.status(state.snapshot()))
+        body = state.observer.status(state.snapshot())
+        body["usage_today"] = await usage_today(state)
+        return _json(body)
+
+    @app.get("/ui")
+    async def ui() -> Response:
+        return Response(PAGE, content_type="text/html; charset=utf-8", headers=dict(PAGE_HEADERS))
+
+    @app.get("/ui/data.json")
+    async def ui_json() -> Response:
+        return _json(await ui_data(state), headers={"cache-control": "no-store"})
 
     @app.get("/metrics")
     async def metrics() -> Response:

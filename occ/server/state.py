@@ -5,7 +5,8 @@
   reference (:meth:`ServerState.swap_config`), never mutates a snapshot;
 * the circuit breakers, per (provider, model), touched only by trio tasks of one thread;
 * the upstream HTTP client, opened when serving starts and closed when it stops;
-* counters for ``/health``, ``/status`` and ``/metrics``.
+* counters for ``/health``, ``/status`` and ``/metrics``;
+* the usage rows not yet written to the ledger.
 
 Several workers (``--workers``) each have their own state; docs/running-several-instances.md says so.
 """
@@ -20,6 +21,7 @@ import attrs
 from occ.config.model import Config
 from occ.observe.logs import remember_secrets
 from occ.observe.observer import Observer, ServerSnapshot
+from occ.observe.usage import UsageBatch
 from occ.resilience.breaker import BreakerRegistry
 from occ.server.breakers import BreakerBoard
 from occ.server.client_limits import ClientLimiter
@@ -45,6 +47,10 @@ class ServerState:
     limiter: ClientLimiter = attrs.field(factory=ClientLimiter)
     observer: Observer = attrs.field(factory=Observer)
     reload_listeners: list[Callable[[Config], None]] = attrs.field(factory=list)
+    #: finished requests' ledger rows not yet written (occ/server/usage_writer.py writes them)
+    usage: UsageBatch = attrs.field(factory=UsageBatch)
+    #: the last ledger write failed (one warning per run of failures)
+    usage_failing: bool = False
     board: BreakerBoard = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:

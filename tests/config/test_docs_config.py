@@ -12,7 +12,8 @@ from occ.config import parse as config
 DOC = os.path.join(ROOT, "docs", "configuration.md")
 
 
-@pytest.mark.parametrize("keys", ["TOP_LEVEL_KEYS", "MODEL_KEYS", "PROVIDER_KEYS", "LOGGING_KEYS", "BREAKER_KEYS"])
+@pytest.mark.parametrize("keys", ["TOP_LEVEL_KEYS", "MODEL_KEYS", "PROVIDER_KEYS", "LOGGING_KEYS", "BREAKER_KEYS",
+                                  "USAGE_KEYS", "PRICE_KEYS"])
 def test_every_config_key_is_documented(keys):
     with open(DOC, encoding="utf-8") as f:
         text = f.read()

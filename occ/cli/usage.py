@@ -1,0 +1,108 @@
+"""``occ usage``: what the ledger says was spent, by model, scenario, day or client.
+
+It reads the ledger file directly (the config's ``usage.path``, else the XDG default), so it works
+whether or not a server runs; a running server writes its batch at most ``usage.flush_interval_ms``
+after each request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import re
+import time
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["add_usage_command", "format_usage", "parse_since", "run_usage"]
+
+_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([mhd])$")
+_UNITS = {"m": 60, "h": 3600, "d": 86400}
+
+
+def add_usage_command(sub: Any) -> None:
+    usage = sub.add_parser("usage", help="sum the usage ledger: requests, tokens and cost",
+                           description="Sum the usage ledger (every finished request's tokens and cost) by "
+                           "model, scenario, day or client. Reads the file directly: no server needed.")
+    usage.add_argument("--since", default="24h", type=parse_since, metavar="24h|7d|YYYY-MM-DD",
+                       help="rows from this long ago (30m, 24h, 7d) or since a local date (default: 24h)")
+    usage.add_argument("--by", default="model", choices=("model", "scenario", "day", "client"),
+                       help="one row per model (default), scenario, local day or client")
+    usage.add_argument("--json", action="store_true", help="print a JSON list of rows, for scripts")
+    usage.add_argument("--config", metavar="PATH", help="config file (for usage.path)")
+
+
+def parse_since(text: str, now: float | None = None) -> float:
+    """``24h``/``7d``/``30m`` ago, or local midnight of ``YYYY-MM-DD``, as unix time.
+
+    Raises:
+        argparse.ArgumentTypeError: neither form.
+    """
+    now = time.time() if now is None else now
+    match = _RELATIVE.match(text.strip())
+    if match:
+        return now - float(match.group(1)) * _UNITS[match.group(2)]
+    try:
+        day = datetime.date.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 30m, 24h, 7d or a date like 2026-12-01, got {text!r}") from None
+    return time.mktime((day.year, day.month, day.day, 0, 0, 0, 0, 0, -1))
+
+
+def _money(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"${value:.4f}" if value < 1 else f"${value:,.2f}"
+
+
+def format_usage(rows: Sequence[dict[str, Any]], by: str) -> str:
+    """A readable table with a total line; ``-`` is a cost no price exists for (not 0)."""
+    header = (by, "requests", "input", "output", "cache read", "cache write", "estimated", "cost")
+    total: dict[str, Any] = {"requests": 0, "input_tokens": 0, "output_tokens": 0, "cache_read_tokens": 0,
+                             "cache_write_tokens": 0, "estimated_requests": 0, "cost_usd": None}
+    lines: list[tuple[str, ...]] = [header]
+    for row in rows:
+        for key in total:
+            if key == "cost_usd":
+                if row[key] is not None:
+                    total[key] = (total[key] or 0.0) + row[key]
+            else:
+                total[key] += row[key]
+        lines.append(_cells(str(row[by]) if row[by] is not None else "-", row))
+    if len(rows) > 1:
+        lines.append(_cells("total", total))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    out = []
+    for n, line in enumerate(lines):
+        out.append("  ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(line)))
+        if n == 0 or (n == len(lines) - 2 and len(rows) > 1):
+            out.append("  ".join("-" * w for w in widths))
+    unpriced = sum(row.get("unpriced_requests", 0) for row in rows)
+    if unpriced:
+        out.append(f"{unpriced} requests have no price (set `prices` in the config); their cost is not included")
+    return "\n".join(out)
+
+
+def _cells(key: str, row: dict[str, Any]) -> tuple[str, ...]:
+    return (key, f"{row['requests']:,}", f"{row['input_tokens']:,}", f"{row['output_tokens']:,}",
+            f"{row['cache_read_tokens']:,}", f"{row['cache_write_tokens']:,}", f"{row['estimated_requests']:,}",
+            _money(row["cost_usd"]))
+
+
+def run_usage(args: argparse.Namespace) -> int:
+    from occ.config.parse import load_config
+    from occ.observe.ledger import Ledger, ledger_path
+
+    config = load_config(args.config)
+    ledger = Ledger(ledger_path(config.usage.path))
+    rows = ledger.summary(args.by, args.since)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    since = time.strftime("%Y-%m-%d %H:%M", time.localtime(args.since))
+    print(f"usage since {since} ({ledger.path})")
+    if not config.usage.enabled:
+        print("note: usage.enabled is false in the config; occ is not adding to this ledger")
+    print(format_usage(rows, args.by) if rows else "no requests in this period")
+    return 0

@@ -1,0 +1,124 @@
+"""What one finished request spent, as a ledger row, and the batch of rows not yet written.
+
+The server builds a :class:`UsageRow` from the request's :class:`~occ.observe.access_log.RequestLog`
+when the request ends (values only; this layer never reads server state) and hands it to
+:class:`UsageBatch`, which is memory only: adding a row costs a list append. The server's one writer
+task takes the batch and writes it to the :class:`~occ.observe.ledger.Ledger` through a thread.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from occ.config.model import Price
+from occ.observe.access_log import RequestLog
+from occ.observe.ledger import COLUMNS
+
+__all__ = ["MAX_PENDING", "UsageBatch", "UsageRow", "usage_row"]
+
+#: Rows kept while the ledger cannot be written (locked, disk full); the oldest go first beyond it.
+MAX_PENDING = 50_000
+#: Finished requests kept in memory for ``/ui``'s "last requests".
+RECENT = 50
+
+
+@attrs.frozen
+class UsageRow:
+    ts: float
+    request_id: str
+    client: str | None
+    scenario: str | None
+    model: str | None
+    wire: str | None
+    stream: bool | None
+    outcome: str
+    status: int | None
+    latency_ms: float
+    ttft_ms: float | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cache_read_tokens: int | None
+    cache_write_tokens: int | None
+    #: None when there was no usage at all; True when occ estimated it (the upstream sent none)
+    usage_estimated: bool | None
+    #: None when the model has no price (not the same as 0)
+    cost_usd: float | None
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in COLUMNS)
+
+    def as_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+def usage_row(record: RequestLog, prices: Mapping[str, Price], *, now: float | None = None) -> UsageRow:
+    """The ledger row of a finished request; ``now`` (wall clock) is when it finished."""
+    usage = record.usage
+    tokens: list[int | None] = [None, None, None, None]
+    if usage:
+        tokens = [usage.get("input_tokens"), usage.get("output_tokens"), usage.get("cache_read_input_tokens"),
+                  usage.get("cache_creation_input_tokens")]
+    price = prices.get(record.model) if record.model else None
+    cost = None
+    if price is not None and usage:
+        cost = price.cost(*(t or 0 for t in tokens))
+    if record.client_cancelled:
+        outcome = "client_cancelled"
+    elif record.error is not None:
+        outcome = "error"
+    else:
+        outcome = "ok"
+    return UsageRow(
+        ts=time.time() if now is None else now,
+        request_id=record.request_id,
+        client=record.client,
+        scenario=record.scenario,
+        model=record.model,
+        wire=record.attempts[-1].protocol if record.attempts else None,
+        stream=record.stream,
+        outcome=outcome,
+        status=record.status,
+        latency_ms=round((time.monotonic() - record.started) * 1000, 1),
+        ttft_ms=None if record.ttft_s is None else round(record.ttft_s * 1000, 1),
+        input_tokens=tokens[0],
+        output_tokens=tokens[1],
+        cache_read_tokens=tokens[2],
+        cache_write_tokens=tokens[3],
+        usage_estimated=record.usage_estimated if usage else None,
+        cost_usd=cost,
+    )
+
+
+class UsageBatch:
+    """Rows waiting for the writer, and the last few for ``/ui``. Touched by trio tasks of one
+    thread only (the writer takes the list before it enters its thread), so no locks."""
+
+    def __init__(self) -> None:
+        self.pending: list[UsageRow] = []
+        self.recent: deque[UsageRow] = deque(maxlen=RECENT)
+        self.dropped = 0
+
+    def add(self, row: UsageRow, *, keep: bool = True) -> None:
+        """Remember ``row`` for ``/ui``; queue it for the ledger when ``keep`` (the ledger is on)."""
+        self.recent.append(row)
+        if keep:
+            self.pending.append(row)
+
+    def take(self) -> list[UsageRow]:
+        rows, self.pending = self.pending, []
+        return rows
+
+    def put_back(self, rows: list[UsageRow]) -> None:
+        """Rows a write failed on go back in front of the newer ones; past :data:`MAX_PENDING` the
+        oldest are dropped (and counted), so a ledger that stays broken cannot eat the memory."""
+        merged = rows + self.pending
+        excess = len(merged) - MAX_PENDING
+        if excess > 0:
+            self.dropped += excess
+            merged = merged[excess:]
+        self.pending = merged

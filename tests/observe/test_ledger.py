@@ -1,0 +1,195 @@
+"""The usage ledger file: sums, NULL-is-unknown, schema migrations, and several writers at once."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+from support.stack import ROOT
+
+from occ.config.model import Price
+from occ.observe.access_log import RequestLog
+from occ.observe.ledger import COLUMNS, MIGRATIONS, SCHEMA_VERSION, Ledger, LedgerTooNew, default_ledger_path
+from occ.observe.usage import MAX_PENDING, UsageBatch, UsageRow, usage_row
+
+
+def row(**over) -> UsageRow:
+    values = dict(ts=time.time(), request_id="req_1", client="key#0", scenario="default", model="p/m", wire="openai",
+                  stream=True, outcome="ok", status=200, latency_ms=12.5, ttft_ms=3.0, input_tokens=100,
+                  output_tokens=20, cache_read_tokens=5, cache_write_tokens=0, usage_estimated=False,
+                  cost_usd=0.001)
+    values.update(over)
+    return UsageRow(**values)
+
+
+def test_default_path_follows_xdg():
+    """$XDG_DATA_HOME when absolute, else ~/.local/share (the spec ignores a relative one)."""
+    assert "/x/occ/usage.sqlite" == default_ledger_path({"XDG_DATA_HOME": "/x"})
+    home = os.path.expanduser("~")
+    assert os.path.join(home, ".local/share/occ/usage.sqlite") == default_ledger_path({"XDG_DATA_HOME": "rel"})
+    assert os.path.join(home, ".local/share/occ/usage.sqlite") == default_ledger_path({})
+
+
+def test_summary_sums_groups_and_keeps_unknown_cost_apart(tmp_path):
+    """Sums per model; a group with no priced row costs None, not 0; a price of 0 costs 0."""
+    ledger = Ledger(str(tmp_path / "sub" / "usage.sqlite"))
+    ledger.append([
+        row(request_id="a", model="p/m", input_tokens=100, output_tokens=10, cost_usd=0.5).as_tuple(),
+        row(request_id="b", model="p/m", input_tokens=50, output_tokens=5, usage_estimated=True,
+            cost_usd=0.25).as_tuple(),
+        row(request_id="c", model="p/free", cost_usd=0.0).as_tuple(),
+        row(request_id="d", model="p/unpriced", cost_usd=None).as_tuple(),
+        row(request_id="e", model=None, outcome="error", input_tokens=None, output_tokens=None,
+            cache_read_tokens=None, cache_write_tokens=None, usage_estimated=None, cost_usd=None).as_tuple(),
+    ])
+    by_model = {r["model"]: r for r in ledger.summary("model", 0)}
+    assert {None, "p/m", "p/free", "p/unpriced"} == set(by_model)
+    m = by_model["p/m"]
+    assert (2, 150, 15, 10, 1, 0.75) == (m["requests"], m["input_tokens"], m["output_tokens"],
+                                        m["cache_read_tokens"], m["estimated_requests"], m["cost_usd"])
+    assert 0.0 == by_model["p/free"]["cost_usd"]
+    assert by_model["p/unpriced"]["cost_usd"] is None
+    assert 1 == by_model["p/unpriced"]["unpriced_requests"]
+    assert 0 == by_model[None]["input_tokens"]
+    total = ledger.totals(0)
+    assert (5, 150 + 100 + 100, 0.75) == (total["requests"], total["input_tokens"], total["cost_usd"])
+
+
+def test_since_and_day_grouping(tmp_path):
+    ledger = Ledger(str(tmp_path / "usage.sqlite"))
+    now = time.time()
+    ledger.append([row(request_id="old", ts=now - 3 * 86400).as_tuple(), row(request_id="new", ts=now).as_tuple()])
+    assert 1 == sum(r["requests"] for r in ledger.summary("model", now - 86400))
+    days = ledger.summary("day", 0)
+    expected = sorted({time.strftime("%Y-%m-%d", time.localtime(t)) for t in (now - 3 * 86400, now)})
+    assert expected == [r["day"] for r in days]
+    assert ["key#0"] == [r["client"] for r in ledger.summary("client", 0)]
+
+
+def test_reading_a_missing_ledger_creates_nothing(tmp_path):
+    path = tmp_path / "none.sqlite"
+    assert [] == Ledger(str(path)).summary("model", 0)
+    assert not path.exists()
+
+
+def test_new_file_is_wal_with_the_current_version(tmp_path):
+    path = str(tmp_path / "usage.sqlite")
+    Ledger(path).append([row().as_tuple()])
+    conn = sqlite3.connect(path)
+    try:
+        assert "wal" == conn.execute("PRAGMA journal_mode").fetchone()[0]
+        assert SCHEMA_VERSION == conn.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_a_version_1_file_is_migrated_and_keeps_its_rows(tmp_path):
+    """A file made by the first schema (no index) opens with the current code: rows kept, index added."""
+    assert SCHEMA_VERSION >= 2
+    path = str(tmp_path / "usage.sqlite")
+    Ledger(path).open(target=1)
+    conn = sqlite3.connect(path)
+    conn.execute(f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
+                 row(request_id="from-v1").as_tuple())
+    conn.commit()
+    assert 1 == conn.execute("PRAGMA user_version").fetchone()[0]
+    assert [] == conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()
+    conn.close()
+
+    Ledger(path).append([row(request_id="from-v2").as_tuple()])
+
+    conn = sqlite3.connect(path)
+    try:
+        assert SCHEMA_VERSION == conn.execute("PRAGMA user_version").fetchone()[0]
+        assert [("requests_by_ts",)] == conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()
+        assert ["from-v1", "from-v2"] == [r[0] for r in conn.execute("SELECT request_id FROM requests ORDER BY rowid")]
+    finally:
+        conn.close()
+    assert len(MIGRATIONS) == SCHEMA_VERSION
+
+
+def test_a_file_from_a_newer_occ_is_not_touched(tmp_path):
+    path = str(tmp_path / "usage.sqlite")
+    Ledger(path).append([row().as_tuple()])
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.commit()
+    conn.close()
+    with pytest.raises(LedgerTooNew, match="upgrade occ"):
+        Ledger(path).append([row().as_tuple()])
+    assert 1 == Ledger(path).count()  # still readable
+
+
+_WRITER = """
+import sys, time
+from occ.observe.ledger import Ledger
+path, name, batches = sys.argv[1], sys.argv[2], int(sys.argv[3])
+ledger = Ledger(path)
+for b in range(batches):
+    ledger.append([(time.time(), f"{name}-{b}-{i}", name, "default", "p/m", "openai", 1, "ok", 200, 1.0, None,
+                    10, 2, 0, 0, 0, None) for i in range(5)])
+"""
+
+
+def test_two_processes_write_one_ledger_without_losing_a_row(tmp_path):
+    """Two processes appending batches at the same time, on a fresh file (both may try to create it)."""
+    path = str(tmp_path / "usage.sqlite")
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    procs = [subprocess.Popen([sys.executable, "-c", _WRITER, path, name, "60"], env=env) for name in ("a", "b")]
+    for proc in procs:
+        assert 0 == proc.wait(timeout=120)
+    ledger = Ledger(path)
+    assert 600 == ledger.count()
+    assert {"a": 300, "b": 300} == {r["client"]: r["requests"] for r in ledger.summary("client", 0)}
+
+
+# -- rows and the batch ---------------------------------------------------------------------------
+
+
+def _record(**over) -> RequestLog:
+    record = RequestLog(request_id="req_x", started=time.monotonic() - 0.25, client="key#1", scenario="think",
+                        stream=False, model="p/m", status=200,
+                        usage={"input_tokens": 1000, "output_tokens": 200, "cache_read_input_tokens": 3000,
+                               "cache_creation_input_tokens": 400})
+    for key, value in over.items():
+        setattr(record, key, value)
+    return record
+
+
+def test_usage_row_costs_by_the_models_price():
+    price = Price(input=1.0, output=4.0, cache_read=0.1, cache_write=1.25)
+    r = usage_row(_record(), {"p/m": price}, now=123.0)
+    assert (123.0, "key#1", "think", "ok", 1000, 200, 3000, 400, False) == (
+        r.ts, r.client, r.scenario, r.outcome, r.input_tokens, r.output_tokens, r.cache_read_tokens,
+        r.cache_write_tokens, r.usage_estimated)
+    assert (1000 * 1.0 + 200 * 4.0 + 3000 * 0.1 + 400 * 1.25) / 1e6 == pytest.approx(r.cost_usd)
+    assert r.latency_ms >= 250
+
+
+def test_no_price_is_no_cost_and_a_zero_price_is_zero():
+    assert usage_row(_record(), {}).cost_usd is None
+    assert 0.0 == usage_row(_record(), {"p/m": Price(0, 0, 0, 0)}).cost_usd
+
+
+def test_a_request_without_usage_has_unknown_tokens():
+    r = usage_row(_record(usage=None, error=None, client_cancelled=True), {"p/m": Price(1, 1, 1, 1)})
+    assert ("client_cancelled", None, None, None) == (r.outcome, r.input_tokens, r.usage_estimated, r.cost_usd)
+    assert usage_row(_record(usage_estimated=True), {}).usage_estimated is True
+
+
+def test_batch_keeps_failed_rows_first_and_caps_them():
+    batch = UsageBatch()
+    batch.add(row(request_id="1"))
+    batch.add(row(request_id="off"), keep=False)  # the ledger is off: /ui still sees it
+    taken = batch.take()
+    batch.add(row(request_id="2"))
+    batch.put_back(taken)
+    assert ["1", "2"] == [r.request_id for r in batch.pending]
+    assert ["1", "off", "2"] == [r.request_id for r in batch.recent]
+    batch.put_back([row(request_id=str(i)) for i in range(MAX_PENDING)])
+    assert MAX_PENDING == len(batch.pending)
+    assert 2 == batch.dropped
