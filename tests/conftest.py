@@ -40,3 +40,35 @@ def start_occ(nursery: trio.Nursery) -> Callable[[Config], Any]:
         return binds[0]
 
     return start
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """One real Redis for the session (its own process, free loopback port); tests keep apart by key
+    prefix. Skipped, with the reason, when no server binary is installed."""
+    from support.redis_server import redis_binary, start_redis
+
+    if redis_binary() is None:
+        pytest.skip("no redis-server or valkey-server on PATH (apt-get install redis-server)")
+    server = start_redis()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_redis():
+    """A Redis of this test's own, which it may stop and start again."""
+    from support.redis_server import redis_binary, start_redis
+
+    if redis_binary() is None:
+        pytest.skip("no redis-server or valkey-server on PATH (apt-get install redis-server)")
+    server = start_redis()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def key_prefix() -> str:
+    import uuid
+
+    return f"occtest-{uuid.uuid4().hex[:10]}"

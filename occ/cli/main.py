@@ -10,8 +10,10 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,7 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int,
                        help="port to bind (overrides the config's port; 0 = any free port)")
     serve.add_argument("--workers", type=int, default=1,
-                       help="worker processes (each has its own breakers and counters)")
+                       help="worker processes (their breakers and limits are shared only with shared_state; "
+                       "/metrics always counts them all)")
     serve.add_argument("--insecure-public", action="store_true",
                        help="allow binding a non-loopback address without client_api_keys")
 
@@ -187,9 +190,31 @@ def _serve_workers(args: argparse.Namespace, config: Any, host: str, port: int) 
     hc.application_path = "occ.asgi:app"
     if config.source and os.path.isfile(config.source):
         os.environ["OCC_CONFIG"] = config.source
+    metrics_dir, own_dir = _metrics_dir()
     print(f"occ {__version__} listening on http://{host}:{port} with {args.workers} workers — start Claude "
           f"Code with: ANTHROPIC_BASE_URL=http://{host}:{port} ANTHROPIC_AUTH_TOKEN=occ claude", flush=True)
-    return hypercorn_run(hc)
+    try:
+        return hypercorn_run(hc)
+    finally:
+        if own_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _metrics_dir() -> tuple[str, bool]:
+    """Where the workers' metrics meet (prometheus_client's multiprocess mode), emptied before they start:
+    ``$PROMETHEUS_MULTIPROC_DIR`` if set (the operator's, kept afterwards), else a temporary directory
+    removed on exit. The spawned workers inherit the variable, so each writes its values there and any
+    of them answers a scrape with the sum."""
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        os.makedirs(given, exist_ok=True)
+        for name in os.listdir(given):
+            if name.endswith(".db"):
+                os.remove(os.path.join(given, name))
+        return given, False
+    directory = tempfile.mkdtemp(prefix="occ-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    return directory, True
 
 
 def _init(args: argparse.Namespace) -> int:

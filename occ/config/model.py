@@ -24,7 +24,7 @@ TOP_LEVEL_KEYS = frozenset({
     "respect_requested_model", "models", "fallbacks", "model_overrides", "opencode_go", "opencode_zen",
     "providers", "logging", "heartbeat_interval_ms", "request_timeout_ms", "max_body_bytes",
     "client_api_keys", "max_concurrent_per_client", "circuit_breaker", "shutdown_grace_ms",
-    "usage", "prices",
+    "usage", "prices", "shared_state",
 })
 MODEL_KEYS = frozenset({
     "provider", "model_id", "temperature", "top_p", "max_tokens", "max_output_tokens", "context_window",
@@ -40,6 +40,7 @@ BREAKER_KEYS = frozenset({"failure_threshold", "cooldown_ms", "max_retry_after_m
 USAGE_KEYS = frozenset({"enabled", "path", "flush_interval_ms"})
 #: USD per million tokens, per kind; an entry of ``prices`` is keyed by model label (``provider/model_id``).
 PRICE_KEYS = frozenset({"input", "output", "cache_read", "cache_write"})
+SHARED_STATE_KEYS = frozenset({"url", "key_prefix", "sync_interval_ms", "timeout_ms"})
 
 
 @attrs.frozen
@@ -137,6 +138,35 @@ class Price:
 
 
 @attrs.frozen
+class SharedStateConfig:
+    """Where a fleet of occ processes keeps what they share (``shared_state``): a Redis or Valkey.
+
+    ``url`` may hold a password, so it is never shown: :attr:`display` is the URL without it.
+    """
+
+    url: str = attrs.field(repr=False)
+    host: str
+    port: int = 6379
+    db: int = 0
+    username: str | None = None
+    password: str | None = attrs.field(default=None, repr=False)
+    tls: bool = False
+    key_prefix: str = "occ"
+    #: how often each process reads the fleet's state and writes its own (the staleness bound)
+    sync_interval_s: float = 0.25
+    #: the deadline of every exchange with the server (connect, authenticate, one round trip)
+    timeout_s: float = 1.0
+
+    @property
+    def display(self) -> str:
+        """The URL as logs and ``/status`` may show it: no password, ever."""
+        user = f"{self.username}@" if self.username else ""
+        scheme = "rediss" if self.tls else "redis"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{user}{host}:{self.port}/{self.db}"
+
+
+@attrs.frozen
 class Config:
     models: Mapping[str, ModelConfig]
     providers: Mapping[str, ProviderConfig]
@@ -158,6 +188,8 @@ class Config:
     usage: UsageConfig = UsageConfig()
     #: model label (``provider/model_id``) -> price; a model without one records no cost
     prices: Mapping[str, Price] = attrs.field(factory=dict)
+    #: None: every process keeps its own state (the default)
+    shared_state: SharedStateConfig | None = None
     source: str | None = None
     warnings: tuple[str, ...] = ()
 

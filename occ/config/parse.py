@@ -34,6 +34,7 @@ from occ.config.model import (
     PROTOCOLS,
     PROVIDER_KEYS,
     SCENARIOS,
+    SHARED_STATE_KEYS,
     TOP_LEVEL_KEYS,
     USAGE_KEYS,
     BreakerConfig,
@@ -42,6 +43,7 @@ from occ.config.model import (
     ModelConfig,
     Price,
     ProviderConfig,
+    SharedStateConfig,
     UsageConfig,
 )
 from occ.config.presets import _PRESET_KEYS, PRESET_PRICES, PRESETS, resolve_protocol, url_field
@@ -113,6 +115,15 @@ def _secrets(data: Mapping[str, Any]) -> set[str]:
             found.update(v for v in headers.values() if isinstance(v, str))
 
     take(data)
+    shared_state = data.get("shared_state")
+    if isinstance(shared_state, dict) and isinstance(shared_state.get("url"), str):
+        try:
+            password = urllib.parse.urlsplit(shared_state["url"]).password
+        except ValueError:
+            password = None
+        if password:
+            found.add(urllib.parse.unquote(password))
+            found.add(password)
     take(data.get("opencode_go"))
     take(data.get("opencode_zen"))
     if isinstance(data.get("providers"), dict):
@@ -219,6 +230,49 @@ def _url(p: _Problems, data: Mapping[str, Any], key: str, path: str, default: st
         p.error(f"{path}.{key}", "the URL holds credentials (user:password@), which occ neither sends nor keeps "
                 "out of logs; put them in the provider's headers instead (\"authorization\": \"Basic ...\")")
     return value
+
+
+def _shared_state(p: _Problems, data: Mapping[str, Any]) -> SharedStateConfig | None:
+    """``shared_state``: a ``redis://`` or ``rediss://`` URL (user and password in it are allowed, and
+    kept out of every message), and the sync settings."""
+    section = _get(p, data, "shared_state", "", "object", None)
+    if section is None:
+        return None
+    p.unknown("shared_state", section, SHARED_STATE_KEYS)
+    url = _get(p, section, "url", "shared_state", "str", None)
+    prefix = _get(p, section, "key_prefix", "shared_state", "str", "occ") or "occ"
+    interval = _get(p, section, "sync_interval_ms", "shared_state", "duration", 0.25)
+    timeout = _get(p, section, "timeout_ms", "shared_state", "duration", 1.0)
+    if not url:
+        p.error("shared_state.url", 'required: "redis://host:port/db" (or rediss:// for TLS)')
+        return None
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host, port, path = parts.hostname, parts.port or 6379, parts.path.strip("/")
+        username, password = parts.username, parts.password
+    except ValueError as exc:
+        p.error("shared_state.url", f"not a valid URL: {exc}")
+        return None
+    problems = []
+    if parts.scheme.lower() not in ("redis", "rediss"):
+        problems.append(f"expected a redis:// or rediss:// URL, got scheme {parts.scheme or 'none'!r}")
+    if not host:
+        problems.append("the URL names no host")
+    if path and not path.isdigit():
+        problems.append(f"the path is the database number (redis://host:6379/0), got {path!r}")
+    if parts.query or parts.fragment:
+        problems.append("the URL may not carry a query or fragment; put settings in shared_state's own keys")
+    if interval > 5.0:
+        problems.append("sync_interval_ms above 5000 would leave processes seconds apart; keep it <= 5000")
+    for problem in problems:
+        p.error("shared_state.url" if "URL" in problem or "path" in problem else "shared_state", problem)
+    if problems:
+        return None
+    return SharedStateConfig(
+        url=url, host=host or "", port=port, db=int(path or 0),
+        username=urllib.parse.unquote(username) if username else None,
+        password=urllib.parse.unquote(password) if password else None,
+        tls=parts.scheme.lower() == "rediss", key_prefix=prefix, sync_interval_s=interval, timeout_s=timeout)
 
 
 def _keys(p: _Problems, data: Mapping[str, Any], path: str) -> tuple[str, ...] | None:
@@ -441,6 +495,7 @@ def parse_config(data: Any, *, env: Mapping[str, str], source: str) -> Config:
         "request_timeout_s": _get(p, data, "request_timeout_ms", "", "duration", None),
         "shutdown_grace_s": _get(p, data, "shutdown_grace_ms", "", "duration", 10.0),
     }
+    shared_state = _shared_state(p, data)
     secrets = _secrets(data)
     if p.errors:
         raise ConfigError(_scrub(p.errors, secrets), source)
@@ -458,6 +513,7 @@ def parse_config(data: Any, *, env: Mapping[str, str], source: str) -> Config:
         breaker=breaker,
         usage=usage,
         prices=prices,
+        shared_state=shared_state,
         source=source,
         warnings=tuple(_scrub(p.warnings, secrets)),
     )

@@ -3,17 +3,25 @@
 Each finished request's :class:`~occ.observe.access_log.RequestLog` is observed once (never per chunk).
 Metrics use prometheus_client with a registry per app (so two apps in one process, or tests, never
 share counters); label values are bounded: scenario, provider/model and outcome, never request ids.
+
+Under ``occ serve --workers N`` prometheus_client runs in its multiprocess mode: ``occ serve`` points
+``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory before the workers start, every worker writes its
+values there, and a scrape of any worker reads them all (:func:`_fleet_registry`). Gauges say how workers
+combine: requests in flight are summed over the live workers, a breaker shows the scraped worker's view.
 """
 
 from __future__ import annotations
 
+import glob
+import os
+import re
 import time
 from collections import defaultdict, deque
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 from occ import __version__
 from occ.observe.access_log import RequestLog
@@ -72,6 +80,8 @@ class ServerSnapshot:
     breakers: Mapping[str, Mapping[str, Any]]
     #: the upstream pool's connection counts, or None before serving started
     upstream_connections: Mapping[str, int] | None
+    #: the shared state's view (``{"state": "off"|"connecting"|"connected"|"unavailable", ...}``), if any
+    shared: Mapping[str, Any] | None = None
 
 
 class Observer:
@@ -90,9 +100,11 @@ class Observer:
         self.estimated_tokens = Counter("occ_estimated_tokens",
                                         "Tokens occ estimated because the upstream reported none",
                                         ["model", "kind"], registry=self.registry)
-        self.in_flight = Gauge("occ_in_flight_requests", "Requests in flight", registry=self.registry)
+        self.in_flight = Gauge("occ_in_flight_requests", "Requests in flight", registry=self.registry,
+                               multiprocess_mode="livesum")
         self.breaker = Gauge("occ_breaker_open", "1 when a model's circuit is open or half-open", ["model"],
-                             registry=self.registry)
+                             registry=self.registry, multiprocess_mode="livemostrecent")
+        self._breaker_labels: set[str] = set()
         self.breaker_transitions = Counter("occ_breaker_transitions", "Circuit breakers opening and closing",
                                            ["model", "to"], registry=self.registry)
         self.panic = Counter("occ_panic_routed", "Attempts sent to a model with an open breaker because every model "
@@ -104,7 +116,12 @@ class Observer:
             _Children(m) for m in (self.requests, self.attempts, self.ttft, self.fallbacks, self.tokens,
                                    self.estimated_tokens))
 
+    def request_started(self) -> None:
+        self.in_flight.inc()
+
     def observe(self, record: RequestLog) -> None:
+        """One finished request (every request that :meth:`request_started` counted ends here once)."""
+        self.in_flight.dec()
         fields = record.fields()
         outcome = fields["outcome"]
         model = fields.get("model") or "-"
@@ -145,10 +162,13 @@ class Observer:
         history["last_panic_at"] = _iso(time.time())
 
     def metrics_text(self, snap: ServerSnapshot) -> bytes:
-        self.in_flight.set(snap.in_flight)
-        for label, info in snap.breakers.items():
-            self.breaker.labels(label).set(0 if info.get("state") == "closed" else 1)
-        return generate_latest(self.registry)
+        # A breaker that closed leaves the snapshot: every label shown once is set again, to 0 if absent.
+        self._breaker_labels |= set(snap.breakers) | set(self.per_model)
+        for label in self._breaker_labels:
+            state = snap.breakers.get(label, {}).get("state", "closed")
+            self.breaker.labels(label).set(0 if state == "closed" else 1)
+        directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        return generate_latest(_fleet_registry(directory) if directory else self.registry)
 
     def status(self, snap: ServerSnapshot) -> dict[str, Any]:
         breakers = snap.breakers
@@ -183,5 +203,53 @@ class Observer:
             "in_flight": snap.in_flight,
             "upstream_connections": dict(snap.upstream_connections) if snap.upstream_connections is not None else None,
             "models": models,
+            **_fleet(snap),
         }
+
+
+_LIVE_GAUGE_FILE = re.compile(r"gauge_live\w+?_(\d+)\.db$")
+
+
+def _fleet_registry(directory: str) -> CollectorRegistry:
+    """Every worker's values, read from the multiprocess directory. A worker that died (and hypercorn
+    replaced) leaves its files: its live gauges are dropped here, its counters rightly stay."""
+    for path in glob.glob(os.path.join(directory, "gauge_live*.db")):
+        match = _LIVE_GAUGE_FILE.search(os.path.basename(path))
+        if match and not _alive(int(match.group(1))):
+            multiprocess.mark_process_dead(int(match.group(1)), directory)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, directory)
+    return registry
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _fleet(snap: ServerSnapshot) -> dict[str, Any]:
+    """``shared_state`` (always) and, while connected, ``fleet``: the processes alive, and per model the
+    breaker (the fleet's, laid over this process's) with the fleet's request and outcome totals."""
+    shared = snap.shared or {"state": "off"}
+    out: dict[str, Any] = {"shared_state": shared.get("state", "off")}
+    if shared.get("url"):
+        out["shared_state_url"] = shared["url"]
+    if shared.get("state") != "connected":
+        return out
+    counts = shared.get("models") or {}
+    models: dict[str, Any] = {}
+    for label in sorted(set(counts) | set(snap.breakers)):
+        info = snap.breakers.get(label, {})
+        entry = counts.get(label) or {}
+        models[label] = {"breaker": info.get("state", "closed"), "reopens_in_s": info.get("reopens_in_s"),
+                         "requests": entry.get("requests", 0), "outcomes": dict(entry.get("outcomes") or {})}
+    processes = list(shared.get("processes") or [])
+    out["fleet"] = {"process": shared.get("process"), "processes": processes,
+                    "in_flight": sum(int(p.get("in_flight") or 0) for p in processes), "models": models}
+    return out
 

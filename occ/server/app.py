@@ -85,6 +85,7 @@ class OccApp:
         client: str | None = None
         call: Call | None = None
         state.in_flight += 1
+        state.observer.request_started()
         try:
             headers = _client_headers(scope)
             who = client_identity(headers, (scope.get("client") or (None,))[0], config)
@@ -272,6 +273,7 @@ def _build_quart(state: ServerState) -> QuartTrio:
 
         app.nursery.start_soon(watch_config, state)
         app.nursery.start_soon(write_usage, state)
+        app.nursery.start_soon(state.shared.run, lambda: state.config.shared_state, lambda: state.in_flight)
 
     @app.after_serving
     async def close_upstream() -> None:

@@ -54,16 +54,25 @@ def client_identity(headers: Mapping[str, str], peer: str | None, config: Config
 
 
 class ClientLimiter:
-    """Counts requests in flight per client; trio tasks of one thread only, so no locks."""
+    """Counts requests in flight per client; trio tasks of one thread only, so no locks.
+
+    With shared state, :attr:`elsewhere` holds the same counts for the fleet's other live processes, as
+    the sync task last read them (each process publishes its own counts in its heartbeat, a lease that
+    lapses when the process dies): the limit then holds across the fleet, to within one sync interval.
+    """
 
     def __init__(self) -> None:
         self.in_flight: dict[str, int] = {}
+        self.elsewhere: dict[str, int] = {}
 
     def acquire(self, client: str, limit: int | None) -> None:
         current = self.in_flight.get(client, 0)
-        if limit is not None and current >= limit:
-            raise RateLimited(f"too many concurrent requests from this client ({current} running, "
-                              f"max_concurrent_per_client is {limit})", retry_after_s=1.0)
+        if limit is not None:
+            others = self.elsewhere.get(client, 0) if self.elsewhere else 0
+            if current + others >= limit:
+                where = f"{current} here and {others} on other occ processes" if others else f"{current}"
+                raise RateLimited(f"too many concurrent requests from this client ({where} running, "
+                                  f"max_concurrent_per_client is {limit})", retry_after_s=1.0)
         self.in_flight[client] = current + 1
 
     def release(self, client: str) -> None:

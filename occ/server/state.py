@@ -6,9 +6,9 @@
 * the circuit breakers, per (provider, model), touched only by trio tasks of one thread;
 * the upstream HTTP client, opened when serving starts and closed when it stops;
 * counters for ``/health``, ``/status`` and ``/metrics``;
-* the usage rows not yet written to the ledger.
-
-Several workers (``--workers``) each have their own state; docs/running-several-instances.md says so.
+* the usage rows not yet written to the ledger;
+* :class:`~occ.server.shared_state.SharedState`: with ``shared_state`` configured, the link that lays
+  the fleet's breakers, client counts and counters over this process's own (docs/running-several-instances.md).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from occ.observe.usage import UsageBatch
 from occ.resilience.breaker import BreakerRegistry
 from occ.server.breakers import BreakerBoard
 from occ.server.client_limits import ClientLimiter
+from occ.server.shared_state import SharedState
 from occ.upstream.client import UpstreamClient
 
 __all__ = ["ServerState"]
@@ -33,6 +34,8 @@ __all__ = ["ServerState"]
 def _remember(config: Config) -> None:
     remember_secrets(key for p in config.providers.values() for key in p.api_keys)
     remember_secrets(getattr(config, "client_api_keys", ()))
+    if config.shared_state is not None and config.shared_state.password:
+        remember_secrets([config.shared_state.password, config.shared_state.url])
 
 
 @attrs.define
@@ -40,7 +43,7 @@ class ServerState:
     config: Config
     config_path: str | None = None
     upstream: UpstreamClient | None = None
-    breakers: BreakerRegistry = attrs.field(factory=BreakerRegistry)
+    breakers: BreakerRegistry = attrs.field(factory=FleetBreakers)
     config_loaded_at: float = attrs.field(factory=time.time)
     started_at: float = attrs.field(factory=time.time)
     in_flight: int = 0
@@ -52,11 +55,13 @@ class ServerState:
     #: the last ledger write failed (one warning per run of failures)
     usage_failing: bool = False
     board: BreakerBoard = attrs.field(init=False)
+    shared: SharedState = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         _remember(self.config)
         self._configure_breakers(self.config)
         self.board = BreakerBoard(self.breakers, self.observer)
+        self.shared = SharedState(self.breakers, self.limiter, self.observer)
 
     def _configure_breakers(self, config: Config) -> None:
         b = config.breaker
@@ -85,4 +90,5 @@ class ServerState:
             in_flight=self.in_flight,
             breakers=self.breakers.snapshot(self.board.now()),
             upstream_connections=self.upstream.connection_stats() if self.upstream is not None else None,
+            shared=self.shared.view(),
         )

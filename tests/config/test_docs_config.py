@@ -13,7 +13,8 @@ DOC = os.path.join(ROOT, "docs", "configuration.md")
 
 
 @pytest.mark.parametrize("keys", ["TOP_LEVEL_KEYS", "MODEL_KEYS", "PROVIDER_KEYS", "LOGGING_KEYS", "BREAKER_KEYS",
-                                  "USAGE_KEYS", "PRICE_KEYS"])
+                                  "USAGE_KEYS", "PRICE_KEYS",
+                                  "SHARED_STATE_KEYS"])
 def test_every_config_key_is_documented(keys):
     with open(DOC, encoding="utf-8") as f:
         text = f.read()
