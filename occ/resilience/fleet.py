@@ -4,9 +4,10 @@
 breakers, unchanged) with the fleet's view laid over it:
 
 * **opens are shared.** When a local breaker opens, :attr:`publish` is told (``("open", label, until)``,
-  in the wall-clock seconds the server passes as ``now``); the server's sync task writes it to the shared store, keeping the
-  latest deadline any process set. What the fleet holds comes back through :meth:`apply_fleet`, and a
-  model the fleet holds open is refused here too, whatever this process's own breaker says.
+  in the wall-clock seconds the server passes as ``now``); the server's sync task writes it to the
+  shared store, keeping the latest deadline any process set. What the fleet holds comes back through
+  :meth:`apply_fleet`, and a model the fleet holds open is refused here too, whatever this process's
+  own breaker says.
 * **one probe across the fleet.** When the fleet's deadline for a model has passed (half-open), only the
   process holding the model's probe *lease* may send the probe. A process that wants to probe says so
   (``("want", label)``), and admits nothing until the sync task reports the lease granted

@@ -58,10 +58,11 @@ log = get_logger("occ.server.shared_state")
 EVENT_BUFFER = 1024
 #: how long a probe lease lasts unless renewed (the sync task renews it while the probe runs)
 LEASE_S = 10.0
-#: a process unseen for longer than this is dead: its client slots and its place in /status lapse
-MIN_ALIVE_S = 5.0
+#: a process unseen for four sync intervals and two exchange deadlines (3 s by default; at least this)
+#: is dead: its client slots and its place in /status lapse
+MIN_ALIVE_S = 1.0
 #: the pause before reconnecting doubles from the first to the last
-RECONNECT_S = (0.25, 5.0)
+RECONNECT_S = (0.25, 2.0)
 #: how often a process without shared state looks at the config again (hot reload may add it)
 IDLE_CHECK_S = 1.0
 
@@ -266,7 +267,7 @@ class SharedState:
 
     def _tick_commands(self, config: SharedStateConfig, in_flight: int) -> list[tuple[list[Arg], Callback]]:
         prefix = config.key_prefix
-        alive_ms = max(MIN_ALIVE_S, 4 * config.sync_interval_s + config.timeout_s) * 1000
+        alive_ms = max(MIN_ALIVE_S, 4 * config.sync_interval_s + 2 * config.timeout_s) * 1000
         heartbeat = orjson.dumps({
             "host": socket.gethostname(), "pid": os.getpid(), "version": __version__, "started": self.started,
             "seen": int(self._server_ms()), "in_flight": in_flight, "clients": self.limiter.in_flight,

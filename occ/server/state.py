@@ -23,6 +23,7 @@ from occ.observe.logs import remember_secrets
 from occ.observe.observer import Observer, ServerSnapshot
 from occ.observe.usage import UsageBatch
 from occ.resilience.breaker import BreakerRegistry
+from occ.resilience.fleet import FleetBreakers
 from occ.server.breakers import BreakerBoard
 from occ.server.client_limits import ClientLimiter
 from occ.server.shared_state import SharedState
