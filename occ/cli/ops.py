@@ -110,7 +110,33 @@ def format_status(data: dict[str, Any], *, color: bool = False) -> str:
         if n > 0:
             cells[1] = paint(states[n - 1]) + cells[1][len(states[n - 1]):]
         lines.append("  ".join(cells).rstrip())
+    lines += _shared_state_lines(data)
     return "\n".join(lines)
+
+
+def _shared_state_lines(data: dict[str, Any]) -> list[str]:
+    """The shared state's line and, while connected, the fleet: its processes and per-model totals."""
+    shared = data.get("shared_state", "off")
+    if shared == "off":
+        return []
+    where = f" ({data['shared_state_url']})" if data.get("shared_state_url") else ""
+    if shared != "connected":
+        return [f"shared_state: {shared}{where}: this process serves with its own state"]
+    fleet = data.get("fleet") or {}
+    processes = fleet.get("processes") or []
+    lines = [f"shared_state: connected{where}: {len(processes)} process(es) alive, "
+             f"{fleet.get('in_flight', 0)} in flight across the fleet"]
+    for proc in processes:
+        lines.append(f"  {proc.get('host')} pid {proc.get('pid')}  in flight {proc.get('in_flight', 0)}  "
+                     f"up {proc.get('uptime_s')}s")
+    rows = [("fleet model", "breaker", "requests", "errors")]
+    for label, info in (fleet.get("models") or {}).items():
+        errors = sum(n for outcome, n in (info.get("outcomes") or {}).items() if outcome != "ok")
+        rows.append((label, str(info.get("breaker", "closed")), str(info.get("requests", 0)), str(errors)))
+    if len(rows) > 1:
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines += ["  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in rows]
+    return lines
 
 
 def _status(args: argparse.Namespace) -> int:

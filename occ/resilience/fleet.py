@@ -168,7 +168,7 @@ class FleetBreakers(BreakerRegistry):
         A model the fleet held and has cleared is closed here too."""
         fleet = {key_of(label): t for label, t in until.items()}
         cleared = [k for k in self._fleet_until.keys() - fleet.keys() if k not in self._probing]
-        super().reset([k for k in cleared if super().state(k, now) != "closed"])
+        super().reset([k for k in cleared if self.get(k).name(now) != "closed"])
         self._fleet_until = fleet
         self.connected = True
 

@@ -211,3 +211,36 @@ def test_an_uppercase_scheme_is_a_url():
                     "models": {"default": {"provider": "gw", "model_id": "m"}}})
     assert config.providers["gw"].base_url == "HTTPS://gw.example/v1"
 
+
+
+# -- shared_state ------------------------------------------------------------------------------------
+
+def _shared(url, **extra):
+    return parse({"models": {"default": {"model_id": "kimi-k2.6"}}, "shared_state": {"url": url, **extra}},
+                 env={"REDIS_PW": "pw-from-env-123456"})
+
+
+def test_shared_state_is_off_unless_configured():
+    assert parse({"models": {"default": {"model_id": "kimi-k2.6"}}}).shared_state is None
+
+
+def test_shared_state_urls():
+    s = _shared("redis://cache.internal:6380/2").shared_state
+    assert (s.host, s.port, s.db, s.tls, s.password, s.key_prefix) == ("cache.internal", 6380, 2, False, None, "occ")
+    s = _shared("rediss://app:${REDIS_PW}@cache.internal", key_prefix="team-a", sync_interval_ms=100).shared_state
+    assert (s.tls, s.port, s.db, s.username, s.password) == (True, 6379, 0, "app", "pw-from-env-123456")
+    assert s.display == "rediss://app@cache.internal:6379/0" and "pw-from" not in repr(s)
+    assert (s.key_prefix, s.sync_interval_s) == ("team-a", 0.1)
+
+
+def test_bad_shared_state_urls_are_errors_that_never_repeat_the_password():
+    for url, needle in [("http://h:6379/0", "redis:// or rediss://"), ("redis://h:6379/zero", "database number"),
+                        ("redis://:${REDIS_PW}@h:6379/x", "database number"), ("redis://", "no host"),
+                        ("redis://h:99999/0", "not a valid URL"), ("redis://h/0?ssl=1", "query")]:
+        with pytest.raises(ConfigError) as info:
+            _shared(url)
+        text = "; ".join(info.value.problems)
+        assert needle in text and "pw-from-env" not in text, text
+    with pytest.raises(ConfigError) as info:
+        parse({"models": {"default": {"model_id": "k"}}, "shared_state": {}})
+    assert "shared_state.url: required" in info.value.problems[0]

@@ -16,6 +16,7 @@ from support.shapes import USER, chunk
 from support.stack import by_model, chain, make_config, ok_stream
 
 import occ
+from occ.cli.ops import format_status
 
 CHAT = "/v1/chat/completions"
 FAST = {"sync_interval_ms": 50, "timeout_ms": 300}
@@ -178,6 +179,7 @@ async def test_redis_that_dies_and_comes_back(fake, start_occ, own_redis, key_pr
     await until(unavailable, 3, "unavailable shown")
     data = await status(url)
     assert "fleet" not in data and data["models"]["fake/model-a"]["requests"] >= 10
+    assert "shared_state: unavailable (redis://127.0.0.1:" in format_status(data)  # what `occ status` prints
     await trio.sleep(1.0)  # several failed reconnects...
     warnings = [r for r in caplog.records if "shared state unavailable" in r.getMessage()]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]  # ...logged once
@@ -185,6 +187,8 @@ async def test_redis_that_dies_and_comes_back(fake, start_occ, own_redis, key_pr
     own_redis.start()
     await until(lambda: connected(url), 6, "reconnected on its own")
     assert (await post(url)).status_code == 200
+    text = format_status(await status(url))
+    assert "shared_state: connected" in text and "1 process(es) alive" in text
     assert any("shared state connected" in r.getMessage() for r in caplog.records)
 
 
