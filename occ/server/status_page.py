@@ -119,7 +119,9 @@ function drawChart(usage) {
       const r = byModel.get(model);
       const tokens = r ? tokensOf(r) : 0;
       const g = svg("g", {class: "bar", "data-window": title, "data-model": model});
-      g.appendChild(svg("text", {x: 0, y: y + 13}, model));
+      const name = svg("text", {x: 0, y: y + 13}, model.length > 34 ? model.slice(0, 33) + "\u2026" : model);
+      name.appendChild(svg("title", {}, model));
+      g.appendChild(name);
       g.appendChild(svg("rect", {x: labelW, y: y, height: barH, rx: 3,
                                  width: Math.max(tokens ? 2 : 0, Math.round(barW * tokens / max))}));
       const text = r ? fmtInt(r.requests) + " req, " + fmtInt(tokens) + " tok, " + fmtCost(r.cost_usd) : "-";
