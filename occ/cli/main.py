@@ -27,7 +27,21 @@ __all__ = ["main"]
 DEFAULT_CONFIG_PATH = os.path.join("~", ".config", "occ", "config.json")
 
 
+CONFIG_HELP = (f"config file (default: $OCC_CONFIG, else {DEFAULT_CONFIG_PATH} if it exists, "
+               "else the embedded default)")
+
+
+def common_options() -> argparse.ArgumentParser:
+    """The options every subcommand takes, spelled and explained the same way everywhere."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", default=None, help=CONFIG_HELP)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks and debug logs")
+    return common
+
+
 def _parser() -> argparse.ArgumentParser:
+    common = common_options()
     parser = argparse.ArgumentParser(
         prog="occ",
         description="A proxy that runs Claude Code (any Anthropic Messages API client) on other model "
@@ -35,13 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"occ {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.set_defaults(config=None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="run the proxy (default 127.0.0.1:3456)",
+    serve = sub.add_parser("serve", parents=[common], help="run the proxy (default 127.0.0.1:3456)",
                            description="Run the proxy on hypercorn's trio worker until SIGINT/SIGTERM.")
-    serve.add_argument("--config", metavar="PATH",
-                       help=f"config file (default: $OCC_CONFIG, else {DEFAULT_CONFIG_PATH}, "
-                       "else the embedded default)")
     serve.add_argument("--host", help="address to bind (overrides the config's host)")
     serve.add_argument("--port", type=int,
                        help="port to bind (overrides the config's port; 0 = any free port)")
@@ -51,32 +63,31 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--insecure-public", action="store_true",
                        help="allow binding a non-loopback address without client_api_keys")
 
-    init = sub.add_parser("init", help="write a commented example config",
+    init = sub.add_parser("init", parents=[common], help="write a commented example config",
                           description="Write a commented example config file.")
     init.add_argument("path", nargs="?", default=None,
-                      help=f"where to write it (default: {DEFAULT_CONFIG_PATH})")
+                      help=f"where to write it (default: --config, else $OCC_CONFIG, else {DEFAULT_CONFIG_PATH})")
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
 
-    validate = sub.add_parser("validate", help="check a config file; print OK or every error",
-                              description="Check a config file. Exit status 0 when valid, 1 otherwise.")
+    validate = sub.add_parser("validate", parents=[common], help="check a config file; print OK or every error",
+                              description="Check a config file: every error and every warning, one per line. "
+                              "Exit status 0 when valid, 1 otherwise.")
     validate.add_argument("path", nargs="?", default=None,
-                          help="config file (default: found as `occ serve` finds it)")
+                          help="config file, the same as --config PATH")
 
-    models = sub.add_parser("models", help="print the scenario -> model -> fallbacks table",
-                            description="Print the scenario -> model (protocol) -> fallbacks table.")
-    models.add_argument("--config", metavar="PATH", help="config file (default: found as `occ serve` finds it)")
+    sub.add_parser("models", parents=[common], help="print the scenario -> model -> fallbacks table",
+                   description="Print the scenario -> model (protocol) -> fallbacks table.")
 
-    route = sub.add_parser("route", help="show the scenario, chain and reason for a request body",
+    route = sub.add_parser("route", parents=[common], help="show the scenario, chain and reason for a request body",
                            description="Route a Messages API request body (JSON file, or - for stdin) "
                            "with the active config and print the scenario, the chain and why.")
     route.add_argument("request", help="request JSON file, or - for standard input")
-    route.add_argument("--config", metavar="PATH", help="config file (default: found as `occ serve` finds it)")
 
     from occ.cli.ops import add_ops_commands
     from occ.cli.usage import add_usage_command
 
-    add_ops_commands(sub)
-    add_usage_command(sub)
+    add_ops_commands(sub, common)
+    add_usage_command(sub, common)
     return parser
 
 
@@ -94,18 +105,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(_run(args) or 0)
     except KeyboardInterrupt:
         return 0
-    except ConfigError as exc:
-        if args.debug:
+    except BaseException as exc:
+        if args.debug or isinstance(exc, (SystemExit, KeyboardInterrupt)):
             raise
-        print(f"occ: invalid config {exc.source}:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return 1
-    except (OccError, OSError, ValueError) as exc:
-        if args.debug:
+        lines = _failure_lines(exc)
+        if lines is None:
             raise
-        print(f"occ: {exc}", file=sys.stderr)
+        for line in lines:
+            print(line, file=sys.stderr)
         return 1
+
+
+def _failure_lines(exc: BaseException) -> list[str] | None:
+    """What to print for a failure, one line per problem; None for what only a traceback explains.
+
+    trio delivers a failure inside a nursery as an exception group: its leaves are reported
+    one by one, so a port in use is one line whether it came out of a nursery or not.
+    """
+    if isinstance(exc, BaseExceptionGroup):
+        out: list[str] = []
+        for leaf in exc.exceptions:
+            lines = _failure_lines(leaf)
+            if lines is None:
+                return None
+            out += [line for line in lines if line not in out]
+        return out
+    if isinstance(exc, ConfigError):
+        return [f"occ: invalid config {exc.source}: {problem}" for problem in exc.problems] + [
+            f"occ: warning: {exc.source}: {warning}" for warning in exc.warnings]
+    if isinstance(exc, (OccError, OSError, ValueError)):
+        return [f"occ: {exc}"]
+    if isinstance(exc, Exception):
+        return [f"occ: unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)"]
+    return None
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -137,39 +169,53 @@ def _load(path: str | None) -> Any:
 
 def _serve(args: argparse.Namespace) -> int:
     from occ.observe.logs import configure_logging
-    from occ.server.checks import check_bind
-    from occ.server.serve import create_app, hypercorn_config
+    from occ.server.checks import check_bind, startup_notices
+    from occ.server.serve import BindFailed, create_app, describe_bind_failure, hypercorn_config, open_sockets
 
     config = _load(args.config)
     configure_logging(config, debug=args.debug)
+    log = logging.getLogger("occ")
     for warning in config.warnings:
-        logging.getLogger("occ").warning("config: %s", warning)
+        log.warning("config: %s", warning)
     host = args.host or config.host
     port = config.port if args.port is None else args.port
     check_bind(host, config, insecure_public=args.insecure_public)
     if args.workers > 1:
         return _serve_workers(args, config, host, port)
     app = create_app(config, config_path=config.source)
+    app.state.bind_host = host
+    hc = hypercorn_config(config, host=host, port=port)
+    try:
+        sockets = open_sockets(hc)  # before trio starts: a busy port is one line, not an exception group
+    except OSError as exc:
+        raise BindFailed(describe_bind_failure(exc, host, port)) from exc
+    for notice in startup_notices(config, host):
+        log.warning("%s", notice)
 
     async def run() -> None:
+        from hypercorn.trio.run import worker_serve
+        from hypercorn.utils import wrap_app
+
         async with trio.open_nursery() as nursery:
             stop = trio.Event()
             nursery.start_soon(_wait_for_stop_signal, stop)
-            from hypercorn.trio import serve as hypercorn_serve
-
             binds = await nursery.start(
-                lambda task_status: hypercorn_serve(app, hypercorn_config(config, host=host, port=port),
-                                                    shutdown_trigger=stop.wait, task_status=task_status)
+                lambda task_status: worker_serve(wrap_app(app, hc.wsgi_max_body_size, None), hc, sockets=sockets,
+                                                 shutdown_trigger=stop.wait, task_status=task_status)
             )
             url = binds[0] if binds else f"http://{host}:{port}"
             print(f"occ {__version__} listening on {url} — start Claude Code with: "
                   f"ANTHROPIC_BASE_URL={url} ANTHROPIC_AUTH_TOKEN=occ claude", flush=True)
+            log.info("serving on %s (config %s)", url, config.source)
             await stop.wait()
+            log.info("stopping: no new connections, in-flight requests have %.0fs to finish",
+                     config.shutdown_grace_s)
             # hypercorn now stops accepting and lets in-flight requests finish within the grace period
             await trio.sleep(0)
             nursery.cancel_scope.deadline = trio.current_time() + config.shutdown_grace_s + 1
 
     trio.run(run)
+    log.info("stopped")
     return 0
 
 
@@ -183,9 +229,12 @@ async def _wait_for_stop_signal(stop: trio.Event) -> None:
 def _serve_workers(args: argparse.Namespace, config: Any, host: str, port: int) -> int:
     from hypercorn.run import run as hypercorn_run
 
+    from occ.server.checks import startup_notices
     from occ.server.serve import hypercorn_config
 
     hc = hypercorn_config(config, host=host, port=port, workers=args.workers)
+    for notice in startup_notices(config, host):  # before hypercorn binds: workers log nothing of this
+        logging.getLogger("occ").warning("%s", notice)
     hc.worker_class = "trio"
     hc.application_path = "occ.asgi:app"
     if config.source and os.path.isfile(config.source):
@@ -195,6 +244,10 @@ def _serve_workers(args: argparse.Namespace, config: Any, host: str, port: int) 
           f"Code with: ANTHROPIC_BASE_URL=http://{host}:{port} ANTHROPIC_AUTH_TOKEN=occ claude", flush=True)
     try:
         return hypercorn_run(hc)
+    except OSError as exc:  # hypercorn binds in this process before it starts the workers
+        from occ.server.serve import BindFailed, describe_bind_failure
+
+        raise BindFailed(describe_bind_failure(exc, host, port)) from exc
     finally:
         if own_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -220,7 +273,7 @@ def _metrics_dir() -> tuple[str, bool]:
 def _init(args: argparse.Namespace) -> int:
     from occ.config.parse import init_template, parse_config
 
-    path = os.path.expanduser(args.path or DEFAULT_CONFIG_PATH)
+    path = os.path.expanduser(args.path or args.config or os.environ.get("OCC_CONFIG") or DEFAULT_CONFIG_PATH)
     if os.path.exists(path) and not args.force:
         print(f"occ: {path} already exists (use --force to overwrite)", file=sys.stderr)
         return 1
@@ -234,7 +287,10 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    config = _load(args.path)
+    if args.path and args.config and args.path != args.config:
+        print(f"occ: two config files given ({args.path} and --config {args.config}): pass one", file=sys.stderr)
+        return 2
+    config = _load(args.path or args.config)
     for warning in config.warnings:
         print(f"warning: {warning}")
     print(f"OK: {config.source}")

@@ -26,26 +26,25 @@ QUIET_ENV = {
 }
 
 
-def add_ops_commands(sub: Any) -> None:
-    status = sub.add_parser("status", help="show a running occ's models, breakers and latencies",
+def add_ops_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    """``status``, ``reset-breakers`` and ``code``, with the ``--config``/``--debug`` options every
+    subcommand shares."""
+    status = sub.add_parser("status", parents=[common], help="show a running occ's models, breakers and latencies",
                             description="Fetch /status from a running occ and print it as a table.")
     status.add_argument("--url", default=None, help="occ's address (default: http://HOST:PORT from the config)")
-    status.add_argument("--config", metavar="PATH", help="config file (for the default URL)")
     status.add_argument("--json", action="store_true", help="print the raw JSON")
 
-    reset = sub.add_parser("reset-breakers", help="close a model's circuit breaker in a running occ",
+    reset = sub.add_parser("reset-breakers", parents=[common], help="close a model's circuit breaker in a running occ",
                            description="Tell a running occ that MODEL is healthy again: its breaker closes now "
                            "instead of after the cooldown (or the upstream's Retry-After). MODEL is "
                            "provider/model_id, a model_id or a scenario name; `all` closes every breaker.")
     reset.add_argument("model", metavar="MODEL")
     reset.add_argument("--url", default=None, help="occ's address (default: http://HOST:PORT from the config)")
-    reset.add_argument("--config", metavar="PATH", help="config file (for the default URL and client key)")
 
-    code = sub.add_parser("code", help="start Claude Code pointed at occ",
+    code = sub.add_parser("code", parents=[common], help="start Claude Code pointed at occ",
                           description="Start Claude Code with ANTHROPIC_BASE_URL pointing at occ, starting occ "
                           "in the background first if none answers (and stopping it when Claude Code exits). "
                           "Arguments after `code` go to claude.")
-    code.add_argument("--config", metavar="PATH", help="config file")
     code.set_defaults(claude_args=[])
 
 
@@ -83,6 +82,7 @@ def format_status(data: dict[str, Any], *, color: bool = False) -> str:
 
     lines = [f"occ {data.get('version')}  config {data.get('config')}  uptime {data.get('uptime_s')}s  "
              f"in flight {data.get('in_flight')}"]
+    lines += [f"! {notice}" for notice in data.get("notices") or ()]
     today = data.get("usage_today")
     if today and "requests" in today:
         cost = today.get("cost_usd")

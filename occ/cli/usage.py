@@ -21,8 +21,9 @@ _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([mhd])$")
 _UNITS = {"m": 60, "h": 3600, "d": 86400}
 
 
-def add_usage_command(sub: Any) -> None:
-    usage = sub.add_parser("usage", help="sum the usage ledger: requests, tokens and cost",
+def add_usage_command(sub: Any, common: argparse.ArgumentParser) -> None:
+    """``occ usage``, with the ``--config``/``--debug`` options every subcommand shares."""
+    usage = sub.add_parser("usage", parents=[common], help="sum the usage ledger: requests, tokens and cost",
                            description="Sum the usage ledger (every finished request's tokens and cost) by "
                            "model, scenario, day or client. Reads the file directly: no server needed.")
     usage.add_argument("--since", default="24h", type=parse_since, metavar="24h|7d|YYYY-MM-DD",
@@ -30,7 +31,6 @@ def add_usage_command(sub: Any) -> None:
     usage.add_argument("--by", default="model", choices=("model", "scenario", "day", "client"),
                        help="one row per model (default), scenario, local day or client")
     usage.add_argument("--json", action="store_true", help="print a JSON list of rows, for scripts")
-    usage.add_argument("--config", metavar="PATH", help="config file (for usage.path)")
 
 
 def parse_since(text: str, now: float | None = None) -> float:

@@ -145,8 +145,14 @@ class _Problems:
     def __init__(self) -> None:
         self.errors: list[str] = []
         self.warnings: list[str] = []
+        self._paths: set[str] = set()
 
     def error(self, path: str, text: str) -> None:
+        """Record a problem with ``path``; only the first per key, so a wrong value never also reads
+        as a missing one ("expected a string" and then "required" for the same ``model_id``)."""
+        if path in self._paths:
+            return
+        self._paths.add(path)
         self.errors.append(f"{path}: {text}")
 
     def unknown(self, path: str, data: Mapping[str, Any], known: frozenset[str]) -> None:
@@ -170,6 +176,14 @@ def _kind(value: Any) -> str:
     if isinstance(value, dict):
         return "an object"
     return type(value).__name__
+
+
+def _kinds(value: Any) -> str:
+    """What an array-of-strings field holds instead, without showing any value (they may be keys)."""
+    if not isinstance(value, list):
+        return _kind(value)
+    odd = sorted({_kind(v) for v in value if not isinstance(v, str)})
+    return f"an array holding {' and '.join(odd)}" if odd else "an array"
 
 
 def _get(p: _Problems, data: Mapping[str, Any], key: str, path: str, kind: str, default: Any = None) -> Any:
@@ -292,7 +306,7 @@ def _keys(p: _Problems, data: Mapping[str, Any], path: str) -> tuple[str, ...] |
         if isinstance(value, list) and all(isinstance(k, str) for k in value):
             out.extend(k for k in value if k)
         else:
-            p.error(f"{path}api_keys", "expected an array of strings")
+            p.error(f"{path}api_keys", f"expected an array of strings, got {_kinds(value)}")
     return tuple(dict.fromkeys(out)) if present else None
 
 
@@ -308,7 +322,8 @@ def _provider(p: _Problems, name: str, data: Mapping[str, Any], path: str, prese
     env_names = _var_names(raw.get("api_key")) + _var_names(raw.get("api_keys"))
     headers = dict(_entries(_get(p, data, "headers", path, "object", {}) or {}))
     if any(not isinstance(v, str) for v in headers.values()):
-        p.error(f"{path}.headers", "expected an object of string values")
+        bad = ", ".join(f"{k!r} is {_kind(v)}" for k, v in headers.items() if not isinstance(v, str))
+        p.error(f"{path}.headers", f"expected an object of string values, got one where {bad}")
         headers = {}
     timeout_s = _get(p, data, "timeout_ms", path, "duration", 300.0)
     streaming = _get(p, data, "streaming_timeout_ms", path, "duration", None)
@@ -451,7 +466,7 @@ def parse_config(data: Any, *, env: Mapping[str, str], source: str) -> Config:
     p.unknown("circuit_breaker", breaker_section, BREAKER_KEYS)
     threshold = _get(p, breaker_section, "failure_threshold", "circuit_breaker", "int", 3)
     if threshold < 1:
-        p.error("circuit_breaker.failure_threshold", "expected an integer >= 1")
+        p.error("circuit_breaker.failure_threshold", f"expected an integer >= 1, got {threshold}")
         threshold = 3
     breaker = BreakerConfig(threshold, _get(p, breaker_section, "cooldown_ms", "circuit_breaker", "duration", 30.0),
                             _get(p, breaker_section, "max_retry_after_ms", "circuit_breaker", "duration", 300.0))
@@ -465,11 +480,11 @@ def parse_config(data: Any, *, env: Mapping[str, str], source: str) -> Config:
         port = 3456
     client_keys = data.get("client_api_keys") or []
     if not isinstance(client_keys, list) or not all(isinstance(k, str) for k in client_keys):
-        p.error("client_api_keys", "expected an array of strings")
+        p.error("client_api_keys", f"expected an array of strings, got {_kinds(client_keys)}")
         client_keys = []
     limit = _get(p, data, "max_concurrent_per_client", "", "int")
     if limit == 0:
-        p.error("max_concurrent_per_client", "expected an integer >= 1 (or leave it out for no limit)")
+        p.error("max_concurrent_per_client", "expected an integer >= 1 (or leave it out for no limit), got 0")
         limit = None
     max_body = _get(p, data, "max_body_bytes", "", "int", 32 * 1024 * 1024)
     if max_body < 1024:
@@ -498,7 +513,7 @@ def parse_config(data: Any, *, env: Mapping[str, str], source: str) -> Config:
     shared_state = _shared_state(p, data)
     secrets = _secrets(data)
     if p.errors:
-        raise ConfigError(_scrub(p.errors, secrets), source)
+        raise ConfigError(_scrub(p.errors, secrets), source, warnings=_scrub(p.warnings, secrets))
     return Config(
         models=models,
         providers=providers,
@@ -563,10 +578,17 @@ def _all_model_entries(models: Mapping[str, ModelConfig], fallbacks: Mapping[str
 
 def _read_json(path: str) -> Any:
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            raw = f.read()
     except OSError as exc:
         raise ConfigError([f"cannot read the file: {exc.strerror or exc}"], path) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError([f"the file is not UTF-8 text: byte 0x{raw[exc.start]:02x} at line {line}, "
+                           f"column {column} cannot be read; save the file as UTF-8"], path) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

@@ -112,13 +112,17 @@ class OccError(Exception):
 
 
 class ConfigError(OccError):
-    """A configuration file that cannot be used. ``problems`` lists every one, with key paths."""
+    """A configuration file that cannot be used. ``problems`` lists every one, with key paths;
+    ``warnings`` what the same file would have been warned about (unknown keys...), because a
+    misspelt key is often the cause of the error beside it."""
 
     status = 500
     error_type = "api_error"
 
-    def __init__(self, problems: list[str], source: str = "config") -> None:
+    def __init__(self, problems: list[str], source: str = "config", *,
+                 warnings: list[str] | tuple[str, ...] = ()) -> None:
         self.problems = list(problems)
+        self.warnings = list(warnings)
         self.source = source
         super().__init__(f"{source}: " + "; ".join(self.problems))
 

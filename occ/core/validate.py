@@ -23,10 +23,21 @@ def _load_object(body: bytes) -> dict[str, Any]:
     try:
         value = loads_request(body)
     except JSONDecodeError as exc:
-        raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
+        raise InvalidRequest(_not_json(body, exc)) from None
     if not isinstance(value, dict):
         raise InvalidRequest(f"request body must be a JSON object, not {_kind(value)}")
     return value
+
+
+def _not_json(body: bytes, exc: Exception) -> str:
+    """Why ``body`` is not JSON, in the client's terms. orjson reports invalid UTF-8 as "str is not
+    valid UTF-8: surrogates not allowed", which names neither the byte nor the fix."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return (f"request body is not valid UTF-8: byte 0x{body[bad.start]:02x} at offset {bad.start}; "
+                "JSON must be sent as UTF-8")
+    return f"request body is not valid JSON: {exc}"
 
 
 def _kind(value: Any) -> str:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from occ.observe.logs import get_logger, redact
+from occ.observe.logs import FIELDS, get_logger, redact
 
 if TYPE_CHECKING:
     from occ.config.model import Config
@@ -113,7 +113,9 @@ def log_request(record: RequestLog, config: Config) -> None:
         line = json.dumps(fields, ensure_ascii=False, default=str)
     else:
         line = _format_text(fields)
-    log.info(redact(line))
+    # the message serves handlers occ did not install (an embedding program's); occ's own JSON
+    # handler writes the fields themselves as the line's keys
+    log.info(redact(line), extra={FIELDS: fields})
 
 
 _IMAGE_DATA = re.compile(r'("data"\s*:\s*")[A-Za-z0-9+/=]{64,}(")')

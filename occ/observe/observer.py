@@ -82,6 +82,8 @@ class ServerSnapshot:
     upstream_connections: Mapping[str, int] | None
     #: the shared state's view (``{"state": "off"|"connecting"|"connected"|"unavailable", ...}``), if any
     shared: Mapping[str, Any] | None = None
+    #: what start-up said is missing (no key, no config file, a public bind), one line each
+    notices: tuple[str, ...] = ()
 
 
 class Observer:
@@ -202,6 +204,7 @@ class Observer:
             "uptime_s": round(time.time() - snap.started_at, 1),
             "in_flight": snap.in_flight,
             "upstream_connections": dict(snap.upstream_connections) if snap.upstream_connections is not None else None,
+            "notices": list(snap.notices),
             "models": models,
             **_fleet(snap),
         }

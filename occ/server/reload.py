@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import threading
@@ -20,7 +19,7 @@ import trio
 
 from occ.config.parse import load_config
 from occ.core.errors import ConfigError
-from occ.observe.logs import get_logger, log_level
+from occ.observe.logs import configure_logging, get_logger
 from occ.server.state import ServerState
 
 __all__ = ["reload_now", "watch_config"]
@@ -56,7 +55,7 @@ def reload_now(state: ServerState) -> bool:
     for warning in config.warnings:
         log.warning("config: %s", warning)
     state.swap_config(config)
-    logging.getLogger("occ").setLevel(log_level(config.logging.level))
+    configure_logging(config, quiet_if_configured=True)  # level and format follow the file
     log.info("config reloaded from %s", path)
     return True
 

@@ -1,20 +1,39 @@
-"""Serving occ on hypercorn's trio worker, standalone or inside a caller's nursery."""
+"""Serving occ on hypercorn's trio worker, standalone or inside a caller's nursery.
+
+occ opens its listening sockets itself, before handing them to hypercorn, so a port in use or an
+address this machine does not have is one :class:`BindFailed` that names the port, says who holds
+it and what to do, instead of an exception group from inside hypercorn's nursery.
+"""
 
 from __future__ import annotations
 
+import errno
+import json
 import logging
+import socket
+import urllib.error
+import urllib.request
 from typing import Any
 
 import trio
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve as hypercorn_serve
+from hypercorn.config import Sockets
+from hypercorn.trio.run import worker_serve
+from hypercorn.utils import wrap_app
 
 from occ.config.model import Config
+from occ.core.errors import OccError
 from occ.observe.logs import configure_logging
 from occ.server.app import OccApp, create_app
 
-__all__ = ["create_app", "hypercorn_config", "serve"]
+__all__ = ["BindFailed", "create_app", "describe_bind_failure", "hypercorn_config", "open_sockets", "serve"]
 
+#: claude-code-router's default port is occ's too: the most likely other holder of 3456.
+CCR_DEFAULT_PORT = 3456
+
+
+class BindFailed(OccError):
+    """occ could not listen where it was asked to. The message is one line: cause, then fix."""
 
 
 def hypercorn_config(config: Config, *, host: str | None = None, port: int | None = None,
@@ -36,6 +55,73 @@ def hypercorn_config(config: Config, *, host: str | None = None, port: int | Non
     return hc
 
 
+def open_sockets(hc: HypercornConfig) -> Sockets:
+    """hypercorn's listening sockets, bound and listening.
+
+    Raises:
+        OSError: the bind or listen failed (pass it to :func:`describe_bind_failure`).
+    """
+    sockets = hc.create_sockets()
+    try:
+        for sock in sockets.insecure_sockets:
+            sock.listen(hc.backlog)
+    except OSError:
+        for sock in sockets.insecure_sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def describe_bind_failure(exc: OSError, host: str, port: int) -> str:
+    """One line for a failed bind: what happened, and what to do about it.
+
+    For a port in use it asks the holder for ``/health`` (one second at most), because whether
+    another occ answers or something else (claude-code-router also defaults to 3456) decides
+    the fix. Blocking: call it from a thread inside trio.
+    """
+    where = f"{host}:{port}"
+    if isinstance(exc, socket.gaierror):
+        return (f"cannot listen on {where}: {host!r} is not a known host name ({exc.strerror}); "
+                "use an address such as 127.0.0.1 (occ serve --host 127.0.0.1)")
+    if exc.errno == errno.EADDRINUSE:
+        holder, is_occ = probe_holder(host, port)
+        stop = "use that one, or stop it" if is_occ else "stop that process"
+        return (f"port {port} is already in use on {host}: {holder}. {stop.capitalize()}, or run occ on "
+                f"another port: occ serve --port {port + 1} (or set \"port\" in the config)")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return (f"not allowed to listen on {where} ({exc.strerror}): ports below 1024 need privileges; "
+                f"use a higher port (occ serve --port 3456)")
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return (f"cannot listen on {where}: {host} is not an address of this machine ({exc.strerror}); "
+                "bind 127.0.0.1, 0.0.0.0 or one of this machine's own addresses (occ serve --host ...)")
+    return f"cannot listen on {where}: {exc.strerror or exc}"
+
+
+def probe_holder(host: str, port: int, timeout_s: float = 1.0) -> tuple[str, bool]:
+    """Who holds ``host:port``, as a phrase (another occ, some other HTTP server, or a silent one),
+    and whether it is an occ."""
+    target = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    netloc = f"[{target}]:{port}" if ":" in target else f"{target}:{port}"
+    url = f"http://{netloc}/health"
+    other = " (claude-code-router also listens on 3456 by default)" if port == CCR_DEFAULT_PORT else ""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            status, server, raw = response.status, response.headers.get("server"), response.read(65536)
+    except urllib.error.HTTPError as exc:
+        status, server, raw = exc.code, exc.headers.get("server"), b""
+    except (urllib.error.URLError, OSError, ValueError):
+        return f"the process holding it does not answer HTTP on {url}{other}", False
+    try:
+        health = json.loads(raw)
+    except ValueError:
+        health = None
+    if isinstance(health, dict) and "providers" in health and "version" in health:
+        return (f"another occ (version {health.get('version')}, config {health.get('config')}) is already "
+                f"serving there (ANTHROPIC_BASE_URL=http://{netloc})"), True
+    served_by = f", server {server!r}" if server else ""
+    return f"something that is not occ answers there (GET /health: HTTP {status}{served_by}){other}", False
+
+
 async def serve(config: Config, *, host: str | None = None, port: int | None = None,
                 app: OccApp | None = None, shutdown_trigger: Any = None,
                 task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
@@ -44,11 +130,21 @@ async def serve(config: Config, *, host: str | None = None, port: int | None = N
     Shaped like ``hypercorn.trio.serve``: ``task_status.started(binds)`` reports the bound
     addresses (``["http://127.0.0.1:54321"]``), so ``await nursery.start(occ.serve, config)``
     works with ``port=0``.
+
+    Raises:
+        BindFailed: the address cannot be listened on (port in use, not this machine's address...).
     """
     configure_logging(config, quiet_if_configured=True)
     app = app or create_app(config)
+    hc = hypercorn_config(config, host=host, port=port)
+    bind_host, bind_port = host or config.host, config.port if port is None else port
+    try:
+        sockets = open_sockets(hc)
+    except OSError as exc:
+        message = await trio.to_thread.run_sync(describe_bind_failure, exc, bind_host, bind_port)
+        raise BindFailed(message) from exc
     kwargs: dict[str, Any] = {}
     if shutdown_trigger is not None:
         kwargs["shutdown_trigger"] = shutdown_trigger
-    await hypercorn_serve(app, hypercorn_config(config, host=host, port=port), task_status=task_status,
-                          **kwargs)
+    await worker_serve(wrap_app(app, hc.wsgi_max_body_size, None), hc, sockets=sockets, task_status=task_status,
+                       **kwargs)

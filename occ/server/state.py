@@ -25,6 +25,7 @@ from occ.observe.usage import UsageBatch
 from occ.resilience.breaker import BreakerRegistry
 from occ.resilience.fleet import FleetBreakers
 from occ.server.breakers import BreakerBoard
+from occ.server.checks import startup_notices
 from occ.server.client_limits import ClientLimiter
 from occ.server.shared_state import SharedState
 from occ.upstream.client import UpstreamClient
@@ -57,6 +58,8 @@ class ServerState:
     usage_failing: bool = False
     board: BreakerBoard = attrs.field(init=False)
     shared: SharedState = attrs.field(init=False)
+    #: the address actually bound when it differs from the config's (``occ serve --host``)
+    bind_host: str | None = None
 
     def __attrs_post_init__(self) -> None:
         _remember(self.config)
@@ -92,4 +95,5 @@ class ServerState:
             breakers=self.breakers.snapshot(self.board.now()),
             upstream_connections=self.upstream.connection_stats() if self.upstream is not None else None,
             shared=self.shared.view(),
+            notices=tuple(startup_notices(self.config, self.bind_host or self.config.host)),
         )

@@ -38,14 +38,15 @@ def assert_error(response: httpx.Response, status: int, error_type: str, *needle
     [
         (b"{not json", "not valid JSON"),
         (b'{"model": "m", "max_tokens": NaN, "messages": []}', "not valid JSON"),
-        (b'{"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "\xff"}]}', "not valid JSON"),
+        (b'{"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "\xff"}]}',
+         "not valid UTF-8: byte 0xff at offset 74"),
         # the lone-surrogate leniency lets nothing else in: an infinite number, raw surrogate bytes, UTF-16
         (b'{"model": "m", "max_tokens": 5, "temperature": 1e400, "messages": [{"role": "user", "content": '
          b'"\\ud83d"}]}', "not valid JSON"),
         (b'{"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "a\xed\xa0\xbd \\ud83d"}]}',
-         "not valid JSON"),
+         "not valid UTF-8: byte 0xed at offset 75"),
         ('{"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "\\ud83d"}]}'.encode("utf-16"),
-         "not valid JSON"),
+         "not valid UTF-8: byte 0xff at offset 0"),
         (b"[1, 2]", "must be a JSON object"),
         (b"", "empty"),
         (b'{"messages": [], "max_tokens": 5}', "model: field required"),
