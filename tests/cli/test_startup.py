@@ -105,7 +105,7 @@ async def test_every_subcommand_takes_config_the_same_way(tmp_path):
     config.write_text(json.dumps({"port": 4567, "models": {"default": {"provider": "opencode-go",
                                                                        "model_id": "glm-9"}}}))
     home = str(tmp_path)
-    for command in ("serve", "init", "validate", "models", "route", "status", "reset-breakers", "code"):
+    for command in ("serve", "init", "validate", "models", "route", "status", "reset-breakers", "usage", "code"):
         helped = await run_occ(command, "--help", home=home)
         assert helped.returncode == 0
         text = " ".join(helped.stdout.decode().split())
