@@ -6,7 +6,11 @@ client sockets, so the CPU per request is occ's work plus its upstream I/O, with
 whole stack gives. ``--floor`` calls ``stack_floor.py``'s app the same way (a relay with no logic), for
 comparison. Prints, per round, requests/s, CPU per request and (streaming) time to first content.
 
+``--shared-state URL`` gives occ ``shared_state`` on that Redis: its sync task runs in this process, so
+its cost is in the CPU per request.
+
 usage: python benchmarks/app_path.py [--floor] [--stream] [--requests N] [--concurrency C] [--rounds R]
+                                     [--shared-state redis://127.0.0.1:PORT/0]
 """
 
 from __future__ import annotations
@@ -103,7 +107,7 @@ async def main(args: argparse.Namespace) -> None:
         assert fake.stdout is not None
         port = int(fake.stdout.readline())
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-            json.dump(occ_config(1, f"http://127.0.0.1:{port}"), f)
+            json.dump(occ_config(1, f"http://127.0.0.1:{port}", args.shared_state), f)
         app = load_app(args.floor, port, f.name)
         marker = f"bench:deltas=50,delay={5 if args.stream else 0},agentic=0"
         body = json.dumps({"model": "bench-model", "stream": args.stream, "max_tokens": 100,
@@ -115,6 +119,10 @@ async def main(args: argparse.Namespace) -> None:
                                app_outbox.send)
             await to_app.send({"type": "lifespan.startup"})
             await from_app.receive()
+            if args.shared_state:
+                with trio.fail_after(10):
+                    while app.state.shared.status != "connected":
+                        await trio.sleep(0.05)
             await measure(app, body, args)
             await to_app.send({"type": "lifespan.shutdown"})
             await from_app.receive()
@@ -132,4 +140,5 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--shared-state", metavar="URL", help="give occ shared_state on this Redis")
     trio.run(main, parser.parse_args())

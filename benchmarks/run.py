@@ -1,6 +1,6 @@
 """Run the benchmark matrix against occ and against the floor, in one run, and print the tables.
 
-    python benchmarks/run.py [--quick] [--only NAME] [--workers N] [--json FILE] [--profile DIR]
+    python benchmarks/run.py [--quick] [--only NAME] [--workers N] [--shared-state] [--json FILE] [--profile DIR]
 
 Starts the Node fake upstream (``fake_upstream.js``), measures its own capacity, starts ``occ serve`` with a
 generated config that points every scenario at the fake's chat-completions endpoint (full translation,
@@ -139,6 +139,18 @@ def wait_http(url: str, proc: subprocess.Popen[bytes]) -> None:
     raise SystemExit(f"{url} did not come up in 30 s")
 
 
+def wait_shared(url: str, processes: int) -> None:
+    """Until ``/status`` reports the shared state connected with every process in the fleet (30 s at most)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"{url}/status", timeout=5) as response:
+            status = json.loads(response.read())
+        if status.get("shared_state") == "connected" and len(status["fleet"]["processes"]) >= processes:
+            return
+        time.sleep(0.1)
+    raise SystemExit("occ did not report its shared state connected within 30 s")
+
+
 def stop(proc: subprocess.Popen[Any] | None) -> None:
     if proc is None or proc.poll() is not None:
         return
@@ -197,9 +209,11 @@ def measured(url: str, scenario: dict[str, Any], pids: dict[str, int], **extra: 
     return result
 
 
-def occ_config(port: int, fake_url: str) -> dict[str, Any]:
+def occ_config(port: int, fake_url: str, redis_url: str | None = None) -> dict[str, Any]:
     model = {"provider": "bench", "model_id": "bench-model", "wire_format": "openai"}
+    shared = {"shared_state": {"url": redis_url, "key_prefix": f"bench-{os.getpid()}"}} if redis_url else {}
     return {
+        **shared,
         "port": port,
         "enable_streaming_scenario_routing": True,
         "heartbeat_interval_ms": 5000,
@@ -312,6 +326,8 @@ def main() -> int:
     parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON")
     parser.add_argument("--profile", metavar="DIR", help="py-spy record occ during each scenario into DIR")
     parser.add_argument("--no-capacity", action="store_true", help="skip measuring the fake upstream alone")
+    parser.add_argument("--shared-state", action="store_true",
+                        help="start a redis-server on a free port and give occ shared_state on it")
     parser.add_argument("--stack", action="store_true",
                         help="also measure the stack floor (stack_floor.py: hypercorn + trio relaying bytes)")
     args = parser.parse_args()
@@ -323,7 +339,7 @@ def main() -> int:
     if args.profile:
         os.makedirs(args.profile, exist_ok=True)
 
-    fake = occ = stack = None
+    fake = occ = stack = redis = None
     config_file = None
     results: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
     stack_results: dict[str, dict[str, Any]] = {}
@@ -338,14 +354,25 @@ def main() -> int:
                 s = dict(s, requests=max(s["concurrency"], int(s["requests"] * scale)))
                 capacity[s["name"]] = measured(fake_url, s, {"fake": fake.pid}, chat=True)
 
+        redis_url = None
+        if args.shared_state:
+            binary = shutil.which("redis-server") or shutil.which("valkey-server")
+            if binary is None:
+                raise SystemExit("--shared-state needs redis-server (or valkey-server) on PATH")
+            redis_port = free_port()
+            redis = subprocess.Popen([binary, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no"], stdout=subprocess.DEVNULL)
+            redis_url = f"redis://127.0.0.1:{redis_port}/0"
         port = free_port()
         with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="occ-bench-", delete=False) as f:
-            json.dump(occ_config(port, fake_url), f)
+            json.dump(occ_config(port, fake_url, redis_url), f)
             config_file = f.name
         occ = subprocess.Popen([args.occ, "serve", "--config", config_file, "--port", str(port),
                                 "--workers", str(args.workers)], stdout=subprocess.DEVNULL)
         occ_url = f"http://127.0.0.1:{port}"
         wait_http(f"{occ_url}/health", occ)
+        if redis_url:
+            wait_shared(occ_url, args.workers)
         if args.stack:
             stack_port = free_port()
             stack = subprocess.Popen([sys.executable, os.path.join(HERE, "stack_floor.py"), str(stack_port),
@@ -371,6 +398,7 @@ def main() -> int:
         stop(occ)
         stop(stack)
         stop(fake)
+        stop(redis)
         if config_file:
             os.unlink(config_file)
 
@@ -379,7 +407,7 @@ def main() -> int:
                            text=True)
     print(f"commit {commit.stdout.strip()}{' (+ uncommitted occ changes)' if dirty.stdout.strip() else ''}, "
           f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, {'--quick' if args.quick else 'full run'}, "
-          f"occ workers {args.workers}\n")
+          f"occ workers {args.workers}{', shared_state on a local redis-server' if args.shared_state else ''}\n")
     print("\n".join(target_rows(results, idle, peak)))
     print()
     print("\n".join(detail_rows(results)))

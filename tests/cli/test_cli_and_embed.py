@@ -170,3 +170,16 @@ async def test_sigterm_lets_an_in_flight_stream_finish(fake, tmp_path):
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+def test_validate_checks_the_shared_state_url_and_never_prints_its_password(tmp_path):
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"models": {"default": {"model_id": "k"}},
+                                  "shared_state": {"url": "http://app:pw-SECRET-9876@cache:6379/x"}}))
+    result = run_occ("validate", str(config))
+    assert result.returncode == 1
+    assert b"shared_state.url: expected a redis:// or rediss:// URL" in result.stderr
+    assert b"pw-SECRET" not in result.stdout + result.stderr
+    config.write_text(json.dumps({"models": {"default": {"model_id": "k"}},
+                                  "shared_state": {"url": "rediss://app:${PW}@cache:6380/1"}}))
+    assert run_occ("validate", str(config), env={"PW": "pw-SECRET-9876"}).returncode == 0
