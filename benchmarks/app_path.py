@@ -10,7 +10,7 @@ comparison. Prints, per round, requests/s, CPU per request and (streaming) time 
 its cost is in the CPU per request.
 
 usage: python benchmarks/app_path.py [--floor] [--stream] [--requests N] [--concurrency C] [--rounds R]
-                                     [--shared-state redis://127.0.0.1:PORT/0]
+                                     [--shared-state redis://127.0.0.1:PORT/0] [--usage on|off]
 """
 
 from __future__ import annotations
@@ -107,7 +107,10 @@ async def main(args: argparse.Namespace) -> None:
         assert fake.stdout is not None
         port = int(fake.stdout.readline())
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-            json.dump(occ_config(1, f"http://127.0.0.1:{port}", args.shared_state), f)
+            config = occ_config(1, f"http://127.0.0.1:{port}", args.shared_state)
+            config["usage"] = {"enabled": args.usage == "on", "path": os.path.join(tempfile.gettempdir(),
+                                                                                  f"occ-bench-{os.getpid()}.sqlite")}
+            json.dump(config, f)
         app = load_app(args.floor, port, f.name)
         marker = f"bench:deltas=50,delay={5 if args.stream else 0},agentic=0"
         body = json.dumps({"model": "bench-model", "stream": args.stream, "max_tokens": 100,
@@ -128,6 +131,9 @@ async def main(args: argparse.Namespace) -> None:
             await from_app.receive()
             nursery.cancel_scope.cancel()
         os.unlink(f.name)
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(config["usage"]["path"] + suffix):
+                os.unlink(config["usage"]["path"] + suffix)
     finally:
         fake.terminate()
         fake.wait(5)
@@ -140,5 +146,6 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--shared-state", metavar="URL", help="give occ shared_state on this Redis")
+    parser.add_argument("--usage", choices=("on", "off"), default="on",
+                        help="the usage ledger (on by default, as in a real config; its file is a temporary one)")
     trio.run(main, parser.parse_args())

@@ -117,19 +117,32 @@ def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
             conn.execute(f"PRAGMA user_version = {int(target)}")
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
     return found
 
 
 class Ledger:
-    """One ledger file. Cheap to make; holds no connection between calls."""
+    """One ledger file. Writes go through one kept connection (opening, migrating and closing a
+    connection per batch cost more than the batch, and closing the last connection of a WAL file
+    checkpoints it); reads open their own. The server calls :meth:`append` from one flush at a time
+    (in whichever worker thread trio picks, hence ``check_same_thread=False``)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self._writer: sqlite3.Connection | None = None
+        self._writer_identity: tuple[int, int] | None = None
+
+    def _identity(self) -> tuple[int, int] | None:
+        try:
+            info = os.stat(self.path)
+        except OSError:
+            return None
+        return (info.st_dev, info.st_ino)
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         return conn
 
@@ -143,28 +156,44 @@ class Ledger:
         finally:
             conn.close()
 
-    def append(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Write rows (tuples in :data:`COLUMNS` order) in one short transaction: all or none.
+    def append(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Write rows (in :data:`COLUMNS` order) in one short transaction: all or none.
 
         Raises:
             sqlite3.Error, OSError: the file is locked past the busy timeout, the disk is full, the
-                folder cannot be created; the caller keeps the rows.
+                folder cannot be created; the caller keeps the rows (and the connection is dropped,
+                so the next call starts afresh, migrating a file that was replaced meanwhile).
         """
         if not rows:
             return
-        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        conn = self._connect()
+        if self._writer is not None and self._identity() != self._writer_identity:
+            self.close()  # the file was deleted or replaced: write to the one at the path now
         try:
-            migrate(conn)
+            conn = self._writer
+            if conn is None:
+                os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+                conn = self._connect()
+                self._writer = conn
+                migrate(conn)
+                self._writer_identity = self._identity()
+                # WAL with NORMAL: a crash loses at most the last batches, never corrupts the file
+                conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.executemany(
                     f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})", rows)
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-        finally:
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        conn, self._writer = self._writer, None
+        if conn is not None:
             conn.close()
 
     # -- reading ------------------------------------------------------------------------------

@@ -11,13 +11,10 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Mapping
-from typing import Any
-
-import attrs
+from typing import Any, NamedTuple
 
 from occ.config.model import Price
 from occ.observe.access_log import RequestLog
-from occ.observe.ledger import COLUMNS
 
 __all__ = ["MAX_PENDING", "UsageBatch", "UsageRow", "usage_row"]
 
@@ -27,8 +24,10 @@ MAX_PENDING = 50_000
 RECENT = 50
 
 
-@attrs.frozen
-class UsageRow:
+class UsageRow(NamedTuple):
+    """One ledger row, its fields in :data:`~occ.observe.ledger.COLUMNS` order: a tuple, so sqlite
+    takes it as it is (building it is on the request path)."""
+
     ts: float
     request_id: str
     client: str | None
@@ -49,48 +48,48 @@ class UsageRow:
     #: None when the model has no price (not the same as 0)
     cost_usd: float | None
 
-    def as_tuple(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in COLUMNS)
-
     def as_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+        return self._asdict()
 
 
 def usage_row(record: RequestLog, prices: Mapping[str, Price], *, now: float | None = None) -> UsageRow:
-    """The ledger row of a finished request; ``now`` (wall clock) is when it finished."""
+    """The ledger row of a finished request; ``now`` (wall clock) is when it finished.
+
+    On the request path, so built positionally, without keyword arguments or temporaries
+    (``benchmarks/app_path.py --usage on|off`` measures it)."""
     usage = record.usage
-    tokens: list[int | None] = [None, None, None, None]
+    model = record.model
     if usage:
-        tokens = [usage.get("input_tokens"), usage.get("output_tokens"), usage.get("cache_read_input_tokens"),
-                  usage.get("cache_creation_input_tokens")]
-    price = prices.get(record.model) if record.model else None
-    cost = None
-    if price is not None and usage:
-        cost = price.cost(*(t or 0 for t in tokens))
-    if record.client_cancelled:
-        outcome = "client_cancelled"
-    elif record.error is not None:
-        outcome = "error"
+        input_tokens = usage.get("input_tokens")
+        output_tokens = usage.get("output_tokens")
+        cache_read = usage.get("cache_read_input_tokens")
+        cache_write = usage.get("cache_creation_input_tokens")
+        price = prices.get(model) if model and prices else None
+        cost = None if price is None else price.cost(input_tokens or 0, output_tokens or 0, cache_read or 0,
+                                                       cache_write or 0)
+        estimated: bool | None = record.usage_estimated
     else:
-        outcome = "ok"
+        input_tokens = output_tokens = cache_read = cache_write = cost = estimated = None
+    ttft = record.ttft_s
+    attempts = record.attempts
     return UsageRow(
-        ts=time.time() if now is None else now,
-        request_id=record.request_id,
-        client=record.client,
-        scenario=record.scenario,
-        model=record.model,
-        wire=record.attempts[-1].protocol if record.attempts else None,
-        stream=record.stream,
-        outcome=outcome,
-        status=record.status,
-        latency_ms=round((time.monotonic() - record.started) * 1000, 1),
-        ttft_ms=None if record.ttft_s is None else round(record.ttft_s * 1000, 1),
-        input_tokens=tokens[0],
-        output_tokens=tokens[1],
-        cache_read_tokens=tokens[2],
-        cache_write_tokens=tokens[3],
-        usage_estimated=record.usage_estimated if usage else None,
-        cost_usd=cost,
+        time.time() if now is None else now,
+        record.request_id,
+        record.client,
+        record.scenario,
+        model,
+        attempts[-1].protocol if attempts else None,
+        record.stream,
+        "client_cancelled" if record.client_cancelled else "ok" if record.error is None else "error",
+        record.status,
+        round((time.monotonic() - record.started) * 1000, 1),
+        None if ttft is None else round(ttft * 1000, 1),
+        input_tokens,
+        output_tokens,
+        cache_read,
+        cache_write,
+        estimated,
+        cost,
     )
 
 

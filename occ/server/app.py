@@ -279,7 +279,7 @@ def _build_quart(state: ServerState) -> QuartTrio:
     async def close_upstream() -> None:
         client, state.upstream = state.upstream, None
         with trio.CancelScope(shield=True):
-            await flush_usage(state)  # hypercorn let the requests in flight finish first
+            await flush_usage(state, closing=True)  # hypercorn let the requests in flight finish first
             if client is not None:
                 await client.__aexit__(None, None, None)
 

@@ -17,8 +17,10 @@ import time
 from collections.abc import Callable
 
 import attrs
+import trio
 
 from occ.config.model import Config
+from occ.observe.ledger import Ledger
 from occ.observe.logs import remember_secrets
 from occ.observe.observer import Observer, ServerSnapshot
 from occ.observe.usage import UsageBatch
@@ -56,6 +58,9 @@ class ServerState:
     usage: UsageBatch = attrs.field(factory=UsageBatch)
     #: the last ledger write failed (one warning per run of failures)
     usage_failing: bool = False
+    #: the ledger being written (its connection kept between flushes), and one flush at a time
+    usage_ledger: Ledger | None = None
+    usage_lock: trio.Lock = attrs.field(factory=trio.Lock)
     board: BreakerBoard = attrs.field(init=False)
     shared: SharedState = attrs.field(init=False)
     #: the address actually bound when it differs from the config's (``occ serve --host``)

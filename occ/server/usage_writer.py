@@ -16,6 +16,7 @@ import trio
 
 from occ.observe.ledger import Ledger, ledger_path
 from occ.observe.logs import get_logger
+from occ.observe.usage import UsageRow
 from occ.server.state import ServerState
 
 __all__ = ["current_ledger", "flush_usage", "write_usage"]
@@ -29,33 +30,54 @@ def current_ledger(state: ServerState) -> Ledger | None:
     return Ledger(ledger_path(usage.path)) if usage.enabled else None
 
 
-async def flush_usage(state: ServerState) -> None:
-    """Write the batch now. Never raises for a ledger problem; cancellation waits for the thread
-    (a batch is all or nothing), so the rows are either written or put back."""
-    batch = state.usage
-    ledger = current_ledger(state)
-    if ledger is None:
-        batch.take()  # turned off by a reload: what was pending is not kept
-        return
-    rows = batch.take()
-    if not rows:
-        return
-    try:
-        await trio.to_thread.run_sync(ledger.append, [row.as_tuple() for row in rows])
-    except (sqlite3.Error, OSError) as exc:
-        batch.put_back(rows)
-        if not state.usage_failing:
-            log.warning("usage ledger %s: cannot write %d rows (%s); occ keeps them and retries, requests "
-                        "are not affected", ledger.path, len(rows), exc)
-        state.usage_failing = True
-        return
-    if state.usage_failing:
+def _writer(state: ServerState) -> tuple[Ledger | None, Ledger | None]:
+    """The ledger to write to now, and the previous one when a reload moved or disabled it (to be
+    closed off the trio thread)."""
+    wanted = current_ledger(state)
+    kept = state.usage_ledger
+    if wanted is None or kept is None or kept.path != wanted.path:
+        state.usage_ledger = wanted
+        return wanted, kept
+    return kept, None
+
+
+async def flush_usage(state: ServerState, *, closing: bool = False) -> None:
+    """Write the batch now (one flush at a time). Never raises for a ledger problem; cancellation
+    waits for the thread (a batch is all or nothing), so the rows are either written or put back.
+    ``closing``: the server stops; the ledger's connection is closed after the last write."""
+    async with state.usage_lock:
+        batch = state.usage
+        ledger, retired = _writer(state)
+        if retired is not None:
+            await trio.to_thread.run_sync(retired.close)
+        if ledger is None:
+            batch.take()  # turned off by a reload: what was pending is not kept
+            return
+        rows = batch.take()
+        try:
+            await trio.to_thread.run_sync(_append, ledger, rows, closing)
+        except (sqlite3.Error, OSError) as exc:
+            batch.put_back(rows)
+            if not state.usage_failing:
+                log.warning("usage ledger %s: cannot write %d rows (%s); occ keeps them and retries, requests "
+                            "are not affected", ledger.path, len(rows), exc)
+            state.usage_failing = True
+            return
+    if rows and state.usage_failing:
         state.usage_failing = False
         log.warning("usage ledger %s: writable again", ledger.path)
     if batch.dropped:
         log.warning("usage ledger %s: %d rows were dropped while it could not be written", ledger.path,
                     batch.dropped)
         batch.dropped = 0
+
+
+def _append(ledger: Ledger, rows: list[UsageRow], closing: bool) -> None:
+    try:
+        ledger.append(rows)
+    finally:
+        if closing:
+            ledger.close()
 
 
 async def write_usage(state: ServerState) -> None:

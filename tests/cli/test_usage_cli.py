@@ -42,7 +42,7 @@ def ledger_config(tmp_path):
     config.write_text(json.dumps({"models": {"default": {"model_id": "kimi-k2.6"}}, "usage": {"path": str(path)}}))
     now = time.time()
     rows = _rows(now)
-    Ledger(str(path)).append([r.as_tuple() for r in rows])
+    Ledger(str(path)).append(rows)
     return str(config), rows, now
 
 

@@ -38,13 +38,13 @@ def test_summary_sums_groups_and_keeps_unknown_cost_apart(tmp_path):
     """Sums per model; a group with no priced row costs None, not 0; a price of 0 costs 0."""
     ledger = Ledger(str(tmp_path / "sub" / "usage.sqlite"))
     ledger.append([
-        row(request_id="a", model="p/m", input_tokens=100, output_tokens=10, cost_usd=0.5).as_tuple(),
+        row(request_id="a", model="p/m", input_tokens=100, output_tokens=10, cost_usd=0.5),
         row(request_id="b", model="p/m", input_tokens=50, output_tokens=5, usage_estimated=True,
-            cost_usd=0.25).as_tuple(),
-        row(request_id="c", model="p/free", cost_usd=0.0).as_tuple(),
-        row(request_id="d", model="p/unpriced", cost_usd=None).as_tuple(),
+            cost_usd=0.25),
+        row(request_id="c", model="p/free", cost_usd=0.0),
+        row(request_id="d", model="p/unpriced", cost_usd=None),
         row(request_id="e", model=None, outcome="error", input_tokens=None, output_tokens=None,
-            cache_read_tokens=None, cache_write_tokens=None, usage_estimated=None, cost_usd=None).as_tuple(),
+            cache_read_tokens=None, cache_write_tokens=None, usage_estimated=None, cost_usd=None),
     ])
     by_model = {r["model"]: r for r in ledger.summary("model", 0)}
     assert {None, "p/m", "p/free", "p/unpriced"} == set(by_model)
@@ -62,7 +62,7 @@ def test_summary_sums_groups_and_keeps_unknown_cost_apart(tmp_path):
 def test_since_and_day_grouping(tmp_path):
     ledger = Ledger(str(tmp_path / "usage.sqlite"))
     now = time.time()
-    ledger.append([row(request_id="old", ts=now - 3 * 86400).as_tuple(), row(request_id="new", ts=now).as_tuple()])
+    ledger.append([row(request_id="old", ts=now - 3 * 86400), row(request_id="new", ts=now)])
     assert 1 == sum(r["requests"] for r in ledger.summary("model", now - 86400))
     days = ledger.summary("day", 0)
     expected = sorted({time.strftime("%Y-%m-%d", time.localtime(t)) for t in (now - 3 * 86400, now)})
@@ -78,7 +78,7 @@ def test_reading_a_missing_ledger_creates_nothing(tmp_path):
 
 def test_new_file_is_wal_with_the_current_version(tmp_path):
     path = str(tmp_path / "usage.sqlite")
-    Ledger(path).append([row().as_tuple()])
+    Ledger(path).append([row()])
     conn = sqlite3.connect(path)
     try:
         assert "wal" == conn.execute("PRAGMA journal_mode").fetchone()[0]
@@ -94,13 +94,13 @@ def test_a_version_1_file_is_migrated_and_keeps_its_rows(tmp_path):
     Ledger(path).open(target=1)
     conn = sqlite3.connect(path)
     conn.execute(f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
-                 row(request_id="from-v1").as_tuple())
+                 row(request_id="from-v1"))
     conn.commit()
     assert 1 == conn.execute("PRAGMA user_version").fetchone()[0]
     assert [] == conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()
     conn.close()
 
-    Ledger(path).append([row(request_id="from-v2").as_tuple()])
+    Ledger(path).append([row(request_id="from-v2")])
 
     conn = sqlite3.connect(path)
     try:
@@ -114,13 +114,13 @@ def test_a_version_1_file_is_migrated_and_keeps_its_rows(tmp_path):
 
 def test_a_file_from_a_newer_occ_is_not_touched(tmp_path):
     path = str(tmp_path / "usage.sqlite")
-    Ledger(path).append([row().as_tuple()])
+    Ledger(path).append([row()])
     conn = sqlite3.connect(path)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.commit()
     conn.close()
     with pytest.raises(LedgerTooNew, match="upgrade occ"):
-        Ledger(path).append([row().as_tuple()])
+        Ledger(path).append([row()])
     assert 1 == Ledger(path).count()  # still readable
 
 
@@ -193,3 +193,20 @@ def test_batch_keeps_failed_rows_first_and_caps_them():
     batch.put_back([row(request_id=str(i)) for i in range(MAX_PENDING)])
     assert MAX_PENDING == len(batch.pending)
     assert 2 == batch.dropped
+
+
+def test_a_row_is_the_ledgers_columns_in_order():
+    assert COLUMNS == UsageRow._fields
+
+
+def test_a_ledger_deleted_while_open_is_created_again(tmp_path):
+    """The writer keeps its connection; a file removed under it must not swallow later rows."""
+    path = tmp_path / "usage.sqlite"
+    ledger = Ledger(str(path))
+    ledger.append([row(request_id="before")])
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(f"{path}{suffix}"):
+            os.unlink(f"{path}{suffix}")
+    ledger.append([row(request_id="after")])
+    ledger.close()
+    assert 1 == Ledger(str(path)).count()
