@@ -121,7 +121,9 @@ def build_request(request: dict[str, Any], model: ModelConfig, *, stream: bool,
     instructions = system_text(request)
     if instructions:
         body["instructions"] = instructions
-    tools = [{"type": "function", **t["function"]} for t in openai_tools(request.get("tools"))]
+    # strict: false, said out loud: Responses function tools are strict by default, and strict mode
+    # rejects any schema with an optional property or without additionalProperties: false
+    tools = [{"type": "function", **t["function"], "strict": False} for t in openai_tools(request.get("tools"))]
     if tools:
         body["tools"] = tools
         choice = request.get("tool_choice")
