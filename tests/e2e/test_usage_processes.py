@@ -1,16 +1,18 @@
 """The ledger across processes: ``occ serve`` killed with SIGTERM while its rows are still in memory
-writes them before it exits; a restart appends to the same file; two servers write one ledger
-without losing a row."""
+writes them before it exits; a restart appends to the same file; two servers, and the two workers
+of ``--workers 2``, write one ledger without losing a row."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 
 import anthropic
+import httpx
 import trio
 from support.fake_upstream import Reply
 from support.shapes import USER, completion
@@ -39,10 +41,10 @@ class Server:
         self.process, self.url = process, url
 
     @classmethod
-    async def start(cls, config: str) -> Server:
+    async def start(cls, config: str, *extra: str) -> Server:
         env = {**os.environ, "PYTHONPATH": ROOT}
         process = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "occ.cli.main", "serve", "--config", config], stdout=subprocess.PIPE,
+            [sys.executable, "-m", "occ.cli.main", "serve", "--config", config, *extra], stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL, env=env)
         text = b""
         with trio.fail_after(30):
@@ -140,3 +142,37 @@ async def test_two_servers_write_one_ledger_without_losing_a_row(fake, tmp_path)
         conn.close()
     assert 80 == len(written)
     assert ids[0] | ids[1] == set(written)
+
+
+async def test_workers_write_one_ledger_on_sigterm(fake, tmp_path):
+    """``--workers 2``: each worker process keeps its own batch (ten-minute flush interval), and both
+    write it to the one file when SIGTERM stops them."""
+    fake.default(CHAT, Reply(body=completion({"content": "ok"}, prompt=30, completion=4)))
+    ledger_path = str(tmp_path / "usage.sqlite")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = await Server.start(_write_config(tmp_path, fake, ledger_path, flush_ms=600_000),
+                                "--workers", "2", "--port", str(port))
+    try:
+        with trio.fail_after(30):  # --workers prints its address before the workers bind it
+            while True:
+                try:
+                    async with httpx.AsyncClient() as http:
+                        await http.get(f"{server.url}/health")
+                    break
+                except httpx.TransportError:
+                    await trio.sleep(0.05)
+        ids = await _send(server.url, 24, concurrency=8)
+        assert 0 == Ledger(ledger_path).count()
+        assert 0 == await server.terminate()
+    finally:
+        server.kill()
+    import sqlite3
+
+    conn = sqlite3.connect(ledger_path)
+    try:
+        written = [r[0] for r in conn.execute("SELECT request_id FROM requests")]
+    finally:
+        conn.close()
+    assert sorted(ids) == sorted(written)
