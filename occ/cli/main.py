@@ -101,6 +101,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command == "serve":  # its output is log lines, already scrubbed by every occ logger
+        return _main(args)
+    from occ.cli.output import scrubbed_output
+
+    with scrubbed_output():
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         return int(_run(args) or 0)
     except KeyboardInterrupt:
@@ -163,8 +172,11 @@ def _run(args: argparse.Namespace) -> int:
 
 def _load(path: str | None) -> Any:
     from occ.config.parse import load_config
+    from occ.core.scrub import remember_secrets
 
-    return load_config(path)
+    config = load_config(path)
+    remember_secrets(config.secrets())  # whatever the command prints next is masked of them
+    return config
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -182,8 +194,8 @@ def _serve(args: argparse.Namespace) -> int:
     check_bind(host, config, insecure_public=args.insecure_public)
     if args.workers > 1:
         return _serve_workers(args, config, host, port)
-    app = create_app(config, config_path=config.source)
-    app.state.bind_host = host
+    app = create_app(config, config_path=config.source, insecure_public=args.insecure_public)
+    app.state.guard.learn_bind(host, config)  # also what /status's notices name
     hc = hypercorn_config(config, host=host, port=port)
     try:
         sockets = open_sockets(hc)  # before trio starts: a busy port is one line, not an exception group
@@ -240,6 +252,10 @@ def _serve_workers(args: argparse.Namespace, config: Any, host: str, port: int) 
     if config.source and os.path.isfile(config.source):
         os.environ["OCC_CONFIG"] = config.source
     metrics_dir, own_dir = _metrics_dir()
+    # the workers import occ.asgi: tell their guards where they listen (checks.py)
+    os.environ["OCC_BIND_HOST"] = host
+    if args.insecure_public:
+        os.environ["OCC_INSECURE_PUBLIC"] = "1"
     print(f"occ {__version__} listening on http://{host}:{port} with {args.workers} workers — start Claude "
           f"Code with: ANTHROPIC_BASE_URL=http://{host}:{port} ANTHROPIC_AUTH_TOKEN=occ claude", flush=True)
     try:

@@ -8,10 +8,12 @@ import argparse
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -155,7 +157,7 @@ def _status(args: argparse.Namespace) -> int:
 
 def _reset_breakers(args: argparse.Namespace) -> int:
     """POST /admin/reset-breakers, with the config's first client key when it has any (the endpoint sits
-    behind the client key like every other but /health and /metrics)."""
+    behind the client key like every other but /health)."""
     from occ.config.parse import load_config
 
     config = load_config(args.config)
@@ -187,23 +189,55 @@ def _reset_breakers(args: argparse.Namespace) -> int:
     return 0
 
 
-def _answers(url: str) -> bool:
+def _probe(url: str) -> tuple[str, str]:
+    """Who answers ``/health`` at ``url``: ``("occ", version)``, ``("other", what it looked like)`` or
+    ``("nothing", reason)``. Another proxy on occ's default port (claude-code-router uses it too)
+    must not silently receive the user's Claude Code session."""
     try:
-        _fetch(f"{url}/health", timeout=1.0)
-        return True
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
+        with urllib.request.urlopen(f"{url}/health", timeout=1.0) as response:
+            status, server, raw = response.status, response.headers.get("server"), response.read(4096)
+    except urllib.error.HTTPError as exc:
+        status, server, raw = exc.code, exc.headers.get("server"), exc.read(4096)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return "nothing", str(getattr(exc, "reason", exc))
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and data.get("service") == "occ" and isinstance(data.get("version"), str):
+        return "occ", data["version"]
+    text = raw.decode("utf-8", "replace").strip().replace("\n", " ")
+    what = f"HTTP {status}" + (f", server {server!r}" if server else "") + (f", body {text[:80]!r}" if text else "")
+    return "other", what
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def _answers(url: str) -> bool:
+    return _probe(url)[0] == "occ"
 
 
 def _code(args: argparse.Namespace) -> int:
+    url = _default_url(args.config)
+    server: subprocess.Popen[bytes] | None = None
+    who, what = _probe(url)
+    if who == "other":
+        parts = urllib.parse.urlsplit(url)
+        port = _free_port(parts.hostname or "127.0.0.1")
+        print(f"occ: something that is not occ answers at {url} ({what}). Stop it, or run occ on another "
+              f"port: set \"port\": {port} in your config (or run: occ serve --port {port}, then "
+              f"ANTHROPIC_BASE_URL=http://{parts.hostname}:{port} claude).", file=sys.stderr)
+        return 1
     claude = shutil.which("claude")
     if claude is None:
         print("occ: Claude Code is not installed (no `claude` on PATH). Install it with: "
               "npm install -g @anthropic-ai/claude-code", file=sys.stderr)
         return 1
-    url = _default_url(args.config)
-    server: subprocess.Popen[bytes] | None = None
-    if not _answers(url):
+    if who == "nothing":
         command = [sys.executable, "-m", "occ.cli.main", "serve"]
         if args.config:
             command += ["--config", args.config]

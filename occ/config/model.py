@@ -17,6 +17,9 @@ PROTOCOLS = ("openai", "anthropic", "responses", "gemini")
 LOG_LEVELS = ("debug", "info", "warn", "warning", "error")
 EMBEDDED_SOURCE = "<embedded default>"
 DEFAULT_PATH = os.path.join("~", ".config", "occ", "config.json")
+#: The shortest ``client_api_keys`` entry occ accepts: a short key is guessed, and an empty one
+#: would let ``Authorization: Bearer`` (nothing after it) in. docs/configuration.md says so.
+MIN_CLIENT_KEY_LENGTH = 16
 
 #: Keys accepted at each level; docs/configuration.md must document every one (a test checks).
 TOP_LEVEL_KEYS = frozenset({
@@ -24,7 +27,7 @@ TOP_LEVEL_KEYS = frozenset({
     "respect_requested_model", "models", "fallbacks", "model_overrides", "opencode_go", "opencode_zen",
     "providers", "logging", "heartbeat_interval_ms", "request_timeout_ms", "max_body_bytes",
     "client_api_keys", "max_concurrent_per_client", "circuit_breaker", "shutdown_grace_ms",
-    "usage", "prices", "shared_state",
+    "usage", "prices", "shared_state", "allowed_origins", "allowed_hosts", "metrics_public",
 })
 MODEL_KEYS = frozenset({
     "provider", "model_id", "temperature", "top_p", "max_tokens", "max_output_tokens", "context_window",
@@ -41,6 +44,29 @@ USAGE_KEYS = frozenset({"enabled", "path", "flush_interval_ms"})
 #: USD per million tokens, per kind; an entry of ``prices`` is keyed by model label (``provider/model_id``).
 PRICE_KEYS = frozenset({"input", "output", "cache_read", "cache_write"})
 SHARED_STATE_KEYS = frozenset({"url", "key_prefix", "sync_interval_ms", "timeout_ms"})
+
+
+def client_key_problems(keys: tuple[str, ...] | list[str]) -> list[str]:
+    """What is wrong with a ``client_api_keys`` list (empty, blank or too short entries), for the
+    parser and for an app built from a :class:`Config` made in code: both refuse the same keys."""
+    problems = []
+    for index, key in enumerate(keys):
+        if not key.strip():
+            problems.append(f"client_api_keys.{index}: empty; a blank key would let in a request that sends "
+                            "no key at all (remove it, or set a real key)")
+        elif len(key) < MIN_CLIENT_KEY_LENGTH:
+            problems.append(f"client_api_keys.{index}: too short ({len(key)} characters); use at least "
+                            f"{MIN_CLIENT_KEY_LENGTH}, e.g. the output of: openssl rand -hex 24")
+    return problems
+
+
+_SECRET_HEADER_WORDS = ("authorization", "key", "token", "secret", "cookie", "password")
+
+
+def is_secret_header(name: str) -> bool:
+    """Whether a header's value is a credential (``authorization``, ``x-api-key``, ``cookie``...)."""
+    lowered = name.lower()
+    return any(word in lowered for word in _SECRET_HEADER_WORDS)
 
 
 @attrs.frozen
@@ -182,6 +208,12 @@ class Config:
     request_timeout_s: float | None = None
     max_body_bytes: int = 32 * 1024 * 1024
     client_api_keys: tuple[str, ...] = ()
+    #: web origins (``https://app.example``) allowed to call occ from a browser; none by default
+    allowed_origins: tuple[str, ...] = ()
+    #: extra ``Host`` names (``name`` or ``name:port``) occ answers to besides this machine's
+    allowed_hosts: tuple[str, ...] = ()
+    #: ``/metrics`` without a client key, for a Prometheus scraper
+    metrics_public: bool = False
     max_concurrent_per_client: int | None = None
     breaker: BreakerConfig = BreakerConfig()
     shutdown_grace_s: float = 10.0
@@ -192,6 +224,19 @@ class Config:
     shared_state: SharedStateConfig | None = None
     source: str | None = None
     warnings: tuple[str, ...] = ()
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every credential this config holds, for the scrubber (:mod:`occ.core.scrub`): provider
+        keys, client keys and the values of credential-bearing provider headers. A new kind of
+        secret (a password in a shared-state URL...) is added here, and every path that shows text
+        masks it from then on."""
+        found: list[str] = list(self.client_api_keys)
+        for provider in self.providers.values():
+            found += provider.api_keys
+            found += [value for name, value in provider.headers.items() if is_secret_header(name)]
+        if self.shared_state is not None and self.shared_state.password:
+            found += [self.shared_state.password, self.shared_state.url]
+        return tuple(found)
 
     def provider_for(self, model: ModelConfig) -> ProviderConfig:
         return self.providers[model.provider]

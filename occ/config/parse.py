@@ -45,9 +45,11 @@ from occ.config.model import (
     ProviderConfig,
     SharedStateConfig,
     UsageConfig,
+    client_key_problems,
 )
 from occ.config.presets import _PRESET_KEYS, PRESET_PRICES, PRESETS, resolve_protocol, url_field
 from occ.core.errors import ConfigError
+from occ.core.scrub import Scrubber, looks_like_key
 
 __all__ = ["default_config", "format_models_table", "init_template", "load_config", "parse_config"]
 
@@ -132,13 +134,27 @@ def _secrets(data: Mapping[str, Any]) -> set[str]:
     return {s for s in found if len(s) >= 6}
 
 
+_KEY_FIELDS = frozenset({"api_key", "api_keys", "client_api_keys", "headers"})
+
+
+def _misplaced_keys(value: Any, path: str = "") -> list[str]:
+    """Paths of values shaped like an API key outside the fields meant for keys (a key pasted into
+    ``base_url`` or ``model_id``): worth a warning, and the value is never shown."""
+    if isinstance(value, str):
+        return [path] if looks_like_key(value) else []
+    items: list[tuple[str, Any]] = []
+    if isinstance(value, dict):
+        items = [(str(k), v) for k, v in value.items() if k not in _KEY_FIELDS and not _is_comment(str(k))]
+    elif isinstance(value, list):
+        items = [(str(i), v) for i, v in enumerate(value)]
+    return [p for key, v in items for p in _misplaced_keys(v, f"{path}.{key}" if path else key)]
+
+
 def _scrub(messages: list[str], secrets: set[str]) -> list[str]:
-    out = []
-    for message in messages:
-        for secret in sorted(secrets, key=len, reverse=True):
-            message = message.replace(secret, "***")
-        out.append(message)
-    return out
+    """Messages minus the file's secrets and anything shaped like a key (one pasted into the wrong
+    field, ``"base_url": "sk-..."``, is no configured secret, but is still never repeated)."""
+    scrubber = Scrubber(secrets)
+    return [scrubber.scrub(message) for message in messages]
 
 
 class _Problems:
@@ -287,6 +303,16 @@ def _shared_state(p: _Problems, data: Mapping[str, Any]) -> SharedStateConfig | 
         username=urllib.parse.unquote(username) if username else None,
         password=urllib.parse.unquote(password) if password else None,
         tls=parts.scheme.lower() == "rediss", key_prefix=prefix, sync_interval_s=interval, timeout_s=timeout)
+
+
+def _strings(p: _Problems, data: Mapping[str, Any], key: str) -> list[str]:
+    value = data.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        p.error(key, f"expected an array of strings, got {_kind(value)}")
+        return []
+    return list(value)
 
 
 def _keys(p: _Problems, data: Mapping[str, Any], path: str) -> tuple[str, ...] | None:
@@ -482,6 +508,18 @@ def parse_config(data: Any, *, env: Mapping[str, str], source: str) -> Config:
     if not isinstance(client_keys, list) or not all(isinstance(k, str) for k in client_keys):
         p.error("client_api_keys", f"expected an array of strings, got {_kinds(client_keys)}")
         client_keys = []
+    for problem in client_key_problems(client_keys):
+        p.errors.append(problem)
+    origins = _strings(p, data, "allowed_origins")
+    for index, origin in enumerate(origins):
+        parts = urllib.parse.urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+            p.error(f"allowed_origins.{index}", f"expected an origin like \"https://app.example\" (scheme and "
+                    f"host, no path), got {origin!r}")
+    hosts = _strings(p, data, "allowed_hosts")
+    for index, host in enumerate(hosts):
+        if not host or "/" in host or " " in host:
+            p.error(f"allowed_hosts.{index}", f"expected a host name, optionally with :port, got {host!r}")
     limit = _get(p, data, "max_concurrent_per_client", "", "int")
     if limit == 0:
         p.error("max_concurrent_per_client", "expected an integer >= 1 (or leave it out for no limit), got 0")
@@ -509,8 +547,12 @@ def parse_config(data: Any, *, env: Mapping[str, str], source: str) -> Config:
         "heartbeat_interval_s": _get(p, data, "heartbeat_interval_ms", "", "duration", 5.0),
         "request_timeout_s": _get(p, data, "request_timeout_ms", "", "duration", None),
         "shutdown_grace_s": _get(p, data, "shutdown_grace_ms", "", "duration", 10.0),
+        "metrics_public": _get(p, data, "metrics_public", "", "bool", False),
     }
     shared_state = _shared_state(p, data)
+    for path in _misplaced_keys(data):
+        p.warnings.append(f"{path}: the value looks like an API key (not shown); keys belong in api_key, "
+                          "api_keys or client_api_keys")
     secrets = _secrets(data)
     if p.errors:
         raise ConfigError(_scrub(p.errors, secrets), source, warnings=_scrub(p.warnings, secrets))
@@ -523,7 +565,9 @@ def parse_config(data: Any, *, env: Mapping[str, str], source: str) -> Config:
         **scalars,
         logging=logging_config,
         max_body_bytes=max_body,
-        client_api_keys=tuple(k for k in client_keys if k),
+        client_api_keys=tuple(client_keys),
+        allowed_origins=tuple(origins),
+        allowed_hosts=tuple(hosts),
         max_concurrent_per_client=limit,
         breaker=breaker,
         usage=usage,

@@ -17,6 +17,8 @@ from typing import Any, ClassVar
 
 import attrs
 
+from occ.core.scrub import scrub
+
 __all__ = [
     "STATUS_BY_TYPE",
     "AllAttemptsFailed",
@@ -53,6 +55,7 @@ _TYPE_BY_STATUS: dict[int, str] = {
     408: "timeout_error",
     409: "invalid_request_error",
     413: "request_too_large",
+    415: "invalid_request_error",
     422: "invalid_request_error",
     429: "rate_limit_error",
     500: "api_error",
@@ -343,15 +346,18 @@ def to_anthropic(exc: BaseException, request_id: str | None = None) -> tuple[int
     """Map any exception to ``(http_status, anthropic_error_body)``.
 
     Non-occ exceptions are our bugs: 500 ``api_error`` with a generic message (their text may
-    carry secrets, so it is not echoed).
+    carry secrets, so it is not echoed). An occ error's message goes through the scrubber
+    (:mod:`occ.core.scrub`) here, the one place errors become bodies: upstream text that echoes a
+    key reaches the client with the key masked and the rest of the text intact.
     """
     if isinstance(exc, OccError):
-        return exc.http_status, anthropic_error_body(exc.anthropic_type, exc.message, request_id)
+        return exc.http_status, anthropic_error_body(exc.anthropic_type, scrub(exc.message), request_id)
     return 500, anthropic_error_body("api_error", "internal error in occ", request_id)
 
 
 def error_frame(exc: BaseException) -> bytes:
-    """An Anthropic SSE ``error`` event for a failure after the stream has committed."""
+    """An Anthropic SSE ``error`` event for a failure after the stream has committed (scrubbed, as
+    every body :func:`to_anthropic` makes)."""
     _, body = to_anthropic(exc)
     body.pop("request_id", None)
     data = json.dumps(body, separators=(",", ":"), ensure_ascii=False)

@@ -22,6 +22,7 @@ from typing import Any
 import attrs
 
 from occ.core.errors import UpstreamProtocolError
+from occ.core.scrub import clip
 
 __all__ = ["PING_FRAME", "SSEDecoder", "SSEEvent", "event_json"]
 
@@ -174,4 +175,4 @@ def event_json(event: SSEEvent) -> Any:
     try:
         return loads(event.data)
     except JSONDecodeError:
-        raise UpstreamProtocolError(f"upstream sent an event that is not JSON: {event.data[:80]!r}") from None
+        raise UpstreamProtocolError(f"upstream sent an event that is not JSON: {clip(event.data, 80)!r}") from None

@@ -21,6 +21,7 @@ import attrs
 
 from occ.core.errors import STATUS_BY_TYPE, UpstreamStatus
 from occ.core.jsonfast import JSONDecodeError, loads
+from occ.core.scrub import clip
 
 __all__ = [
     "UpstreamFault",
@@ -123,7 +124,7 @@ def from_http(status: int, body: bytes, retry_after_s: float | None = None) -> U
                 kind = parsed["type"]
     if not message:
         text = body.decode("utf-8", "replace").strip()
-        message = text[:500] if text else f"HTTP {status}"
+        message = clip(text, 500) if text else f"HTTP {status}"
     return UpstreamFault(message, status=status, words=kind, anthropic_type=_TYPE_BY_WORD.get(kind),
                          retry_after_s=retry_after_s, label=f"HTTP {status}")
 

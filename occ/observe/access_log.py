@@ -2,7 +2,7 @@
 
 The line is built from the request's :class:`RequestLog` when the request ends, never per chunk.
 API keys cannot reach it: it is assembled from routing and attempt records only, and the formatter
-runs :func:`redact` over every line as a second guard.
+runs :func:`occ.core.scrub.scrub` over every line as a second guard.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from occ.observe.logs import FIELDS, get_logger, redact
+from occ.core.scrub import clip, scrub
+from occ.observe.logs import FIELDS, get_logger
 
 if TYPE_CHECKING:
     from occ.config.model import Config
@@ -88,7 +89,7 @@ class RequestLog:
         if self.ttft_s is not None:
             out["ttft_ms"] = round(self.ttft_s * 1000, 1)
         if self.error is not None:
-            out["error"] = self.error.message[:500]
+            out["error"] = clip(self.error.message, 500)
         return out
 
 
@@ -115,7 +116,7 @@ def log_request(record: RequestLog, config: Config) -> None:
         line = _format_text(fields)
     # the message serves handlers occ did not install (an embedding program's); occ's own JSON
     # handler writes the fields themselves as the line's keys
-    log.info(redact(line), extra={FIELDS: fields})
+    log.info(scrub(line), extra={FIELDS: fields})
 
 
 _IMAGE_DATA = re.compile(r'("data"\s*:\s*")[A-Za-z0-9+/=]{64,}(")')
@@ -128,5 +129,5 @@ def redacted_body(body: bytes, limit: int) -> str:
     text = body.decode("utf-8", "replace")
     text = _IMAGE_DATA.sub(r"\1[image data]\2", text)
     text = _SIGNATURE.sub(r"\1[signature]\2", text)
-    text = redact(text)
+    text = scrub(text)
     return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more]"

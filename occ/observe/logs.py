@@ -1,4 +1,5 @@
-"""Logging set-up: levels and format from config, and redaction of secrets on every occ logger.
+"""Logging set-up: levels and format from config, and the scrubber (:mod:`occ.core.scrub`) on every
+occ logger.
 
 Redaction is attached to the loggers themselves (:func:`get_logger`), not to handlers, so it holds
 whoever installs the handlers: ``occ serve``, an embedding application, or pytest's caplog.
@@ -13,61 +14,32 @@ from __future__ import annotations
 import datetime
 import json
 import logging
-import re
 import sys
 from typing import TYPE_CHECKING, Any
+
+from occ.core.scrub import scrub
 
 if TYPE_CHECKING:
     from occ.config.model import Config
 
-__all__ = ["FIELDS", "JsonFormatter", "RedactingFilter", "configure_logging", "get_logger", "log_level", "redact",
-           "remember_secrets"]
+__all__ = ["FIELDS", "JsonFormatter", "RedactingFilter", "configure_logging", "get_logger", "log_level"]
 
 #: The ``extra`` key under which a record carries structured fields (the request line's): the JSON
 #: formatter writes them as top-level keys instead of the message text.
 FIELDS = "occ_fields"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
-_SECRET_PATTERNS = [
-    re.compile(r"(?i)(authorization\s*[:=]\s*)(bearer\s+)?[^\s,;\"']+"),
-    re.compile(r"(?i)(x-api-key\s*[:=]\s*)[^\s,;\"']+"),
-    re.compile(r"(?i)(x-goog-api-key\s*[:=]\s*)[^\s,;\"']+"),
-    re.compile(r"(?i)(api[_-]?key[\"']?\s*[:=]\s*[\"']?)[^\s,;\"']+"),
-    re.compile(r"\b(sk-[A-Za-z0-9_-]{8,})"),
-]
-
-
-_KNOWN_SECRETS: set[str] = set()
-
-
-def remember_secrets(secrets: object) -> None:
-    """Register configured key values, so they are blanked even where no pattern would spot them."""
-    for secret in secrets:  # type: ignore[attr-defined]
-        if isinstance(secret, str) and len(secret) >= 6:
-            _KNOWN_SECRETS.add(secret)
-
-
-def redact(text: str) -> str:
-    """Blank out configured keys and anything that looks like a credential."""
-    for secret in _KNOWN_SECRETS:
-        if secret in text:
-            text = text.replace(secret, "[redacted]")
-    for pattern in _SECRET_PATTERNS:
-        if pattern.pattern.startswith("\\b"):
-            text = pattern.sub("[redacted]", text)
-        else:
-            text = pattern.sub(lambda m: m.group(1) + "[redacted]", text)
-    return text
-
 
 class RedactingFilter(logging.Filter):
+    """Every record through :func:`occ.core.scrub.scrub`: message, arguments and traceback."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        cleaned = redact(message)
+        cleaned = scrub(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None
         if record.exc_info and record.exc_info[1] is not None:
-            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_text = scrub(logging.Formatter().formatException(record.exc_info))
         return True
 
 
@@ -88,7 +60,7 @@ def log_level(name: str) -> int:
 
 def _redact_values(value: Any) -> Any:
     if isinstance(value, str):
-        return redact(value)
+        return scrub(value)
     if isinstance(value, dict):
         return {k: _redact_values(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -126,7 +98,7 @@ class _TextFormatter(logging.Formatter):
     """The human format; redacts the finished line, traceback included, whatever logger wrote it."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
+        return scrub(super().format(record))
 
 
 _HANDLER: logging.Handler | None = None

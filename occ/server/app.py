@@ -23,15 +23,17 @@ from occ.config.parse import load_config
 from occ.core.errors import InvalidRequest, NotFound, OccError, RequestTooLarge, to_anthropic
 from occ.core.ids import random_hex
 from occ.core.jsonfast import JSONDecodeError, dumps, loads
+from occ.core.scrub import scrub, scrub_json
 from occ.core.tokens import count_tokens
 from occ.core.validate import parse_count_tokens_request, parse_messages_request
 from occ.observe.access_log import RequestLog, log_request, redacted_body
 from occ.observe.logs import get_logger
 from occ.observe.usage import usage_row
 from occ.resilience.routing import route, scenario_models
-from occ.server.client_limits import Unauthorized, client_identity
+from occ.server.checks import Guard, allowed_origin, cors_headers, preflight_headers
+from occ.server.client_limits import Unauthorized
 from occ.server.fallback import Call, run_nonstreaming, run_streaming
-from occ.server.relay import Relay, error_headers, send_json
+from occ.server.relay import Relay, error_headers, header_list, send_json
 from occ.server.state import ServerState
 from occ.server.status_page import PAGE, PAGE_HEADERS, basic_auth_as_key, ui_data, usage_today
 from occ.server.usage_writer import flush_usage, write_usage
@@ -50,12 +52,21 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 RELAY_BUFFER = 64
 
 
-def create_app(config: Config | None = None, *, config_path: str | None = None) -> OccApp:
+def create_app(config: Config | None = None, *, config_path: str | None = None,
+               insecure_public: bool = False) -> OccApp:
     """The ASGI app for ``config`` (or the config found the usual way: ``--config``,
-    ``$OCC_CONFIG``, ``~/.config/occ/config.json``, the embedded default)."""
+    ``$OCC_CONFIG``, ``~/.config/occ/config.json``, the embedded default).
+
+    ``insecure_public`` lets the app answer on a public address without client keys (the CLI's
+    ``--insecure-public``); otherwise such an app refuses every request (docs/security.md).
+
+    Raises:
+        ConfigError: the config cannot be served (an empty or too short client key).
+    """
     if config is None:
         config = load_config(config_path)
-    state = ServerState(config=config, config_path=config.source if config_path is None else config_path)
+    state = ServerState(config=config, config_path=config.source if config_path is None else config_path,
+                        guard=Guard(insecure_public=insecure_public))
     return OccApp(state)
 
 
@@ -65,7 +76,39 @@ class OccApp:
         self.quart = _build_quart(state)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == "/v1/messages":
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self.quart(scope, receive, send)
+            return
+        if kind != "http":  # occ has no websocket route: refuse before anything can be reached
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        # Every route passes the guard first (bind, Host, Origin, client key, Content-Type), so a
+        # route added later is protected without doing anything: occ/server/checks.py.
+        headers = _client_headers(scope)
+        config = self.state.config
+        path = scope["path"]
+        ui = path == "/ui" or path.startswith("/ui/")
+        try:
+            admission = self.state.guard.admit(scope["method"], path, basic_auth_as_key(headers) if ui else headers,
+                                               scope.get("server"), (scope.get("client") or (None,))[0], config)
+        except OccError as exc:
+            origin = headers.get("origin")
+            if allowed_origin(origin, config):  # an allowed page may read why it was refused
+                send = _with_headers(send, cors_headers(origin))
+            if ui and isinstance(exc, Unauthorized):  # ask the browser for the key (any user, key as password)
+                send = _with_headers(send, {"www-authenticate": 'Basic realm="occ", charset="UTF-8"'})
+            await _send_error(send, _request_id(scope), exc)
+            return
+        if admission.origin is not None:
+            if admission.preflight:
+                headers = preflight_headers(admission.origin, headers.get("access-control-request-headers"))
+                await send({"type": "http.response.start", "status": 204, "headers": header_list(headers)})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+            send = _with_headers(send, cors_headers(admission.origin))
+        scope["occ.client"] = admission.client
+        if scope["path"] == "/v1/messages":
             if scope["method"] == "POST":
                 await self.messages(scope, receive, send)
             else:
@@ -88,7 +131,7 @@ class OccApp:
         state.observer.request_started()
         try:
             headers = _client_headers(scope)
-            who = client_identity(headers, (scope.get("client") or (None,))[0], config)
+            who = scope["occ.client"]  # named by the guard, which checked the client key
             record.client = who
             state.limiter.acquire(who, config.max_concurrent_per_client)
             client = who
@@ -243,6 +286,18 @@ def _request_id(scope: Scope) -> str:
     return _new_request_id()
 
 
+def _with_headers(send: Send, extra: dict[str, str]) -> Send:
+    """``send`` with ``extra`` added to the response's headers (CORS headers for an allowed origin)."""
+    extra_list = header_list(extra)
+
+    async def wrapped(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), *extra_list]}
+        await send(message)
+
+    return wrapped
+
+
 async def _send_error(send: Send, request_id: str, exc: OccError, status: int | None = None) -> None:
     code, body = to_anthropic(exc, request_id)
     try:
@@ -283,25 +338,27 @@ def _build_quart(state: ServerState) -> QuartTrio:
             if client is not None:
                 await client.__aexit__(None, None, None)
 
-    @app.before_request
-    async def authenticate() -> Response | None:
-        if request.path in ("/health", "/metrics"):
-            return None
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        if request.path == "/ui" or request.path.startswith("/ui/"):
-            try:
-                client_identity(basic_auth_as_key(headers), None, state.config)
-            except Unauthorized as exc:  # ask the browser for the key (any user name, the key as password)
-                response = _json(to_anthropic(exc)[1], 401)
-                response.headers["www-authenticate"] = 'Basic realm="occ", charset="UTF-8"'
-                return response
-            return None
-        client_identity(headers, None, state.config)
-        return None
-
     @app.after_request
     async def add_request_id(response: Response) -> Response:
         response.headers.setdefault("request-id", request.headers.get("x-request-id") or _new_request_id())
+        return response
+
+    @app.after_request
+    async def scrub_body(response: Response) -> Response:
+        """Whatever a Quart route answers (``/status``, ``/metrics``, errors, routes added later)
+        leaves through the scrubber: JSON string by string, plain text whole."""
+        mimetype = response.mimetype or ""
+        if mimetype in ("application/json", "text/plain"):  # not HTML: a page's script is not text to mask
+            data = await response.get_data()
+            if mimetype == "application/json":
+                try:
+                    cleaned = dumps(scrub_json(loads(data)))
+                except JSONDecodeError:
+                    cleaned = scrub(data.decode("utf-8", "replace")).encode()
+            else:
+                cleaned = scrub(data.decode("utf-8", "replace")).encode()
+            if cleaned != data:
+                response.set_data(cleaned)
         return response
 
     @app.get("/health")
@@ -313,6 +370,7 @@ def _build_quart(state: ServerState) -> QuartTrio:
         }
         ready = any(p.api_keys for p in config.providers.values())
         return _json({
+            "service": "occ",  # `occ code` checks that the server on its port is occ, not another proxy
             "status": "ok" if ready else "degraded: no API key",
             "version": __version__,
             "config": config.source,
@@ -340,7 +398,7 @@ def _build_quart(state: ServerState) -> QuartTrio:
     @app.post("/admin/reset-breakers")
     async def reset_breakers() -> Response:
         """Close breakers now (``occ reset-breakers MODEL``): the operator knows the model is back before
-        its cooldown says so. Behind the client key like every endpoint but /health and /metrics."""
+        its cooldown says so. Behind the guard (client key, JSON only) like every endpoint but /health."""
         raw = await request.get_data(cache=False)
         try:
             payload = loads(raw) if raw else {}

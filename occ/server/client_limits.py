@@ -40,7 +40,7 @@ def client_identity(headers: Mapping[str, str], peer: str | None, config: Config
     """
     presented = _presented_key(headers)
     if config.client_api_keys:
-        if presented is None:
+        if not presented:  # an empty key never matches, whatever the config holds
             raise Unauthorized("occ requires a client key: send x-api-key or Authorization: Bearer "
                                "(ANTHROPIC_API_KEY / ANTHROPIC_AUTH_TOKEN in Claude Code)")
         matched = None

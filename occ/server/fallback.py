@@ -42,6 +42,7 @@ from occ.core.errors import (
     UpstreamUnparseable,
 )
 from occ.core.jsonfast import JSONDecodeError, dumps, loads
+from occ.core.scrub import clip
 from occ.core.sse import SSEDecoder
 from occ.observe.logs import get_logger
 from occ.resilience.classify import classify
@@ -158,14 +159,14 @@ async def _fallback(
             status = exc.upstream_status if isinstance(exc, UpstreamStatus) else None
             call.attempts.append(
                 AttemptRecord(provider.name, model.model_id, protocol, verdict.outcome, duration,
-                              detail=exc.message[:300], status=status)
+                              detail=clip(exc.message, 300), status=status)
             )
             if verdict.counts_against_health:
                 board.record_failure(model.key, exc.retry_after_s, verdict.outcome)
             else:
                 board.release(model.key)
             log.warning("%s attempt %s (%s) failed after %.2fs: %s", call.request_id, model.label, protocol,
-                        duration, exc.message[:300])
+                        duration, clip(exc.message, 300))
             if verdict.action == "stop" or committed():
                 raise
             errors.append(exc)
@@ -302,7 +303,8 @@ async def run_nonstreaming(state: ServerState, call: Call) -> dict[str, Any]:
         try:
             parsed = loads(raw)
         except JSONDecodeError:
-            raise UpstreamUnparseable(f"upstream answered with non-JSON ({raw[:80]!r})") from None
+            shown = clip(raw.decode("utf-8", "replace"), 80)
+            raise UpstreamUnparseable(f"upstream answered with non-JSON ({shown!r})") from None
         try:
             message = wire.translate_response(parsed, model=model, message_id=call.message_id,
                                               model_name=call.requested_model, input_estimate=call.input_estimate,

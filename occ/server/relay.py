@@ -26,7 +26,7 @@ from occ.core.errors import OccError, error_frame, to_anthropic
 from occ.core.jsonfast import dumps
 from occ.core.sse import PING_FRAME
 
-__all__ = ["PING", "Fail", "Relay", "heartbeat", "send_json"]
+__all__ = ["PING", "Fail", "Relay", "header_list", "heartbeat", "send_json"]
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -48,7 +48,7 @@ class Fail:
     error: OccError
 
 
-def _header_list(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+def header_list(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
     return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
 
 
@@ -57,7 +57,7 @@ async def send_json(send: Send, status: int, body: Any, headers: dict[str, str] 
     head = {"content-type": "application/json", "content-length": str(len(payload))}
     if headers:
         head.update(headers)
-    await send({"type": "http.response.start", "status": status, "headers": _header_list(head)})
+    await send({"type": "http.response.start", "status": status, "headers": header_list(head)})
     await send({"type": "http.response.body", "body": payload, "more_body": False})
 
 
@@ -124,7 +124,7 @@ class Relay:
             "x-accel-buffering": "no",
             "request-id": self.request_id,
         }
-        await self._send({"type": "http.response.start", "status": 200, "headers": _header_list(headers)})
+        await self._send({"type": "http.response.start", "status": 200, "headers": header_list(headers)})
 
     async def _write(self, data: bytes) -> None:
         if self.finished:

@@ -136,6 +136,7 @@ async def serve(config: Config, *, host: str | None = None, port: int | None = N
     """
     configure_logging(config, quiet_if_configured=True)
     app = app or create_app(config)
+    app.state.guard.learn_bind(host or config.host, config)  # a public bind without keys: 403s, logged
     hc = hypercorn_config(config, host=host, port=port)
     bind_host, bind_port = host or config.host, config.port if port is None else port
     try:

@@ -19,15 +19,16 @@ from collections.abc import Callable
 import attrs
 import trio
 
-from occ.config.model import Config
+from occ.config.model import Config, client_key_problems
+from occ.core.errors import ConfigError
+from occ.core.scrub import remember_secrets
 from occ.observe.ledger import Ledger
-from occ.observe.logs import remember_secrets
 from occ.observe.observer import Observer, ServerSnapshot
 from occ.observe.usage import UsageBatch
 from occ.resilience.breaker import BreakerRegistry
 from occ.resilience.fleet import FleetBreakers
 from occ.server.breakers import BreakerBoard
-from occ.server.checks import startup_notices
+from occ.server.checks import Guard, startup_notices
 from occ.server.client_limits import ClientLimiter
 from occ.server.shared_state import SharedState
 from occ.upstream.client import UpstreamClient
@@ -35,11 +36,18 @@ from occ.upstream.client import UpstreamClient
 __all__ = ["ServerState"]
 
 
-def _remember(config: Config) -> None:
-    remember_secrets(key for p in config.providers.values() for key in p.api_keys)
-    remember_secrets(getattr(config, "client_api_keys", ()))
-    if config.shared_state is not None and config.shared_state.password:
-        remember_secrets([config.shared_state.password, config.shared_state.url])
+def _accept(config: Config) -> None:
+    """Every config a server runs with passes here, whoever built it (the parser, or an embedding
+    program's own :class:`Config`): its secrets go to the scrubber, and client keys the parser would
+    refuse (empty, too short) are refused here too.
+
+    Raises:
+        ConfigError: an empty or too short client key.
+    """
+    problems = client_key_problems(config.client_api_keys)
+    if problems:
+        raise ConfigError(problems, config.source or "config")
+    remember_secrets(config.secrets())
 
 
 @attrs.define
@@ -61,13 +69,12 @@ class ServerState:
     #: the ledger being written (its connection kept between flushes), and one flush at a time
     usage_ledger: Ledger | None = None
     usage_lock: trio.Lock = attrs.field(factory=trio.Lock)
+    guard: Guard = attrs.field(factory=Guard)
     board: BreakerBoard = attrs.field(init=False)
     shared: SharedState = attrs.field(init=False)
-    #: the address actually bound when it differs from the config's (``occ serve --host``)
-    bind_host: str | None = None
 
     def __attrs_post_init__(self) -> None:
-        _remember(self.config)
+        _accept(self.config)
         self._configure_breakers(self.config)
         self.board = BreakerBoard(self.breakers, self.observer)
         self.shared = SharedState(self.breakers, self.limiter, self.observer)
@@ -81,7 +88,7 @@ class ServerState:
 
         Breakers start closed again: a reload is how an operator says "I fixed it" (a new key, a new URL),
         and a model must not stay locked out by what the old config did."""
-        _remember(config)
+        _accept(config)
         self.config = config
         self.config_loaded_at = time.time()
         self._configure_breakers(config)
@@ -100,5 +107,5 @@ class ServerState:
             breakers=self.breakers.snapshot(self.board.now()),
             upstream_connections=self.upstream.connection_stats() if self.upstream is not None else None,
             shared=self.shared.view(),
-            notices=tuple(startup_notices(self.config, self.bind_host or self.config.host)),
+            notices=tuple(startup_notices(self.config, self.guard.bind_host or self.config.host)),
         )

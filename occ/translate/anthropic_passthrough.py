@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from occ.core.errors import UpstreamProtocolError
 from occ.core.jsonfast import SURROGATE_ESCAPE, JSONDecodeError, dumps, dumps_str, loads, repair_surrogates
+from occ.core.scrub import clip
 from occ.core.sse import SSEEvent, event_json
 from occ.core.upstream_errors import from_anthropic, upstream_failure
 from occ.translate.anthropic_events import (
@@ -369,7 +370,7 @@ class AnthropicPassthroughTranslator:
             return
         data = event_json(event)
         if not isinstance(data, dict):
-            raise UpstreamProtocolError(f"upstream sent an event that is not a JSON object: {event.data[:80]!r}")
+            raise UpstreamProtocolError(f"upstream sent an event that is not a JSON object: {clip(event.data, 80)!r}")
         kind = data.get("type")
         if not isinstance(kind, str):
             kind = event.event

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from occ.core.errors import UpstreamProtocolError, UpstreamStatus
 from occ.core.jsonfast import JSONDecodeError, dumps_str, loads
+from occ.core.scrub import clip
 from occ.core.sse import SSEEvent
 from occ.core.upstream_errors import from_chat, upstream_failure
 from occ.translate.anthropic_events import (
@@ -517,7 +518,7 @@ class ChatStreamTranslator:
         try:
             chunk = loads(data)
         except JSONDecodeError:
-            raise UpstreamProtocolError(f"upstream sent a chunk that is not JSON: {data[:80]!r}") from None
+            raise UpstreamProtocolError(f"upstream sent a chunk that is not JSON: {clip(data, 80)!r}") from None
         if not isinstance(chunk, dict):
             raise UpstreamProtocolError("upstream sent a chunk that is not a JSON object")
         if _is_error(chunk):

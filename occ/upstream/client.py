@@ -23,6 +23,7 @@ import attrs
 import httpx
 
 from occ.core.errors import UpstreamConnectError, UpstreamProtocolError, UpstreamStatus
+from occ.core.scrub import clip
 from occ.core.upstream_errors import from_http, upstream_failure
 from occ.upstream.http1 import check_headers
 from occ.upstream.pool import ConnectionPool, Origin
@@ -105,7 +106,7 @@ class UpstreamResponse:
 
 def _describe(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}"[:300]
+    return clip(f"{type(exc).__name__}: {text}", 300)
 
 
 def _ssl_context() -> ssl.SSLContext:

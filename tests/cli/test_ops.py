@@ -82,13 +82,13 @@ async def test_status_and_metrics_count_a_scripted_sequence(fake, start_occ):
 
 async def test_client_keys_accepted_and_refused(fake, start_occ):
     fake.default(CHAT, ok_stream("hi"))
-    url = await start_occ(make_config(fake, client_api_keys=["client-key-1"]))
+    url = await start_occ(make_config(fake, client_api_keys=["client-key-1-0123456789"]))
     async with httpx.AsyncClient() as client:
         refused = await client.post(f"{url}/v1/messages", json=body())
         wrong = await client.post(f"{url}/v1/messages", json=body(), headers={"x-api-key": "nope"})
-        ok = await client.post(f"{url}/v1/messages", json=body(), headers={"x-api-key": "client-key-1"})
+        ok = await client.post(f"{url}/v1/messages", json=body(), headers={"x-api-key": "client-key-1-0123456789"})
         bearer = await client.post(f"{url}/v1/messages", json=body(),
-                                   headers={"authorization": "Bearer client-key-1"})
+                                   headers={"authorization": "Bearer client-key-1-0123456789"})
         models = await client.get(f"{url}/v1/models")
     assert refused.status_code == 401 and refused.json()["error"]["type"] == "authentication_error"
     assert wrong.status_code == 401
@@ -102,7 +102,7 @@ async def test_public_bind_refused_without_keys(fake):
         check_bind("0.0.0.0", config, insecure_public=False)
     check_bind("0.0.0.0", config, insecure_public=True)
     check_bind("127.0.0.1", config, insecure_public=False)
-    check_bind("0.0.0.0", make_config(fake, client_api_keys=["k-123456"]), insecure_public=False)
+    check_bind("0.0.0.0", make_config(fake, client_api_keys=["k-1234567890abcdef"]), insecure_public=False)
 
 
 async def test_concurrency_limit_429_without_dropping_in_flight(fake, start_occ):

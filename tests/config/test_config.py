@@ -174,7 +174,7 @@ def test_a_key_pasted_into_the_wrong_field_never_reaches_a_message():
     with pytest.raises(ConfigError) as info:
         parse({"api_key": "${K}", "opencode_go": {"base_url": "${K}"}, "models": {"default": {"model_id": "m"}}},
               env={"K": secret})
-    assert info.value.problems == ["opencode_go.base_url: expected an http:// or https:// URL, got '***'"]
+    assert info.value.problems == ["opencode_go.base_url: expected an http:// or https:// URL, got '[redacted]'"]
     with pytest.raises(ConfigError) as info:
         parse({"providers": {"x": {"api_key": secret, "protocol": secret}}, "models": {"default": {"model_id": "m"}}})
     assert secret not in str(info.value) and "providers.x.protocol" in str(info.value)
