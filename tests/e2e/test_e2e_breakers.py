@@ -171,7 +171,7 @@ async def test_a_reload_closes_every_breaker(fake, start_occ, tmp_path, caplog):
 
 async def test_occ_reset_breakers_closes_one_model_through_the_running_server(fake, start_occ, tmp_path):
     fake.default(CHAT, ok_stream("ok"))
-    config = make_config(fake, **chain("model-a", "model-b"), client_api_keys=["client-secret-1"])
+    config = make_config(fake, **chain("model-a", "model-b"), client_api_keys=["client-secret-1-abcdef"])
     app = occ.create_app(config)
     url = await start_occ(config, app=app)
     for key in (("fake", "model-a"), ("fake", "model-b")):
@@ -188,14 +188,14 @@ async def test_occ_reset_breakers_closes_one_model_through_the_running_server(fa
 
     refused = await cli("fake/model-a")
     assert refused.returncode == 1 and b"client key" in refused.stderr
-    unknown = await cli("no-such-model", key="client-secret-1")
+    unknown = await cli("no-such-model", key="client-secret-1-abcdef")
     assert unknown.returncode == 1 and b"no configured model" in unknown.stderr
-    done = await cli("model-a", key="client-secret-1")
+    done = await cli("model-a", key="client-secret-1-abcdef")
     assert done.returncode == 0, done.stderr
     assert b"fake/model-a" in done.stdout
     snapshot = app.state.breakers.snapshot(app.state.board.now())
     assert "fake/model-a" not in snapshot and snapshot["fake/model-b"]["state"] == "open"
-    everything = await cli("all", key="client-secret-1")
+    everything = await cli("all", key="client-secret-1-abcdef")
     assert everything.returncode == 0 and app.state.breakers.snapshot(app.state.board.now()) == {}
 
 
