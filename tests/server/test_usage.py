@@ -132,8 +132,8 @@ async def test_usage_off_writes_nothing_but_ui_still_lists_requests(fake, start_
 async def test_ui_sits_behind_the_client_keys(fake, start_occ):
     """No key: 401 asking for Basic auth. The key as a Basic password or x-api-key: the page, with a
     Content Security Policy that allows only its own script and requests to occ."""
-    url = await start_occ(make_config(fake, client_api_keys=["ui-client-key"]))
-    basic = "Basic " + base64.b64encode(b"anyone:ui-client-key").decode()
+    url = await start_occ(make_config(fake, client_api_keys=["ui-client-key-0123456"]))
+    basic = "Basic " + base64.b64encode(b"anyone:ui-client-key-0123456").decode()
     async with httpx.AsyncClient(timeout=10) as http:
         for path in ("/ui", "/ui/data.json"):
             denied = await http.get(url + path)
@@ -142,7 +142,7 @@ async def test_ui_sits_behind_the_client_keys(fake, start_occ):
             wrong = "Basic " + base64.b64encode(b"anyone:wrong").decode()
             assert 401 == (await http.get(url + path, headers={"authorization": wrong})).status_code
         page = await http.get(f"{url}/ui", headers={"authorization": basic})
-        data = await http.get(f"{url}/ui/data.json", headers={"x-api-key": "ui-client-key"})
+        data = await http.get(f"{url}/ui/data.json", headers={"x-api-key": "ui-client-key-0123456"})
         status = await http.get(f"{url}/status", headers={"authorization": basic})
     assert 200 == page.status_code
     assert page.headers["content-type"].startswith("text/html")
