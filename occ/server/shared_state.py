@@ -43,7 +43,8 @@ from occ import __version__
 from occ.config.model import SharedStateConfig
 from occ.core.ids import random_hex
 from occ.core.resp import Arg, ReplyError
-from occ.observe.logs import get_logger, redact
+from occ.core.scrub import scrub
+from occ.observe.logs import get_logger
 from occ.observe.observer import Observer
 from occ.resilience.breaker import BreakerRegistry
 from occ.resilience.fleet import FleetBreakers
@@ -188,7 +189,7 @@ class SharedState:
             slow = isinstance(exc, trio.TooSlowError)
             reason = "no answer within timeout_ms" if slow else str(exc) or type(exc).__name__
             log.warning("shared state unavailable at %s (%s): serving with this process's own state, "
-                        "reconnecting in the background", config.display, redact(reason))
+                        "reconnecting in the background", config.display, scrub(reason))
         self._fall_back()
         self.status = "unavailable"
 
