@@ -227,7 +227,8 @@ def test_json_formatter_carries_a_redacted_exception():
     """Errors keep their exceptions in JSON, and a key inside one is blanked."""
     import logging
 
-    from occ.observe.logs import JsonFormatter, remember_secrets
+    from occ.core.scrub import remember_secrets
+    from occ.observe.logs import JsonFormatter
 
     remember_secrets([TEST_KEY])
     try:
