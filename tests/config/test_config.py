@@ -247,7 +247,8 @@ def test_bad_shared_state_urls_are_errors_that_never_repeat_the_password():
 
 
 def test_the_fleet_example_config_loads_with_its_secrets_from_the_environment():
-    env = {"OCC_API_KEY": "k-123456", "OCC_CLIENT_KEY": "client-key-123", "REDIS_PASSWORD": "redis-pw-123456"}
+    env = {"OCC_API_KEY": "k-123456", "OCC_CLIENT_KEY": "client-key-1234567890", "REDIS_PASSWORD": "redis-pw-123456"}
     config = load_config(os.path.join(EXAMPLES, "fleet", "occ.json"), env=env)
     assert config.shared_state is not None and config.shared_state.password == "redis-pw-123456"
-    assert config.shared_state.display == "redis://redis:6379/0" and config.client_api_keys == ("client-key-123",)
+    assert config.shared_state.display == "redis://redis:6379/0"
+    assert config.client_api_keys == ("client-key-1234567890",)
