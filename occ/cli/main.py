@@ -205,26 +205,18 @@ def _serve(args: argparse.Namespace) -> int:
         log.warning("%s", notice)
 
     async def run() -> None:
-        from hypercorn.trio.run import worker_serve
-        from hypercorn.utils import wrap_app
+        from occ.server.serve import serve_until_stopped
 
         async with trio.open_nursery() as nursery:
             stop = trio.Event()
             nursery.start_soon(_wait_for_stop_signal, stop)
             binds = await nursery.start(
-                lambda task_status: worker_serve(wrap_app(app, hc.wsgi_max_body_size, None), hc, sockets=sockets,
-                                                 shutdown_trigger=stop.wait, task_status=task_status)
+                lambda task_status: serve_until_stopped(app, hc, sockets, stop.wait, task_status=task_status)
             )
             url = binds[0] if binds else f"http://{host}:{port}"
             print(f"occ {__version__} listening on {url} — start Claude Code with: "
                   f"ANTHROPIC_BASE_URL={url} ANTHROPIC_AUTH_TOKEN=occ claude", flush=True)
             log.info("serving on %s (config %s)", url, config.source)
-            await stop.wait()
-            log.info("stopping: no new connections, in-flight requests have %.0fs to finish",
-                     config.shutdown_grace_s)
-            # hypercorn now stops accepting and lets in-flight requests finish within the grace period
-            await trio.sleep(0)
-            nursery.cancel_scope.deadline = trio.current_time() + config.shutdown_grace_s + 1
 
     trio.run(run)
     log.info("stopped")

@@ -28,15 +28,17 @@ TOP_LEVEL_KEYS = frozenset({
     "providers", "logging", "heartbeat_interval_ms", "request_timeout_ms", "max_body_bytes",
     "client_api_keys", "max_concurrent_per_client", "circuit_breaker", "shutdown_grace_ms",
     "usage", "prices", "shared_state", "allowed_origins", "allowed_hosts", "metrics_public",
+    "client_write_timeout_ms",
 })
 MODEL_KEYS = frozenset({
     "provider", "model_id", "temperature", "top_p", "max_tokens", "max_output_tokens", "context_window",
     "reasoning_effort", "thinking", "context_threshold", "vision", "anthropic_tools_disabled", "wire_format",
-    "timeout_ms", "streaming_timeout_ms", "stream_timeout_ms",
+    "timeout_ms", "streaming_timeout_ms", "stream_timeout_ms", "payload_timeout_ms",
 })
 PROVIDER_KEYS = frozenset({
     "base_url", "anthropic_base_url", "responses_base_url", "gemini_base_url", "protocol", "api_key",
     "api_keys", "headers", "timeout_ms", "streaming_timeout_ms", "stream_timeout_ms", "connect_timeout_ms",
+    "payload_timeout_ms",
 })
 LOGGING_KEYS = frozenset({"level", "requests", "format", "body_limit_bytes"})
 BREAKER_KEYS = frozenset({"failure_threshold", "cooldown_ms", "max_retry_after_ms"})
@@ -75,6 +77,8 @@ class Timeouts:
     streaming_timeout_s: float | None
     stall_timeout_s: float
     connect_timeout_s: float
+    #: how long a stream may go without a payload event (SSE comments and pings are not payload)
+    payload_timeout_s: float | None = 300.0
 
 
 @attrs.frozen
@@ -94,6 +98,7 @@ class ModelConfig:
     timeout_s: float | None = None
     streaming_timeout_s: float | None = None
     stall_timeout_s: float | None = None
+    payload_timeout_s: float | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -120,6 +125,7 @@ class ProviderConfig:
     streaming_timeout_s: float | None = None
     stall_timeout_s: float = 120.0
     connect_timeout_s: float = 10.0
+    payload_timeout_s: float | None = 300.0
 
 
 @attrs.frozen
@@ -222,6 +228,8 @@ class Config:
     prices: Mapping[str, Price] = attrs.field(factory=dict)
     #: None: every process keeps its own state (the default)
     shared_state: SharedStateConfig | None = None
+    #: how long occ waits for a client that stopped reading before it gives the stream up
+    client_write_timeout_s: float = 60.0
     source: str | None = None
     warnings: tuple[str, ...] = ()
 
@@ -250,6 +258,8 @@ class Config:
                                  else p.streaming_timeout_s),
             stall_timeout_s=model.stall_timeout_s if model.stall_timeout_s is not None else p.stall_timeout_s,
             connect_timeout_s=p.connect_timeout_s,
+            payload_timeout_s=(model.payload_timeout_s if model.payload_timeout_s is not None
+                               else p.payload_timeout_s),
         )
 
     def all_models(self) -> list[ModelConfig]:

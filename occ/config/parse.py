@@ -354,6 +354,7 @@ def _provider(p: _Problems, name: str, data: Mapping[str, Any], path: str, prese
     timeout_s = _get(p, data, "timeout_ms", path, "duration", 300.0)
     streaming = _get(p, data, "streaming_timeout_ms", path, "duration", None)
     stall = _get(p, data, "stream_timeout_ms", path, "duration", 120.0)
+    payload = _get(p, data, "payload_timeout_ms", path, "duration", 300.0)
     connect = _get(p, data, "connect_timeout_ms", path, "duration", 10.0)
     return ProviderConfig(
         name=name,
@@ -369,6 +370,7 @@ def _provider(p: _Problems, name: str, data: Mapping[str, Any], path: str, prese
         timeout_s=timeout_s,
         streaming_timeout_s=streaming,
         stall_timeout_s=stall,
+        payload_timeout_s=payload,
         connect_timeout_s=connect,
     )
 
@@ -413,6 +415,7 @@ def _model(p: _Problems, data: Any, path: str, providers: Mapping[str, ProviderC
         timeout_s=_get(p, data, "timeout_ms", path, "duration"),
         streaming_timeout_s=_get(p, data, "streaming_timeout_ms", path, "duration"),
         stall_timeout_s=_get(p, data, "stream_timeout_ms", path, "duration"),
+        payload_timeout_s=_get(p, data, "payload_timeout_ms", path, "duration"),
     )
 
 
@@ -548,6 +551,7 @@ def parse_config(data: Any, *, env: Mapping[str, str], source: str) -> Config:
         "request_timeout_s": _get(p, data, "request_timeout_ms", "", "duration", None),
         "shutdown_grace_s": _get(p, data, "shutdown_grace_ms", "", "duration", 10.0),
         "metrics_public": _get(p, data, "metrics_public", "", "bool", False),
+        "client_write_timeout_s": _get(p, data, "client_write_timeout_ms", "", "duration", 60.0),
     }
     shared_state = _shared_state(p, data)
     for path in _misplaced_keys(data):

@@ -52,10 +52,14 @@ class RequestLog:
     #: the usage is occ's estimate: the line says so, and metrics keep it apart from reported tokens
     usage_estimated: bool = False
     ttft_s: float | None = None
+    #: how the request really ended when occ ended it (``client_too_slow``, ``server_shutdown``)
+    ended_by: str | None = None
 
     def fields(self) -> dict[str, Any]:
         duration = time.monotonic() - self.started
-        if self.client_cancelled:
+        if self.ended_by is not None:
+            outcome = self.ended_by
+        elif self.client_cancelled:
             outcome = "client_cancelled"
         elif self.error is not None:
             outcome = "error"

@@ -208,6 +208,7 @@ class OccApp:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_watch_disconnect, receive, nursery.cancel_scope, record, relay)
             nursery.start_soon(produce)
+            call.request_scope = nursery.cancel_scope
             await relay.run(frames_out)
             nursery.cancel_scope.cancel()
         record.status = relay.status
@@ -226,6 +227,7 @@ def _record_call(record: RequestLog, call: Call) -> None:
     record.stop_reason = call.stop_reason
     record.usage = call.usage
     record.usage_estimated = call.usage_estimated
+    record.ended_by = call.ended_by
 
 
 async def _watch_disconnect(receive: Receive, scope: trio.CancelScope, record: RequestLog,

@@ -20,8 +20,9 @@ it passes every ``except OccError``, no breaker counts it and no further attempt
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import attrs
@@ -34,6 +35,7 @@ from occ.core.errors import (
     AttemptRecord,
     MissingApiKey,
     OccError,
+    Overloaded,
     TranslationError,
     UpstreamProtocolError,
     UpstreamStalled,
@@ -43,7 +45,7 @@ from occ.core.errors import (
 )
 from occ.core.jsonfast import JSONDecodeError, dumps, loads
 from occ.core.scrub import clip
-from occ.core.sse import SSEDecoder
+from occ.core.sse import SSEDecoder, SSEEvent
 from occ.observe.logs import get_logger
 from occ.resilience.classify import classify
 from occ.resilience.routing import Route
@@ -54,7 +56,7 @@ from occ.translate.anthropic_events import AnthropicStreamBuilder, without_think
 from occ.translate.anthropic_request import thinking_requested, without_images
 from occ.translate.tool_ids import restore_tool_names
 from occ.translate.wires import StreamTranslator, wire_for
-from occ.upstream.client import UpstreamClient, status_error
+from occ.upstream.client import UpstreamClient, UpstreamResponse, status_error
 
 __all__ = ["Call", "run_nonstreaming", "run_streaming"]
 
@@ -87,10 +89,22 @@ class Call:
     usage_estimated: bool = False
     protocol: str | None = None
     model: ModelConfig | None = None
+    #: the request nursery's scope (streaming): cancelled when the client stops reading for too long
+    request_scope: trio.CancelScope | None = None
+    #: how the request really ended when that was not the usual way (``client_too_slow``,
+    #: ``server_shutdown``): the log's outcome
+    ended_by: str | None = None
 
     def note(self, text: str) -> None:
         self.notes.append(text)
         log.info("%s %s", self.request_id, text)
+
+    def abandon_client(self, why: str) -> None:
+        """Give the client up: cancel the request nursery (relay, fallback loop and upstream connection)."""
+        self.ended_by = "client_too_slow"
+        log.warning("%s %s: giving the stream up and closing its upstream connection", self.request_id, why)
+        if self.request_scope is not None:
+            self.request_scope.cancel(reason=why)
 
 
 def _check_keys(state: ServerState, call: Call) -> None:
@@ -294,10 +308,10 @@ async def run_nonstreaming(state: ServerState, call: Call) -> dict[str, Any]:
         url = endpoint_url(provider, protocol, model.model_id, stream=False)
         headers = _upstream_headers(provider, protocol, _key(state, provider), call, stream=False)
         raw: bytes | None = None
-        with trio.move_on_after(timeouts.timeout_s) as deadline:
+        with trio.move_on_after(timeouts.timeout_s) as deadline:  # ATTEMPT DEADLINE (timeout_ms)
             async with _client(state).open(url, headers=headers, body=body,
                                            connect_timeout_s=timeouts.connect_timeout_s) as response:
-                raw = await response.read_all(_NON_STREAM_BODY_LIMIT)
+                raw = await _read_body(response, timeouts.stall_timeout_s, _NON_STREAM_BODY_LIMIT)
         if deadline.cancelled_caught or raw is None:
             raise UpstreamTimeout(f"no complete answer within {timeouts.timeout_s:g}s (timeout_ms)")
         try:
@@ -322,17 +336,52 @@ async def run_nonstreaming(state: ServerState, call: Call) -> dict[str, Any]:
         call.usage_estimated = bool(getattr(message, "usage_estimated", False))
         return message
 
-    return await _with_request_deadline(call, lambda: _fallback(state, call, attempt, lambda: False))
+    return await _with_request_deadline(state, call, lambda: _fallback(state, call, attempt, lambda: False))
 
 
-async def _with_request_deadline(call: Call, run: Callable[[], Awaitable[T]]) -> T:
+async def _with_request_deadline(state: ServerState, call: Call, run: Callable[[], Awaitable[T]]) -> T:
+    """The fallback loop inside the REQUEST DEADLINE (``request_timeout_ms``) and the SHUTDOWN SCOPE: the
+    latter is cancelled when the server's shutdown grace has run out, and the request then ends with
+    occ's own ``overloaded_error`` ("server shutting down"), never in silence."""
     limit = call.config.request_timeout_s
-    if limit is None:
-        return await run()
-    with trio.move_on_after(limit) as deadline:
-        return await run()
+    with trio.CancelScope() as shutdown:
+        state.shutdown_scopes.add(shutdown)
+        try:
+            with trio.move_on_after(math.inf if limit is None else limit) as deadline:
+                return await run()
+        finally:
+            state.shutdown_scopes.discard(shutdown)
+    if shutdown.cancelled_caught:
+        call.ended_by = "server_shutdown"
+        raise Overloaded("server shutting down", retry_after_s=2.0)
     assert deadline.cancelled_caught
     raise UpstreamTimeout(f"the request took longer than {limit:g}s (request_timeout_ms)")
+
+
+async def _next_chunk(chunks: AsyncIterator[bytes], stall_s: float) -> bytes | None:
+    """One upstream read (None at the end of the body) under the STALL GUARD: the guard covers this read
+    and nothing else, so time spent handing frames to a slow client is never charged to the model."""
+    with trio.move_on_after(stall_s):
+        return await anext(chunks, None)
+    raise UpstreamStalled(f"no bytes from upstream for {stall_s:g}s (stream_timeout_ms)")
+
+
+async def _read_body(response: UpstreamResponse, stall_s: float, limit: int) -> bytes:
+    """A whole (non-streaming) body, each read under the stall guard.
+
+    Raises:
+        UpstreamStalled: the upstream went silent mid-body.
+        UpstreamProtocolError: the body is larger than ``limit``.
+    """
+    parts: list[bytes] = []
+    size = 0
+    chunks = aiter(response.chunks())
+    while (chunk := await _next_chunk(chunks, stall_s)) is not None:
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise UpstreamProtocolError(f"upstream body larger than {limit} bytes")
+    return b"".join(parts)
 
 
 # -- streaming -----------------------------------------------------------------------------------
@@ -363,7 +412,8 @@ async def run_streaming(state: ServerState, call: Call, relay: Relay,
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(heartbeat, relay, frames, call.config.heartbeat_interval_s)
                 try:
-                    await _pump(state, url, headers, body, timeouts, translator, builder, frames)
+                    await _pump(state, call, url, headers, body, timeouts, translator, builder, frames,
+                                lambda: state.board.record_success(model.key))
                 except OccError as exc:
                     failure = exc
                 except Exception as exc:
@@ -383,72 +433,109 @@ async def run_streaming(state: ServerState, call: Call, relay: Relay,
     async with frames:
         try:
             await _with_request_deadline(
-                call, lambda: _fallback(state, call, attempt, lambda: builder.committed))
+                state, call, lambda: _fallback(state, call, attempt, lambda: builder.committed))
         except OccError as exc:
             if builder.committed and not builder.finished:
                 builder.error(exc)
-                await _deliver(frames, builder.take())
+                await _deliver(call, frames, builder.take())
             elif not builder.finished:
-                await _deliver(frames, Fail(exc))
+                await _deliver(call, frames, Fail(exc))
             raise
 
 
-async def _deliver(frames: trio.MemorySendChannel[Any], item: Any) -> bool:
-    """Hand frames to the relay, shielded: once the builder has emitted them they must reach the
-    client, or the stream would skip events. Only the relay closing (client gone) stops this.
+async def _deliver(call: Call, frames: trio.MemorySendChannel[Any], item: Any) -> None:
+    """Hand frames to the relay under the HAND-OFF DEADLINE (``client_write_timeout_ms``).
 
-    Returns whether it had to wait (the client is reading slower than the upstream writes).
+    Shielded, because once the builder has emitted frames they must reach the client whole, or the stream
+    would skip events: an attempt deadline must not cut this. The shield has its own deadline instead, and
+    it sits outside the stall guard, which covers upstream reads only. When the client has read nothing for
+    that long (it stays connected but stopped reading), the request nursery is cancelled: relay, fallback
+    loop and the upstream connection with it, so a stuck client cannot hold a connection and a pool slot
+    forever. The relay closing (client gone) also ends the wait.
     """
     if isinstance(item, bytes) and not item:
-        return False
+        return
     try:
         frames.send_nowait(item)  # no checkpoint, so nothing to shield: the usual case
-        return False
+        return
     except trio.WouldBlock:
         pass
     except (trio.BrokenResourceError, trio.ClosedResourceError):
-        return False
-    with trio.CancelScope(shield=True):
+        return
+    limit = call.config.client_write_timeout_s
+    with trio.CancelScope(shield=True, deadline=trio.current_time() + limit) as handoff:
         try:
             await frames.send(item)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
-    return True
+    if handoff.cancelled_caught:
+        call.abandon_client(f"the client read nothing for {limit:g}s (client_write_timeout_ms)")
+        await trio.lowlevel.checkpoint()  # the request scope is cancelled: unwind from here
 
 
-async def _pump(state: ServerState, url: str, headers: dict[str, str], body: bytes, timeouts: Timeouts,
-                translator: StreamTranslator, builder: AnthropicStreamBuilder,
-                frames: trio.MemorySendChannel[Any]) -> None:
-    """Upstream bytes through the decoder and translator to the relay, under the stall guard."""
+def _is_payload(event: SSEEvent) -> bool:
+    """Anything but a ping: SSE comments never become events, and a ``ping`` event says only that the
+    connection is alive, not that the model is producing anything."""
+    return event.event != "ping" and not event.data.startswith(('{"type":"ping"', '{"type": "ping"'))
+
+
+async def _pump(state: ServerState, call: Call, url: str, headers: dict[str, str], body: bytes,
+                timeouts: Timeouts, translator: StreamTranslator, builder: AnthropicStreamBuilder,
+                frames: trio.MemorySendChannel[Any], on_commit: Callable[[], None]) -> None:
+    """Upstream bytes through the decoder and translator to the relay.
+
+    Each upstream read sits inside two scopes: the PAYLOAD GUARD (``payload_timeout_ms``: a stream made
+    only of SSE comments and pings ends after that long, however lively) and, inside it, the STALL GUARD
+    (``stream_timeout_ms`` of silence). Handing frames to the client happens outside both.
+    ``on_commit`` runs once, when the stream first commits: that is when the model has shown it is healthy
+    (a panic-mode probe settles there, not minutes later at the end of the stream).
+    """
     stall_s = timeouts.stall_timeout_s
+    payload_s = timeouts.payload_timeout_s
     decoder = SSEDecoder()
-    with trio.CancelScope(deadline=trio.current_time() + stall_s) as stall:
-        async with _client(state).open(url, headers=headers, body=body,
-                                       connect_timeout_s=timeouts.connect_timeout_s) as response:
-            stall.deadline = trio.current_time() + stall_s
-            content_type = response.content_type
-            if "event-stream" not in content_type and "json" in content_type:
-                raw = await response.read_all(1024 * 1024)
-                error = status_error(502, raw, {})
-                raise UpstreamProtocolError(f"upstream sent JSON instead of an event stream: {error.message}")
-            async for chunk in response.chunks():
-                stall.deadline = trio.current_time() + stall_s
-                for event in decoder.feed(chunk):
-                    translator.feed(event)
-                    if translator.done:
-                        break
-                out = builder.take()
-                if out and await _deliver(frames, out):
-                    # time spent waiting on a slow client is not upstream silence
-                    stall.deadline = trio.current_time() + stall_s
+    committed = builder.committed
+    response: UpstreamResponse | None = None
+    async with contextlib.AsyncExitStack() as stack:
+        with trio.move_on_after(stall_s):  # STALL GUARD for connecting, sending and the response head
+            response = await stack.enter_async_context(
+                _client(state).open(url, headers=headers, body=body, connect_timeout_s=timeouts.connect_timeout_s))
+        if response is None:
+            raise UpstreamStalled(f"no answer from upstream for {stall_s:g}s (stream_timeout_ms)")
+        content_type = response.content_type
+        if "event-stream" not in content_type and "json" in content_type:
+            raw = await _read_body(response, stall_s, 1024 * 1024)
+            error = status_error(502, raw, {})
+            raise UpstreamProtocolError(f"upstream sent JSON instead of an event stream: {error.message}")
+        chunks = aiter(response.chunks())
+        payload_deadline = math.inf if payload_s is None else trio.current_time() + payload_s
+        while True:
+            with trio.CancelScope(deadline=payload_deadline) as payload_guard:
+                with trio.CancelScope(deadline=trio.current_time() + stall_s) as stall:
+                    chunk = await anext(chunks, None)
+            if payload_guard.cancelled_caught:
+                raise UpstreamStalled(f"only SSE comments and pings from upstream for {payload_s:g}s "
+                                      "(payload_timeout_ms)")
+            if stall.cancelled_caught:
+                raise UpstreamStalled(f"no bytes from upstream for {stall_s:g}s (stream_timeout_ms)")
+            if chunk is None:
+                break
+            for event in decoder.feed(chunk):
+                if payload_s is not None and _is_payload(event):
+                    payload_deadline = trio.current_time() + payload_s
+                translator.feed(event)
                 if translator.done:
-                    return
-            for event in decoder.close():
-                if not translator.done:
-                    translator.feed(event)
+                    break
+            out = builder.take()
+            if out:
+                await _deliver(call, frames, out)
+                if not committed and builder.committed:
+                    committed = True
+                    on_commit()
+            if translator.done:
+                return
+        for event in decoder.close():
             if not translator.done:
-                translator.close()
-            await _deliver(frames, builder.take())
-    if stall.cancelled_caught:
-        raise UpstreamStalled(f"no bytes from upstream for {stall_s:g}s (stream_timeout_ms)")
-
+                translator.feed(event)
+        if not translator.done:
+            translator.close()
+        await _deliver(call, frames, builder.take())

@@ -86,6 +86,15 @@ class Relay:
         self.first_content_at: float | None = None
 
     async def run(self, frames: trio.MemoryReceiveChannel[bytes | _Ping | Fail]) -> None:
+        """Write every frame until the channel closes.
+
+        A write to a client that stays connected but stops reading cannot be cancelled from here: hypercorn
+        shields its socket writes. occ bounds it below instead: its listening sockets carry
+        ``TCP_USER_TIMEOUT`` = ``client_write_timeout_ms`` (:func:`occ.server.serve.hypercorn_config`), so
+        the kernel aborts such a connection and this write fails."""
+        await self._run(frames)
+
+    async def _run(self, frames: trio.MemoryReceiveChannel[bytes | _Ping | Fail]) -> None:
         async with frames:
             async for item in frames:
                 pending: list[bytes] = []

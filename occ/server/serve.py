@@ -13,6 +13,8 @@ import logging
 import socket
 import urllib.error
 import urllib.request
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import trio
@@ -23,10 +25,16 @@ from hypercorn.utils import wrap_app
 
 from occ.config.model import Config
 from occ.core.errors import OccError
-from occ.observe.logs import configure_logging
+from occ.observe.logs import configure_logging, get_logger
 from occ.server.app import OccApp, create_app
 
-__all__ = ["BindFailed", "create_app", "describe_bind_failure", "hypercorn_config", "open_sockets", "serve"]
+__all__ = ["SHUTDOWN_FLUSH_S", "BindFailed", "create_app", "describe_bind_failure", "hypercorn_config", "open_sockets",
+           "serve", "serve_until_stopped"]
+
+log = get_logger("occ")
+
+#: after the grace, how long the requests occ ends get to write their error event
+SHUTDOWN_FLUSH_S = 1.0
 
 #: claude-code-router's default port is occ's too: the most likely other holder of 3456.
 CCR_DEFAULT_PORT = 3456
@@ -34,6 +42,24 @@ CCR_DEFAULT_PORT = 3456
 
 class BindFailed(OccError):
     """occ could not listen where it was asked to. The message is one line: cause, then fix."""
+
+
+class _HypercornConfig(HypercornConfig):
+    """hypercorn's settings plus ``TCP_USER_TIMEOUT`` on the listening sockets (accepted connections
+    inherit it): hypercorn shields its socket writes, so a client that stays connected but stops reading
+    (a zero receive window) would hold its connection, and the request's task, for ever. The kernel aborts
+    such a connection after ``client_write_timeout_ms`` of unacknowledged or unsendable data."""
+
+    tcp_user_timeout_ms: int | None = None
+
+    def create_sockets(self) -> Sockets:
+        sockets = super().create_sockets()
+        option = getattr(socket, "TCP_USER_TIMEOUT", None)  # Linux only
+        if option is not None and self.tcp_user_timeout_ms:
+            for sock in (*sockets.secure_sockets, *sockets.insecure_sockets):
+                if sock.family in (socket.AF_INET, socket.AF_INET6):
+                    sock.setsockopt(socket.IPPROTO_TCP, option, self.tcp_user_timeout_ms)
+        return sockets
 
 
 def hypercorn_config(config: Config, *, host: str | None = None, port: int | None = None,
@@ -44,11 +70,14 @@ def hypercorn_config(config: Config, *, host: str | None = None, port: int | Non
     keep-alive timeout only applies between requests, and the access log is off (occ writes
     its own line per request).
     """
-    hc = HypercornConfig()
+    hc = _HypercornConfig()
+    hc.tcp_user_timeout_ms = int(config.client_write_timeout_s * 1000)
     hc.bind = [f"{host or config.host}:{config.port if port is None else port}"]
     hc.accesslog = None
     hc.errorlog = logging.getLogger("hypercorn.error")
-    hc.graceful_timeout = config.shutdown_grace_s
+    # occ's own graceful shutdown (serve_until_stopped) ends what is left after shutdown_grace_ms with an
+    # error event, then needs a moment to write it; hypercorn's hard cut comes only after that
+    hc.graceful_timeout = config.shutdown_grace_s + SHUTDOWN_FLUSH_S + 1
     hc.keep_alive_timeout = 75
     hc.h11_max_incomplete_size = 64 * 1024
     hc.workers = workers
@@ -123,9 +152,10 @@ def probe_holder(host: str, port: int, timeout_s: float = 1.0) -> tuple[str, boo
 
 
 async def serve(config: Config, *, host: str | None = None, port: int | None = None,
-                app: OccApp | None = None, shutdown_trigger: Any = None,
+                app: OccApp | None = None, shutdown_trigger: Callable[[], Awaitable[Any]] | None = None,
                 task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
-    """Serve occ until cancelled (or ``shutdown_trigger`` returns).
+    """Serve occ until cancelled (or ``shutdown_trigger`` returns, then gracefully: see
+    :func:`serve_until_stopped`).
 
     Shaped like ``hypercorn.trio.serve``: ``task_status.started(binds)`` reports the bound
     addresses (``["http://127.0.0.1:54321"]``), so ``await nursery.start(occ.serve, config)``
@@ -144,8 +174,35 @@ async def serve(config: Config, *, host: str | None = None, port: int | None = N
     except OSError as exc:
         message = await trio.to_thread.run_sync(describe_bind_failure, exc, bind_host, bind_port)
         raise BindFailed(message) from exc
-    kwargs: dict[str, Any] = {}
-    if shutdown_trigger is not None:
-        kwargs["shutdown_trigger"] = shutdown_trigger
-    await worker_serve(wrap_app(app, hc.wsgi_max_body_size, None), hc, sockets=sockets, task_status=task_status,
-                       **kwargs)
+    if shutdown_trigger is None:
+        await worker_serve(wrap_app(app, hc.wsgi_max_body_size, None), hc, sockets=sockets, task_status=task_status)
+    else:
+        await serve_until_stopped(app, hc, sockets, shutdown_trigger, task_status=task_status)
+
+
+async def serve_until_stopped(app: OccApp, hc: HypercornConfig, sockets: Sockets,
+                              shutdown_trigger: Callable[[], Awaitable[Any]], *,
+                              task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+    """hypercorn on ``sockets`` until ``shutdown_trigger`` returns, then occ's graceful shutdown: hypercorn
+    stops accepting; requests in flight get ``shutdown_grace_ms`` to finish; each one still running then ends
+    with an ``overloaded_error`` ("server shutting down": an ``error`` event, or a 529 if nothing was sent
+    yet) and is logged with ``outcome=server_shutdown``; hypercorn closes the connections and returns."""
+    stopping = trio.Event()
+
+    async def trigger() -> None:
+        await shutdown_trigger()
+        stopping.set()
+
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(partial(worker_serve, wrap_app(app, hc.wsgi_max_body_size, None), hc,
+                                            sockets=sockets, shutdown_trigger=trigger))
+        task_status.started(binds)
+        await stopping.wait()
+        grace_s = app.state.config.shutdown_grace_s
+        log.info("stopping: no new connections, in-flight requests have %.0fs to finish", grace_s)
+        ended = await app.state.finish_requests(grace_s, flush_s=SHUTDOWN_FLUSH_S)
+        if ended:
+            log.warning("shutdown: %d request(s) still running after %gs (shutdown_grace_ms) were ended with "
+                        "overloaded_error", ended, grace_s)
+        # hypercorn returns once every connection has closed; its own graceful_timeout is the backstop
+        nursery.cancel_scope.deadline = trio.current_time() + SHUTDOWN_FLUSH_S + 2

@@ -72,6 +72,8 @@ class ServerState:
     guard: Guard = attrs.field(factory=Guard)
     board: BreakerBoard = attrs.field(init=False)
     shared: SharedState = attrs.field(init=False)
+    #: one per request in its fallback loop: cancelled when the shutdown grace has run out
+    shutdown_scopes: set[trio.CancelScope] = attrs.field(factory=set)
 
     def __attrs_post_init__(self) -> None:
         _accept(self.config)
@@ -95,6 +97,22 @@ class ServerState:
         self.board.reset(None, "the config was reloaded")
         for listener in self.reload_listeners:
             listener(config)
+
+    async def finish_requests(self, grace_s: float, *, flush_s: float = 1.0) -> int:
+        """Graceful shutdown, once the server has stopped accepting: requests in flight get ``grace_s`` to
+        finish; then each one left has its shutdown scope cancelled, so it ends with an ``overloaded_error``
+        ("server shutting down") instead of being cut, and gets ``flush_s`` to write it. Returns how many
+        were ended that way. Polls (every 50 ms, bounded by the two deadlines): ``in_flight`` is a count."""
+        with trio.move_on_after(grace_s):
+            while self.in_flight:
+                await trio.sleep(0.05)
+        left = len(self.shutdown_scopes)
+        for scope in list(self.shutdown_scopes):
+            scope.cancel(reason="server shutting down")
+        with trio.move_on_after(flush_s):
+            while self.in_flight:
+                await trio.sleep(0.05)
+        return left
 
     def snapshot(self) -> ServerSnapshot:
         """This moment's values for ``/status`` and ``/metrics`` (the observe layer never reads this

@@ -183,3 +183,67 @@ def test_validate_checks_the_shared_state_url_and_never_prints_its_password(tmp_
     config.write_text(json.dumps({"models": {"default": {"model_id": "k"}},
                                   "shared_state": {"url": "rediss://app:${PW}@cache:6380/1"}}))
     assert run_occ("validate", str(config), env={"PW": "pw-SECRET-9876"}).returncode == 0
+
+
+async def test_sigterm_ends_a_stream_longer_than_the_grace_with_an_error_event(fake, tmp_path):
+    """Stop accepting, let streams finish within the grace, then end each one left with an ``error`` event
+    (``overloaded_error``, "server shutting down") and log it with the outcome it really had."""
+    from support.fake_upstream import Reply, sse
+    from support.shapes import chunk, usage_chunk
+    from support.stack import fake_provider
+
+    parts = [*sse(chunk({"content": "first "}), done=False), 30.0, *sse(chunk(finish="stop"), usage_chunk())]
+    fake.default("/v1/chat/completions", Reply(chunks=parts))
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"port": 0, "providers": {"fake": fake_provider(fake)},
+                                  "enable_streaming_scenario_routing": True, "shutdown_grace_ms": 500,
+                                  "models": {"default": {"provider": "fake", "model_id": "m"}}}))
+    env = {**os.environ, "HOME": str(tmp_path)}
+    proc = await trio.lowlevel.open_process([sys.executable, "-m", "occ.cli.main", "serve", "--config", str(config)],
+                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    stderr = b""
+
+    async def read_stderr() -> None:
+        nonlocal stderr
+        while chunk_ := await proc.stderr.receive_some(65536):
+            stderr += chunk_
+
+    try:
+        line = b""
+        with trio.fail_after(30):
+            while b"\n" not in line:
+                line += await proc.stdout.receive_some(4096)
+        url = line.decode().split("listening on ")[1].split()[0]
+        result = {}
+
+        async def stream() -> None:
+            async with httpx.AsyncClient(timeout=20) as client:
+                result["response"] = await client.post(f"{url}/v1/messages", json={
+                    "model": "m", "max_tokens": 10, "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read_stderr)
+            async with trio.open_nursery() as inner:
+                inner.start_soon(stream)
+                with trio.fail_after(10):
+                    while not fake.requests("/v1/chat/completions"):
+                        await trio.sleep(0.02)
+                await trio.sleep(0.2)
+                sent_at = trio.current_time()
+                proc.send_signal(signal.SIGTERM)
+            assert trio.current_time() - sent_at < 5, "the stream was not ended after the grace"
+            message = check_stream(result["response"].content, allow_error=True)
+            frames = result["response"].content.decode()
+            assert "event: error" in frames and "overloaded_error" in frames and "server shutting down" in frames
+            assert "message_stop" not in frames
+            assert message["content"][0]["text"] == "first "
+            with trio.fail_after(20):
+                assert await proc.wait() == 0
+        log = stderr.decode()
+        assert "outcome=server_shutdown" in log and "outcome=ok" not in log
+        assert "were ended with overloaded_error" in log
+        assert fake.requests("/v1/chat/completions")[0].disconnected_at is not None  # upstream closed
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
