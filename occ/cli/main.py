@@ -239,6 +239,9 @@ def _serve_workers(args: argparse.Namespace, config: Any, host: str, port: int) 
     hc = hypercorn_config(config, host=host, port=port, workers=args.workers)
     for notice in startup_notices(config, host):  # before hypercorn binds: workers log nothing of this
         logging.getLogger("occ").warning("%s", notice)
+    if config.shared_state is None:
+        logging.getLogger("occ").info("%d workers, each with its own breakers and per-client limits (/metrics "
+                                      "counts them all); set shared_state to share them", args.workers)
     hc.worker_class = "trio"
     hc.application_path = "occ.asgi:app"
     if config.source and os.path.isfile(config.source):

@@ -250,7 +250,10 @@ def _fleet(snap: ServerSnapshot) -> dict[str, Any]:
         info = snap.breakers.get(label, {})
         entry = counts.get(label) or {}
         models[label] = {"breaker": info.get("state", "closed"), "reopens_in_s": info.get("reopens_in_s"),
-                         "requests": entry.get("requests", 0), "outcomes": dict(entry.get("outcomes") or {})}
+                         "requests": entry.get("requests", 0), "outcomes": dict(entry.get("outcomes") or {}),
+                         "breaker_opened": entry.get("breaker_opened", 0),
+                         "breaker_closed": entry.get("breaker_closed", 0),
+                         "panic_routed": entry.get("panic_routed", 0)}
     processes = list(shared.get("processes") or [])
     out["fleet"] = {"process": shared.get("process"), "processes": processes,
                     "in_flight": sum(int(p.get("in_flight") or 0) for p in processes), "models": models}

@@ -31,6 +31,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
+import attrs
+
 from occ.resilience.breaker import BreakerRegistry, Key, Transition
 
 __all__ = ["FleetBreakers", "key_of", "label_of"]
@@ -106,11 +108,15 @@ class FleetBreakers(BreakerRegistry):
         return True
 
     def record_success(self, key: Key, now: float) -> Transition | None:
+        """A fleet probe's success closes the model fleet-wide, and is this process's transition to report
+        (here or elsewhere, only the prober reports it)."""
+        before = self.get(key)
         transition = super().record_success(key, now)
         if key in self._probing:
             self._end_probe(key)
             self._fleet_until.pop(key, None)
             self.publish(("close", label_of(key)))
+            transition = transition or Transition(key, "closed", before)
         return transition
 
     def record_failure(self, key: Key, now: float, *, retry_after_s: float | None = None) -> Transition | None:
@@ -122,6 +128,8 @@ class FleetBreakers(BreakerRegistry):
             if self.connected:
                 self._fleet_until[key] = max(self._fleet_until.get(key, until), until)
             self.publish(("open", label_of(key), until))
+            if was_probe and transition is None:  # the fleet's breaker reopened by this process's probe
+                transition = Transition(key, "opened", attrs.evolve(mine, open_until=until))
         if was_probe:
             self._end_probe(key)
         return transition

@@ -21,8 +21,9 @@ What lives on the server, under ``<prefix>:``:
 * ``breakers`` (hash): ``provider/model`` -> the time (server ms) until which the model is open; an open
   only ever extends it (a script keeps the later deadline); a successful probe deletes it.
 * ``probe:<provider/model>`` (string): the process holding the model's half-open probe, with a TTL.
-* ``counts`` (hash): ``provider/model|requests`` and ``provider/model|<outcome>`` -> fleet totals,
-  incremented by each process's deltas (they outlive the processes that counted them).
+* ``counts`` (hash): ``provider/model|requests``, ``provider/model|<outcome>`` and the breaker bookkeeping
+  (``provider/model|breaker:opened``, ``...:closed``, ``...:panic_routed``) -> fleet totals, incremented by
+  each process's deltas (they outlive the processes that counted them).
 
 Key round-robin stays per process (each process rotates its own keys).
 """
@@ -86,6 +87,8 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 _DAY_MS = 86_400_000
+#: the observer's breaker bookkeeping shared as fleet totals: its key -> the name /status gives the total
+_BREAKER_COUNTS = {"opened": "breaker_opened", "closed": "breaker_closed", "panic_routed": "panic_routed"}
 
 Callback = Callable[[object], None]
 _LINK_ERRORS = (OSError, LinkError, trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError,
@@ -300,11 +303,17 @@ class SharedState:
         return plan
 
     def _counters(self) -> dict[str, int]:
+        """This process's running totals, as fields of the fleet's ``counts`` hash: requests and outcomes
+        per model, and the breaker bookkeeping (opened, closed, panic-routed: ``breaker:<kind>``)."""
         out: dict[str, int] = {}
         for label, stats in list(self.observer.per_model.items()):
             out[f"{label}|requests"] = stats.requests
             for outcome, n in list(stats.outcomes.items()):
                 out[f"{label}|{outcome}"] = n
+        for label, history in list(self.observer.breaker_history.items()):
+            for kind in _BREAKER_COUNTS:
+                if history.get(kind):
+                    out[f"{label}|breaker:{kind}"] = int(history[kind])
         return out
 
     # -- replies -------------------------------------------------------------------------------------
@@ -361,6 +370,8 @@ class SharedState:
             entry = counts.setdefault(label, {"requests": 0, "outcomes": {}})
             if name == "requests":
                 entry["requests"] = value
+            elif name.startswith("breaker:"):
+                entry[_BREAKER_COUNTS.get(name[8:], name[8:])] = value
             else:
                 entry["outcomes"][name] = value
         self.counts = counts

@@ -101,8 +101,12 @@ async def test_an_open_breaker_is_honoured_by_the_other_process_and_only_one_pro
     await until(lambda: _breaker(url_one, "closed"), 1.0, "closed in one")
     await until(lambda: _breaker(url_two, "closed"), 1.0, "closed in two")
     assert (await post(url_two)).json()["content"][0]["text"] == "a"
-    fleet = (await status(url_one))["fleet"]
-    assert fleet["models"]["fake/model-a"]["outcomes"].get("ok", 0) >= 2  # counted across both
+    async def bookkept() -> bool:
+        model_a = (await status(url_one))["fleet"]["models"]["fake/model-a"]
+        return (model_a["outcomes"].get("ok", 0) >= 2 and model_a["outcomes"].get("http_500") == 1
+                and model_a["breaker_opened"] == 1 and model_a["breaker_closed"] == 1)
+
+    await until(bookkept, 2.0, "the fleet's totals: outcomes of both processes, one open and one close")
 
 
 async def _breaker(url: str, state: str) -> bool:

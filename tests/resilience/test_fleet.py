@@ -48,7 +48,8 @@ def test_half_open_admits_only_with_the_fleets_probe_lease():
     assert b.allow(KEY, 53)  # the probe
     assert not b.allow(KEY, 53.1)  # one at a time
     assert b.renew_leases(70) == [LABEL]
-    b.record_success(KEY, 54)
+    transition = b.record_success(KEY, 54)
+    assert transition is not None and transition.kind == "closed"  # the prober reports the fleet's close
     assert events[-2:] == [("release", LABEL), ("close", LABEL)]
     assert b.allow(KEY, 54.1) and b.state(KEY, 54.1) == "closed"
 
@@ -59,7 +60,8 @@ def test_a_failed_fleet_probe_reopens_the_fleet_though_locally_below_threshold()
     b.allow(KEY, 51)
     b.grant_lease(LABEL, True, 60)
     assert b.allow(KEY, 51)
-    b.record_failure(KEY, 52)
+    transition = b.record_failure(KEY, 52)
+    assert transition is not None and transition.kind == "opened" and transition.state.open_until == 62.0
     assert ("open", LABEL, 62.0) in events and events[-1] == ("release", LABEL)
     assert b.state(KEY, 53) == "open"
 
