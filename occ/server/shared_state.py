@@ -174,8 +174,11 @@ class SharedState:
                 await self._session(link, config, current, in_flight)
                 failures = 0
             except Exception as exc:
+                if self.status == "connected":
+                    failures = 0
                 self._unavailable(config, exc)
-                await trio.sleep(RECONNECT_S[0])
+                await trio.sleep(min(RECONNECT_S[1], RECONNECT_S[0] * 2 ** failures))
+                failures += 1
             finally:
                 await link.aclose()
 
@@ -186,9 +189,13 @@ class SharedState:
         self.status, self.url = "off", None
 
     def _unavailable(self, config: SharedStateConfig, exc: BaseException) -> None:
-        if not isinstance(exc, _LINK_ERRORS):  # occ's own bug: say so, but never take the server down
-            log.error("shared state sync failed (an error in occ, please report it)", exc_info=exc)
-        elif self.status != "unavailable":
+        """Fall back to this process's own state; say so once (until the server answers again)."""
+        if self.status == "unavailable":
+            pass
+        elif not isinstance(exc, _LINK_ERRORS):  # occ's own bug: say so, but never take the server down
+            log.error("shared state sync failed (an error in occ, please report it); serving with this "
+                      "process's own state, retrying in the background", exc_info=exc)
+        else:
             slow = isinstance(exc, trio.TooSlowError)
             reason = "no answer within timeout_ms" if slow else str(exc) or type(exc).__name__
             log.warning("shared state unavailable at %s (%s): serving with this process's own state, "
