@@ -20,6 +20,7 @@ from quart_trio import QuartTrio
 from occ import __version__
 from occ.config.model import Config
 from occ.config.parse import load_config
+from occ.config.presets import resolve_protocol
 from occ.core.errors import InvalidRequest, NotFound, OccError, RequestTooLarge, to_anthropic
 from occ.core.ids import random_hex
 from occ.core.jsonfast import JSONDecodeError, dumps, loads
@@ -29,7 +30,7 @@ from occ.core.validate import parse_count_tokens_request, parse_messages_request
 from occ.observe.access_log import RequestLog, log_request, redacted_body
 from occ.observe.logs import get_logger
 from occ.observe.usage import usage_row
-from occ.resilience.routing import route, scenario_models
+from occ.resilience.routing import Route, route, scenario_models
 from occ.server.checks import Guard, allowed_origin, cors_headers, preflight_headers
 from occ.server.client_limits import Unauthorized
 from occ.server.fallback import Call, run_nonstreaming, run_streaming
@@ -135,17 +136,19 @@ class OccApp:
             record.client = who
             state.limiter.acquire(who, config.max_concurrent_per_client)
             client = who
-            body = await _read_body(receive, config.max_body_bytes)
+            body = await _read_body(headers, receive, config.max_body_bytes)
             request = parse_messages_request(body)
             record.client_model = request["model"]
             estimate = count_tokens(request)  # once: routing and message_start use the same count
             the_route = route(request, config, token_estimate=estimate)
             record.scenario, record.reason = the_route.scenario, the_route.reason
             record.chain = [m.label for m in the_route.chain]
+            if config.logging.requests:
+                log.debug("%s request body: %s", request_id, redacted_body(body, config.logging.body_limit_bytes))
             call = Call(
                 request_id=request_id,
                 request=request,
-                raw_body=body,
+                raw_body=body if _passthrough_in(the_route, config) else None,
                 client_headers=headers,
                 requested_model=request["model"],
                 stream=bool(request.get("stream")),
@@ -154,8 +157,7 @@ class OccApp:
                 message_id="msg_" + random_hex(),
                 config=config,
             )
-            if config.logging.requests:
-                log.debug("%s request body: %s", request_id, redacted_body(body, config.logging.body_limit_bytes))
+            del body  # the parsed request is what the attempts read from here on
             if call.stream:
                 await self._stream(call, receive, send, record)
             else:
@@ -245,7 +247,21 @@ async def _watch_disconnect(receive: Receive, scope: trio.CancelScope, record: R
             return
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes:
+async def _read_body(headers: dict[str, str], receive: Receive, limit: int) -> bytes:
+    """The request body, refused with 413 as early as can be: a ``Content-Length`` over ``limit``
+    before a byte of the body is read, a chunked body the moment its running count passes it.
+
+    The parts are joined once and dropped at once, so the body is held twice only for that moment.
+
+    Raises:
+        RequestTooLarge: over ``max_body_bytes`` (hypercorn then closes the connection instead of
+            reading the rest).
+        _ClientGone: the client left mid-body.
+    """
+    announced = headers.get("content-length", "").strip()
+    if announced.isdigit() and int(announced) > limit:
+        raise RequestTooLarge(f"request body of {int(announced)} bytes is larger than the limit of {limit} bytes "
+                              "(max_body_bytes)")
     parts: list[bytes] = []
     size = 0
     while True:
@@ -258,7 +274,17 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
             raise RequestTooLarge(f"request body is larger than the limit of {limit} bytes (max_body_bytes)")
         parts.append(chunk)
         if not message.get("more_body", False):
-            return b"".join(parts)
+            body = b"".join(parts) if len(parts) != 1 else parts[0]
+            parts.clear()
+            return body
+
+
+def _passthrough_in(the_route: Route, config: Config) -> bool:
+    """Whether any model of the chain speaks the Anthropic wire, the one that needs the client's bytes."""
+    return any(
+        resolve_protocol(model, config.providers[model.provider]) == "anthropic"
+        for model in the_route.chain if model.provider in config.providers
+    )
 
 
 class _ClientGone(InvalidRequest):

@@ -72,7 +72,9 @@ class Call:
 
     request_id: str
     request: dict[str, Any]
-    raw_body: bytes
+    #: the client's bytes, kept only while a model of the chain speaks Anthropic (passthrough sends
+    #: them nearly as they are); None otherwise, so a large request is not held twice
+    raw_body: bytes | None
     client_headers: Mapping[str, str]
     requested_model: str
     stream: bool
@@ -274,6 +276,8 @@ def _client(state: ServerState) -> UpstreamClient:
 def _build(call: Call, model: ModelConfig, protocol: str, stream: bool) -> bytes:
     wire = wire_for(protocol)
     request, raw_body = call.request, call.raw_body
+    if raw_body is None:  # only the Anthropic wire reads it; a hot reload may have moved a model there
+        raw_body = dumps(request) if protocol == "anthropic" else b""
     if model.vision is False:
         request, images = without_images(request)
         if images:
