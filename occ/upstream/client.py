@@ -26,7 +26,7 @@ from occ.core.errors import UpstreamConnectError, UpstreamProtocolError, Upstrea
 from occ.core.scrub import clip
 from occ.core.upstream_errors import from_http, upstream_failure
 from occ.upstream.http1 import check_headers
-from occ.upstream.pool import ConnectionPool, Origin
+from occ.upstream.pool import ConnectionPool, Origin, decode_error_body
 
 __all__ = ["KeyPool", "UpstreamClient", "UpstreamResponse", "parse_retry_after", "status_error"]
 
@@ -194,8 +194,10 @@ class UpstreamClient:
         request_headers.setdefault("accept-encoding", "gzip, deflate")
         async with pool.request(where.origin, where.target, request_headers, body,
                                 connect_timeout_s=connect_timeout_s) as response:
-            if response.status >= 300:
-                raise status_error(response.status, await _read_error_body(response.chunks()), response.headers)
+            if response.status >= 300:  # read raw first: a coding occ cannot decode must not hide the status
+                raw = await _read_error_body(response.raw_chunks())
+                raise status_error(response.status, decode_error_body(raw, response.content_encoding),
+                                   response.headers)
             yield UpstreamResponse(response.status, response.headers, response.chunks)
 
     @asynccontextmanager
@@ -230,9 +232,19 @@ class UpstreamClient:
             except httpx.HTTPError as exc:
                 raise UpstreamProtocolError(f"upstream connection broke mid-body: {_describe(exc)}") from None
 
+        async def raw_chunks() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in response.aiter_raw():
+                    if chunk:
+                        yield chunk
+            except httpx.HTTPError as exc:
+                raise UpstreamProtocolError(f"upstream connection broke mid-body: {_describe(exc)}") from None
+
         try:
             if response.status_code >= 300:
-                raise status_error(response.status_code, await _read_error_body(chunks()), response.headers)
+                encoding = response.headers.get("content-encoding", "").strip().lower()
+                raw = await _read_error_body(raw_chunks())
+                raise status_error(response.status_code, decode_error_body(raw, encoding), response.headers)
             yield UpstreamResponse(response.status_code, response.headers, chunks)
         finally:
             await response.aclose()

@@ -4,8 +4,18 @@ occ's upstream traffic is one shape only: a ``POST`` with a known body, answered
 whose body is JSON or an event stream. Writing that framing ourselves, rather than going through
 httpx, httpcore and h11 for every chunk, is what lets occ keep up with many concurrent streams on
 one core (``benchmarks/RESULTS.md``). The parser is strict where a mistake would corrupt a body
-(framing, sizes, obs-fold) and lenient where servers differ harmlessly (bare ``LF`` line ends,
-reason phrases, interim ``1xx`` responses, chunk extensions, trailers).
+(framing, sizes, transfer codings) and lenient where servers differ harmlessly (bare ``LF`` line
+ends in the head, a missing reason phrase, interim ``1xx`` responses, chunk extensions).
+
+It agrees with h11 wherever h11 is stricter or more correct (``tests/upstream/test_http1_h11.py``
+feeds both the same bytes): ``Transfer-Encoding`` other than exactly ``chunked`` is refused (a
+``gzip, chunked`` body would otherwise reach the translators still compressed); obsolete line
+folding is unfolded into one space (RFC 9112 §5.2); control characters in a header value or the
+reason phrase, a ``Content-Length`` of more than 20 digits and a chunk line or chunk-data end other
+than ``CRLF`` are refused; an HTTP/1.0 connection is never reused. Where the two differ, occ is
+stricter (HTTP/1.0 and 1.1 only, no 101, no reuse after ``Content-Length`` beside
+``Transfer-Encoding``), or follows RFC 9112 where h11 does not (blanks before a chunk extension's
+``;``, §7.1.1); the test lists each difference with its reason.
 
 :class:`ResponseParser` is fed bytes as they arrive and returns the body bytes they carried, with
 the transfer coding removed. It never does I/O, so its tests feed it every way a response can be
@@ -25,16 +35,22 @@ __all__ = ["MAX_HEAD_BYTES", "ResponseParser", "check_headers", "request_head"]
 MAX_HEAD_BYTES = 64 * 1024
 #: Limit for one chunk-size line (extensions included) or trailer line, line end excluded.
 _MAX_CHUNK_LINE = 4096
-_DIGITS = re.compile(r"[0-9]+")
-_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_DIGITS = re.compile(r"[0-9]{1,20}")
+#: a chunk-size line, line end excluded: the size, extensions after optional blanks (RFC 9112 §7.1.1
+#: allows them before ``;``), trailing blanks (h11 tolerates those; some servers send them)
+_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})(?:[ \t]*;[^\r\n]*)?[ \t]*")
 
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _LINE_END = re.compile(rb"\r?\n")
-_STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: (.*))?")
+_STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: ([\t\x20-\x7e\x80-\xff]*))?")
 #: One header field: a token name, a colon, the value (a bare CR in it is refused, as RFC 9112
 #: allows; trailing blanks are stripped by the caller), the line end.
 _HEADER_FIELD = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([^\r\n]*)(?:\r?\n|\Z)")
 _FORBIDDEN_VALUE = re.compile(r"[\r\n\x00]")
+#: what a received field value may not hold besides CR and LF: NUL, VT and FF, as h11 (other controls
+#: are RFC 9110 §5.5's "MAY retain", and h11 keeps them)
+_CONTROL = re.compile(rb"[\x00\x0b\x0c]")
+_FOLD = (b" ", b"\t")
 
 # body framing
 _NONE = 0
@@ -192,19 +208,7 @@ class ResponseParser:
         if status_line is None:
             raise UpstreamProtocolError(f"upstream sent no HTTP/1.x status line ({first[:80]!r})")
         status = int(status_line.group(2))
-        headers: dict[str, str] = {}
-        # anchored at each field's start: a search (finditer) would rescan the rest of the head for
-        # every bad position, quadratic in a long malformed line
-        while (field := _HEADER_FIELD.match(head, pos)) is not None:
-            key = field[1].decode("ascii").lower()
-            text = field[2].rstrip(b" \t").decode("latin-1")
-            headers[key] = f"{headers[key]}, {text}" if key in headers else text
-            pos = field.end()
-        if pos < len(head):
-            line = _LINE_END.split(head[pos:], maxsplit=1)[0]
-            if line[:1] in (b" ", b"\t"):
-                raise UpstreamProtocolError("upstream response header uses obsolete line folding")
-            raise UpstreamProtocolError(f"upstream sent a malformed response header line ({line[:80]!r})")
+        headers = _parse_fields(head, pos)
         if 100 <= status < 200:
             if status == 101:
                 raise UpstreamProtocolError("upstream switched protocols (HTTP 101), which occ does not speak")
@@ -219,27 +223,26 @@ class ResponseParser:
 
     def _choose_framing(self) -> None:
         connection = {token.strip().lower() for token in self.headers.get("connection", "").split(",")}
-        if self.http_minor == 0:
-            self._keep_alive = "keep-alive" in connection
-        else:
-            self._keep_alive = "close" not in connection
+        # HTTP/1.0 "keep-alive" is an old extension with its own failure modes: as h11, never reused
+        self._keep_alive = self.http_minor == 1 and "close" not in connection
         if self._method == "HEAD" or self.status in (204, 304):
             self._framing = _NONE
             self.complete = True
             return
         coding = self.headers.get("transfer-encoding")
         if coding is not None:
-            codings = [c.strip().lower() for c in coding.split(",") if c.strip()]
+            codings = [c.strip().lower() for c in coding.split(",")]
+            if codings.count("chunked") > 1:
+                raise UpstreamProtocolError("upstream applied the chunked transfer coding twice")
+            if codings != ["chunked"]:
+                # gzip, deflate... under chunked: occ does not decode transfer codings, and passing
+                # the coded bytes on as the body would be garbage (h11 refuses them too)
+                raise UpstreamProtocolError(f"upstream used the transfer coding {coding[:60]!r}; occ reads "
+                                            "only chunked")
             if "content-length" in self.headers:
                 # the coding wins, but the pair is a smuggling signal: no second request here
                 self._keep_alive = False
-            if codings and codings[-1] == "chunked":
-                if "chunked" in codings[:-1]:
-                    raise UpstreamProtocolError("upstream applied the chunked transfer coding twice")
-                self._framing = _CHUNKED
-            else:
-                self._framing = _UNTIL_CLOSE
-                self._keep_alive = False
+            self._framing = _CHUNKED
             return
         length = self.headers.get("content-length")
         if length is None:
@@ -286,7 +289,7 @@ class ResponseParser:
                 if self._remaining == 0:
                     self._chunk_state = _DATA_END
                 continue
-            newline = data.find(b"\n", pos)
+            newline = data.find(b"\r\n", pos)  # chunk lines end in CRLF, exactly (as h11 reads them)
             if newline < 0:
                 rest = data[pos:]
                 if len(rest) > _MAX_CHUNK_LINE + 1:  # + a CR that may belong to the line end
@@ -296,14 +299,12 @@ class ResponseParser:
             if newline - pos > _MAX_CHUNK_LINE + 1:
                 raise UpstreamProtocolError("upstream sent an over-long chunk-size or trailer line")
             line = data[pos:newline]
-            pos = newline + 1
-            if line.endswith(b"\r"):
-                line = line[:-1]
+            pos = newline + 2
             if state == _SIZE:
-                size_text = line.split(b";", 1)[0].strip(b" \t")
-                if _HEX.fullmatch(size_text) is None:
+                size_match = _CHUNK_SIZE.fullmatch(line)
+                if size_match is None:
                     raise UpstreamProtocolError(f"upstream sent an invalid chunk size ({line[:40]!r})")
-                size = int(size_text, 16)
+                size = int(size_match[1], 16)
                 if size == 0:
                     self._chunk_state = _TRAILERS
                 else:
@@ -318,8 +319,47 @@ class ResponseParser:
                 if pos < end:
                     self._trailing_garbage = True
                 break
+            elif line[:1] not in _FOLD:
+                _parse_fields(line, 0)  # a trailer field must be a well-formed field (its value is unused)
         if not out:
             return b""
         return out[0] if len(out) == 1 else b"".join(out)
 
 
+def _parse_fields(head: bytes, pos: int) -> dict[str, str]:
+    """The header fields of ``head`` from ``pos`` on: names lower-cased, repeats joined with ``", "``,
+    obsolete line folding replaced by one space (RFC 9112 §5.2, as h11 does: the line's value, a
+    space, the continuation less its leading blanks; then the whole value's outer blanks stripped).
+
+    Raises:
+        UpstreamProtocolError: a malformed line, a NUL, VT or FF in a value, or a continuation line
+            before any field.
+    """
+    fields: list[tuple[str, bytes]] = []
+    end = len(head)
+    while pos < end:
+        # anchored at each field's start: a search (finditer) would rescan the rest of the head for
+        # every bad position, quadratic in a long malformed line
+        field = _HEADER_FIELD.match(head, pos)
+        if field is not None:
+            fields.append((field[1].decode("ascii").lower(), field[2]))
+            pos = field.end()
+            continue
+        line_end = _LINE_END.search(head, pos)
+        line = head[pos:line_end.start() if line_end else end]
+        if line[:1] in _FOLD and b"\r" not in line:
+            if not fields:
+                raise UpstreamProtocolError("upstream response header starts with a continuation line")
+            key, value = fields[-1]
+            fields[-1] = (key, value + b" " + line.lstrip(b" \t"))
+            pos = line_end.end() if line_end else end
+            continue
+        raise UpstreamProtocolError(f"upstream sent a malformed response header line ({line[:80]!r})")
+    headers: dict[str, str] = {}
+    for key, raw in fields:
+        value = raw.strip(b" \t")
+        if _CONTROL.search(value):
+            raise UpstreamProtocolError(f"upstream sent a control character in header {key!r}")
+        text = value.decode("latin-1")
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+    return headers

@@ -134,24 +134,37 @@ class PoolResponse:
         self._first = first
         self.status = parser.status
         self.headers = parser.headers
-        encoding = parser.headers.get("content-encoding", "").strip().lower()
-        self._decoder: Any = None
-        if encoding in ("gzip", "x-gzip"):
-            self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        elif encoding == "deflate":
-            self._decoder = _DeflateDecoder()
-        elif encoding not in ("", "identity"):
-            raise UpstreamProtocolError(f"upstream used content-encoding {encoding!r}, which occ does not decode")
+        #: the content coding, lower-cased ("" for none); one occ cannot decode fails :meth:`chunks`
+        #: only, so that an error status is never hidden behind it (:meth:`raw_chunks` still reads)
+        self.content_encoding = parser.headers.get("content-encoding", "").strip().lower()
 
     @property
     def complete(self) -> bool:
         return self._parser.complete
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        """The body's bytes as they arrive, transfer and content coding removed."""
+        """The body's bytes as they arrive, transfer and content coding removed.
+
+        Raises:
+            UpstreamProtocolError: a content coding occ does not decode, or a broken body.
+        """
+        try:
+            decoder = content_decoder(self.content_encoding)
+        except UpstreamProtocolError:
+            self._parser.forbid_reuse()  # the body is left unread: nothing of it may reach a next request
+            raise
+        async for data in self._read(decoder):
+            yield data
+
+    async def raw_chunks(self) -> AsyncIterator[bytes]:
+        """The body's bytes with the transfer coding removed and the content coding kept (an error
+        body, read before anything is decided about its coding: :func:`decode_error_body`)."""
+        async for data in self._read(None):
+            yield data
+
+    async def _read(self, decoder: Any) -> AsyncIterator[bytes]:
         parser = self._parser
         receive = self._conn.stream.receive_some
-        decoder = self._decoder
         data = self._first
         self._first = b""
         compressed = 0
@@ -175,6 +188,32 @@ class PoolResponse:
                 data = b""
                 continue
             data = parser.feed(raw)
+
+
+def content_decoder(encoding: str) -> Any:
+    """A decompressor for a ``Content-Encoding`` value, None for none.
+
+    Raises:
+        UpstreamProtocolError: a coding occ does not decode (``br``, ``zstd``...; occ asks for
+            ``gzip, deflate`` only).
+    """
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if encoding == "deflate":
+        return _DeflateDecoder()
+    if encoding not in ("", "identity"):
+        raise UpstreamProtocolError(f"upstream used content-encoding {encoding!r}, which occ does not decode")
+    return None
+
+
+def decode_error_body(raw: bytes, encoding: str) -> bytes:
+    """An error response's raw body, decoded when occ can; otherwise nothing, so that the status (a 429
+    or 503 stays a 429 or 503) and its headers speak for it, never a protocol error nor binary noise."""
+    try:
+        decoder = content_decoder(encoding)
+        return raw if decoder is None else decoder.decompress(raw)
+    except (UpstreamProtocolError, zlib.error):
+        return b""
 
 
 def _decompress(decoder: Any, data: bytes) -> bytes:

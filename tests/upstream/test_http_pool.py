@@ -1234,3 +1234,33 @@ async def test_every_way_out_of_a_request_gives_its_slot_back(way: Callable[...,
             await wait_for(lambda: pool.busy == 0)
             assert (await post(pool, server, connect_timeout_s=1))[0] == 200
             assert pool.busy == 0
+
+
+# -- error bodies are read raw before decoding ---------------------------------------------------
+
+
+@pytest.mark.parametrize(("encoding", "body", "message"), [
+    ("br", b"\x8b\x05\x80rate limited\x03", ""),  # a coding occ cannot decode: the status speaks
+    ("zstd", b"\x28\xb5\x2f\xfd garbage", ""),
+    ("gzip", b"not gzip at all", ""),  # corrupt: still the status, never a protocol error
+    ("gzip", gzip.compress(b'{"error":{"message":"slow down"}}'), "slow down"),
+    ("", b'{"error":{"message":"plain"}}', "plain"),
+])
+@pytest.mark.parametrize("status", ["429 Too Many Requests", "503 Service Unavailable"])
+async def test_error_status_survives_any_content_encoding(clean_env: pytest.MonkeyPatch, encoding: str,
+                                                          body: bytes, message: str, status: str) -> None:
+    async def failing(conn: ServerConn) -> None:
+        await conn.read_request()
+        headers = ["Retry-After: 7", *([f"Content-Encoding: {encoding}"] if encoding else [])]
+        await conn.send(reply(body, *headers, status=status))
+        await conn.wait_eof()
+
+    with trio.fail_after(LIMIT):
+        async with running(failing) as server, UpstreamClient() as client:
+            with pytest.raises(UpstreamStatus) as info:
+                async with client.open(f"http://127.0.0.1:{server.port}/", headers={}, body=b"",
+                                       connect_timeout_s=5):
+                    pass
+    assert info.value.upstream_status == int(status[:3]) and info.value.retry_after_s == 7
+    assert message in info.value.message
+    assert "\x8b" not in info.value.message and "\ufffd" not in info.value.message
