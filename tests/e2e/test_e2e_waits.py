@@ -39,8 +39,9 @@ async def raw_stream_request(url: str) -> trio.SocketStream:
     await sock.connect((host, int(port)))
     stream = trio.SocketStream(sock)
     payload = json.dumps(body()).encode()
-    await stream.send_all(b"POST /v1/messages HTTP/1.1\r\nhost: occ\r\ncontent-type: application/json\r\n"
-                          b"content-length: %d\r\n\r\n" % len(payload) + payload)
+    head = (f"POST /v1/messages HTTP/1.1\r\nhost: {host}:{port}\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(payload)}\r\n\r\n")
+    await stream.send_all(head.encode() + payload)
     return stream
 
 
