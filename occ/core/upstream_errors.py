@@ -19,17 +19,19 @@ from typing import Any
 
 import attrs
 
-from occ.core.errors import STATUS_BY_TYPE, UpstreamStatus
+from occ.core.errors import STATUS_BY_TYPE, UpstreamError, UpstreamProtocolError, UpstreamStatus, UpstreamUnparseable
 from occ.core.jsonfast import JSONDecodeError, loads
 from occ.core.scrub import clip
 
 __all__ = [
     "UpstreamFault",
+    "answer_instead_of_stream",
     "from_anthropic",
     "from_chat",
     "from_gemini",
     "from_http",
     "from_responses",
+    "malformed_answer",
     "upstream_failure",
 ]
 
@@ -186,3 +188,39 @@ def from_anthropic(data: Mapping[str, Any]) -> UpstreamFault:
     known = etype in STATUS_BY_TYPE
     return UpstreamFault(message, status=STATUS_BY_TYPE.get(etype, _UNKNOWN_STATUS), words=etype,
                          anthropic_type=etype if known else None)
+
+
+def malformed_answer(body: bytes, expected: str = "a JSON answer") -> UpstreamUnparseable:
+    """A 2xx answer occ cannot read, named for what happened: cut off, empty or not JSON at all.
+
+    Never an HTTP status that did not happen: the upstream said 200, then sent something broken
+    (a proxy that truncated it, an HTML page from a gateway). ``expected`` says what was asked for.
+    """
+    try:
+        loads(body)
+        what = "a body occ could not read"
+    except JSONDecodeError as exc:
+        pos = getattr(exc, "pos", None)
+        text = body.decode("utf-8", "replace").strip()
+        if not text:
+            what = "an empty body"
+        elif isinstance(pos, int) and pos >= len(body.rstrip()) and text[:1] in "{[":
+            what = f"JSON cut off after {len(body)} bytes (ends {clip(text[-40:], 40)!r})"
+        else:
+            what = f"a body that is not valid JSON ({clip(text, 80)!r})"
+    return UpstreamUnparseable(f"malformed upstream answer: HTTP 200 with {what}, where {expected} was expected")
+
+
+def answer_instead_of_stream(body: bytes) -> UpstreamError:
+    """What a JSON body means when an event stream was asked for: the provider's error in a 200
+    (its words decide the status, as in a stream's error chunk), a whole answer where a stream was
+    asked for, or a broken body (:func:`malformed_answer`)."""
+    try:
+        parsed: Any = loads(body)
+    except JSONDecodeError:
+        return malformed_answer(body, "an event stream")
+    if isinstance(parsed, dict) and parsed.get("error") is not None:  # null means absent
+        fault = from_http(200, body)
+        return upstream_failure(attrs.evolve(fault, status=None, label="error in an HTTP 200 answer"))
+    return UpstreamProtocolError("malformed upstream answer: HTTP 200 with a whole JSON answer where an event "
+                                 "stream was asked for")

@@ -41,11 +41,11 @@ from occ.core.errors import (
     UpstreamStalled,
     UpstreamStatus,
     UpstreamTimeout,
-    UpstreamUnparseable,
 )
 from occ.core.jsonfast import JSONDecodeError, dumps, loads
 from occ.core.scrub import clip
 from occ.core.sse import SSEDecoder, SSEEvent
+from occ.core.upstream_errors import answer_instead_of_stream, malformed_answer
 from occ.observe.logs import get_logger
 from occ.resilience.classify import classify
 from occ.resilience.routing import Route
@@ -56,7 +56,7 @@ from occ.translate.anthropic_events import AnthropicStreamBuilder, without_think
 from occ.translate.anthropic_request import thinking_requested, without_images
 from occ.translate.tool_ids import restore_tool_names
 from occ.translate.wires import StreamTranslator, wire_for
-from occ.upstream.client import UpstreamClient, UpstreamResponse, status_error
+from occ.upstream.client import UpstreamClient, UpstreamResponse
 
 __all__ = ["Call", "run_nonstreaming", "run_streaming"]
 
@@ -321,8 +321,7 @@ async def run_nonstreaming(state: ServerState, call: Call) -> dict[str, Any]:
         try:
             parsed = loads(raw)
         except JSONDecodeError:
-            shown = clip(raw.decode("utf-8", "replace"), 80)
-            raise UpstreamUnparseable(f"upstream answered with non-JSON ({shown!r})") from None
+            raise malformed_answer(raw) from None
         try:
             message = wire.translate_response(parsed, model=model, message_id=call.message_id,
                                               model_name=call.requested_model, input_estimate=call.input_estimate,
@@ -507,9 +506,7 @@ async def _pump(state: ServerState, call: Call, url: str, headers: dict[str, str
             raise UpstreamStalled(f"no answer from upstream for {stall_s:g}s (stream_timeout_ms)")
         content_type = response.content_type
         if "event-stream" not in content_type and "json" in content_type:
-            raw = await _read_body(response, stall_s, 1024 * 1024)
-            error = status_error(502, raw, {})
-            raise UpstreamProtocolError(f"upstream sent JSON instead of an event stream: {error.message}")
+            raise answer_instead_of_stream(await _read_body(response, stall_s, 1024 * 1024))
         chunks = aiter(response.chunks())
         payload_deadline = math.inf if payload_s is None else trio.current_time() + payload_s
         while True:
