@@ -152,3 +152,30 @@ async def test_ui_sits_behind_the_client_keys(fake, start_occ):
     assert 200 == data.status_code
     assert {"status", "recent", "usage"} <= set(data.json())
     assert 401 == status.status_code  # Basic is for the browser page only
+
+
+async def test_a_reload_moves_or_stops_the_ledger(fake, tmp_path):
+    """``usage.path`` and ``usage.enabled`` apply from the next write on: the old file is closed and
+    keeps its rows; off drops what was pending instead of writing it anywhere."""
+    from occ.observe.usage import UsageRow
+    from occ.server.app import create_app
+    from occ.server.usage_writer import flush_usage
+
+    first, second = tmp_path / "first.sqlite", tmp_path / "second.sqlite"
+    state = create_app(make_config(fake, usage={"path": str(first)})).state
+
+    def row(request_id: str) -> UsageRow:
+        return UsageRow(0.0, request_id, "key#0", "default", "fake/model-a", "openai", False, "ok", 200, 1.0, None,
+                        1, 1, 0, 0, False, None)
+
+    state.usage.add(row("one"))
+    await flush_usage(state)
+    state.swap_config(make_config(fake, usage={"path": str(second)}))
+    state.usage.add(row("two"))
+    await flush_usage(state)
+    state.swap_config(make_config(fake, usage={"enabled": False, "path": str(second)}))
+    state.usage.add(row("three"))
+    await flush_usage(state, closing=True)
+    assert (1, 1) == (Ledger(str(first)).count(), Ledger(str(second)).count())
+    assert [] == state.usage.pending
+    assert ["one", "two", "three"] == [r.request_id for r in state.usage.recent]
