@@ -10,7 +10,7 @@ failures, never a request.
 
 from __future__ import annotations
 
-import sqlite3
+import contextlib
 
 import trio
 
@@ -49,14 +49,15 @@ async def flush_usage(state: ServerState, *, closing: bool = False) -> None:
         batch = state.usage
         ledger, retired = _writer(state)
         if retired is not None:
-            await trio.to_thread.run_sync(retired.close)
+            with contextlib.suppress(Exception):  # a file we no longer write to cannot stop occ either
+                await trio.to_thread.run_sync(retired.close)
         if ledger is None:
             batch.take()  # turned off by a reload: what was pending is not kept
             return
         rows = batch.take()
         try:
             await trio.to_thread.run_sync(_append, ledger, rows, closing)
-        except (sqlite3.Error, OSError) as exc:
+        except Exception as exc:  # sqlite3.Error, OSError; and anything else: the ledger never stops occ
             batch.put_back(rows)
             if not state.usage_failing:
                 log.warning("usage ledger %s: cannot write %d rows (%s); occ keeps them and retries, requests "
