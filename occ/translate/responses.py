@@ -181,6 +181,9 @@ def translate_response(body: Any, *, message_id: str, model_name: str, input_est
         kind = item.get("type")
         if kind == "reasoning":
             text = "\n\n".join(str(s.get("text") or "") for s in item.get("summary") or [] if isinstance(s, dict))
+            if not text.strip():  # open-weight models (gpt-oss) give the reasoning itself, not a summary
+                text = "".join(str(c.get("text") or "") for c in item.get("content") or []
+                               if isinstance(c, dict) and c.get("type") == "reasoning_text")
             signature = SIGNATURE_PREFIX
             if item.get("encrypted_content") and item.get("id"):
                 signature = reasoning_signature(route, str(item["id"]), str(item["encrypted_content"]))

@@ -64,9 +64,6 @@ def test_the_corpus_covers_every_wire_both_ways():
             seen |= {(k, stream) for k in kinds}
         missing = {(k, s) for k in ("text", "thinking", "tool", "parallel", "error", "no_usage")
                    for s in (True, False)} - seen
-        if wire == "anthropic":
-            missing.discard(("no_usage", False))  # Anthropic always reports usage: zero usage stands in
-            missing.discard(("no_usage", True))
         assert not missing, f"{wire}: no recording for {sorted(missing)}"
 
 

@@ -103,6 +103,8 @@ def _responses() -> list[Recording]:
     reasoning_tools = reasoning.evolve(text="", tools=PARALLEL[:2])
     encrypted_only = Answer(text="Thought without a summary.", signature="gAAAAB-only-encrypted", model="gpt-5.5")
     refusal = Answer(text="I'm sorry, I can't help with that.", stop="refusal")
+    gpt_oss = Answer(text="The file has 3 functions.", thinking="Count the defs: a, b, c.", model="gpt-oss-120b",
+                     tools=(READ,))
     unknown = Answer(text="Extra fields.", extra={"brand_new_field": {"nested": True}})
     return [
         ("responses", "text.json", responses_body(TEXT), {}),
@@ -111,6 +113,8 @@ def _responses() -> list[Recording]:
         ("responses", "reasoning_encrypted.sse", responses_stream(reasoning), {}),
         ("responses", "reasoning_tools.sse", responses_stream(reasoning_tools), {}),
         ("responses", "encrypted_without_summary.json", responses_body(encrypted_only), {}),
+        ("responses", "gpt_oss_reasoning_text.json", responses_body(gpt_oss, raw_reasoning=True), {}),
+        ("responses", "gpt_oss_reasoning_text.sse", responses_stream(gpt_oss, raw_reasoning=True), {}),
         ("responses", "tool_one.json", responses_body(TOOL), {}),
         ("responses", "tool_one.sse", responses_stream(TOOL), {}),
         ("responses", "tools_parallel.json", responses_body(TOOLS), {}),
@@ -196,6 +200,11 @@ def _anthropic() -> list[Recording]:
     unknown_events = anthropic_events(TEXT.evolve(extra={"container": None}))
     unknown_events.insert(2, json.dumps({"type": "brand_new_event", "payload": {"x": 1}}))
     zero_usage = NO_USAGE.evolve(usage=(0, 0))
+    # third-party Anthropic endpoints that leave usage out, or report input only in message_delta
+    omitted = [_without_usage(e) for e in anthropic_events(NO_USAGE)]
+    omitted_body = json.loads(anthropic_body(NO_USAGE))
+    del omitted_body["usage"]
+    late_usage = [_without_usage(e, keep_delta_input=True) for e in anthropic_events(TEXT.evolve(usage=(77, 9)))]
     return [
         ("anthropic", "text.json", anthropic_body(TEXT), {}),
         ("anthropic", "text.sse", anthropic_stream(TEXT), {}),
@@ -213,11 +222,27 @@ def _anthropic() -> list[Recording]:
         ("anthropic", "zero_usage.json", anthropic_body(zero_usage), {}),
         ("anthropic", "zero_usage.sse", anthropic_stream(zero_usage), {}),
         ("anthropic", "unknown_fields.sse", sse_named(unknown_events), {}),
+        ("anthropic", "usage_omitted.sse", sse_named(omitted), {}),
+        ("anthropic", "usage_omitted.json", json.dumps(omitted_body), {}),
+        ("anthropic", "usage_in_message_delta.sse", sse_named(late_usage), {}),
         ("anthropic", "error_rate_limit.json", anthropic_error("rate_limit_error", "Number of requests exceeded"),
          {"status": 429, "headers": {"retry-after": "3"}}),
         ("anthropic", "error_overloaded_stream.json", anthropic_error("overloaded_error", "Overloaded"),
          {"status": 529, "stream": True}),
     ]
+
+
+def _without_usage(event: str, *, keep_delta_input: bool = False) -> str:
+    """An SDK-serialised Anthropic event as endpoints that omit usage send it: no usage in
+    ``message_start``; ``message_delta`` with the output count only (or the input too, late)."""
+    data = json.loads(event)
+    if data["type"] == "message_start":
+        del data["message"]["usage"]
+    elif data["type"] == "message_delta":
+        usage = data["usage"]
+        data["usage"] = {"output_tokens": usage["output_tokens"],
+                         **({"input_tokens": usage["input_tokens"]} if keep_delta_input else {})}
+    return json.dumps(data)
 
 
 BUILDERS: list[Callable[[], list[Recording]]] = [_chat, _responses, _gemini, _anthropic]

@@ -143,7 +143,9 @@ def chat_error(message: str, etype: str, code: str | None) -> str:
 # -- OpenAI Responses --------------------------------------------------------------------------------
 
 
-def responses_object(a: Answer, *, status: str | None = None) -> Any:
+def responses_object(a: Answer, *, status: str | None = None, raw_reasoning: bool = False) -> Any:
+    """``raw_reasoning``: the reasoning itself in the item's ``content`` (open-weight models such as
+    gpt-oss), not a summary."""
     from openai.types.responses import (
         Response,
         ResponseFunctionToolCall,
@@ -154,15 +156,16 @@ def responses_object(a: Answer, *, status: str | None = None) -> Any:
     )
     from openai.types.responses.response import IncompleteDetails
     from openai.types.responses.response_error import ResponseError
-    from openai.types.responses.response_reasoning_item import Summary
+    from openai.types.responses.response_reasoning_item import Content, Summary
     from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails, ResponseUsage
 
     output: list[Any] = []
     if a.thinking or a.signature:
-        output.append(ResponseReasoningItem(
-            id="rs_1", type="reasoning", status=None,
-            summary=[Summary(type="summary_text", text=t) for t in a.thinking.split("\n\n") if t],
-            encrypted_content=a.signature or None))
+        summary = [Summary(type="summary_text", text=t) for t in a.thinking.split("\n\n") if t]
+        content = [Content(type="reasoning_text", text=a.thinking)] if raw_reasoning and a.thinking else None
+        output.append(ResponseReasoningItem(id="rs_1", type="reasoning", status=None,
+                                            summary=[] if raw_reasoning else summary, content=content,
+                                            encrypted_content=a.signature or None))
     if a.text:
         part = (ResponseOutputRefusal(type="refusal", refusal=a.text) if a.stop == "refusal"
                 else ResponseOutputText(type="output_text", text=a.text, annotations=[], logprobs=[]))
@@ -184,11 +187,11 @@ def responses_object(a: Answer, *, status: str | None = None) -> Any:
                     incomplete_details=incomplete, usage=usage, **a.extra)
 
 
-def responses_body(a: Answer) -> str:
-    return responses_object(a).model_dump_json()
+def responses_body(a: Answer, *, raw_reasoning: bool = False) -> str:
+    return responses_object(a, raw_reasoning=raw_reasoning).model_dump_json()
 
 
-def responses_stream(a: Answer) -> bytes:
+def responses_stream(a: Answer, *, raw_reasoning: bool = False) -> bytes:
     """The event sequence the Responses API streams for ``a``, each event an SDK type."""
     from openai.types.responses import (
         ResponseCompletedEvent,
@@ -206,13 +209,15 @@ def responses_stream(a: Answer) -> bytes:
         ResponseReasoningSummaryPartDoneEvent,
         ResponseReasoningSummaryTextDeltaEvent,
         ResponseReasoningSummaryTextDoneEvent,
+        ResponseReasoningTextDeltaEvent,
+        ResponseReasoningTextDoneEvent,
         ResponseRefusalDeltaEvent,
         ResponseTextDeltaEvent,
         ResponseTextDoneEvent,
     )
     from openai.types.responses.response_reasoning_summary_part_added_event import Part as SummaryPart
 
-    final = responses_object(a)
+    final = responses_object(a, raw_reasoning=raw_reasoning)
     start = final.model_copy(update={"status": "in_progress", "output": [], "usage": None, "error": None,
                                      "incomplete_details": None})
     seq = iter(range(10_000))
@@ -224,7 +229,14 @@ def responses_stream(a: Answer) -> bytes:
         if item.type == "reasoning":
             events.append(ResponseOutputItemAddedEvent(
                 type="response.output_item.added", output_index=index, sequence_number=next(seq),
-                item=item.model_copy(update={"summary": [], "encrypted_content": None})))
+                item=item.model_copy(update={"summary": [], "content": None, "encrypted_content": None})))
+            for c_index, part in enumerate(item.content or []):
+                common = {"item_id": item_id, "output_index": index, "content_index": c_index}
+                for piece in _pieces(part.text):
+                    events.append(ResponseReasoningTextDeltaEvent(type="response.reasoning_text.delta", delta=piece,
+                                                                  sequence_number=next(seq), **common))
+                events.append(ResponseReasoningTextDoneEvent(type="response.reasoning_text.done", text=part.text,
+                                                             sequence_number=next(seq), **common))
             for s_index, summary in enumerate(item.summary):
                 common = {"item_id": item_id, "output_index": index, "summary_index": s_index}
                 events.append(ResponseReasoningSummaryPartAddedEvent(

@@ -118,7 +118,9 @@ def _read_response_object(response: dict[str, Any], out: Expected) -> None:
     texts, thoughts, refused = [], [], False
     for item in response.get("output") or []:
         if item["type"] == "reasoning":
-            thoughts.append("\n\n".join(s["text"] for s in item.get("summary") or [] if s.get("text")))
+            summary = "\n\n".join(s["text"] for s in item.get("summary") or [] if s.get("text"))
+            raw = "".join(c["text"] for c in item.get("content") or [] if c.get("type") == "reasoning_text")
+            thoughts.append(summary or raw)
         elif item["type"] == "message":
             for part in item.get("content") or []:
                 if part["type"] == "output_text":
