@@ -9,9 +9,15 @@ import httpx
 import trio
 from support.anthropic_checker import check_stream, split_frames
 from support.fake_upstream import Reply
-from support.sdk_answers import Answer, responses_body
-from support.shapes import RESPONSES_STREAM, UPSTREAM, USER
+from support.sdk_answers import Answer, gemini_stream, responses_body, responses_stream
+from support.shapes import UPSTREAM, USER
 from support.stack import TEST_KEY, THINKING, make_config, sdk
+
+#: A Responses stream built from the openai SDK's own event types (reasoning with a summary and
+#: encrypted content, text, two function calls), serialised by the SDK.
+RESPONSES_STREAM = responses_stream(Answer(text="Listing now.", thinking="Need files.", signature="gAAAA-opaque",
+                                           tools=(("Bash", {"command": "ls"}), ("Read", {"path": "a"})),
+                                           usage=(500, 60), cached=100, model="gpt-5.5"))
 
 
 def odd_splits(raw: bytes, silence_s: float) -> list[bytes | float]:
@@ -100,10 +106,12 @@ async def test_non_streaming_responses_through_zens_url_form(fake, start_occ):
 
 
 async def test_gemini_upstream_stream_with_key_header(fake, start_occ):
-    from support.shapes import GEMINI_STREAM
-
+    # google-genai's own GenerateContentResponse, serialised by the SDK: thoughts, text, then the step's
+    # calls with the signature on the first
+    answer = Answer(text="I'll look.", thinking="Thinking it over", signature="sig", model="gemini-3.1-pro",
+                    tools=(("Bash", {"command": "ls"}), ("Read", {"path": "a"})), usage=(100, 9), cached=40)
     path = "/v1beta/models/gemini-3.1-pro:streamGenerateContent"
-    fake.default(path, Reply(chunks=odd_splits(GEMINI_STREAM, 0.01)))
+    fake.default(path, Reply(chunks=odd_splits(gemini_stream(answer), 0.01)))
     url = await start_occ(make_config(fake, models={"default": {"provider": "fake", "model_id": "gemini-3.1-pro",
                                                                 "wire_format": "gemini"}}))
     async with sdk(url).messages.stream(model="m", max_tokens=100, messages=USER, thinking=THINKING) as stream:
@@ -111,7 +119,8 @@ async def test_gemini_upstream_stream_with_key_header(fake, start_occ):
     # the call's signature arrived after text closed the thoughts: an empty thinking block carries it,
     # which the SDK's accumulator takes as Anthropic's own omitted-display thinking
     assert [b.type for b in final.content] == ["thinking", "text", "thinking", "tool_use", "tool_use"]
-    assert final.content[2].thinking == "" and final.content[2].signature.endswith("|sig")
+    # google-genai writes the signature's bytes as base64, as the API does: b"sig" is "c2ln"
+    assert final.content[2].thinking == "" and final.content[2].signature.endswith("|c2ln")
     assert final.stop_reason == "tool_use"
     seen = fake.requests(path)[0]
     assert seen.query == "alt=sse" and seen.headers["x-goog-api-key"] == TEST_KEY
@@ -159,10 +168,7 @@ async def test_responses_multi_turn_tool_results_end_to_end(fake, start_occ):
     """The Responses call's result goes back as a function_call_output with the same call_id, and the
     reasoning item returns whole (id + encrypted content), never as a bare rs_ id."""
     fake.queue("/v1/responses", Reply(chunks=[RESPONSES_STREAM]))
-    fake.queue("/v1/responses", Reply(chunks=[
-        b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":"done"}\n\n',
-        b'event: response.completed\ndata: {"type":"response.completed","response":{"usage":'
-        b'{"input_tokens":9,"output_tokens":1}}}\n\n']))
+    fake.queue("/v1/responses", Reply(chunks=[responses_stream(Answer(text="done", usage=(9, 1)))]))
     url = await start_occ(make_config(fake, models={"default": {"provider": "fake", "model_id": "gpt-5.5",
                                                                 "wire_format": "responses"}}))
     client = sdk(url)
@@ -179,7 +185,7 @@ async def test_responses_multi_turn_tool_results_end_to_end(fake, start_occ):
     assert [i["type"] for i in items] == ["message", "reasoning", "message", "function_call", "function_call",
                                           "function_call_output", "function_call_output"]
     assert items[1]["id"] == "rs_1" and items[1]["encrypted_content"] == "gAAAA-opaque"
-    assert [i["call_id"] for i in items[5:]] == ["call_A", "call_B"]
+    assert [i["call_id"] for i in items[5:]] == ["call_0_Bash", "call_1_Read"]
 
 
 PNG = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo" * 8}}
