@@ -52,7 +52,7 @@ from occ.resilience.routing import Route
 from occ.server.relay import Fail, Relay, heartbeat
 from occ.server.state import ServerState
 from occ.translate import anthropic_passthrough
-from occ.translate.anthropic_events import AnthropicStreamBuilder, without_thinking
+from occ.translate.anthropic_events import AnthropicStreamBuilder, replay_message, without_thinking
 from occ.translate.anthropic_request import thinking_requested, without_images
 from occ.translate.tool_ids import restore_tool_names
 from occ.translate.wires import StreamTranslator, wire_for
@@ -307,7 +307,6 @@ async def run_nonstreaming(state: ServerState, call: Call) -> dict[str, Any]:
 
     async def attempt(model: ModelConfig, provider: ProviderConfig, protocol: str,
                       timeouts: Timeouts) -> dict[str, Any]:
-        wire = wire_for(protocol)
         body = _build(call, model, protocol, stream=False)
         url = endpoint_url(provider, protocol, model.model_id, stream=False)
         headers = _upstream_headers(provider, protocol, _key(state, provider), call, stream=False)
@@ -322,24 +321,30 @@ async def run_nonstreaming(state: ServerState, call: Call) -> dict[str, Any]:
             parsed = loads(raw)
         except JSONDecodeError:
             raise malformed_answer(raw) from None
-        try:
-            message = wire.translate_response(parsed, model=model, message_id=call.message_id,
-                                              model_name=call.requested_model, input_estimate=call.input_estimate,
-                                              thinking=thinking)
-        except OccError:
-            raise
-        except Exception as exc:
-            log.exception("%s translating the response of %s failed", call.request_id, model.label)
-            raise TranslationError(f"occ could not translate the answer of {model.label}") from exc
-        if not thinking and protocol != "anthropic":
-            without_thinking(message)  # an Anthropic upstream honours the request's thinking itself
-        restore_tool_names(message, _tool_names(call.request))
+        message = _whole_answer(call, model, protocol, parsed, thinking=thinking)
         call.stop_reason = message.get("stop_reason")
         call.usage = message.get("usage")
         call.usage_estimated = bool(getattr(message, "usage_estimated", False))
         return message
 
     return await _with_request_deadline(state, call, lambda: _fallback(state, call, attempt, lambda: False))
+
+
+def _whole_answer(call: Call, model: ModelConfig, protocol: str, parsed: Any, *, thinking: bool) -> dict[str, Any]:
+    """A whole upstream answer (already parsed JSON) as the Anthropic message the client gets."""
+    try:
+        message = wire_for(protocol).translate_response(
+            parsed, model=model, message_id=call.message_id, model_name=call.requested_model,
+            input_estimate=call.input_estimate, thinking=thinking)
+    except OccError:
+        raise
+    except Exception as exc:
+        log.exception("%s translating the response of %s failed", call.request_id, model.label)
+        raise TranslationError(f"occ could not translate the answer of {model.label}") from exc
+    if not thinking and protocol != "anthropic":
+        without_thinking(message)  # an Anthropic upstream honours the request's thinking itself
+    restore_tool_names(message, _tool_names(call.request))
+    return message
 
 
 async def _with_request_deadline(state: ServerState, call: Call, run: Callable[[], Awaitable[T]]) -> T:
@@ -367,6 +372,18 @@ async def _next_chunk(chunks: AsyncIterator[bytes], stall_s: float) -> bytes | N
     with trio.move_on_after(stall_s):
         return await anext(chunks, None)
     raise UpstreamStalled(f"no bytes from upstream for {stall_s:g}s (stream_timeout_ms)")
+
+
+def _whole_json(raw: bytes) -> Any:
+    """The JSON object of a whole answer, or None when it is no answer (broken, or an error body:
+    :func:`answer_instead_of_stream` says what it is)."""
+    try:
+        parsed = loads(raw)
+    except JSONDecodeError:
+        return None
+    if not isinstance(parsed, dict) or parsed.get("error") is not None or parsed.get("type") == "error":
+        return None
+    return parsed
 
 
 async def _read_body(response: UpstreamResponse, stall_s: float, limit: int) -> bytes:
@@ -416,7 +433,9 @@ async def run_streaming(state: ServerState, call: Call, relay: Relay,
                 nursery.start_soon(heartbeat, relay, frames, call.config.heartbeat_interval_s)
                 try:
                     await _pump(state, call, url, headers, body, timeouts, translator, builder, frames,
-                                lambda: state.board.record_success(model.key))
+                                lambda: state.board.record_success(model.key),
+                                lambda parsed: _whole_answer(call, model, protocol, parsed,
+                                                             thinking=builder.thinking_enabled))
                 except OccError as exc:
                     failure = exc
                 except Exception as exc:
@@ -484,14 +503,17 @@ def _is_payload(event: SSEEvent) -> bool:
 
 async def _pump(state: ServerState, call: Call, url: str, headers: dict[str, str], body: bytes,
                 timeouts: Timeouts, translator: StreamTranslator, builder: AnthropicStreamBuilder,
-                frames: trio.MemorySendChannel[Any], on_commit: Callable[[], None]) -> None:
+                frames: trio.MemorySendChannel[Any], on_commit: Callable[[], None],
+                whole: Callable[[Any], dict[str, Any]]) -> None:
     """Upstream bytes through the decoder and translator to the relay.
 
     Each upstream read sits inside two scopes: the PAYLOAD GUARD (``payload_timeout_ms``: a stream made
     only of SSE comments and pings ends after that long, however lively) and, inside it, the STALL GUARD
     (``stream_timeout_ms`` of silence). Handing frames to the client happens outside both.
     ``on_commit`` runs once, when the stream first commits: that is when the model has shown it is healthy
-    (a panic-mode probe settles there, not minutes later at the end of the stream).
+    (a panic-mode probe settles there, not minutes later at the end of the stream). An upstream that
+    answers a stream request with its whole answer as JSON (some servers ignore ``stream``) has that
+    answer translated by ``whole`` and written as a stream; an error body there stays an error.
     """
     stall_s = timeouts.stall_timeout_s
     payload_s = timeouts.payload_timeout_s
@@ -506,7 +528,15 @@ async def _pump(state: ServerState, call: Call, url: str, headers: dict[str, str
             raise UpstreamStalled(f"no answer from upstream for {stall_s:g}s (stream_timeout_ms)")
         content_type = response.content_type
         if "event-stream" not in content_type and "json" in content_type:
-            raise answer_instead_of_stream(await _read_body(response, stall_s, 1024 * 1024))
+            raw = await _read_body(response, stall_s, _NON_STREAM_BODY_LIMIT)
+            parsed = _whole_json(raw)
+            if parsed is None:
+                raise answer_instead_of_stream(raw)
+            replay_message(builder, whole(parsed))
+            await _deliver(call, frames, builder.take())
+            if builder.committed and not committed:
+                on_commit()
+            return
         chunks = aiter(response.chunks())
         payload_deadline = math.inf if payload_s is None else trio.current_time() + payload_s
         while True:

@@ -42,6 +42,7 @@ __all__ = [
     "final_stop_reason",
     "make_message",
     "normalize_tool_arguments",
+    "replay_message",
     "token_count",
     "without_thinking",
 ]
@@ -186,6 +187,33 @@ def without_thinking(message: dict[str, Any]) -> dict[str, Any]:
     if isinstance(content, list) and any(isinstance(b, dict) and b.get("type") == "thinking" for b in content):
         message["content"] = [b for b in content if not (isinstance(b, dict) and b.get("type") == "thinking")]
     return message
+
+
+def replay_message(builder: AnthropicStreamBuilder, message: dict[str, Any]) -> None:
+    """Write a whole Anthropic message through ``builder`` as a stream (an upstream that answered a
+    stream request with its whole answer): each block as its events, then the message's own stop
+    reason and usage."""
+    for block in message.get("content") or []:
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "text":
+            builder.text(str(block.get("text") or ""))
+            builder.end_block()
+        elif kind == "thinking":
+            builder.thinking(str(block.get("thinking") or ""))
+            signature = block.get("signature")
+            if isinstance(signature, str) and signature and signature != SIGNATURE_PREFIX:
+                builder.thinking_signature(signature)
+            builder.end_block()
+        elif kind == "tool_use":
+            builder.tool_use(str(block.get("id") or ""), str(block.get("name") or ""), block.get("input"))
+        elif kind is not None:
+            builder.raw_block(block)  # redacted_thinking, server tool blocks: whole in their start
+    raw = message.get("usage") if isinstance(message.get("usage"), dict) else {}
+    counts = [token_count(raw.get(k)) or 0 for k in ("input_tokens", "output_tokens", "cache_read_input_tokens",
+                                                      "cache_creation_input_tokens")]
+    usage = Usage(*counts, estimated=bool(getattr(message, "usage_estimated", False)))
+    stop_sequence = message.get("stop_sequence") if isinstance(message.get("stop_sequence"), str) else None
+    builder.finish(message.get("stop_reason"), usage, stop_sequence)
 
 
 def _output_chars(blocks: list[dict[str, Any]]) -> int:
