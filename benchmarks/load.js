@@ -119,7 +119,7 @@ function checkMessage(msg, streamed) {
   }
 }
 
-const latencies = [], ttfcs = [], gaps = [], reasons = new Map();
+const latencies = [], ttfcs = [], ttftis = [], gaps = [], reasons = new Map();
 let errors = 0, done = 0, started = 0, events = 0;
 
 function fail(err) {
@@ -140,7 +140,7 @@ function one() {
       resolve();
     };
     const req = http.request({ hostname: url.hostname, port: url.port, path, method: "POST", agent, headers }, (res) => {
-      let buf = "", first = null, last = null, frames = 0;
+      let buf = "", first = null, last = null, firstTool = null, frames = 0;
       const check = new StreamCheck();
       const isStream = spec.stream && res.statusCode === 200;
       res.setEncoding("utf8");
@@ -162,6 +162,9 @@ function one() {
             if (name === "content_block_delta") {
               if (first === null) first = t; else gaps.push(t - last);
               last = t;
+              // time to first tool-input byte: the first input_json_delta that carries something
+              if (firstTool === null && frame.includes('"input_json_delta","partial_json":"') &&
+                  !frame.includes('"partial_json":""')) firstTool = t;
             }
           }
         } catch (err) {
@@ -179,6 +182,7 @@ function one() {
           } else if (isStream) {
             checkMessage(check.finish(), true);
             if (first !== null) ttfcs.push(first - t0);
+            if (firstTool !== null) ttftis.push(firstTool - t0);
           } else {
             const msg = JSON.parse(buf);
             if (msg.type !== "message") throw new Error("not a message: " + buf.slice(0, 150));
@@ -215,7 +219,7 @@ function pct(values, q) {
   // requests on open connections, as a client like Claude Code sends them, not a storm of connects.
   await Promise.all(Array.from({ length: spec.concurrency }, () => worker(spec.warmup ?? spec.concurrency)));
   const warmupErrors = errors;
-  for (const a of [latencies, ttfcs, gaps]) a.length = 0;
+  for (const a of [latencies, ttfcs, ttftis, gaps]) a.length = 0;
   errors = done = started = events = 0;
   console.log(JSON.stringify({ phase: "measure" })); // run.py samples the processes' CPU from here
   const cpu0 = process.cpuUsage(), t0 = now();
@@ -225,7 +229,7 @@ function pct(values, q) {
   const p = (a) => ({ p50: pct(a, 0.5), p95: pct(a, 0.95), p99: pct(a, 0.99) });
   console.log(JSON.stringify({
     requests: done, errors, warmupErrors, reasons: [...reasons].slice(0, 5), seconds: ms / 1000,
-    rps: (done - errors) / (ms / 1000), latency: p(latencies), ttfc: p(ttfcs), gap: p(gaps), events,
+    rps: (done - errors) / (ms / 1000), latency: p(latencies), ttfc: p(ttfcs), ttfti: p(ttftis), gap: p(gaps), events,
     clientCpuShare: (cpu.user + cpu.system) / 1000 / ms,
   }));
 })();

@@ -259,6 +259,8 @@ def target_rows(results: dict[str, tuple[dict[str, Any], dict[str, Any]]], idle:
         "<= 3 ms", lambda f, o, a: o <= 3)
     add("CPU per agentic stream at c=32 (ms)", "agentic c=32", lambda r: r.get("occCpuPerRequestMs"),
         "-", lambda f, o, a: None)
+    add("agentic: time to first tool-input byte p50 at c=32 (ms)", "agentic c=32",
+        lambda r: (r.get("ttfti") or {}).get("p50"), "-", lambda f, o, a: None)
     errors = sum(occ["errors"] for _, occ in results.values())
     rows.append(("errors, all scenarios", sum(f["errors"] for f, _ in results.values()), errors, "-", "0",
                  errors == 0, 0))

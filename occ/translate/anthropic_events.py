@@ -8,8 +8,12 @@ builder owns the block allocator, so the failures every peer proxy shipped canno
 * block indices contiguous from 0, at most one block open, each closed before the next opens;
 * no empty text block, no whitespace-only text or thinking block (whitespace is held until real
   text arrives, and dropped if none does);
-* a ``tool_use`` block is emitted whole: start (``input: {}``), one ``input_json_delta`` holding a
-  JSON object, stop; the arguments are validated before anything is written;
+* a ``tool_use`` block starts with ``input: {}`` and its ``input_json_delta`` fragments concatenate to
+  a JSON object. Streamed (:meth:`~AnthropicStreamBuilder.tool_start`, ``tool_input``, ``tool_stop``),
+  a fragment is written only once :class:`~occ.translate.json_prefix.JsonPrefix` accepts it, because
+  the SDKs parse the accumulated partial JSON after every fragment; arguments that do not begin like
+  an object (double-encoded, ``null``) are held and repaired at the stop. Whole
+  (:meth:`~AnthropicStreamBuilder.tool_use`), the arguments are validated before anything is written;
 * one ``message_delta`` whose ``stop_reason`` agrees with the emitted blocks (any ``tool_use`` ->
   ``tool_use``), then ``message_stop``;
 * after :meth:`error` or :meth:`finish` nothing more can be written.
@@ -33,6 +37,7 @@ import attrs
 
 from occ.core.errors import OccError, UpstreamProtocolError, error_frame
 from occ.core.jsonfast import JSONDecodeError, dumps, dumps_str, loads
+from occ.translate.json_prefix import JsonPrefix
 
 __all__ = [
     "SIGNATURE_PREFIX",
@@ -228,7 +233,19 @@ def _output_chars(blocks: list[dict[str, Any]]) -> int:
     return chars
 
 
-_TEXT, _THINKING = "text", "thinking"
+_TEXT, _THINKING, _TOOL = "text", "thinking", "tool_use"
+
+
+class _ToolInput:
+    """The arguments of the tool_use block being streamed."""
+
+    __slots__ = ("held", "name", "prefix", "text")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.text: list[str] = []  # everything received, for the repair of held arguments
+        self.prefix = JsonPrefix()
+        self.held = False  # the arguments do not begin like an object: repaired and written at the stop
 
 
 class AnthropicStreamBuilder:
@@ -262,6 +279,7 @@ class AnthropicStreamBuilder:
         self.usage: Usage | None = None
         self.output_chars = 0
         self._relayed = False  # the message is an upstream Anthropic stream relayed as is
+        self._tool: _ToolInput | None = None  # the streamed tool_use block, while it is open
 
     # -- state the relay and the fallback loop read ------------------------------------------
 
@@ -349,6 +367,81 @@ class AnthropicStreamBuilder:
         self._stop_block(index)
         self.tool_use_count += 1
         self.output_chars += len(args)
+
+    def tool_start(self, tool_id: str, name: str) -> None:
+        """Open a tool_use block whose arguments follow in pieces (:meth:`tool_input`) until
+        :meth:`tool_stop` (or whatever closes the block: other content, the finish)."""
+        self._check_synthesizing()
+        if not tool_id or not name:
+            raise UpstreamProtocolError("tool call without id or name")
+        self._held_ws = ""
+        self._held_kind = None
+        self._close_open()
+        self._open_block(
+            b'{"type":"tool_use","id":' + dumps(tool_id) + b',"name":' + dumps(name) + b',"input":{}}'
+        )
+        self._open = _TOOL
+        self._tool = _ToolInput(name)
+
+    def tool_input(self, fragment: str) -> None:
+        """The next piece of the open tool call's arguments, written at once when it keeps them a
+        valid beginning of a JSON object.
+
+        Raises:
+            UpstreamProtocolError: the arguments stopped being JSON (nothing of the bad piece is
+                written: the client's partial parse never sees it).
+        """
+        self._check_synthesizing()
+        tool = self._tool
+        if tool is None or self._open != _TOOL:
+            raise RuntimeError("tool_input without an open tool_use block")
+        tool.text.append(fragment)
+        if tool.held or not fragment:
+            return
+        if not tool.prefix.started:
+            fragment = fragment.lstrip(" \t\n\r")
+            if not fragment:
+                return  # leading whitespace alone would not parse on the client
+            if fragment[0] != "{":
+                tool.held = True  # a double-encoded or otherwise odd object: repaired at the stop
+                return
+        if not tool.prefix.feed(fragment):
+            text = "".join(tool.text)
+            raise UpstreamProtocolError(f"tool call {tool.name!r}: arguments are not valid JSON "
+                                        f"({_clip(text[max(0, len(text) - 80):])})")
+        self._input_delta(fragment)
+
+    def tool_stop(self) -> None:
+        """Close the streamed tool_use block.
+
+        Raises:
+            UpstreamProtocolError: its arguments ended before the JSON object did, or held
+                arguments that no repair makes an object.
+        """
+        self._check_synthesizing()
+        if self._open != _TOOL:
+            raise RuntimeError("tool_stop without an open tool_use block")
+        self._close_open()
+
+    def _end_tool(self) -> None:
+        tool = self._tool
+        assert tool is not None
+        if tool.held or not tool.prefix.started:
+            self._input_delta(normalize_tool_arguments("".join(tool.text), tool_name=tool.name))
+        elif not tool.prefix.complete:
+            raise UpstreamProtocolError(f"tool call {tool.name!r}: arguments end before their JSON object does")
+        self._tool = None
+        self.tool_use_count += 1
+
+    def _input_delta(self, fragment: str) -> None:
+        self._frames.append(
+            b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
+            + str(self._next_index - 1).encode()
+            + b',"delta":{"type":"input_json_delta","partial_json":'
+            + dumps(fragment)
+            + b"}}\n\n"
+        )
+        self.output_chars += len(fragment)
 
     def raw_block(self, block: dict[str, Any]) -> None:
         """A block that arrives complete in its start event (``redacted_thinking``)."""
@@ -520,6 +613,8 @@ class AnthropicStreamBuilder:
         if self._open is None:
             return
         index = self._next_index - 1
+        if self._open == _TOOL:
+            self._end_tool()  # raises, leaving the block open, when the arguments are unusable
         if self._open == _THINKING:
             signature = self._signature or SIGNATURE_PREFIX
             self._signature = None

@@ -465,13 +465,16 @@ def translate_response(body: Any, *, message_id: str, model_name: str, input_est
 
 
 class _Call:
-    __slots__ = ("args", "id", "index", "name")
+    __slots__ = ("args", "buffered", "done", "id", "index", "live", "name")
 
     def __init__(self, call_id: str | None, index: int | None = None) -> None:
         self.id = call_id
         self.index = index
         self.name: str | None = None
         self.args: list[str] = []
+        self.live = False  # its tool_use block is open and its arguments stream as they arrive
+        self.buffered = False  # another call was streaming when it began: written whole at the end
+        self.done = False  # streamed and closed; kept so that its late empty fragments still find it
 
 
 class ChatStreamTranslator:
@@ -481,11 +484,19 @@ class ChatStreamTranslator:
         builder: where the Anthropic stream is written.
         think_tags: parse ``<think>`` tags in ``content`` (MiniMax).
         tool_names: the request's tool names, to restore names shortened for the upstream.
+        stream_tool_input: write each call's arguments as they arrive (``input_json_delta``
+            fragments), the way Anthropic does; False holds every call until it is complete and
+            repairs it first (``occ.translate.wires.streams_tool_input`` decides per model).
+
+    One call streams at a time, in index order: a call that begins while another is still streaming
+    (parallel calls with interleaved fragments), or ahead of its turn, is held and written whole after.
     """
 
     def __init__(self, builder: AnthropicStreamBuilder, *, think_tags: bool = True,
-                 tool_names: list[str] | None = None) -> None:
+                 tool_names: list[str] | None = None, stream_tool_input: bool = True) -> None:
         self._builder = builder
+        self._stream_tool_input = stream_tool_input
+        self._next_call_index = 0  # the index a call must have to stream (calls are written in index order)
         self._tool_names = tool_names or []
         self._tags = ThinkTagSplitter() if think_tags else None
         self._reasoning_key: str | None = None  # one source per stream (OpenRouter sends two copies)
@@ -650,24 +661,71 @@ class ChatStreamTranslator:
         if isinstance(name, str) and name and not call.name:
             call.name = name
         args = function.get("arguments")
+        piece = ""
         if isinstance(args, str):
             call.args.append(args)
+            piece = args
         elif isinstance(args, dict):
             call.args = [dumps_str(args)]
+            call.buffered = call.buffered or not call.live  # whole arguments in one piece: nothing to stream
+            piece = call.args[0]
+        if self._stream_tool_input:
+            self._stream(call, piece)
+
+    def _stream(self, call: _Call, piece: str) -> None:
+        """Write what can be written of ``call`` now: open its block once its name is known and no
+        other call streams, then pass its arguments on as they arrive."""
+        if call.done:
+            if piece.strip():
+                raise UpstreamProtocolError(f"tool call {call.name!r}: arguments continued after their JSON "
+                                            "object was complete")
+            return
+        if call.live:
+            if piece:
+                self._builder.tool_input(piece)
+            return
+        live = next((c for c in self._calls if c.live), None)
+        if live is not None:
+            if not self._args_complete(live) or not "".join(live.args).strip():
+                call.buffered = True  # interleaved with the streaming call: written whole after it
+                return
+            self._builder.tool_stop()  # the streaming call is complete and a new one began
+            live.live, live.done = False, True
+        if call.buffered or not call.name:
+            return
+        if call.index is None:
+            if next((c for c in self._calls if not c.done), None) is not call:
+                return
+        elif call.index != self._next_call_index:
+            return  # a call may still come before it: held, and written in index order at the end
+        else:
+            self._next_call_index = call.index + 1
+        self._flush_tags()  # text held by the think-tag splitter goes before the call
+        call.live = True
+        self._builder.tool_start(self._tool_id(call), from_upstream_name(call.name, self._tool_names))
+        for held in call.args:
+            self._builder.tool_input(held)
+
+    def _tool_id(self, call: _Call) -> str:
+        tool_id = from_upstream_id(call.id)
+        if tool_id in self._used_ids:
+            tool_id = new_tool_id()  # ids must be unique within a message (§7 item 12)
+        self._used_ids.add(tool_id)
+        return tool_id
 
     def _flush_calls(self) -> None:
         if not self._calls:
             return
         calls, self._calls = self._calls, []
         self._by_index = {}
+        if any(c.live for c in calls):
+            self._builder.tool_stop()
+        calls = [c for c in calls if not (c.live or c.done)]
         if all(c.index is not None for c in calls):
             calls.sort(key=lambda c: c.index)  # call order, whichever call's first fragment came first
         for call in calls:
             if not call.name:
                 raise UpstreamProtocolError("upstream sent a tool call without a name")
-            tool_id = from_upstream_id(call.id)
-            if tool_id in self._used_ids:
-                tool_id = new_tool_id()  # ids must be unique within a message (§7 item 12)
-            self._used_ids.add(tool_id)
+            tool_id = self._tool_id(call)
             name = from_upstream_name(call.name, self._tool_names)
             self._builder.tool_use(tool_id, name, "".join(call.args))

@@ -208,10 +208,19 @@ def translate_response(body: Any, *, message_id: str, model_name: str, input_est
 
 
 class ResponsesStreamTranslator:
-    """Responses API stream events in, builder calls out."""
+    """Responses API stream events in, builder calls out.
 
-    def __init__(self, builder: AnthropicStreamBuilder, *, route: str, tool_names: list[str] | None = None) -> None:
+    ``stream_tool_input``: a function call's ``tool_use`` block opens at ``output_item.added`` and
+    its ``function_call_arguments.delta`` pieces are written as they arrive (one call at a time; a
+    call that begins while another streams is written whole at its end); False writes each call
+    whole at its ``.done``.
+    """
+
+    def __init__(self, builder: AnthropicStreamBuilder, *, route: str, tool_names: list[str] | None = None,
+                 stream_tool_input: bool = True) -> None:
         self._builder = builder
+        self._stream_tool_input = stream_tool_input
+        self._live: str | None = None  # the item id of the call whose arguments are streaming
         self._route = route
         self._tool_names = tool_names or []
         self._calls: dict[str, dict[str, Any]] = {}
@@ -230,6 +239,8 @@ class ResponsesStreamTranslator:
             raise UpstreamProtocolError("upstream sent an event that is not a JSON object")
         kind = data.get("type") or event.event
         item = data.get("item") if isinstance(data.get("item"), dict) else {}
+        if self._live is not None and kind.endswith(".delta") and "function_call" not in kind:
+            self._emit_call(self._live, None)  # other content: the streaming call is over
         if kind == "response.output_text.delta" or kind == "response.refusal.delta":
             self._refused = self._refused or kind == "response.refusal.delta"
             self._builder.text(str(data.get("delta") or ""))
@@ -240,12 +251,20 @@ class ResponsesStreamTranslator:
                 self._builder.thinking("\n\n")
             self._summary_parts += 1
         elif kind == "response.output_item.added" and item.get("type") == "function_call":
-            self._calls[str(item.get("id"))] = {"call_id": item.get("call_id") or item.get("id"),
-                                                "name": item.get("name"), "args": [], "done": False}
+            item_id = str(item.get("id"))
+            call = self._calls[item_id] = {"call_id": item.get("call_id") or item.get("id"),
+                                           "name": item.get("name"), "args": [], "done": False}
+            if self._stream_tool_input and self._live is None and call["name"] and call["call_id"]:
+                self._builder.tool_start(str(call["call_id"]), from_upstream_name(str(call["name"]), self._tool_names))
+                self._live = item_id
         elif kind == "response.function_call_arguments.delta":
-            call = self._calls.get(str(data.get("item_id")))
-            if call is not None:
-                call["args"].append(str(data.get("delta") or ""))
+            item_id = str(data.get("item_id"))
+            call = self._calls.get(item_id)
+            if call is not None and not call["done"]:
+                piece = str(data.get("delta") or "")
+                call["args"].append(piece)
+                if item_id == self._live:
+                    self._builder.tool_input(piece)
         elif kind == "response.function_call_arguments.done":
             self._emit_call(str(data.get("item_id")), data.get("arguments"))
         elif kind == "response.output_item.done":
@@ -280,6 +299,12 @@ class ResponsesStreamTranslator:
         if call is None or call["done"]:
             return
         call["done"] = True
+        if item_id == self._live:
+            self._live = None
+            if not call["args"] and isinstance(arguments, str):
+                self._builder.tool_input(arguments)  # arguments only in the final event
+            self._builder.tool_stop()
+            return
         raw = arguments if isinstance(arguments, str) and arguments else "".join(call["args"])
         name = str(call.get("name") or "")
         if not name:

@@ -19,7 +19,7 @@ from occ.core.jsonfast import dumps
 from occ.core.sse import SSEEvent
 from occ.translate.anthropic_events import AnthropicStreamBuilder
 
-__all__ = ["StreamTranslator", "Wire", "wire_for"]
+__all__ = ["BUFFERED_TOOL_INPUT_FAMILIES", "StreamTranslator", "Wire", "streams_tool_input", "wire_for"]
 
 
 class StreamTranslator(Protocol):
@@ -79,12 +79,29 @@ def _translate(name: str, *, routed: bool = False, thinks: bool = False) -> Call
     return translate
 
 
-def _streamer(name: str, cls: str, *, names: bool = False, routed: bool = False
+#: Model families whose tool-call arguments are held until the call is complete, checked (and
+#: repaired where they can be) before anything of the call is written, instead of streamed as they
+#: arrive. GLM is known to leak ``<arg_key>`` markup into its arguments (docs/tool-input-streaming.md):
+#: held, such a call fails before the response commits, so the next model takes over unseen.
+BUFFERED_TOOL_INPUT_FAMILIES = ("glm",)
+
+
+def streams_tool_input(model: ModelConfig) -> bool:
+    """Whether ``model``'s tool arguments stream to the client as they arrive (the rule is per model
+    family, by the upstream model id, e.g. ``glm-5.1`` or ``z-ai/glm-4.6``)."""
+    family = model.model_id.lower().rsplit("/", 1)[-1]
+    return not family.startswith(BUFFERED_TOOL_INPUT_FAMILIES)
+
+
+def _streamer(name: str, cls: str, *, names: bool = False, routed: bool = False, tool_input: bool = False
               ) -> Callable[[AnthropicStreamBuilder, ModelConfig, list[str]], StreamTranslator]:
+    """``tool_input``: the translator can stream tool arguments (``stream_tool_input``)."""
     def make(builder: AnthropicStreamBuilder, model: ModelConfig, tool_names: list[str]) -> StreamTranslator:
         kwargs: dict[str, Any] = {}
         if names:
             kwargs["tool_names"] = tool_names
+        if tool_input:
+            kwargs["stream_tool_input"] = streams_tool_input(model)
         if routed:
             kwargs["route"] = model.label
         return getattr(_module(name), cls)(builder, **kwargs)
@@ -99,9 +116,10 @@ def _passthrough_build(request: dict[str, Any], raw: bytes, model: ModelConfig, 
 
 _WIRES = {
     "openai": Wire("openai", _json_builder("openai_chat"), _translate("openai_chat"),
-                   _streamer("openai_chat", "ChatStreamTranslator", names=True)),
+                   _streamer("openai_chat", "ChatStreamTranslator", names=True, tool_input=True)),
     "responses": Wire("responses", _json_builder("responses"), _translate("responses", routed=True),
-                      _streamer("responses", "ResponsesStreamTranslator", names=True, routed=True)),
+                      _streamer("responses", "ResponsesStreamTranslator", names=True, routed=True,
+                                tool_input=True)),
     "gemini": Wire("gemini", _json_builder("gemini"), _translate("gemini", routed=True, thinks=True),
                    _streamer("gemini", "GeminiStreamTranslator", names=True, routed=True)),
     "anthropic": Wire("anthropic", _passthrough_build, _translate("anthropic_passthrough"),

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from jiter import from_json
+
 SIG_PREFIX = "occ1."
 
 
@@ -106,6 +108,10 @@ def check_events(events: list[tuple[str, dict[str, Any]]], *, allow_error: bool 
             elif dt == "input_json_delta":
                 assert block["type"] == "tool_use", f"input_json_delta into {block['type']}"
                 json_buf[data["index"]] += delta["partial_json"]
+                # what the Python SDK does after every fragment (lib/streaming/_messages.py): a prefix
+                # that is not the beginning of JSON raises inside the client, mid-stream
+                if json_buf[data["index"]]:
+                    from_json(json_buf[data["index"]].encode(), partial_mode=True)
             else:
                 raise AssertionError(f"unknown delta type {dt}")
         elif name == "content_block_stop":

@@ -56,10 +56,11 @@ def sse(*objects: Any, done: bool = True) -> bytes:
 
 
 def translate(raw: bytes, cuts: list[int] | None = None, *, tool_names: list[str] | None = None,
-              think_tags: bool = True) -> tuple[bytes, AnthropicStreamBuilder]:
+              think_tags: bool = True, stream_tool_input: bool = True) -> tuple[bytes, AnthropicStreamBuilder]:
     """The fallback loop's way: decoder -> translator -> builder; returns (output, builder). Raises."""
     builder = AnthropicStreamBuilder(message_id="msg_test", model="claude-occ-default", input_tokens=ESTIMATE)
-    translator = ChatStreamTranslator(builder, think_tags=think_tags, tool_names=tool_names)
+    translator = ChatStreamTranslator(builder, think_tags=think_tags, tool_names=tool_names,
+                                      stream_tool_input=stream_tool_input)
     decoder = SSEDecoder()
     out = b""
     for piece in cut(raw, cuts or []):
@@ -77,10 +78,10 @@ def run(raw: bytes, cuts: list[int] | None = None, **kwargs: Any) -> dict[str, A
     return check_stream(translate(raw, cuts, **kwargs)[0])
 
 
-def run_failing(raw: bytes) -> tuple[dict[str, Any], Exception]:
+def run_failing(raw: bytes, *, stream_tool_input: bool = True) -> tuple[dict[str, Any], Exception]:
     """A stream that must fail: the error event the relay would write after commit, and the exception."""
     builder = AnthropicStreamBuilder(message_id="msg_test", model="claude-occ-default", input_tokens=ESTIMATE)
-    translator = ChatStreamTranslator(builder)
+    translator = ChatStreamTranslator(builder, stream_tool_input=stream_tool_input)
     decoder = SSEDecoder()
     try:
         for event in [*decoder.feed(raw), *decoder.close()]:
@@ -300,10 +301,21 @@ def test_a_call_without_a_name_is_a_protocol_error():
         translate(sse(calls(call(0, "c1", None, "{}")), chunk(finish="tool_calls")))
 
 
-@pytest.mark.parametrize("args", ['{"a": 1', "[1, 2]", "not json"])
-def test_unusable_arguments_are_a_protocol_error_and_write_no_block(args):
-    m, exc = run_failing(sse(chunk({"content": "x"}), calls(call(0, "c1", "A", args)), chunk(finish="tool_calls")))
+@pytest.mark.parametrize("args", ['{"a": 1', "[1, 2]", "not json", '{"a": 1}}', '{"a": <arg_key>'])
+def test_unusable_arguments_are_a_protocol_error_and_write_no_block_when_buffered(args):
+    m, exc = run_failing(sse(chunk({"content": "x"}), calls(call(0, "c1", "A", args)), chunk(finish="tool_calls")),
+                         stream_tool_input=False)
     assert isinstance(exc, UpstreamProtocolError) and kinds(m) == ["text"]
+
+
+@pytest.mark.parametrize("args", ['{"a": 1', "[1, 2]", "not json", '{"a": 1}}', '{"a": <arg_key>'])
+def test_unusable_streamed_arguments_end_in_an_error_the_client_can_parse_up_to(args):
+    """Streamed, the call's block is open before its arguments are known to be bad: the stream ends
+    with an error event, and no fragment the client saw was invalid (the checker parses every prefix
+    as the SDK does)."""
+    m, exc = run_failing(sse(chunk({"content": "x"}), calls(call(0, "c1", "A", args)), chunk(finish="tool_calls")))
+    assert isinstance(exc, UpstreamProtocolError) and kinds(m) == ["text", "tool_use"]
+    assert m["error"]["type"] == "api_error"
 
 
 # -- finish and usage ----------------------------------------------------------------------------------
@@ -443,12 +455,39 @@ def test_edge_10_arguments_only_in_the_finish_chunk():
     assert m["content"][0]["input"] == {"k": True}
 
 
-def test_edge_11_the_client_only_ever_sees_whole_json_objects():
-    raw = sse(calls(call(0, "a", "A", '{"path": "a')), calls(call(0, None, None, '.py", "n": [1,')),
-              calls(call(0, None, None, " 2]}")), chunk(finish="tool_calls"))
-    deltas = [d["delta"]["partial_json"] for name, d in split_frames(translate(raw)[0])
-              if name == "content_block_delta"]
+def test_edge_11_the_client_sees_fragments_it_can_parse_as_they_arrive():
+    """Streamed: one input_json_delta per upstream fragment, written as soon as it arrives (before the
+    next is fed), every prefix valid partial JSON; buffered (``stream_tool_input=False``): one delta."""
+    pieces = ['{"path": "a', '.py", "n": [1,', " 2]}"]
+    raw = sse(calls(call(0, "a", "A", pieces[0])), *(calls(call(0, None, None, p)) for p in pieces[1:]),
+              chunk(finish="tool_calls"))
+    out, _ = translate(raw)
+    deltas = [d["delta"]["partial_json"] for name, d in split_frames(out) if name == "content_block_delta"]
+    assert deltas == pieces
+    assert check_stream(out)["content"][0]["input"] == {"path": "a.py", "n": [1, 2]}
+    builder = AnthropicStreamBuilder(message_id="msg_test", model="m", input_tokens=ESTIMATE)
+    translator = ChatStreamTranslator(builder)
+    events = SSEDecoder().feed(sse(calls(call(0, "a", "A", pieces[0]))))
+    translator.feed(events[0])
+    first = [d["delta"] for name, d in split_frames(builder.take()) if name == "content_block_delta"]
+    assert first == [{"type": "input_json_delta", "partial_json": pieces[0]}]  # before the rest arrived
+    buffered, _ = translate(raw, stream_tool_input=False)
+    deltas = [d["delta"]["partial_json"] for name, d in split_frames(buffered) if name == "content_block_delta"]
     assert len(deltas) == 1 and json.loads(deltas[0]) == {"path": "a.py", "n": [1, 2]}
+
+
+def test_double_encoded_streamed_arguments_are_held_and_unwrapped():
+    raw = sse(calls(call(0, "a", "A", '"{\\"k\\"')), calls(call(0, None, None, ': 1}"')), chunk(finish="tool_calls"))
+    out, _ = translate(raw)
+    deltas = [d["delta"]["partial_json"] for name, d in split_frames(out) if name == "content_block_delta"]
+    assert deltas == ['{"k": 1}'] and check_stream(out)["content"][0]["input"] == {"k": 1}
+
+
+def test_leading_whitespace_is_held_until_the_object_begins():
+    raw = sse(calls(call(0, "a", "A", "  ")), calls(call(0, None, None, ' {"k": 2}')), chunk(finish="tool_calls"))
+    out, _ = translate(raw)
+    deltas = [d["delta"]["partial_json"] for name, d in split_frames(out) if name == "content_block_delta"]
+    assert deltas == ['{"k": 2}']
 
 
 def test_edge_12_duplicate_upstream_ids_become_unique():

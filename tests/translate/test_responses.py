@@ -183,3 +183,39 @@ def test_another_models_reasoning_is_left_out():
     other = ModelConfig(provider="opencode-zen", model_id="gpt-5.5-mini")
     assert _replayed(content, other) == []
     assert _replayed(content, MODEL) != []
+
+
+def _call_stream(pieces: list[str]) -> list[bytes]:
+    """A function call whose arguments arrive in ``pieces``, one upstream read per event."""
+    return [
+        ev({"type": "response.output_item.added", "item": {"id": "fc", "type": "function_call", "call_id": "c1",
+                                                           "name": "Write"}}),
+        *(ev({"type": "response.function_call_arguments.delta", "item_id": "fc", "delta": p}) for p in pieces),
+        ev({"type": "response.function_call_arguments.done", "item_id": "fc", "arguments": "".join(pieces)}),
+        ev({"type": "response.output_item.done", "item": {"id": "fc", "type": "function_call", "call_id": "c1",
+                                                          "name": "Write", "arguments": "".join(pieces)}}),
+        ev({"type": "response.completed", "response": {"usage": {"input_tokens": 5, "output_tokens": 1}}}),
+    ]
+
+
+@pytest.mark.parametrize("streamed", [True, False])
+def test_function_call_arguments_stream_as_they_arrive(streamed):
+    """Each argument delta is written with the read that brought it (streamed), or once at .done."""
+    from support.anthropic_checker import split_frames
+
+    pieces = ['{"file_path": "a.py", ', '"content": "line 1\\n', 'line 2\\n"}']
+    chunks = _call_stream(pieces)
+    make = partial(ResponsesStreamTranslator, route=MODEL.label, stream_tool_input=streamed)
+    from occ.core.sse import SSEDecoder
+    from occ.translate.anthropic_events import AnthropicStreamBuilder
+
+    builder = AnthropicStreamBuilder(message_id="msg_t", model="m", input_tokens=10)
+    translator, decoder = make(builder), SSEDecoder()
+    for event in decoder.feed(b"".join(chunks[:2])):  # the call opened and its first piece arrived
+        translator.feed(event)
+    first = [d["delta"] for name, d in split_frames(builder.take()) if name == "content_block_delta"]
+    assert first == ([{"type": "input_json_delta", "partial_json": pieces[0]}] if streamed else [])
+    out, _ = translate_chunks(make, chunks)
+    deltas = [d["delta"]["partial_json"] for name, d in split_frames(out) if name == "content_block_delta"]
+    assert deltas == (pieces if streamed else ["".join(pieces)])
+    assert check_stream(out)["content"][0]["input"] == {"file_path": "a.py", "content": "line 1\nline 2\n"}
