@@ -16,9 +16,13 @@ import sys
 from typing import Any
 
 import httpx
+import pytest
 import trio
 from support.fake_upstream import Reply
 from support.stack import TEST_KEY, fake_provider, make_config, ok_stream
+
+import occ
+from occ.server.serve import BindFailed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CHAT = "/v1/chat/completions"
@@ -243,3 +247,12 @@ def test_json_formatter_carries_a_redacted_exception():
     assert out["exception_type"] == "ValueError"
     assert "Traceback" in out["exception"] and "upstream refused key [redacted]" in out["exception"]
     assert TEST_KEY not in line
+
+
+async def test_embedding_a_busy_port_raises_bind_failed(fake, nursery):
+    """``occ.serve`` in a caller's nursery: the same one-line cause, as an exception the caller can catch."""
+    config = make_config(fake)
+    port = fake.url.rsplit(":", 1)[1]
+    with pytest.raises(BindFailed) as info:
+        await occ.serve(config, port=int(port))
+    assert str(info.value).startswith(f"port {port} is already in use on 127.0.0.1: something that is not occ")
