@@ -226,6 +226,7 @@ class ResponsesStreamTranslator:
         self._calls: dict[str, dict[str, Any]] = {}
         self._summary_parts = 0
         self._refused = False  # a refusal part: the model declined (stop_reason "refusal")
+        self._streamed: set[str] = set()  # items whose text or reasoning came as deltas
 
     @property
     def done(self) -> bool:
@@ -243,8 +244,10 @@ class ResponsesStreamTranslator:
             self._emit_call(self._live, None)  # other content: the streaming call is over
         if kind == "response.output_text.delta" or kind == "response.refusal.delta":
             self._refused = self._refused or kind == "response.refusal.delta"
+            self._streamed.add(str(data.get("item_id")))
             self._builder.text(str(data.get("delta") or ""))
         elif kind in ("response.reasoning_summary_text.delta", "response.reasoning_text.delta"):
+            self._streamed.add(str(data.get("item_id")))
             self._builder.thinking(str(data.get("delta") or ""))
         elif kind == "response.reasoning_summary_part.added":
             if self._summary_parts:
@@ -274,6 +277,8 @@ class ResponsesStreamTranslator:
                                                         "args": [], "done": False}
                 self._emit_call(str(item.get("id")), item.get("arguments"))
             elif item.get("type") in ("reasoning", "message"):
+                if str(item.get("id")) not in self._streamed and "None" not in self._streamed:  # deltas w/o ids
+                    self._whole_item(item)  # a server that sent the item whole, without deltas
                 if item.get("type") == "reasoning" and item.get("encrypted_content") and item.get("id"):
                     self._builder.thinking_signature(reasoning_signature(self._route, str(item["id"]),
                                                                          str(item["encrypted_content"])))
@@ -289,6 +294,20 @@ class ResponsesStreamTranslator:
             raise upstream_failure(from_responses(response.get("error")))
         elif kind == "error":
             raise upstream_failure(from_responses(data.get("error") if isinstance(data.get("error"), dict) else data))
+
+    def _whole_item(self, item: dict[str, Any]) -> None:
+        """The text or reasoning of an item that arrived only in its ``output_item.done``."""
+        if item.get("type") == "message":
+            for part in item.get("content") or []:
+                if isinstance(part, dict) and part.get("type") in ("output_text", "refusal"):
+                    self._refused = self._refused or part.get("type") == "refusal"
+                    self._builder.text(str(part.get("text") or part.get("refusal") or ""))
+            return
+        summary = "\n\n".join(str(s.get("text") or "") for s in item.get("summary") or [] if isinstance(s, dict))
+        if not summary.strip():
+            summary = "".join(str(c.get("text") or "") for c in item.get("content") or []
+                              if isinstance(c, dict) and c.get("type") == "reasoning_text")
+        self._builder.thinking(summary)
 
     def close(self) -> None:
         if not self.done:

@@ -131,6 +131,7 @@ def _responses() -> list[Recording]:
         ("responses", "no_usage.sse", responses_stream(NO_USAGE), {}),
         ("responses", "unknown_fields.json", responses_body(unknown), {}),
         ("responses", "whole_answer_to_stream.json", responses_body(reasoning), {"stream": True}),
+        ("responses", "done_events_only.sse", _without_deltas(responses_stream(reasoning.evolve(tools=(READ,)))), {}),
         ("responses", "error_rate_limit.json",
          chat_error("Rate limit reached for gpt-5.5", "requests", "rate_limit_exceeded"),
          {"status": 429, "headers": {"retry-after": "2"}}),
@@ -235,6 +236,12 @@ def _anthropic() -> list[Recording]:
         ("anthropic", "error_overloaded_stream.json", anthropic_error("overloaded_error", "Overloaded"),
          {"status": 529, "stream": True}),
     ]
+
+
+def _without_deltas(stream: bytes) -> bytes:
+    """A Responses stream as servers that send each item whole (its ``output_item.done``) send it."""
+    frames = [f for f in stream.split(b"\n\n") if f]
+    return b"".join(f + b"\n\n" for f in frames if not f.split(b"\n", 1)[0].endswith(b".delta"))
 
 
 def _without_usage(event: str, *, keep_delta_input: bool = False) -> str:
