@@ -403,9 +403,25 @@ def _reasoning_text(key: str, value: Any) -> str:
 def _content_text(content: Any) -> str:
     if isinstance(content, str):
         return content
-    if isinstance(content, list):  # a few servers answer with content parts
-        return "".join(str(p.get("text") or "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return ""
+    return "".join(text for thinking, text in _content_parts(content) if not thinking)
+
+
+def _content_parts(content: Any) -> list[tuple[bool, str]]:
+    """``(is_thinking, text)`` of content given as parts (Mistral's reasoning models: ``{"type":
+    "thinking", "thinking": [{"type": "text", "text": ...}]}`` beside ``{"type": "text", ...}``)."""
+    out: list[tuple[bool, str]] = []
+    for part in content if isinstance(content, list) else []:
+        if not isinstance(part, dict):
+            continue
+        if part.get("type") == "text" and isinstance(part.get("text"), str):
+            out.append((False, part["text"]))
+        elif part.get("type") == "thinking":
+            inner = part.get("thinking")
+            if isinstance(inner, str):
+                out.append((True, inner))
+            elif isinstance(inner, list):
+                out.append((True, "".join(str(i.get("text") or "") for i in inner if isinstance(i, dict))))
+    return out
 
 
 # -- non-streaming response ------------------------------------------------------------------------
@@ -431,6 +447,7 @@ def translate_response(body: Any, *, message_id: str, model_name: str, input_est
         raise _failed_finish(finish)
     message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
     reasoning = next((r for r in (_reasoning_text(k, message.get(k)) for k in _REASONING_KEYS) if r), "")
+    reasoning = reasoning or "".join(t for thinking, t in _content_parts(message.get("content")) if thinking)
     text = _content_text(message.get("content"))
     if not reasoning:
         pieces = ThinkTagSplitter()
@@ -604,7 +621,10 @@ class ChatStreamTranslator:
         if reasoning:
             self._emit(reasoning, thinking=True)
         content = delta.get("content")
-        if isinstance(content, str) and content:
+        if isinstance(content, list):
+            for thinking, piece in _content_parts(content):
+                self._emit(piece, thinking=thinking)
+        elif isinstance(content, str) and content:
             if self._tags is None:
                 self._emit(content, thinking=False)
             else:

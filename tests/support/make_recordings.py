@@ -59,6 +59,8 @@ def _chat() -> list[Recording]:
     minimax = Answer(text="<think>\nMiniMax reasons inline.\n</think>\n\nThe answer, after thinking.",
                      model="minimax-m2.7")
     minimax_tool = Answer(text="<think>I need the file.</think>Reading it.", tools=(READ,), model="minimax-m2.7")
+    mistral = Answer(text="Magistral's answer.", thinking="Magistral thinks in parts.", model="magistral-medium",
+                     tools=(READ,))
     unknown = Answer(text="Fields nobody documented.", extra={"annotations": [], "audio": None,
                                                               "provider_specific_fields": {"x": 1}})
     out: list[Recording] = [
@@ -83,6 +85,8 @@ def _chat() -> list[Recording]:
         ("openai", "no_usage.json", chat_body(NO_USAGE), {}),
         ("openai", "no_usage.sse", chat_stream(NO_USAGE), {}),
         ("openai", "unknown_fields.json", chat_body(unknown), {}),
+        ("openai", "mistral_thinking_parts.json", _mistral_body(chat_body(mistral)), {}),
+        ("openai", "mistral_thinking_parts.sse", _mistral_stream(chat_stream(mistral)), {}),
         # servers that ignore "stream": true and answer with the whole completion
         ("openai", "whole_answer_to_stream.json", chat_body(deepseek), {"stream": True}),
         ("openai", "unknown_fields.sse", chat_stream(unknown), {}),
@@ -236,6 +240,37 @@ def _anthropic() -> list[Recording]:
         ("anthropic", "error_overloaded_stream.json", anthropic_error("overloaded_error", "Overloaded"),
          {"status": 529, "stream": True}),
     ]
+
+
+def _mistral_parts(data: dict[str, Any], key: str) -> None:
+    """Mistral's reasoning models give content as parts: thinking parts (holding text parts), text parts."""
+    holder = data.get(key) or {}
+    parts = []
+    if holder.get("reasoning_content"):
+        parts.append({"type": "thinking", "thinking": [{"type": "text", "text": holder.pop("reasoning_content")}]})
+    holder.pop("reasoning_content", None)
+    if isinstance(holder.get("content"), str) and holder["content"]:
+        parts.append({"type": "text", "text": holder["content"]})
+    if parts:
+        holder["content"] = parts
+
+
+def _mistral_body(body: str) -> str:
+    data = json.loads(body)
+    _mistral_parts(data["choices"][0], "message")
+    return json.dumps(data)
+
+
+def _mistral_stream(stream: bytes) -> bytes:
+    out = []
+    for line in stream.decode().split("\n\n"):
+        if line.startswith("data: {"):
+            data = json.loads(line[6:])
+            for choice in data["choices"]:
+                _mistral_parts(choice, "delta")
+            line = "data: " + json.dumps(data)
+        out.append(line)
+    return "\n\n".join(out).encode()
 
 
 def _without_deltas(stream: bytes) -> bytes:

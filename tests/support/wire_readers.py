@@ -62,6 +62,20 @@ def _split_think(content: str) -> tuple[str, str]:
     return (match.group(1), match.group(2)) if match else ("", content)
 
 
+def _parts(content: Any) -> tuple[str, str]:
+    """(thinking, text) of content that is a string or a list of parts (Mistral)."""
+    if isinstance(content, str):
+        return "", content
+    thinking, text = "", ""
+    for part in content or []:
+        if part.get("type") == "text":
+            text += part["text"]
+        elif part.get("type") == "thinking":
+            inner = part["thinking"]
+            thinking += inner if isinstance(inner, str) else "".join(i.get("text", "") for i in inner)
+    return thinking, text
+
+
 def read_chat(raw: bytes, stream: bool) -> Expected:
     out = Expected()
     if stream:
@@ -74,8 +88,9 @@ def read_chat(raw: bytes, stream: bool) -> Expected:
                 out.usage = (usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
             for choice in chunk.get("choices") or []:
                 delta = choice.get("delta") or {}
-                content += delta.get("content") or ""
-                reasoning += delta.get("reasoning_content") or delta.get("reasoning") or ""
+                part_thinking, part_text = _parts(delta.get("content"))
+                content += part_text
+                reasoning += delta.get("reasoning_content") or delta.get("reasoning") or part_thinking
                 refusal += delta.get("refusal") or ""
                 for call in delta.get("tool_calls") or []:
                     entry = calls.setdefault(call["index"], {"name": "", "args": ""})
@@ -88,8 +103,9 @@ def read_chat(raw: bytes, stream: bool) -> Expected:
         body = json.loads(raw)
         choice = body["choices"][0]
         message = choice["message"]
-        content, refusal = message.get("content") or "", message.get("refusal") or ""
-        reasoning = message.get("reasoning_content") or message.get("reasoning") or ""
+        part_thinking, content = _parts(message.get("content"))
+        refusal = message.get("refusal") or ""
+        reasoning = message.get("reasoning_content") or message.get("reasoning") or part_thinking
         finish = choice.get("finish_reason")
         tools = [(c["function"]["name"], json.loads(c["function"]["arguments"] or "{}"))
                  for c in message.get("tool_calls") or []]
