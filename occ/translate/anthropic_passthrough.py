@@ -340,7 +340,10 @@ class AnthropicPassthroughTranslator:
     pings before that point are dropped (occ sends its own); a text block with no visible text
     (empty, or whitespace only, which Claude Code would send back and Anthropic rejects) is dropped,
     and later block indices are shifted down to stay contiguous (those events are re-serialised);
-    event types the grammar does not know are dropped (the SDKs skip them anyway).
+    event types the grammar does not know are dropped (the SDKs skip them anyway); content the upstream
+    delivered inside ``message_start`` (deferred tool calls) goes out as proper block events first, and a
+    ``message_stop`` without a ``message_delta`` gets one, with the stop reason and usage of the
+    ``message_start``, so a client sees what the API meant.
 
     Raises (from :meth:`feed`): :class:`UpstreamStatus` for an upstream ``error`` event,
     :class:`UpstreamProtocolError` when the upstream breaks the grammar; (from :meth:`close`)
