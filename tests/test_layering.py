@@ -180,3 +180,13 @@ def test_every_error_maps_to_an_anthropic_error():
         assert body["error"]["type"] in {"invalid_request_error", "authentication_error", "permission_error",
                                          "not_found_error", "request_too_large", "rate_limit_error", "api_error",
                                          "timeout_error", "overloaded_error", "billing_error"}
+
+
+def test_every_module_is_named_in_the_architecture_doc():
+    """docs/architecture.md says what each module is for; a new module gets its line there."""
+    with open(os.path.join(os.path.dirname(OCC), "docs", "architecture.md"), encoding="utf-8") as f:
+        doc = f.read()
+    unnamed = sorted(m for m, path in MODULES.items() if _layer(m) is not None
+                     and not path.endswith(("__init__.py", "__main__.py"))
+                     and f"`{os.path.basename(path)}`" not in doc)
+    assert unnamed == [], "add these modules to docs/architecture.md (one line in their layer's paragraph)"
