@@ -8,9 +8,12 @@ stop the server and start it again on the same port (:meth:`RedisServer.restart`
 
 from __future__ import annotations
 
+import ctypes
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 
 import attrs
@@ -21,6 +24,15 @@ __all__ = ["RedisServer", "SlowProxy", "redis_binary", "start_redis"]
 
 def redis_binary() -> str | None:
     return shutil.which("redis-server") or shutil.which("valkey-server")
+
+
+def _die_with_parent() -> None:
+    """On Linux, the server is killed if the test run that started it dies without stopping it."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
 
 
 def _free_port() -> int:
@@ -55,7 +67,8 @@ class RedisServer:
                 "--protected-mode", "no", "--loglevel", "warning"]
         if self.password:
             args += ["--requirepass", self.password]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        preexec_fn=_die_with_parent)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
