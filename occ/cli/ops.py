@@ -190,25 +190,14 @@ def _reset_breakers(args: argparse.Namespace) -> int:
 
 
 def _probe(url: str) -> tuple[str, str]:
-    """Who answers ``/health`` at ``url``: ``("occ", version)``, ``("other", what it looked like)`` or
-    ``("nothing", reason)``. Another proxy on occ's default port (claude-code-router uses it too)
-    must not silently receive the user's Claude Code session."""
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=1.0) as response:
-            status, server, raw = response.status, response.headers.get("server"), response.read(4096)
-    except urllib.error.HTTPError as exc:
-        status, server, raw = exc.code, exc.headers.get("server"), exc.read(4096)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        return "nothing", str(getattr(exc, "reason", exc))
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        data = None
-    if isinstance(data, dict) and data.get("service") == "occ" and isinstance(data.get("version"), str):
-        return "occ", data["version"]
-    text = raw.decode("utf-8", "replace").strip().replace("\n", " ")
-    what = f"HTTP {status}" + (f", server {server!r}" if server else "") + (f", body {text[:80]!r}" if text else "")
-    return "other", what
+    """Who answers at ``url``: ``(kind, phrase)`` with kind ``"occ"``, ``"other"`` or ``"silent"``.
+    Another proxy on occ's port (claude-code-router defaults to it too) must not silently receive
+    the user's Claude Code session."""
+    from occ.server.serve import probe_holder
+
+    parts = urllib.parse.urlsplit(url)
+    phrase, kind = probe_holder(parts.hostname or "127.0.0.1", parts.port or 80)
+    return kind, phrase
 
 
 def _free_port(host: str) -> int:
@@ -228,16 +217,15 @@ def _code(args: argparse.Namespace) -> int:
     if who == "other":
         parts = urllib.parse.urlsplit(url)
         port = _free_port(parts.hostname or "127.0.0.1")
-        print(f"occ: something that is not occ answers at {url} ({what}). Stop it, or run occ on another "
-              f"port: set \"port\": {port} in your config (or run: occ serve --port {port}, then "
-              f"ANTHROPIC_BASE_URL=http://{parts.hostname}:{port} claude).", file=sys.stderr)
+        print(f"occ: not starting Claude Code against {url}: {what}. Stop that process, or run occ on another "
+              f"port: set \"port\": {port} in your config (or pass --config with one that does).", file=sys.stderr)
         return 1
     claude = shutil.which("claude")
     if claude is None:
         print("occ: Claude Code is not installed (no `claude` on PATH). Install it with: "
               "npm install -g @anthropic-ai/claude-code", file=sys.stderr)
         return 1
-    if who == "nothing":
+    if who == "silent":
         command = [sys.executable, "-m", "occ.cli.main", "serve"]
         if args.config:
             command += ["--config", args.config]

@@ -113,8 +113,8 @@ def describe_bind_failure(exc: OSError, host: str, port: int) -> str:
         return (f"cannot listen on {where}: {host!r} is not a known host name ({exc.strerror}); "
                 "use an address such as 127.0.0.1 (occ serve --host 127.0.0.1)")
     if exc.errno == errno.EADDRINUSE:
-        holder, is_occ = probe_holder(host, port)
-        stop = "use that one, or stop it" if is_occ else "stop that process"
+        holder, kind = probe_holder(host, port)
+        stop = "use that one, or stop it" if kind == "occ" else "stop that process"
         return (f"port {port} is already in use on {host}: {holder}. {stop.capitalize()}, or run occ on "
                 f"another port: occ serve --port {port + 1} (or set \"port\" in the config)")
     if exc.errno in (errno.EACCES, errno.EPERM):
@@ -126,9 +126,10 @@ def describe_bind_failure(exc: OSError, host: str, port: int) -> str:
     return f"cannot listen on {where}: {exc.strerror or exc}"
 
 
-def probe_holder(host: str, port: int, timeout_s: float = 1.0) -> tuple[str, bool]:
-    """Who holds ``host:port``, as a phrase (another occ, some other HTTP server, or a silent one),
-    and whether it is an occ."""
+def probe_holder(host: str, port: int, timeout_s: float = 1.0) -> tuple[str, str]:
+    """Who holds ``host:port``, as a phrase, and which kind: ``"occ"`` (its ``/health`` names occ and
+    its version), ``"other"`` (some other HTTP server) or ``"silent"`` (nothing answers HTTP).
+    ``occ serve`` uses it for a port in use, ``occ code`` before handing Claude Code to the port."""
     target = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
     netloc = f"[{target}]:{port}" if ":" in target else f"{target}:{port}"
     url = f"http://{netloc}/health"
@@ -139,16 +140,16 @@ def probe_holder(host: str, port: int, timeout_s: float = 1.0) -> tuple[str, boo
     except urllib.error.HTTPError as exc:
         status, server, raw = exc.code, exc.headers.get("server"), b""
     except (urllib.error.URLError, OSError, ValueError):
-        return f"the process holding it does not answer HTTP on {url}{other}", False
+        return f"the process holding it does not answer HTTP on {url}{other}", "silent"
     try:
         health = json.loads(raw)
     except ValueError:
         health = None
-    if isinstance(health, dict) and "providers" in health and "version" in health:
+    if isinstance(health, dict) and health.get("service") == "occ" and isinstance(health.get("version"), str):
         return (f"another occ (version {health.get('version')}, config {health.get('config')}) is already "
-                f"serving there (ANTHROPIC_BASE_URL=http://{netloc})"), True
+                f"serving there (ANTHROPIC_BASE_URL=http://{netloc})"), "occ"
     served_by = f", server {server!r}" if server else ""
-    return f"something that is not occ answers there (GET /health: HTTP {status}{served_by}){other}", False
+    return f"something that is not occ answers there (GET /health: HTTP {status}{served_by}){other}", "other"
 
 
 async def serve(config: Config, *, host: str | None = None, port: int | None = None,
