@@ -111,6 +111,9 @@ class Observer:
                                            ["model", "to"], registry=self.registry)
         self.panic = Counter("occ_panic_routed", "Attempts sent to a model with an open breaker because every model "
                              "of the chain had one (panic mode)", ["model"], registry=self.registry)
+        self.attempts_started = Counter("occ_upstream_attempts", "Attempts started upstream (each is one request "
+                                        "sent, whatever became of it: the client leaving included)", ["model"],
+                                        registry=self.registry)
         self.per_model: dict[str, _ModelStats] = defaultdict(_ModelStats)
         #: label -> {"opened": n, "closed": n, "panic_routed": n, "last_opened_at": iso, "last_closed_at": iso}
         self.breaker_history: dict[str, dict[str, Any]] = defaultdict(dict)
@@ -148,6 +151,11 @@ class Observer:
             value = fields.get(key)
             if value:
                 tokens(model, kind).inc(value)
+
+    def attempt_started(self, label: str) -> None:
+        """An attempt on ``label`` starts (counted before it can fail or be cancelled, so the count matches
+        what the upstream received)."""
+        self.attempts_started.labels(label).inc()
 
     def breaker_transition(self, label: str, kind: str) -> None:
         """A breaker opened or closed (the server logs it too)."""

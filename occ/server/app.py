@@ -352,6 +352,7 @@ def _build_quart(state: ServerState) -> QuartTrio:
     async def open_upstream() -> None:
         state.upstream = await UpstreamClient().__aenter__()
         state.upstream.pool.drain_in(app.nursery)
+        app.nursery.start_soon(state.upstream.pool.sweep_idle)
         from occ.server.reload import watch_config
 
         app.nursery.start_soon(watch_config, state)

@@ -150,9 +150,10 @@ async def _fallback(
 
     An open breaker defers its model while a usable one is left. Models still deferred when the usable
     ones are spent are tried anyway (panic mode, :mod:`occ.resilience.breaker`): least recently failed
-    first, one probe per model at a time. When every such model already has another request's probe out,
+    first, one probe per model at a time. When every model left already has another request's probe out,
     this request waits for one to settle, at most the model's ``connect_timeout_ms``, and then goes anyway:
-    a 529 without an upstream call would be occ failing without trying.
+    failing while a model of the chain was never asked (a 529 without an upstream call, or a 5xx after the
+    usable models failed) would be occ giving up without trying.
     """
     _check_keys(state, call)
     board = state.board
@@ -167,6 +168,7 @@ async def _fallback(
         protocol = resolve_protocol(model, provider)
         timeouts = config.timeouts_for(model)
         started = trio.current_time()
+        state.observer.attempt_started(model.label)
         try:
             result = await attempt(model, provider, protocol, timeouts)
         except OccError as exc:
@@ -221,7 +223,7 @@ async def _fallback(
         if done:
             return result  # type: ignore[return-value]
 
-    if busy and tried == 0:
+    if busy:
         chosen = await _wait_for_probe(state, call, busy)
         done, result = await one(chosen)
         if done:

@@ -157,8 +157,9 @@ class UpstreamClient:
     def connection_stats(self) -> dict[str, int]:
         pool = self._pool
         if pool is None:
-            return {"opened": 0, "reused": 0, "idle": 0, "busy": 0}
-        return {"opened": pool.opened, "reused": pool.reused, "idle": pool.idle_count(), "busy": pool.busy}
+            return {"opened": 0, "reused": 0, "sent": 0, "idle": 0, "busy": 0}
+        return {"opened": pool.opened, "reused": pool.reused, "sent": pool.sent, "idle": pool.idle_count(),
+                "busy": pool.busy}
 
     @property
     def pool(self) -> ConnectionPool:

@@ -271,6 +271,8 @@ class ConnectionPool:
         #: connections opened, and requests sent on a kept-alive one, over the pool's life (/status)
         self.opened = 0
         self.reused = 0
+        #: requests written whole (a resend counts again): what the upstreams should have received
+        self.sent = 0
 
     async def __aenter__(self) -> ConnectionPool:
         return self
@@ -396,6 +398,25 @@ class ConnectionPool:
         """
         self._drainer = nursery
 
+    async def sweep_idle(self) -> None:
+        """Close expired idle connections every :data:`IDLE_EXPIRY_S`, until cancelled (run it for the
+        server's lifetime). Without traffic nothing takes or returns a connection, so idle ones past their
+        expiry would otherwise stay open (as CLOSE_WAIT sockets once the server closes them)."""
+        while not self._closed:
+            await trio.sleep(self._expiry or IDLE_EXPIRY_S)
+            now = trio.current_time()
+            for origin, conns in list(self._idle.items()):
+                keep = []
+                for conn in conns:
+                    if self._expired(conn, now):
+                        _close_quietly(conn)
+                    else:
+                        keep.append(conn)
+                if keep:
+                    self._idle[origin] = keep
+                else:
+                    self._idle.pop(origin, None)
+
     async def _drain(self, conn: _Connection, response: PoolResponse) -> None:
         try:
             with trio.move_on_after(self._drain_s):
@@ -434,6 +455,7 @@ class ConnectionPool:
             else:
                 await stream.send_all(head)
                 await stream.send_all(body)
+            self.sent += 1
         except trio.BrokenResourceError as exc:
             # The server may have answered early (a 413 or 401 before reading a large body) and
             # closed: its answer, if it can still be read, says more than the broken pipe.

@@ -76,7 +76,7 @@ async def test_status_and_metrics_count_a_scripted_sequence(fake, start_occ):
     text = format_status(status)
     assert "fake/model-a" in text and "open" in text
     # one connection served all six upstream requests, the error answers included
-    assert status["upstream_connections"] == {"opened": 1, "reused": 5, "idle": 1, "busy": 0}
+    assert status["upstream_connections"] == {"opened": 1, "reused": 5, "sent": 6, "idle": 1, "busy": 0}
     assert "upstream connections: 1 opened, 5 reused, 1 idle" in text
 
 

@@ -74,6 +74,7 @@ async def test_a_single_model_after_three_429s_is_asked_again_not_refused(fake, 
     assert 'occ_panic_routed_total{model="fake/model-a"} 1.0' in metrics
     assert 'occ_breaker_transitions_total{model="fake/model-a",to="opened"} 1.0' in metrics
     assert 'occ_breaker_transitions_total{model="fake/model-a",to="closed"} 1.0' in metrics
+    assert 'occ_upstream_attempts_total{model="fake/model-a"} 5.0' in metrics  # what the upstream received
 
 
 async def test_every_model_open_tries_them_anyway_least_recently_failed_first(fake, start_occ):
@@ -223,3 +224,29 @@ async def test_a_parse_failure_moves_on_but_does_not_open_the_breaker_for_stream
     assert models_tried(fake)[-1] == "model-a"
     status = (await get(url, "/status")).json()["models"]["fake/model-a"]
     assert status["outcomes"]["parse_error"] == 3 and status["breaker_opened"] == 0
+
+
+async def test_after_the_usable_models_fail_an_open_model_with_a_probe_out_is_waited_for_not_skipped(
+        fake, start_occ):
+    """model-a is usable but fails; model-b is open and another request holds its probe. The request waits
+    for that probe to settle (bounded by connect_timeout_ms) and then asks model-b, instead of failing with
+    model-b never asked."""
+    fake.default(CHAT, by_model({"model-a": RATE_LIMITED, "model-b": ok_stream("b")}))
+    config = make_config(fake, **chain("model-a", "model-b"), circuit_breaker={"failure_threshold": 1})
+    app = occ.create_app(config)
+    url = await start_occ(config, app=app)
+    board = app.state.board
+    board.record_failure(("fake", "model-b"), None, "test")
+    assert board.allow(("fake", "model-b"), panic=True)  # "another request" holds model-b's probe
+
+    async def settle_later() -> None:
+        await trio.sleep(0.5)
+        board.release(("fake", "model-b"))  # that request left without a verdict
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(settle_later)
+        started = trio.current_time()
+        response = await post(url, body())
+    assert response.status_code == 200 and response.json()["content"][0]["text"] == "b"
+    assert models_tried(fake) == ["model-a", "model-b"]
+    assert trio.current_time() - started >= 0.45

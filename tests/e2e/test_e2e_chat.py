@@ -179,4 +179,4 @@ async def test_upstream_connection_is_kept_alive_across_streams(fake, start_occ)
                 if stats["idle"] == 1:
                     break
                 await trio.sleep(0.01)
-    assert stats == {"opened": 1, "reused": 2, "idle": 1, "busy": 0}
+    assert stats == {"opened": 1, "reused": 2, "sent": 3, "idle": 1, "busy": 0}

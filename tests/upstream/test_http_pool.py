@@ -928,12 +928,12 @@ async def test_upstream_status_error_keeps_the_connection(clean_env: pytest.Monk
             assert info.value.message == "upstream HTTP 429: slow down"
             assert info.value.retry_after_s == 3
             assert info.value.upstream_type == "rate_limit_error"
-            assert client.connection_stats() == {"opened": 1, "reused": 0, "idle": 1, "busy": 0}
+            assert client.connection_stats() == {"opened": 1, "reused": 0, "sent": 1, "idle": 1, "busy": 0}
 
             async with client.open(url, headers={}, body=b"again", connect_timeout_s=5) as response:
                 assert response.status == 200
                 assert await response.read_all(100) == b"ok:again"
-            assert client.connection_stats() == {"opened": 1, "reused": 1, "idle": 1, "busy": 0}
+            assert client.connection_stats() == {"opened": 1, "reused": 1, "sent": 2, "idle": 1, "busy": 0}
             assert server.accepts == 1
             first = server.requests[0]
             assert first.line == "POST /v1/chat?x=1 HTTP/1.1"
@@ -991,7 +991,7 @@ async def test_proxied_origin_goes_through_the_proxy_in_absolute_form(clean_env:
                                            connect_timeout_s=5):
                         pass
                 assert info.value.upstream_status == 503
-                assert client.connection_stats() == {"opened": 0, "reused": 0, "idle": 0, "busy": 0}
+                assert client.connection_stats() == {"opened": 0, "reused": 0, "sent": 0, "idle": 0, "busy": 0}
             request = server.requests[0]
             assert request.line == "POST http://upstream.invalid/v1/x HTTP/1.1"
             assert request.headers["host"] == "upstream.invalid"
@@ -1264,3 +1264,25 @@ async def test_error_status_survives_any_content_encoding(clean_env: pytest.Monk
     assert info.value.upstream_status == int(status[:3]) and info.value.retry_after_s == 7
     assert message in info.value.message
     assert "\x8b" not in info.value.message and "\ufffd" not in info.value.message
+
+
+async def test_idle_connections_are_swept_without_traffic() -> None:
+    """With no request to take or return a connection, the serving-time sweep still closes idle ones past
+    their expiry (else they would linger as CLOSE_WAIT sockets once the server closed them)."""
+    closed = trio.Event()
+
+    async def answer_then_wait(conn: ServerConn) -> None:
+        await conn.read_request()
+        await conn.send(reply(b"ok"))
+        await conn.wait_eof()
+        closed.set()
+
+    with trio.fail_after(LIMIT):
+        async with running(answer_then_wait) as server, make_pool(idle_expiry_s=0.2) as pool:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(pool.sweep_idle)
+                await post(pool, server)
+                assert pool.idle_count() == 1
+                await closed.wait()
+                assert pool.idle_count() == 0
+                nursery.cancel_scope.cancel()
