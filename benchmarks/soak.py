@@ -282,7 +282,7 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         fake_url = ("127.0.0.1", int(open(port_file).read()))
         config = {
             "host": "127.0.0.1", "port": 0, "enable_streaming_scenario_routing": True,
-            "logging": {"level": "warning"}, "heartbeat_interval_ms": 5000,
+            "logging": {"level": args.log_level}, "heartbeat_interval_ms": 5000,
             "providers": {"soak": {"base_url": f"http://127.0.0.1:{fake_url[1]}/v1/chat/completions",
                                    "api_key": "sk-soak-dummy", "protocol": "openai",
                                    "stream_timeout_ms": 3000, "payload_timeout_ms": 4000}},
@@ -356,6 +356,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=256, help="streams in flight (default 256)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    parser.add_argument("--log-level", default="warning", help="occ's log level (its log is in the work dir)")
     parser.add_argument("--serve-fake", metavar="PORT_FILE", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_fake:
