@@ -223,12 +223,12 @@ async def _fallback(
         if done:
             return result  # type: ignore[return-value]
 
-    if busy:
+    while busy:  # at most once per model of the chain, each wait bounded
         chosen = await _wait_for_probe(state, call, busy)
+        busy.remove(chosen)
         done, result = await one(chosen)
         if done:
             return result  # type: ignore[return-value]
-        busy.remove(chosen)
     skipped = [m.label for m in busy]
     reopen = [board.registry.get(m.key).open_until for m in busy]
     hint = min((t - board.now() for t in reopen if t is not None), default=None)

@@ -250,3 +250,28 @@ async def test_after_the_usable_models_fail_an_open_model_with_a_probe_out_is_wa
     assert response.status_code == 200 and response.json()["content"][0]["text"] == "b"
     assert models_tried(fake) == ["model-a", "model-b"]
     assert trio.current_time() - started >= 0.45
+
+
+async def test_every_model_open_with_probes_out_each_is_waited_for_in_turn(fake, start_occ):
+    """Both models open, both probes held by other requests: the request waits for the first probe to settle,
+    asks that model, and when it fails waits for the other's, so neither is left unasked (found by the soak)."""
+    fake.default(CHAT, by_model({"model-a": ok_stream("a"), "model-b": RATE_LIMITED}))
+    config = make_config(fake, **chain("model-a", "model-b"), circuit_breaker={"failure_threshold": 1})
+    app = occ.create_app(config)
+    url = await start_occ(config, app=app)
+    board = app.state.board
+    for key in (("fake", "model-a"), ("fake", "model-b")):
+        board.record_failure(key, None, "test")
+        assert board.allow(key, panic=True)  # "other requests" hold both probes
+
+    async def settle_later() -> None:
+        await trio.sleep(0.3)
+        board.release(("fake", "model-b"))
+        await trio.sleep(0.3)
+        board.release(("fake", "model-a"))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(settle_later)
+        response = await post(url, body())
+    assert response.status_code == 200 and response.json()["content"][0]["text"] == "a"
+    assert models_tried(fake) == ["model-b", "model-a"]
