@@ -37,7 +37,7 @@ from occ.server.fallback import Call, run_nonstreaming, run_streaming
 from occ.server.relay import Relay, error_headers, header_list, send_json
 from occ.server.state import ServerState
 from occ.server.status_page import PAGE, PAGE_HEADERS, basic_auth_as_key, ui_data, usage_today
-from occ.server.usage_writer import flush_usage, write_usage
+from occ.server.usage_writer import flush_usage_on_shutdown, write_usage
 from occ.upstream.client import UpstreamClient
 
 __all__ = ["OccApp", "create_app"]
@@ -363,7 +363,7 @@ def _build_quart(state: ServerState) -> QuartTrio:
     async def close_upstream() -> None:
         client, state.upstream = state.upstream, None
         with trio.CancelScope(shield=True):
-            await flush_usage(state, closing=True)  # hypercorn let the requests in flight finish first
+            await flush_usage_on_shutdown(state)  # hypercorn let the requests in flight finish first
             if client is not None:
                 await client.__aexit__(None, None, None)
 

@@ -19,7 +19,7 @@ from occ.observe.logs import get_logger
 from occ.observe.usage import UsageRow
 from occ.server.state import ServerState
 
-__all__ = ["current_ledger", "flush_usage", "write_usage"]
+__all__ = ["current_ledger", "flush_usage", "flush_usage_on_shutdown", "write_usage"]
 
 log = get_logger("occ.usage")
 
@@ -79,6 +79,26 @@ def _append(ledger: Ledger, rows: list[UsageRow], closing: bool) -> None:
     finally:
         if closing:
             ledger.close()
+
+
+#: How long the server's shutdown keeps trying to write the last batch when the ledger is busy (another
+#: process creating or migrating the same new file, a long reader): a few tries within this, then the
+#: rows are given up with a warning rather than holding the shutdown.
+SHUTDOWN_FLUSH_S = 5.0
+
+
+async def flush_usage_on_shutdown(state: ServerState) -> None:
+    """The last write, retried while the ledger is briefly busy: on SIGTERM every worker of
+    ``--workers`` writes at the same moment, and for a new file they race to create it."""
+    with trio.move_on_after(SHUTDOWN_FLUSH_S):
+        delay = 0.05
+        while True:
+            await flush_usage(state, closing=True)
+            if not state.usage.pending or not state.config.usage.enabled:
+                return
+            await trio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+    log.warning("usage ledger: %d rows could not be written before shutdown", len(state.usage.pending))
 
 
 async def write_usage(state: ServerState) -> None:
