@@ -24,6 +24,7 @@ __all__ = [
     "AllAttemptsFailed",
     "AttemptRecord",
     "ConfigError",
+    "Forbidden",
     "InvalidRequest",
     "MissingApiKey",
     "NotFound",
@@ -32,6 +33,8 @@ __all__ = [
     "RateLimited",
     "RequestTooLarge",
     "TranslationError",
+    "Unauthorized",
+    "UnsupportedMediaType",
     "UpstreamConnectError",
     "UpstreamError",
     "UpstreamProtocolError",
@@ -138,6 +141,27 @@ class InvalidRequest(OccError):
 class NotFound(OccError):
     status = 404
     error_type = "not_found_error"
+
+
+class Unauthorized(OccError):
+    """Client keys are configured and the request presented none, or a wrong one."""
+
+    status = 401
+    error_type = "authentication_error"
+
+
+class Forbidden(OccError):
+    """The request checks refused it: a public bind without keys, a foreign Host or Origin."""
+
+    status = 403
+    error_type = "permission_error"
+
+
+class UnsupportedMediaType(OccError):
+    """A body that is not ``application/json``: what a browser can send cross-origin unasked."""
+
+    status = 415
+    error_type = "invalid_request_error"
 
 
 class RequestTooLarge(OccError):

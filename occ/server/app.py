@@ -21,7 +21,7 @@ from occ import __version__
 from occ.config.model import Config
 from occ.config.parse import load_config
 from occ.config.presets import resolve_protocol
-from occ.core.errors import InvalidRequest, NotFound, OccError, RequestTooLarge, to_anthropic
+from occ.core.errors import InvalidRequest, NotFound, OccError, RequestTooLarge, Unauthorized, to_anthropic
 from occ.core.ids import random_hex
 from occ.core.jsonfast import JSONDecodeError, dumps, loads
 from occ.core.scrub import scrub, scrub_json
@@ -32,7 +32,6 @@ from occ.observe.logs import get_logger
 from occ.observe.usage import usage_row
 from occ.resilience.routing import Route, route, scenario_models
 from occ.server.checks import Guard, allowed_origin, cors_headers, preflight_headers
-from occ.server.client_limits import Unauthorized
 from occ.server.fallback import Call, run_nonstreaming, run_streaming
 from occ.server.relay import Relay, error_headers, header_list, send_json
 from occ.server.state import ServerState

@@ -33,16 +33,14 @@ from collections.abc import Mapping
 import attrs
 
 from occ.config.model import DEFAULT_PATH, EMBEDDED_SOURCE, Config
-from occ.core.errors import OccError
+from occ.core.errors import Forbidden, OccError, UnsupportedMediaType
 from occ.observe.logs import get_logger
 from occ.server.client_limits import client_identity
 
 __all__ = [
     "Admission",
-    "Forbidden",
     "Guard",
     "UnsafeBind",
-    "UnsupportedMediaType",
     "allowed_origin",
     "check_bind",
     "check_content_type",
@@ -62,16 +60,6 @@ _LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain"})
 
 class UnsafeBind(OccError):
     """``occ serve`` on a public address without client keys (a startup error, not a response)."""
-
-
-class Forbidden(OccError):
-    status = 403
-    error_type = "permission_error"
-
-
-class UnsupportedMediaType(OccError):
-    status = 415
-    error_type = "invalid_request_error"
 
 
 def is_loopback(host: str) -> bool:

@@ -12,14 +12,9 @@ import hmac
 from collections.abc import Mapping
 
 from occ.config.model import Config
-from occ.core.errors import OccError, RateLimited
+from occ.core.errors import RateLimited, Unauthorized
 
-__all__ = ["ClientLimiter", "Unauthorized", "client_identity"]
-
-
-class Unauthorized(OccError):
-    status = 401
-    error_type = "authentication_error"
+__all__ = ["ClientLimiter", "client_identity"]
 
 
 def _presented_key(headers: Mapping[str, str]) -> str | None:

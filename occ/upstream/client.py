@@ -225,30 +225,29 @@ class UpstreamClient:
         except httpx.HTTPError as exc:
             raise UpstreamProtocolError(f"upstream request failed: {_describe(exc)}") from None
 
-        async def chunks() -> AsyncIterator[bytes]:
-            try:
-                async for chunk in response.aiter_bytes():
-                    if chunk:
-                        yield chunk
-            except httpx.HTTPError as exc:
-                raise UpstreamProtocolError(f"upstream connection broke mid-body: {_describe(exc)}") from None
-
-        async def raw_chunks() -> AsyncIterator[bytes]:
-            try:
-                async for chunk in response.aiter_raw():
-                    if chunk:
-                        yield chunk
-            except httpx.HTTPError as exc:
-                raise UpstreamProtocolError(f"upstream connection broke mid-body: {_describe(exc)}") from None
+        def chunks() -> AsyncIterator[bytes]:
+            return _mapped_body(response.aiter_bytes())
 
         try:
             if response.status_code >= 300:
                 encoding = response.headers.get("content-encoding", "").strip().lower()
-                raw = await _read_error_body(raw_chunks())
+                # raw: a coding occ cannot decode must not turn a 429 into a protocol error
+                raw = await _read_error_body(_mapped_body(response.aiter_raw()))
                 raise status_error(response.status_code, decode_error_body(raw, encoding), response.headers)
             yield UpstreamResponse(response.status_code, response.headers, chunks)
         finally:
             await response.aclose()
+
+
+async def _mapped_body(source: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """An httpx body iterator with empty chunks skipped and httpx's errors mapped to occ's, the one place
+    they are (around the body as around the request)."""
+    try:
+        async for chunk in source:
+            if chunk:
+                yield chunk
+    except httpx.HTTPError as exc:
+        raise UpstreamProtocolError(f"upstream connection broke mid-body: {_describe(exc)}") from None
 
 
 @attrs.frozen
