@@ -29,7 +29,7 @@ from occ.translate.anthropic_events import (
     token_count,
 )
 from occ.translate.anthropic_request import clamped_max_tokens, effort_of, system_text, text_of, turns
-from occ.translate.tool_ids import from_upstream_name, to_upstream_name
+from occ.translate.tool_ids import from_upstream_name, new_tool_id, to_upstream_name
 from occ.translate.tool_schema import openai_tools
 
 if TYPE_CHECKING:
@@ -207,8 +207,43 @@ def translate_response(body: Any, *, message_id: str, model_name: str, input_est
                         usage=_usage(body.get("usage")) or Usage.estimate(input_estimate))
 
 
+class _Item:
+    """One output item of a Responses stream, found by its ``output_index`` (never by its id, which
+    some servers change on every event): what of its text has been written, and its call state."""
+
+    __slots__ = ("args", "call_id", "done", "emitted", "kind", "name", "written")
+
+    def __init__(self, kind: str | None) -> None:
+        self.kind = kind  # "message", "reasoning", "function_call", or None until an event says
+        self.written: dict[tuple[str, int], str] = {}  # (channel, part index) -> the text written so far
+        self.done = False  # its output_item.done came: later events of it change nothing
+        self.call_id: str | None = None
+        self.name: str | None = None
+        self.args: list[str] = []
+        self.emitted = False  # the call's tool_use block was written (or closed)
+
+
+def _index(value: Any) -> int:
+    """A part or summary index; absent (or not a number) is the first part."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+_KIND_OF = {"output_text": "message", "refusal": "message", "content_part": "message",
+            "reasoning_summary_text": "reasoning", "reasoning_summary_part": "reasoning",
+            "reasoning_text": "reasoning", "function_call_arguments": "function_call"}
+
+
 class ResponsesStreamTranslator:
     """Responses API stream events in, builder calls out.
+
+    Items are correlated by position, never by id: an item is its ``output_index``, a message part
+    its ``content_index``, a reasoning summary its ``summary_index`` (GitHub Copilot's Responses
+    endpoint gives an item a new ``item_id`` on every event; the indices stay). Each part's text is
+    written once whichever events carry it: the deltas, the ``.done`` events (``output_text.done``,
+    ``content_part.done``, ``reasoning_summary_text.done``, ``output_item.done``...) or both; a
+    ``.done`` text writes only what the deltas did not (none of it when they wrote it all, the rest when
+    they stopped short, all of it when there were none). An event without ``output_index`` is matched
+    by an id seen before, else it belongs to the item in progress.
 
     ``stream_tool_input``: a function call's ``tool_use`` block opens at ``output_item.added`` and
     its ``function_call_arguments.delta`` pieces are written as they arrive (one call at a time; a
@@ -220,13 +255,13 @@ class ResponsesStreamTranslator:
                  stream_tool_input: bool = True) -> None:
         self._builder = builder
         self._stream_tool_input = stream_tool_input
-        self._live: str | None = None  # the item id of the call whose arguments are streaming
         self._route = route
         self._tool_names = tool_names or []
-        self._calls: dict[str, dict[str, Any]] = {}
-        self._summary_parts = 0
+        self._items: dict[object, _Item] = {}
+        self._ids: dict[str, object] = {}  # item ids seen -> their item's key (streams without indices)
+        self._current: object | None = None  # the key of the item events last touched
+        self._live: object | None = None  # the key of the call whose arguments are streaming
         self._refused = False  # a refusal part: the model declined (stop_reason "refusal")
-        self._streamed: set[str] = set()  # items whose text or reasoning came as deltas
 
     @property
     def done(self) -> bool:
@@ -238,101 +273,209 @@ class ResponsesStreamTranslator:
         data = event_json(event)
         if not isinstance(data, dict):
             raise UpstreamProtocolError("upstream sent an event that is not a JSON object")
-        kind = data.get("type") or event.event
-        item = data.get("item") if isinstance(data.get("item"), dict) else {}
-        if self._live is not None and kind.endswith(".delta") and "function_call" not in kind:
-            self._emit_call(self._live, None)  # other content: the streaming call is over
-        if kind == "response.output_text.delta" or kind == "response.refusal.delta":
-            self._refused = self._refused or kind == "response.refusal.delta"
-            self._streamed.add(str(data.get("item_id")))
-            self._builder.text(str(data.get("delta") or ""))
-        elif kind in ("response.reasoning_summary_text.delta", "response.reasoning_text.delta"):
-            self._streamed.add(str(data.get("item_id")))
-            self._builder.thinking(str(data.get("delta") or ""))
-        elif kind == "response.reasoning_summary_part.added":
-            if self._summary_parts:
-                self._builder.thinking("\n\n")
-            self._summary_parts += 1
-        elif kind == "response.output_item.added" and item.get("type") == "function_call":
-            item_id = str(item.get("id"))
-            call = self._calls[item_id] = {"call_id": item.get("call_id") or item.get("id"),
-                                           "name": item.get("name"), "args": [], "done": False}
-            if self._stream_tool_input and self._live is None and call["name"] and call["call_id"]:
-                self._builder.tool_start(str(call["call_id"]), from_upstream_name(str(call["name"]), self._tool_names))
-                self._live = item_id
-        elif kind == "response.function_call_arguments.delta":
-            item_id = str(data.get("item_id"))
-            call = self._calls.get(item_id)
-            if call is not None and not call["done"]:
-                piece = str(data.get("delta") or "")
-                call["args"].append(piece)
-                if item_id == self._live:
-                    self._builder.tool_input(piece)
-        elif kind == "response.function_call_arguments.done":
-            self._emit_call(str(data.get("item_id")), data.get("arguments"))
-        elif kind == "response.output_item.done":
-            if item.get("type") == "function_call":
-                if str(item.get("id")) not in self._calls:
-                    self._calls[str(item.get("id"))] = {"call_id": item.get("call_id"), "name": item.get("name"),
-                                                        "args": [], "done": False}
-                self._emit_call(str(item.get("id")), item.get("arguments"))
-            elif item.get("type") in ("reasoning", "message"):
-                if str(item.get("id")) not in self._streamed and "None" not in self._streamed:  # deltas w/o ids
-                    self._whole_item(item)  # a server that sent the item whole, without deltas
-                if item.get("type") == "reasoning" and item.get("encrypted_content") and item.get("id"):
-                    self._builder.thinking_signature(reasoning_signature(self._route, str(item["id"]),
-                                                                         str(item["encrypted_content"])))
-                self._builder.end_block()
-                self._summary_parts = 0
-        elif kind == "response.completed":
-            self._finish("refusal" if self._refused else "end_turn", data.get("response"))
-        elif kind == "response.incomplete":
-            response = data.get("response") if isinstance(data.get("response"), dict) else {}
-            self._finish(_incomplete_reason(response), response)
-        elif kind == "response.failed":
-            response = data.get("response") if isinstance(data.get("response"), dict) else {}
-            raise upstream_failure(from_responses(response.get("error")))
-        elif kind == "error":
-            raise upstream_failure(from_responses(data.get("error") if isinstance(data.get("error"), dict) else data))
-
-    def _whole_item(self, item: dict[str, Any]) -> None:
-        """The text or reasoning of an item that arrived only in its ``output_item.done``."""
-        if item.get("type") == "message":
-            for part in item.get("content") or []:
-                if isinstance(part, dict) and part.get("type") in ("output_text", "refusal"):
-                    self._refused = self._refused or part.get("type") == "refusal"
-                    self._builder.text(str(part.get("text") or part.get("refusal") or ""))
+        kind = str(data.get("type") or event.event)
+        if kind in ("response.completed", "response.incomplete", "response.failed", "error"):
+            self._end(kind, data)
             return
-        summary = "\n\n".join(str(s.get("text") or "") for s in item.get("summary") or [] if isinstance(s, dict))
-        if not summary.strip():
-            summary = "".join(str(c.get("text") or "") for c in item.get("content") or []
-                              if isinstance(c, dict) and c.get("type") == "reasoning_text")
-        self._builder.thinking(summary)
+        if not kind.startswith("response."):
+            return
+        item = data.get("item") if isinstance(data.get("item"), dict) else {}
+        stem, _, phase = kind[len("response."):].rpartition(".")
+        if stem == "output_item":
+            if phase == "added":
+                self._added(self._slot(data, item, new=True), item)
+            elif phase == "done":
+                self._item_done(self._slot(data, item), item)
+            return
+        family = _KIND_OF.get(stem)
+        if family is None:
+            return  # built-in tool items, annotations, web search progress: nothing to write
+        key = self._slot(data, item, family=family)
+        slot = self._items[key]
+        if family == "function_call":
+            self._call_event(key, slot, phase, data)
+            return
+        if slot.done:
+            return
+        if self._live is not None and phase == "delta":
+            self._emit_call(self._live, None)  # other content: the streaming call is over
+        content = _index(data.get("content_index"))
+        if stem in ("output_text", "refusal"):
+            refusal = stem == "refusal"
+            self._refused = self._refused or refusal
+            if phase == "delta":
+                self._write(slot, "text", content, delta=data.get("delta"))
+            elif phase == "done":
+                self._write(slot, "text", content, full=data.get("refusal" if refusal else "text"))
+        elif stem == "content_part" and phase == "done":
+            self._part_done(slot, content, data.get("part"))
+        elif stem == "reasoning_summary_text" or (stem == "reasoning_summary_part" and phase == "done"):
+            summary = _index(data.get("summary_index"))
+            if phase == "delta":
+                self._write(slot, "summary", summary, delta=data.get("delta"))
+            elif phase == "done":
+                part = data.get("part") if isinstance(data.get("part"), dict) else {}
+                self._write(slot, "summary", summary, full=data.get("text") if "text" in data else part.get("text"))
+        elif stem == "reasoning_text":
+            if phase == "delta":
+                self._write(slot, "reasoning", content, delta=data.get("delta"))
+            elif phase == "done":
+                self._write(slot, "reasoning", content, full=data.get("text"))
 
     def close(self) -> None:
         if not self.done:
             raise UpstreamProtocolError("upstream stream ended without response.completed")
 
-    def _emit_call(self, item_id: str, arguments: Any) -> None:
-        call = self._calls.get(item_id)
-        if call is None or call["done"]:
+    # -- correlation -------------------------------------------------------------------------
+
+    def _slot(self, data: dict[str, Any], item: dict[str, Any], *, new: bool = False,
+              family: str | None = None) -> object:
+        """The key of the item an event is about: its ``output_index``; without one, the item an id
+        named before, else (``new``: an ``output_item.added``) a new item, else the one in progress."""
+        index = data.get("output_index")
+        item_id = data.get("item_id") if data.get("item_id") is not None else item.get("id")
+        item_id = None if item_id is None else str(item_id)
+        kind = item.get("type") if isinstance(item.get("type"), str) else family
+        if isinstance(index, int) and not isinstance(index, bool):
+            key: object = index
+        elif item_id is not None and item_id in self._ids:
+            key = self._ids[item_id]
+        elif not new and self._current is not None and not self._items[self._current].done \
+                and self._items[self._current].kind in (None, kind):
+            key = self._current
+        else:
+            key = ("unindexed", len(self._items))
+        slot = self._items.get(key)
+        if slot is None:
+            slot = self._items[key] = _Item(kind)
+        elif slot.kind is None:
+            slot.kind = kind
+        if item_id is not None:
+            self._ids.setdefault(item_id, key)
+        self._current = key
+        return key
+
+    # -- text and reasoning ------------------------------------------------------------------
+
+    def _write(self, slot: _Item, channel: str, index: int, *, delta: Any = None, full: Any = None) -> None:
+        """Write a part's new text once: a delta as it comes; a whole text (a ``.done``) only past
+        what was written already (nothing if it does not continue it: the deltas stand)."""
+        part = (channel, index)
+        seen = slot.written.get(part, "")
+        if full is not None:
+            if not isinstance(full, str) or not full.startswith(seen):
+                return
+            piece = full[len(seen):]
+        else:
+            piece = delta if isinstance(delta, str) else ""
+        if not piece:
             return
-        call["done"] = True
-        if item_id == self._live:
+        slot.written[part] = seen + piece
+        if channel == "text":
+            self._builder.text(piece)
+            return
+        if channel == "summary" and not seen and any(text for key, text in slot.written.items()
+                                                       if key[0] == "summary" and key != part):
+            piece = "\n\n" + piece  # summary parts are paragraphs of one thinking block
+        self._builder.thinking(piece)
+
+    def _part_done(self, slot: _Item, index: int, part: Any) -> None:
+        if not isinstance(part, dict):
+            return
+        if part.get("type") == "output_text":
+            self._write(slot, "text", index, full=part.get("text"))
+        elif part.get("type") == "refusal":
+            self._refused = True
+            self._write(slot, "text", index, full=part.get("refusal"))
+
+    def _item_done(self, key: object, item: dict[str, Any]) -> None:
+        slot = self._items[key]
+        if item.get("type") == "function_call" or slot.kind == "function_call":
+            slot.kind = "function_call"
+            slot.call_id = slot.call_id or _text_or_none(item.get("call_id")) or _text_or_none(item.get("id"))
+            slot.name = slot.name or _text_or_none(item.get("name"))
+            self._emit_call(key, item.get("arguments"))
+            slot.done = True
+            return
+        if slot.done or item.get("type") not in ("reasoning", "message"):
+            slot.done = True
+            return
+        if self._live is not None:
+            self._emit_call(self._live, None)
+        if item.get("type") == "message":
+            for index, part in enumerate(item.get("content") or []):
+                self._part_done(slot, index, part)
+        else:
+            summaries = [s for s in item.get("summary") or [] if isinstance(s, dict)]
+            for index, summary in enumerate(summaries):
+                self._write(slot, "summary", index, full=summary.get("text"))
+            has_summary = any(key[0] == "summary" and text.strip() for key, text in slot.written.items())
+            for index, part in enumerate(item.get("content") or []):
+                if isinstance(part, dict) and part.get("type") == "reasoning_text" \
+                        and (not has_summary or ("reasoning", index) in slot.written):
+                    self._write(slot, "reasoning", index, full=part.get("text"))
+            if item.get("encrypted_content") and item.get("id"):
+                self._builder.thinking_signature(reasoning_signature(self._route, str(item["id"]),
+                                                                     str(item["encrypted_content"])))
+        self._builder.end_block()
+        slot.done = True
+
+    # -- function calls ----------------------------------------------------------------------
+
+    def _added(self, key: object, item: dict[str, Any]) -> None:
+        slot = self._items[key]
+        if item.get("type") != "function_call" or slot.emitted or slot.done:
+            return
+        slot.call_id = slot.call_id or _text_or_none(item.get("call_id")) or _text_or_none(item.get("id"))
+        slot.name = slot.name or _text_or_none(item.get("name"))
+        if self._stream_tool_input and self._live is None and slot.name and slot.call_id:
+            self._builder.tool_start(slot.call_id, from_upstream_name(slot.name, self._tool_names))
+            self._live = key
+
+    def _call_event(self, key: object, slot: _Item, phase: str, data: dict[str, Any]) -> None:
+        if slot.emitted:
+            return
+        if phase == "delta":
+            piece = str(data.get("delta") or "")
+            slot.args.append(piece)
+            if key == self._live:
+                self._builder.tool_input(piece)
+        elif phase == "done":
+            slot.name = slot.name or _text_or_none(data.get("name"))
+            self._emit_call(key, data.get("arguments"))
+
+    def _emit_call(self, key: object, arguments: Any) -> None:
+        slot = self._items.get(key)
+        if slot is None or slot.emitted:
+            return
+        slot.emitted = True
+        streamed = "".join(slot.args)
+        if key == self._live:
             self._live = None
-            if not call["args"] and isinstance(arguments, str):
-                self._builder.tool_input(arguments)  # arguments only in the final event
+            if isinstance(arguments, str) and arguments.startswith(streamed) and len(arguments) > len(streamed):
+                self._builder.tool_input(arguments[len(streamed):])  # what the deltas did not bring
             self._builder.tool_stop()
             return
-        raw = arguments if isinstance(arguments, str) and arguments else "".join(call["args"])
-        name = str(call.get("name") or "")
-        if not name:
+        raw = arguments if isinstance(arguments, str) and arguments else streamed
+        if not slot.name:
             raise UpstreamProtocolError("upstream sent a function call without a name")
-        self._builder.tool_use(str(call["call_id"]), from_upstream_name(name, self._tool_names), raw)
+        self._builder.tool_use(slot.call_id or new_tool_id(), from_upstream_name(slot.name, self._tool_names), raw)
 
-    def _finish(self, stop: str, response: Any) -> None:
-        for item_id in list(self._calls):
-            self._emit_call(item_id, None)
-        usage = _usage(response.get("usage")) if isinstance(response, dict) else None
-        self._builder.finish(stop, usage)
+    # -- the end -----------------------------------------------------------------------------
 
+    def _end(self, kind: str, data: dict[str, Any]) -> None:
+        response = data.get("response") if isinstance(data.get("response"), dict) else {}
+        if kind == "response.failed":
+            raise upstream_failure(from_responses(response.get("error")))
+        if kind == "error":
+            raise upstream_failure(from_responses(data.get("error") if isinstance(data.get("error"), dict) else data))
+        for key, slot in list(self._items.items()):
+            if slot.kind == "function_call":
+                self._emit_call(key, None)
+        stop = _incomplete_reason(response) if kind == "response.incomplete" else \
+            "refusal" if self._refused else "end_turn"
+        self._builder.finish(stop, _usage(response.get("usage")))
+
+
+def _text_or_none(value: Any) -> str | None:
+    return str(value) if value is not None and value != "" else None

@@ -136,6 +136,10 @@ def _responses() -> list[Recording]:
         ("responses", "unknown_fields.json", responses_body(unknown), {}),
         ("responses", "whole_answer_to_stream.json", responses_body(reasoning), {"stream": True}),
         ("responses", "done_events_only.sse", _without_deltas(responses_stream(reasoning.evolve(tools=(READ,)))), {}),
+        # GitHub Copilot's Responses endpoint: every event names its item by a new id
+        ("responses", "rotating_ids.sse", responses_stream(reasoning.evolve(tools=PARALLEL[:2]), rotate_ids=True), {}),
+        ("responses", "rotating_ids_gpt_oss.sse", responses_stream(gpt_oss, raw_reasoning=True, rotate_ids=True), {}),
+        ("responses", "deltas_only.sse", responses_stream(reasoning.evolve(tools=(READ,)), carriers="deltas"), {}),
         ("responses", "error_rate_limit.json",
          chat_error("Rate limit reached for gpt-5.5", "requests", "rate_limit_exceeded"),
          {"status": 429, "headers": {"retry-after": "2"}}),

@@ -191,8 +191,21 @@ def responses_body(a: Answer, *, raw_reasoning: bool = False) -> str:
     return responses_object(a, raw_reasoning=raw_reasoning).model_dump_json()
 
 
-def responses_stream(a: Answer, *, raw_reasoning: bool = False) -> bytes:
-    """The event sequence the Responses API streams for ``a``, each event an SDK type."""
+#: The ``.done`` events that repeat what their deltas carried (``output_item.done`` is kept).
+RESPONSES_DONE_TEXT = frozenset({
+    "response.output_text.done", "response.refusal.done", "response.content_part.done",
+    "response.reasoning_summary_text.done", "response.reasoning_summary_part.done", "response.reasoning_text.done",
+    "response.function_call_arguments.done"})
+
+
+def responses_stream(a: Answer, *, raw_reasoning: bool = False, carriers: str = "both",
+                     rotate_ids: bool = False) -> bytes:
+    """The event sequence the Responses API streams for ``a``, each event an SDK type.
+
+    ``carriers``: which events carry the content: ``"both"`` (the deltas and the ``.done`` events, as
+    OpenAI sends it), ``"done"`` (no deltas: servers that send each part whole) or ``"deltas"`` (no
+    ``.done`` text events, and ``output_item.done`` items emptied of their text). ``rotate_ids``: every
+    event names its item by a new id (GitHub Copilot's Responses endpoint); indices stay."""
     from openai.types.responses import (
         ResponseCompletedEvent,
         ResponseContentPartAddedEvent,
@@ -292,7 +305,38 @@ def responses_stream(a: Answer, *, raw_reasoning: bool = False) -> bytes:
         events.append(ResponseIncompleteEvent(type="response.incomplete", response=final, sequence_number=next(seq)))
     else:
         events.append(ResponseCompletedEvent(type="response.completed", response=final, sequence_number=next(seq)))
+    if carriers == "done":
+        events = [e for e in events if not e.type.endswith(".delta")]
+    elif carriers == "deltas":
+        events = [_emptied(e) for e in events if e.type not in RESPONSES_DONE_TEXT]
+    if rotate_ids:
+        events = [_rotated(e) for e in events]
     return sse_named([e.model_dump_json() for e in events])
+
+
+def _emptied(event: Any) -> Any:
+    """An ``output_item.done`` whose item no longer holds the text its deltas carried."""
+    if event.type != "response.output_item.done":
+        return event
+    item = event.item
+    update = {"message": {"content": []}, "reasoning": {"summary": [], "content": None},
+              "function_call": {"arguments": ""}}.get(item.type, {})
+    return event.model_copy(update={"item": item.model_copy(update=update)})
+
+
+def _rotated(event: Any) -> Any:
+    """``event`` with its item named by an id of its own, as if every event were a new item."""
+    import hashlib
+
+    def fresh(old: str) -> str:
+        return old.split("_")[0] + "_" + hashlib.sha256(f"{old}/{event.sequence_number}".encode()).hexdigest()[:24]
+
+    if getattr(event, "item_id", None):
+        return event.model_copy(update={"item_id": fresh(event.item_id)})
+    item = getattr(event, "item", None)
+    if item is not None and item.id:
+        return event.model_copy(update={"item": item.model_copy(update={"id": fresh(item.id)})})
+    return event
 
 
 # -- Gemini ------------------------------------------------------------------------------------------

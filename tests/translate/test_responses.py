@@ -219,3 +219,130 @@ def test_function_call_arguments_stream_as_they_arrive(streamed):
     deltas = [d["delta"]["partial_json"] for name, d in split_frames(out) if name == "content_block_delta"]
     assert deltas == (pieces if streamed else ["".join(pieces)])
     assert check_stream(out)["content"][0]["input"] == {"file_path": "a.py", "content": "line 1\nline 2\n"}
+
+
+# -- correlated by position: rotating ids, deltas or .done events carrying the content --------------
+
+from support.sdk_answers import RESPONSES_DONE_TEXT, Answer, responses_stream  # noqa: E402
+
+SUMMARY = "The user wants a status.\n\nI should look at the build first."
+FULL = Answer(text="Here is the plan: read both files.", thinking=SUMMARY, signature="gAAAAB-encrypted==",
+              tools=(("Read", {"file_path": "/src/a.py"}), ("Grep", {"pattern": "def main", "path": "/src"})),
+              model="gpt-5.5")
+GPT_OSS = Answer(text="Three functions.", thinking="Count the defs: a, b, c.", tools=(("Read", {"file_path": "x"}),))
+
+
+def _normalized(message: dict) -> dict:
+    """The message with each reasoning signature read back to what replay needs of it but the item id
+    (a server that rotates ids names the item differently in each event; the content is the same)."""
+    import base64
+
+    blocks = []
+    for block in message["content"]:
+        if block["type"] == "thinking" and block["signature"].startswith("occ1.r."):
+            encoded = block["signature"][len("occ1.r."):]
+            data = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
+            block = {**block, "signature": (data["encrypted_content"], data["route"])}
+        blocks.append(block)
+    return {**message, "content": blocks}
+
+
+def _expected(answer: Answer) -> list[dict]:
+    content: list[dict] = [{"type": "thinking", "thinking": answer.thinking,
+                            "signature": (answer.signature, MODEL.label) if answer.signature else "occ1."}]
+    if answer.text:
+        content.append({"type": "text", "text": answer.text})
+    content += [{"type": "tool_use", "id": f"call_{i}_{name}", "name": name, "input": args}
+                for i, (name, args) in enumerate(answer.tools)]
+    return content
+
+
+@pytest.mark.parametrize("rotate", [False, True], ids=["stable-ids", "rotating-ids"])
+@pytest.mark.parametrize("carriers", ["both", "deltas", "done"])
+@pytest.mark.parametrize("raw_reasoning", [False, True], ids=["summary", "reasoning-text"])
+def test_every_part_written_once_whichever_events_carry_it(carriers, rotate, raw_reasoning):
+    """Copilot's Responses endpoint names an item anew in every event; some servers send only deltas, others
+    only the .done events; OpenAI sends both. Text, reasoning and each call appear exactly once in all."""
+    answer = GPT_OSS if raw_reasoning else FULL
+    raw = responses_stream(answer, raw_reasoning=raw_reasoning, carriers=carriers, rotate_ids=rotate)
+    if rotate:
+        ids = {e["item_id"] for e in _frames(raw) if e.get("item_id")}
+        assert len(ids) > 2 + len(answer.tools)  # more names than items: each event names its item anew
+    message = _normalized(run(raw))
+    assert message["content"] == _expected(answer)
+    assert message["stop_reason"] == "tool_use"
+
+
+def test_rotating_ids_and_a_text_only_in_done_events_still_stream_the_deltas_as_they_come():
+    """The deltas are written as they arrive even when every one names the item differently; the .done
+    events that follow add nothing."""
+    from support.anthropic_checker import split_frames
+
+    raw = responses_stream(FULL.evolve(tools=()), rotate_ids=True)
+    out, _ = translate_chunks(partial(ResponsesStreamTranslator, route=MODEL.label), [raw])
+    texts = [d["delta"]["text"] for name, d in split_frames(out)
+             if name == "content_block_delta" and d["delta"]["type"] == "text_delta"]
+    assert len(texts) > 1 and "".join(texts) == FULL.text
+
+
+def _frames(raw: bytes) -> list[dict]:
+    return [json.loads(f.split(b"data: ", 1)[1]) for f in raw.split(b"\n\n") if f.strip()]
+
+
+def _encode(events: list[dict]) -> bytes:
+    return b"".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events)
+
+
+@st.composite
+def _variants(draw: st.DrawFn) -> tuple[bytes, list[bytes]]:
+    """The SDK's stream of FULL with each event's item id freely renamed, each item's deltas cut short
+    after any number (the .done events carrying the rest), and the bytes split anywhere."""
+    events = _frames(responses_stream(FULL))
+    kept: dict[int, int] = {}
+    out = []
+    for event in events:
+        if "item_id" in event and draw(st.booleans()):
+            event["item_id"] = draw(st.text("abcdef0123456789_", min_size=1, max_size=12))
+        if isinstance(event.get("item"), dict) and draw(st.booleans()):
+            event["item"]["id"] = "rs_" + draw(st.text("abcdef0123456789", min_size=1, max_size=12))
+        if event["type"].endswith(".delta"):
+            index = event["output_index"]
+            if index not in kept:
+                kept[index] = draw(st.integers(min_value=0, max_value=40))
+            if kept[index] == 0:
+                continue
+            kept[index] -= 1
+        out.append(event)
+    raw = _encode(out)
+    cuts = sorted(set(draw(st.lists(st.integers(min_value=0, max_value=len(raw)), max_size=12))))
+    return raw, [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)], strict=True)]
+
+
+@settings(max_examples=120, deadline=None)
+@given(_variants())
+def test_any_split_any_id_rotation_any_delta_cut_gives_the_same_message(variant):
+    raw, chunks = variant
+    assert _normalized(run(raw, chunks))["content"] == _expected(FULL)
+
+
+def test_only_the_done_text_events_are_what_the_deltas_variant_leaves_out():
+    """The 'deltas' variant above really removes every text-carrying .done event and empties the items."""
+    events = _frames(responses_stream(FULL, carriers="deltas"))
+    assert not [e for e in events if e["type"] in RESPONSES_DONE_TEXT]
+    done = [e["item"] for e in events if e["type"] == "response.output_item.done"]
+    assert len(done) == 4 and not [i for i in done if i.get("content") or i.get("summary") or i.get("arguments")]
+
+
+def test_events_without_indices_still_correlate_by_id_or_by_the_item_in_progress():
+    """Hand-written or older servers leave out output_index: an id seen before finds its item, and a
+    delta naming no item belongs to the one in progress; a .done repeating the deltas adds nothing."""
+    raw = b"".join([
+        ev({"type": "response.output_item.added", "item": {"id": "msg_a", "type": "message"}}),
+        ev({"type": "response.output_text.delta", "delta": "Hel"}),
+        ev({"type": "response.output_text.delta", "item_id": "msg_a", "delta": "lo"}),
+        ev({"type": "response.output_text.done", "item_id": "msg_other", "text": "Hello"}),
+        ev({"type": "response.output_item.done", "item": {"id": "msg_b", "type": "message",
+                                                          "content": [{"type": "output_text", "text": "Hello"}]}}),
+        ev({"type": "response.completed", "response": {"usage": {"input_tokens": 5, "output_tokens": 1}}}),
+    ])
+    assert run(raw)["content"] == [{"type": "text", "text": "Hello"}]
