@@ -31,10 +31,10 @@ import trio
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from support.redis_server import start_redis  # noqa: E402
+from support.redis_server import start_redis
 
-from occ.config.parse import parse_config  # noqa: E402
-from occ.server.redis_link import RedisLink  # noqa: E402
+from occ.config.parse import parse_config
+from occ.server.redis_link import RedisLink
 
 P = "bench"
 

@@ -1,6 +1,7 @@
 """Run the benchmark matrix against occ and against the floor, in one run, and print the tables.
 
-    python benchmarks/run.py [--quick] [--only NAME] [--workers N] [--shared-state] [--json FILE] [--profile DIR]
+    python benchmarks/run.py [--quick | --time-scale F] [--only NAME] [--workers N] [--shared-state] [--json FILE]
+                             [--profile DIR] [--ccr PATH/cli.js] [--baseline SRC_DIR]
 
 Starts the Node fake upstream (``fake_upstream.js``), measures its own capacity, starts ``occ serve`` with a
 generated config that points every scenario at the fake's chat-completions endpoint (full translation,
@@ -9,6 +10,11 @@ routing, heartbeat and deadlines on), then runs ``load.js`` for each scenario tw
 read from /proc for occ (and its workers), for the fake, and reported by the load client for itself, so each
 table says who was busy. Everything listens on 127.0.0.1, every run is bounded, everything started is stopped.
 Needs ``node`` (v18+) on PATH; uses no Python package beyond the standard library.
+
+``--ccr`` also measures claude-code-router (its built ``dist/cli.js``, e.g. from ``npm install
+@musistudio/claude-code-router@2.0.0``), configured for the same fake chat endpoint, and ``--baseline`` a second
+occ served from another source tree (a ``git worktree`` of an older commit), both in the same run, each scenario
+interleaved floor / occ / baseline / CCR, so the ratios of the issue's table come from one run.
 """
 
 from __future__ import annotations
@@ -225,6 +231,14 @@ def occ_config(port: int, fake_url: str, redis_url: str | None = None) -> dict[s
     }
 
 
+def ccr_config(port: int, fake_url: str) -> dict[str, Any]:
+    """claude-code-router 2.0 pointed at the same fake chat endpoint as occ, logging off (as occ's is at warning)."""
+    return {"PORT": port, "HOST": "127.0.0.1", "LOG": False, "API_TIMEOUT_MS": 600000,
+            "Providers": [{"name": "bench", "api_base_url": f"{fake_url}/v1/chat/completions", "api_key": "dummy",
+                           "models": ["bench-model"]}],
+            "Router": {name: "bench,bench-model" for name in ("default", "background", "think", "longContext")}}
+
+
 # --- report ----------------------------------------------------------------------------------------------
 
 def num(v: float | None, digits: int = 2) -> str:
@@ -299,6 +313,63 @@ def stack_rows(stack: dict[str, dict[str, Any]],
     return out
 
 
+def ratio_rows(results: dict[str, tuple[dict[str, Any], dict[str, Any]]],
+               others: dict[str, dict[str, dict[str, Any]]], mem: tuple[float, float],
+               other_mem: dict[str, list[float]]) -> list[str]:
+    """The issue's rows: each proxy's figure and occ's (and the baseline's) ratio to CCR's, from this run."""
+    names = [n for n in ("baseline", "ccr") if n in others]
+
+    def get(label: str, scenario: str, pick: Any) -> float | None:
+        if scenario not in results:
+            return None
+        floor, occ = results[scenario]
+        r = occ if label == "occ" else others[label].get(scenario)
+        return None if r is None else pick(r, floor)
+
+    rows = [
+        ("CPU per 50-delta stream at c=32 (ms)", "stream 50x5ms c=32", lambda r, f: r.get("occCpuPerRequestMs"), True),
+        ("256 streams 50x5ms: added p50 (ms)", "stream 50x5ms c=256",
+         lambda r, f: r["latency"]["p50"] - f["latency"]["p50"], True),
+        ("256 streams 50x5ms: TTFC p50 (ms)", "stream 50x5ms c=256", lambda r, f: r["ttfc"]["p50"], True),
+        ("256 streams 50x5ms: errors", "stream 50x5ms c=256", lambda r, f: r["errors"], None),
+        ("non-stream req/s at c=32", "non-stream c=32", lambda r, f: r["rps"], False),
+        ("non-stream added p50 at c=1 (ms)", "non-stream c=1", lambda r, f: r["latency"]["p50"] - f["latency"]["p50"],
+         True),
+        ("stream TTFC p50 at c=1 (ms)", "stream 50x5ms c=1", lambda r, f: r["ttfc"]["p50"], True),
+        ("CPU per agentic stream at c=32 (ms)", "agentic c=32", lambda r, f: r.get("occCpuPerRequestMs"), True),
+        ("burst 50x0ms c=32 streams/s", "burst 50x0ms c=32", lambda r, f: r["rps"], False),
+    ]
+    head = "| row | occ | " + " | ".join(names) + " | occ / ccr |" + (" baseline / ccr |" if len(names) == 2 else "")
+    out = [head, "|" + "---|" * (head.count("|") - 1)]
+    for title, scenario, pick, _lower_better in rows:
+        values = {label: get(label, scenario, pick) for label in ("occ", *names)}
+        if values["occ"] is None:
+            continue
+        line = f"| {title} | " + " | ".join(num(values[label]) for label in ("occ", *names))
+        ccr = values.get("ccr")
+        for label in ("occ", "baseline") if len(names) == 2 else ("occ",):
+            v = values.get(label)
+            line += f" | {num(v / ccr) if v is not None and ccr else '-'}"
+        out.append(line + " |")
+    tail = " | - |" + (" - |" if len(names) == 2 else "")
+    mem_line = f"| RSS idle -> peak (MB) | {mem[0]:.0f} -> {mem[1]:.0f} | " + " | ".join(
+        f"{other_mem[n][0]:.0f} -> {other_mem[n][1]:.0f}" for n in names) + tail
+    out.append(mem_line)
+    return out
+
+
+def others_detail_rows(others: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    out = ["| scenario | run | req/s | p50 | p99 | TTFC p50 | gap p99 | errors | CPU/req ms | CPU share |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for label, per in others.items():
+        for name, r in per.items():
+            lat = r["latency"]
+            out.append(f"| {name} | {label} | {num(r['rps'], 0)} | {num(lat['p50'])} | {num(lat['p99'])} "
+                       f"| {num(r['ttfc']['p50'])} | {num(r['gap']['p99'])} | {r['errors']} "
+                       f"| {num(r.get('occCpuPerRequestMs'))} | {num(r.get('occCpuShare'))} |")
+    return out
+
+
 def capacity_rows(capacity: dict[str, dict[str, Any]]) -> list[str]:
     out = ["| fake upstream alone | req/s | p50 | CPU share fake / client | errors |", "|---|---|---|---|---|"]
     for name, r in capacity.items():
@@ -330,18 +401,29 @@ def main() -> int:
     parser.add_argument("--no-capacity", action="store_true", help="skip measuring the fake upstream alone")
     parser.add_argument("--shared-state", action="store_true",
                         help="start a redis-server on a free port and give occ shared_state on it")
+    parser.add_argument("--time-scale", type=float, default=1.0,
+                        help="scale every scenario's request count by this (0.5: half the requests)")
+    parser.add_argument("--ccr", metavar="CLI_JS", help="also measure claude-code-router from this dist/cli.js")
+    parser.add_argument("--baseline", metavar="SRC_DIR",
+                        help="also measure occ served from this source tree (PYTHONPATH), e.g. an older commit")
     parser.add_argument("--stack", action="store_true",
                         help="also measure the stack floor (stack_floor.py: hypercorn + trio relaying bytes)")
     args = parser.parse_args()
     if shutil.which("node") is None:
         raise SystemExit("benchmarks need node (the fake upstream and the load client are Node programs)")
-    scale = 0.1 if args.quick else 1.0
+    scale = 0.1 if args.quick else args.time_scale
     scenarios = [dict(s, requests=max(s["concurrency"], int(s["requests"] * scale))) for s in SCENARIOS
                  if not args.only or any(o in s["name"] for o in args.only)]
     if args.profile:
         os.makedirs(args.profile, exist_ok=True)
+    load_before = os.getloadavg()
 
     fake = occ = stack = redis = None
+    others: dict[str, subprocess.Popen[Any]] = {}  # "baseline", "ccr": measured beside occ
+    other_urls: dict[str, str] = {}
+    other_results: dict[str, dict[str, dict[str, Any]]] = {}
+    other_mem: dict[str, list[float]] = {}
+    temp_dirs: list[tempfile.TemporaryDirectory[str]] = []
     config_file = None
     results: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
     stack_results: dict[str, dict[str, Any]] = {}
@@ -382,9 +464,33 @@ def main() -> int:
                                      stderr=subprocess.DEVNULL)
             stack_url = f"http://127.0.0.1:{stack_port}"
             wait_http(f"{stack_url}/health", stack)
+        if args.baseline:
+            base_port = free_port()
+            env = dict(os.environ, PYTHONPATH=os.path.abspath(args.baseline))
+            others["baseline"] = subprocess.Popen(
+                [sys.executable, "-c", "import sys; from occ.cli.main import main; sys.exit(main())", "serve",
+                 "--config", config_file, "--port", str(base_port), "--workers", str(args.workers)],
+                stdout=subprocess.DEVNULL, env=env, cwd=tempfile.gettempdir())
+            other_urls["baseline"] = f"http://127.0.0.1:{base_port}"
+            wait_http(f"{other_urls['baseline']}/health", others["baseline"])
+        if args.ccr:
+            ccr_port = free_port()
+            home = tempfile.TemporaryDirectory(prefix="occ-bench-ccr-")
+            temp_dirs.append(home)
+            os.makedirs(os.path.join(home.name, ".claude-code-router"))
+            with open(os.path.join(home.name, ".claude-code-router", "config.json"), "w") as f:
+                json.dump(ccr_config(ccr_port, fake_url), f)
+            others["ccr"] = subprocess.Popen(["node", os.path.abspath(args.ccr), "start"], stdout=subprocess.DEVNULL,
+                                             stderr=subprocess.DEVNULL, env=dict(os.environ, HOME=home.name),
+                                             cwd=home.name)
+            other_urls["ccr"] = f"http://127.0.0.1:{ccr_port}"
+            wait_http(f"{other_urls['ccr']}/health", others["ccr"])
         time.sleep(1.0)
         idle = rss_mb(occ.pid)
         peak = idle
+        for name, proc in others.items():
+            other_mem[name] = [rss_mb(proc.pid), rss_mb(proc.pid)]
+            other_results[name] = {}
         for s in scenarios:
             floor = measured(fake_url, s, {"fake": fake.pid})
             out = os.path.join(args.profile, s["name"].replace(" ", "_") + ".txt") if args.profile else None
@@ -394,6 +500,10 @@ def main() -> int:
             results[s["name"]] = (floor, result)
             if stack is not None:
                 stack_results[s["name"]] = measured(stack_url, s, {"fake": fake.pid, "stack": stack.pid})
+            for name, proc in others.items():
+                with PeakRss(proc.pid) as sampler:
+                    other_results[name][s["name"]] = measured(other_urls[name], s, {"fake": fake.pid, "occ": proc.pid})
+                other_mem[name][1] = max(other_mem[name][1], sampler.peak)
             print(f"{s['name']}: floor {floor['rps']:.0f} req/s, occ {result['rps']:.0f} req/s, "
                   f"errors {floor['errors']}/{result['errors']}", file=sys.stderr)
     finally:
@@ -401,6 +511,10 @@ def main() -> int:
         stop(stack)
         stop(fake)
         stop(redis)
+        for proc in others.values():
+            stop(proc)
+        for home in temp_dirs:
+            home.cleanup()
         if config_file:
             os.unlink(config_file)
 
@@ -409,7 +523,8 @@ def main() -> int:
                            text=True)
     print(f"commit {commit.stdout.strip()}{' (+ uncommitted occ changes)' if dirty.stdout.strip() else ''}, "
           f"{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs, {'--quick' if args.quick else 'full run'}, "
-          f"occ workers {args.workers}{', shared_state on a local redis-server' if args.shared_state else ''}\n")
+          f"occ workers {args.workers}{', shared_state on a local redis-server' if args.shared_state else ''}, "
+          f"load average before/after {load_before[0]:.2f} / {os.getloadavg()[0]:.2f}\n")
     print("\n".join(target_rows(results, idle, peak)))
     print()
     print("\n".join(detail_rows(results)))
@@ -419,13 +534,22 @@ def main() -> int:
     if capacity:
         print()
         print("\n".join(capacity_rows(capacity)))
+    if others:
+        print()
+        print("\n".join(ratio_rows(results, other_results, (idle, peak), other_mem)))
+        print()
+        print("\n".join(others_detail_rows(other_results)))
     notes = error_notes(results)
+    for label, per in other_results.items():
+        notes += [f"- {name} / {label}: {count} x {reason}"
+                  for name, r in per.items() for reason, count in r["reasons"]]
     if notes:
         print("\nErrors seen:\n" + "\n".join(notes))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"results": results, "stack": stack_results, "capacity": capacity, "idle_mb": idle,
-                       "peak_mb": peak}, f, indent=1)
+                       "peak_mb": peak, "others": other_results, "others_mb": other_mem,
+                       "loadavg": os.getloadavg()}, f, indent=1)
     return 0
 
 
