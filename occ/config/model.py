@@ -15,6 +15,12 @@ import attrs
 SCENARIOS = ("default", "background", "fast", "think", "complex", "long_context")
 PROTOCOLS = ("openai", "anthropic", "responses", "gemini")
 LOG_LEVELS = ("debug", "info", "warn", "warning", "error")
+#: The thinking request shapes an Anthropic-wire endpoint takes (``thinking_shape``; docs/thinking.md):
+#: ``adaptive`` (``{"type": "adaptive"}``, no ``budget_tokens``), ``enabled`` (``{"type": "enabled",
+#: "budget_tokens": N}`` only) and ``none`` (no thinking at all).
+THINKING_SHAPES = ("adaptive", "enabled", "none")
+#: Anthropic's ``output_config.effort`` values, lowest first (``effort_levels`` picks a subset).
+EFFORT_LEVELS = ("low", "medium", "high", "xhigh", "max")
 EMBEDDED_SOURCE = "<embedded default>"
 DEFAULT_PATH = os.path.join("~", ".config", "occ", "config.json")
 #: The shortest ``client_api_keys`` entry occ accepts: a short key is guessed, and an empty one
@@ -34,6 +40,7 @@ MODEL_KEYS = frozenset({
     "provider", "model_id", "temperature", "top_p", "max_tokens", "max_output_tokens", "context_window",
     "reasoning_effort", "thinking", "context_threshold", "vision", "anthropic_tools_disabled", "wire_format",
     "timeout_ms", "streaming_timeout_ms", "stream_timeout_ms", "payload_timeout_ms",
+    "thinking_shape", "effort_levels",
 })
 PROVIDER_KEYS = frozenset({
     "base_url", "anthropic_base_url", "responses_base_url", "gemini_base_url", "protocol", "api_key",
@@ -99,6 +106,11 @@ class ModelConfig:
     streaming_timeout_s: float | None = None
     stall_timeout_s: float | None = None
     payload_timeout_s: float | None = None
+    #: which thinking shape the endpoint takes (one of :data:`THINKING_SHAPES`); None: the preset's
+    #: table, else the Claude family rules, else the client's shape (``occ.config.presets.thinking_caps``)
+    thinking_shape: str | None = None
+    #: the ``output_config.effort`` values the endpoint takes; ``()``: none (the key is removed); None: as above
+    effort_levels: tuple[str, ...] | None = None
 
     @property
     def key(self) -> tuple[str, str]:

@@ -26,6 +26,7 @@ from typing import Any
 from occ.config.model import (
     BREAKER_KEYS,
     DEFAULT_PATH,
+    EFFORT_LEVELS,
     EMBEDDED_SOURCE,
     LOG_LEVELS,
     LOGGING_KEYS,
@@ -35,6 +36,7 @@ from occ.config.model import (
     PROVIDER_KEYS,
     SCENARIOS,
     SHARED_STATE_KEYS,
+    THINKING_SHAPES,
     TOP_LEVEL_KEYS,
     USAGE_KEYS,
     BreakerConfig,
@@ -399,6 +401,10 @@ def _model(p: _Problems, data: Any, path: str, providers: Mapping[str, ProviderC
     temperature = _get(p, data, "temperature", path, "number")
     if temperature is not None and not 0 <= temperature <= 2:
         p.error(f"{path}.temperature", f"expected a number between 0 and 2, got {temperature:g}")
+    shape = _get(p, data, "thinking_shape", path, "str")
+    if shape is not None and shape not in THINKING_SHAPES:
+        p.error(f"{path}.thinking_shape", f"unknown thinking shape {shape!r} (known: {', '.join(THINKING_SHAPES)})")
+        shape = None
     return ModelConfig(
         provider=provider,
         model_id=model_id,
@@ -416,7 +422,25 @@ def _model(p: _Problems, data: Any, path: str, providers: Mapping[str, ProviderC
         streaming_timeout_s=_get(p, data, "streaming_timeout_ms", path, "duration"),
         stall_timeout_s=_get(p, data, "stream_timeout_ms", path, "duration"),
         payload_timeout_s=_get(p, data, "payload_timeout_ms", path, "duration"),
+        thinking_shape=shape,
+        effort_levels=_effort_levels(p, data, path),
     )
+
+
+def _effort_levels(p: _Problems, data: Mapping[str, Any], path: str) -> tuple[str, ...] | None:
+    """``effort_levels``: a list of Anthropic effort values (``[]``: the endpoint takes no effort)."""
+    value = data.get("effort_levels")
+    if value is None:
+        return None
+    full = f"{path}.effort_levels"
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        p.error(full, f"expected an array of strings such as [\"low\", \"medium\", \"high\"], got {_kind(value)}")
+        return None
+    unknown = [v for v in value if v not in EFFORT_LEVELS]
+    if unknown:
+        p.error(full, f"unknown effort {unknown[0]!r} (known: {', '.join(EFFORT_LEVELS)})")
+        return None
+    return tuple(level for level in EFFORT_LEVELS if level in value)
 
 
 def parse_config(data: Any, *, env: Mapping[str, str], source: str) -> Config:

@@ -6,10 +6,15 @@ an explicit ``wire_format`` on the model always wins. Sans-IO.
 
 from __future__ import annotations
 
+import functools
+import re
+
+import attrs
+
 from occ.config.model import ModelConfig, Price, ProviderConfig
 
-__all__ = ["GO_ANTHROPIC_MODELS", "PRESETS", "PRESET_PRICES", "auth_headers", "endpoint_url", "resolve_protocol",
-           "url_field"]
+__all__ = ["GO_ANTHROPIC_MODELS", "PRESETS", "PRESET_PRICES", "ThinkingCaps", "auth_headers", "claude_thinking_caps",
+           "endpoint_url", "resolve_protocol", "thinking_caps", "url_field"]
 
 PRESETS: dict[str, dict[str, str]] = {
     "opencode-go": {
@@ -39,6 +44,81 @@ PRESET_PRICES: dict[str, Price] = {}
 GO_ANTHROPIC_MODELS = frozenset({
     "minimax-m2.5", "minimax-m2.7", "minimax-m3", "qwen3.5-plus", "qwen3.6-plus", "qwen3.7-plus", "qwen3.7-max",
 })
+
+
+
+# -- thinking: which request shape each Anthropic-wire endpoint takes (docs/thinking.md) ---------------
+
+
+@attrs.frozen
+class ThinkingCaps:
+    """What an Anthropic-wire endpoint takes of ``thinking`` and ``output_config.effort``.
+
+    ``shape``: ``adaptive``, ``enabled`` (a budget only) or ``none``; None: unknown, the client's
+    shape is forwarded (only an adaptive ``budget_tokens`` is removed, which no endpoint takes).
+    ``efforts``: the effort values it takes, lowest first; ``()``: none; None: unknown, as sent.
+    ``source``: where this came from, for ``occ route`` and the docs.
+    """
+
+    shape: str | None
+    efforts: tuple[str, ...] | None
+    source: str
+
+
+#: OpenCode's gateway (Go and Zen alike) answers 400 to ``{"type": "adaptive"}`` on its Messages
+#: route for the open models it serves there (MiniMax, Qwen); ``{"type": "enabled", "budget_tokens":
+#: N}`` or no thinking succeed (routatic/proxy#171). Effort goes into the budget instead, so
+#: ``output_config.effort`` is not sent.
+OPENCODE_OPEN_MODEL_CAPS = ThinkingCaps("enabled", (), "OpenCode gateway: no adaptive thinking")
+_UNKNOWN_CAPS = ThinkingCaps(None, None, "unknown endpoint: the client's shape")
+
+_CLAUDE = re.compile(r"claude-(?:(?P<family>[a-z]+)-)?(?P<major>\d)(?:[-.](?P<minor>\d{1,2})(?!\d))?"
+                     r"(?:-(?P<family_after>[a-z]+))?")
+_LOW_TO_HIGH = ("low", "medium", "high")
+
+
+@functools.lru_cache(maxsize=512)
+def claude_thinking_caps(model_id: str) -> ThinkingCaps | None:
+    """The thinking a Claude model takes, from its id (``claude-opus-4-8``, ``claude-sonnet-4-5-20250929``,
+    ``claude-3-7-sonnet-…``, ``anthropic/claude-…``); None for a model id that is not Claude's.
+
+    Anthropic's published rules: adaptive on Claude 4.6 and later (the only shape on Opus 4.7 and
+    later); ``enabled`` with a budget before that, from Claude 3.7 Sonnet; no thinking before 3.7.
+    ``effort`` on Opus 4.5 and Claude 4.6+; ``max`` on Opus 4.6+, ``xhigh`` on Opus 4.7+. Sonnet,
+    Haiku and newer families are held to what is documented for all of them: a ``max`` or ``xhigh``
+    there steps down to ``high`` rather than risk a 400 (``effort_levels`` on the model overrides it).
+    """
+    found = _CLAUDE.search(model_id.lower())
+    if found is None:
+        return None
+    family = found["family"] or found["family_after"] or ""
+    version = (int(found["major"]), int(found["minor"] or 0))
+    if version >= (4, 6):
+        efforts = _LOW_TO_HIGH
+        if family == "opus":
+            efforts = (*efforts, "xhigh", "max") if version >= (4, 7) else (*efforts, "max")
+        return ThinkingCaps("adaptive", efforts, f"Claude {version[0]}.{version[1]}: adaptive thinking")
+    if version >= (3, 7):
+        efforts = _LOW_TO_HIGH if family == "opus" and version >= (4, 5) else ()
+        return ThinkingCaps("enabled", efforts, f"Claude {version[0]}.{version[1]}: thinking with a budget")
+    return ThinkingCaps("none", (), f"Claude {version[0]}.{version[1]}: no extended thinking")
+
+
+def thinking_caps(model: ModelConfig) -> ThinkingCaps:
+    """The model's own ``thinking_shape``/``effort_levels`` first, then the preset's table (by
+    provider name, as :func:`resolve_protocol` by preset: presets are named for themselves), then the
+    Claude rules for a ``claude-*`` id anywhere, else unknown."""
+    if model.provider in PRESETS:
+        table = claude_thinking_caps(model.model_id) if model.model_id.lower().startswith("claude-") else None
+        base = table or OPENCODE_OPEN_MODEL_CAPS
+    else:
+        base = claude_thinking_caps(model.model_id) or _UNKNOWN_CAPS
+    if model.thinking_shape is None and model.effort_levels is None:
+        return base
+    return ThinkingCaps(model.thinking_shape if model.thinking_shape is not None else base.shape,
+                        model.effort_levels if model.effort_levels is not None else base.efforts,
+                        "the model's config")
+
 
 _URL_FIELDS = {
     "openai": "base_url",

@@ -3,8 +3,9 @@
 Request. Only ``model`` is replaced, by parsing the JSON once and setting the key, never by editing
 text (the seed's string search missed ``"model": "x"`` with a space and sent the ``claude-*`` alias
 upstream). Then the named rules in :data:`RULES` remove what a third-party endpoint is known to
-reject; each is a small function that says why. The body is re-serialised only when something
-changed; thinking signatures, ``cache_control``, unknown fields and key order are kept either way.
+reject; each is a small function that says why; then :func:`fit_thinking` puts ``thinking`` and
+``output_config.effort`` in the shape the endpoint takes (docs/thinking.md). The body is re-serialised
+only when something changed; thinking signatures, ``cache_control``, unknown fields and key order are kept either way.
 Headers: ``anthropic-version`` and an allow-listed ``anthropic-beta`` pass; the client's key never does.
 
 Stream. Each upstream event is re-framed by occ as one whole frame (``event: <type>`` plus the
@@ -21,6 +22,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from occ.config.presets import ThinkingCaps, thinking_caps
 from occ.core.errors import UpstreamProtocolError
 from occ.core.jsonfast import SURROGATE_ESCAPE, JSONDecodeError, dumps, dumps_str, loads, repair_surrogates
 from occ.core.scrub import clip
@@ -33,6 +35,7 @@ from occ.translate.anthropic_events import (
     Usage,
     final_stop_reason,
 )
+from occ.translate.anthropic_request import MIN_THINKING_BUDGET, budget_for_effort, effort_of, step_effort
 
 if TYPE_CHECKING:
     from occ.config.model import ModelConfig
@@ -45,6 +48,7 @@ __all__ = [
     "clamp_max_tokens",
     "drop_context_management",
     "drop_custom_tools",
+    "fit_thinking",
     "forward_headers",
     "inline_kimi_tool_schemas",
     "strip_foreign_thinking",
@@ -72,8 +76,6 @@ ALLOWED_BETAS = frozenset({
 #: empty turns and whitespace-only text, so the turn keeps a short, honest marker.
 THINKING_OMITTED = "(thinking omitted)"
 
-#: Anthropic's floor for ``thinking.budget_tokens``.
-MIN_THINKING_BUDGET = 1024
 
 Rule = Callable[[dict[str, Any], "ModelConfig"], bool]
 
@@ -164,7 +166,8 @@ def clamp_max_tokens(body: dict[str, Any], model: ModelConfig) -> bool:
     item 49). A thinking ``budget_tokens`` must stay below ``max_tokens``, so it is lowered with it;
     when the cap leaves no room for Anthropic's 1024-token minimum budget, thinking is disabled
     rather than sending a request that cannot succeed. Other routed settings (temperature, top_p,
-    thinking, effort) are not applied: the client's body is forwarded as it is."""
+    ``reasoning_effort``, ``thinking``) are not applied: the client's body is forwarded as it is, its
+    thinking and effort only fitted to what the endpoint takes (:func:`fit_thinking`)."""
     cap = model.max_tokens
     value = body.get("max_tokens")
     if not cap or not isinstance(value, int) or isinstance(value, bool) or value <= cap:
@@ -197,8 +200,134 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-def build_body(raw_body: bytes, request: dict[str, Any], model: ModelConfig) -> bytes:
-    """The client's body for ``model``: top-level ``model`` replaced, :data:`RULES` applied.
+# -- thinking in the shape the endpoint takes (docs/thinking.md) ---------------------------------------
+
+
+def fit_thinking(body: dict[str, Any], caps: ThinkingCaps) -> tuple[bool, list[str]]:
+    """Put ``thinking`` and ``output_config.effort`` in the shape the endpoint takes (``caps``, from
+    :func:`occ.config.presets.thinking_caps`); run after :func:`clamp_max_tokens`, since a budget must
+    stay below the final ``max_tokens``. Returns whether the body changed and what a user would want
+    to know of it (the request log's note; removing an adaptive ``budget_tokens`` is not news).
+
+    * ``adaptive`` endpoints get ``{"type": "adaptive"}`` without ``budget_tokens`` (Claude Code
+      2.1.252+ sends ``"budget_tokens": 0`` beside it; Anthropic documents none); a client's
+      ``enabled`` budget becomes adaptive with the effort the budget stands for.
+    * ``enabled`` endpoints get ``{"type": "enabled", "budget_tokens": N}`` with N from the effort
+      asked for (``output_config.effort``, else ``high``), 1024 <= N < max_tokens; when max_tokens
+      leaves no room for 1024, no thinking. ``disabled`` becomes no ``thinking`` key (the shape such
+      endpoints are known to take; it means the same).
+    * ``none`` endpoints get no ``thinking``.
+    * Unknown endpoints get the client's shape, minus an adaptive ``budget_tokens``.
+
+    Effort: an endpoint that takes fewer levels gets the nearest one below (``max`` -> ``xhigh`` ->
+    ``high``); one that takes none gets no ``effort`` (and no ``output_config`` if nothing else was
+    in it). Message-level ``output_config`` (Claude Code 2.1.331) is treated the same way.
+    """
+    notes: list[str] = []
+    changed = False
+    requested = effort_of(body)
+    shape = caps.shape
+    had = "thinking" in body
+    thinking = body.get("thinking")
+    kind = thinking.get("type") if isinstance(thinking, dict) else None
+    if had and kind not in ("enabled", "adaptive", "disabled") and shape is not None:
+        budget = thinking.get("budget_tokens") if isinstance(thinking, dict) else None
+        if isinstance(budget, int) and not isinstance(budget, bool) and budget > 0:
+            kind, thinking = "enabled", {"type": "enabled", "budget_tokens": budget}
+            body["thinking"] = thinking
+        else:
+            del body["thinking"]
+            return True, _fit_efforts(body, caps, [f"thinking {_show(thinking)} removed: not a thinking setting"])
+        changed = True
+    max_tokens = body.get("max_tokens")
+    if kind == "adaptive" and "budget_tokens" in thinking and shape in (None, "adaptive"):
+        body["thinking"] = {k: v for k, v in thinking.items() if k != "budget_tokens"}
+        changed = True
+    elif shape == "adaptive" and kind == "enabled":
+        body["thinking"] = {k: v for k, v in thinking.items() if k != "budget_tokens"} | {"type": "adaptive"}
+        notes.append("enabled -> adaptive (the endpoint takes adaptive thinking)")
+        if caps.efforts and not _has_effort(body) and requested:
+            chosen = step_effort(requested, caps.efforts)
+            if chosen:
+                config = body.get("output_config")
+                body["output_config"] = {**config, "effort": chosen} if isinstance(config, dict) else {"effort": chosen}
+                notes[-1] = f"enabled -> adaptive, effort {chosen} (from the budget)"
+    elif shape == "enabled" and kind in ("adaptive", "enabled"):
+        budget = thinking.get("budget_tokens") if kind == "enabled" else None
+        if isinstance(budget, int) and not isinstance(budget, bool):
+            fitted = _fit_budget(budget, max_tokens)
+        else:
+            fitted = budget_for_effort(requested, max_tokens)
+        if fitted is None:
+            del body["thinking"]
+            notes.append(f"thinking removed: max_tokens {max_tokens} leaves no room for the "
+                         f"{MIN_THINKING_BUDGET}-token minimum budget")
+        elif kind == "adaptive":
+            body["thinking"] = {"type": "enabled", "budget_tokens": fitted}
+            notes.append(f"adaptive -> enabled, budget_tokens {fitted} (effort {requested or 'high'}; "
+                         "the endpoint takes no adaptive thinking)")
+        elif fitted != budget:
+            body["thinking"] = {**thinking, "budget_tokens": fitted}
+            notes.append(f"budget_tokens {budget} -> {fitted} (1024 <= budget < max_tokens)")
+    elif shape in ("enabled", "none") and had and (kind == "disabled" or thinking is None):
+        del body["thinking"]
+        changed = True
+    elif shape == "none" and kind in ("adaptive", "enabled"):
+        del body["thinking"]
+        notes.append(f"thinking {kind} removed (the model has no extended thinking)")
+    notes = _fit_efforts(body, caps, notes)
+    return changed or bool(notes), notes
+
+
+def _fit_budget(budget: int, max_tokens: Any) -> int | None:
+    fitted = max(budget, MIN_THINKING_BUDGET)
+    if isinstance(max_tokens, int) and not isinstance(max_tokens, bool):
+        if max_tokens - 1 < MIN_THINKING_BUDGET:
+            return None
+        fitted = min(fitted, max_tokens - 1)
+    return fitted
+
+
+def _has_effort(body: dict[str, Any]) -> bool:
+    config = body.get("output_config")
+    return isinstance(config, dict) and "effort" in config
+
+
+def _fit_efforts(body: dict[str, Any], caps: ThinkingCaps, notes: list[str]) -> list[str]:
+    """``output_config.effort`` (top level and on messages) as the endpoint takes it."""
+    if caps.efforts is None:
+        return notes
+    holders = [body, *(m for m in body.get("messages") or () if isinstance(m, dict) and "output_config" in m)]
+    for holder in holders:
+        config = holder.get("output_config")
+        if not isinstance(config, dict) or "effort" not in config:
+            continue
+        asked = config["effort"]
+        chosen = step_effort(asked, caps.efforts) if isinstance(asked, str) else None
+        if chosen == asked:
+            continue
+        if chosen is None:
+            rest = {k: v for k, v in config.items() if k != "effort"}
+            if rest:
+                holder["output_config"] = rest
+            else:
+                del holder["output_config"]
+            notes.append(f"effort {_show(asked)} removed (the endpoint takes "
+                         f"{'no effort' if not caps.efforts else '/'.join(caps.efforts)})")
+        else:
+            holder["output_config"] = {**config, "effort": chosen}
+            notes.append(f"effort {asked} -> {chosen} (the endpoint takes {'/'.join(caps.efforts)})")
+    return notes
+
+
+def _show(value: Any) -> str:
+    return clip(dumps_str(value), 60) if not isinstance(value, str) else value
+
+
+def build_body(raw_body: bytes, request: dict[str, Any], model: ModelConfig,
+               log: Callable[[str], None] | None = None) -> bytes:
+    """The client's body for ``model``: top-level ``model`` replaced, :data:`RULES` applied, then
+    :func:`fit_thinking` (whose notes go to ``log``: the request's log line).
 
     ``raw_body`` is the source of truth (``request`` is the already-parsed view other wires use; it
     is not consulted, so nothing normalised for routing leaks upstream). A body that is not a JSON
@@ -221,7 +350,11 @@ def build_body(raw_body: bytes, request: dict[str, Any], model: ModelConfig) -> 
     body["model"] = model.model_id
     for rule in RULES:
         changed = rule(body, model) or changed
-    return _serialise(body) if changed else raw_body
+    caps = thinking_caps(model)
+    fitted, notes = fit_thinking(body, caps)
+    if notes and log is not None:
+        log(f"thinking for {model.label} ({caps.source}): {'; '.join(notes)}")
+    return _serialise(body) if changed or fitted else raw_body
 
 
 def _serialise(body: dict[str, Any]) -> bytes:

@@ -18,11 +18,15 @@ from typing import Any
 import attrs
 
 __all__ = [
+    "EFFORT_BUDGETS",
+    "MIN_THINKING_BUDGET",
     "Turn",
     "blocks_of",
+    "budget_for_effort",
     "clamped_max_tokens",
     "effort_of",
     "is_billing_header",
+    "step_effort",
     "system_text",
     "text_of",
     "turns",
@@ -200,6 +204,43 @@ def effort_of(request: dict[str, Any]) -> str | None:
     if isinstance(thinking, dict) and thinking.get("type") == "adaptive":
         return "high"
     return None
+
+
+#: Anthropic's floor for ``thinking.budget_tokens`` (and the budget must stay below ``max_tokens``).
+MIN_THINKING_BUDGET = 1024
+#: Anthropic's effort values, lowest first.
+EFFORT_ORDER = ("low", "medium", "high", "xhigh", "max")
+#: The thinking budget that stands for each effort where an endpoint takes only ``enabled`` with a
+#: budget. Chosen so that :func:`effort_of` reads each budget back as its effort (``xhigh`` reads as
+#: ``high``: there is no budget rule for it), and ``high`` is Gemini 2.5's documented ceiling.
+EFFORT_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 24576, "xhigh": 32768, "max": 65536}
+
+
+def budget_for_effort(effort: str | None, max_tokens: Any) -> int | None:
+    """The ``enabled`` budget for ``effort`` (``high`` when absent or unknown), held to Anthropic's
+    rule 1024 <= budget < max_tokens; None when ``max_tokens`` leaves no room for 1024 (no thinking
+    then, rather than a request that cannot succeed)."""
+    budget = EFFORT_BUDGETS.get(effort or "high", EFFORT_BUDGETS["high"])
+    if isinstance(max_tokens, int) and not isinstance(max_tokens, bool):
+        if max_tokens - 1 < MIN_THINKING_BUDGET:
+            return None
+        budget = min(budget, max_tokens - 1)
+    return budget
+
+
+def step_effort(effort: str, accepted: tuple[str, ...]) -> str | None:
+    """``effort`` where ``accepted`` takes it, else the highest accepted level below it (``max`` ->
+    ``xhigh`` -> ``high``...), else the lowest accepted one; None when nothing is accepted or
+    ``effort`` is not an Anthropic value (the endpoint's default is then the honest choice)."""
+    if effort in accepted:
+        return effort
+    if not accepted or effort not in EFFORT_ORDER:
+        return None
+    rank = EFFORT_ORDER.index(effort)
+    below = [level for level in accepted if level in EFFORT_ORDER and EFFORT_ORDER.index(level) < rank]
+    if below:
+        return max(below, key=EFFORT_ORDER.index)
+    return min(accepted, key=lambda level: EFFORT_ORDER.index(level) if level in EFFORT_ORDER else 99)
 
 
 def clamped_max_tokens(request: dict[str, Any], cap: int | None, label: str,

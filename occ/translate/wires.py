@@ -111,7 +111,7 @@ def _streamer(name: str, cls: str, *, names: bool = False, routed: bool = False,
 
 def _passthrough_build(request: dict[str, Any], raw: bytes, model: ModelConfig, stream: bool,
                        log: Log) -> bytes:
-    return _module("anthropic_passthrough").build_body(raw, request, model)
+    return _module("anthropic_passthrough").build_body(raw, request, model, log)
 
 
 _WIRES = {
