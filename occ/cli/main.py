@@ -15,12 +15,15 @@ import signal
 import sys
 import tempfile
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from occ import __version__
 from occ.core.errors import ConfigError, OccError
+
+if TYPE_CHECKING:
+    from occ.config.model import ModelConfig
 
 __all__ = ["main"]
 
@@ -328,8 +331,49 @@ def _route(args: argparse.Namespace) -> int:
             raw = f.read()
     request = parse_messages_request(raw)
     result = route(request, config)
-    print(format_route(result, lambda m: resolve_protocol(m, config.providers[m.provider])))
+
+    def protocol_of(model: ModelConfig) -> str:
+        return resolve_protocol(model, config.providers[model.provider])
+
+    print(format_route(result, protocol_of, lambda m: thinking_line(request, raw, m, protocol_of(m))))
     return 0
+
+
+def thinking_line(request: dict[str, Any], raw: bytes, model: ModelConfig, protocol: str) -> str:
+    """What ``model`` would be sent of the request's thinking and effort, read from the body occ
+    would really build for it (so the report cannot drift from the translators)."""
+    from occ.config.presets import thinking_caps
+    from occ.core.jsonfast import dumps_str, loads
+    from occ.translate.wires import wire_for
+
+    notes: list[str] = []
+    try:
+        body = loads(wire_for(protocol).build(request, raw, model, bool(request.get("stream")), notes.append))
+    except Exception as exc:  # a report, not a request: say what failed and go on
+        return f"thinking: (the request could not be built: {type(exc).__name__})"
+    if not isinstance(body, dict):
+        return "thinking: (unknown)"
+    if protocol == "anthropic":
+        config = body.get("output_config")
+        effort = config.get("effort") if isinstance(config, dict) else None
+        line = (f"thinking: {dumps_str(body['thinking']) if 'thinking' in body else 'none'}, "
+                f"effort: {effort or 'none'} [{thinking_caps(model).source}]")
+    elif protocol == "responses":
+        reasoning = body.get("reasoning")
+        line = f"thinking: reasoning {dumps_str(reasoning) if reasoning else 'none'}"
+    elif protocol == "gemini":
+        generation = body.get("generationConfig")
+        config = generation.get("thinkingConfig") if isinstance(generation, dict) else None
+        line = f"thinking: thinkingConfig {dumps_str(config) if config else 'none'}"
+    else:
+        parts = [f"{key} {dumps_str(body[key])}" for key in ("reasoning_effort", "thinking", "enable_thinking")
+                 if key in body]
+        line = f"thinking: {', '.join(parts) or 'none'}"
+    prefix = f"thinking for {model.label} ({thinking_caps(model).source}): "
+    changes = [note.removeprefix(prefix) for note in notes if note.startswith(prefix)]
+    if changes:
+        line += f"; changed: {'; '.join(changes)}"
+    return line
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -215,11 +215,16 @@ def route(request: dict[str, Any], config: Config, *, token_estimate: int | None
     return Route(scenario=scenario, chain=tuple(chain), reason=reason + note, requested_model=name)
 
 
-def format_route(result: Route, protocol_of: Callable[[ModelConfig], str]) -> str:
-    """The ``occ route`` report: what was asked, where it goes, why, and over which wire."""
+def format_route(result: Route, protocol_of: Callable[[ModelConfig], str],
+                 detail_of: Callable[[ModelConfig], str | None] | None = None) -> str:
+    """The ``occ route`` report: what was asked, where it goes, why, and over which wire;
+    ``detail_of`` adds a line under a model (the thinking it would be sent)."""
     lines = [f"requested: {result.requested_model or '(none)'}", f"scenario:  {result.scenario}",
              f"reason:    {result.reason}", "chain:"]
     for i, model in enumerate(result.chain, 1):
         role = "primary " if i == 1 else "fallback"
         lines.append(f"  {i}. {role} {model.label} ({protocol_of(model)})")
+        detail = detail_of(model) if detail_of is not None else None
+        if detail:
+            lines.append(f"       {detail}")
     return "\n".join(lines)
