@@ -215,12 +215,23 @@ class _Item:
 
     def __init__(self, kind: str | None) -> None:
         self.kind = kind  # "message", "reasoning", "function_call", or None until an event says
-        self.written: dict[tuple[str, int], str] = {}  # (channel, part index) -> the text written so far
+        # (channel, part index) -> the pieces of text written so far, joined only when a ``.done`` needs
+        # the whole (appending to one string per delta would copy the text again on every delta)
+        self.written: dict[tuple[str, int], list[str]] = {}
         self.done = False  # its output_item.done came: later events of it change nothing
         self.call_id: str | None = None
         self.name: str | None = None
         self.args: list[str] = []
         self.emitted = False  # the call's tool_use block was written (or closed)
+
+
+def _joined(pieces: list[str] | None) -> str:
+    """The text of a part so far, kept as one piece from then on (so each ``.done`` joins once)."""
+    if not pieces:
+        return ""
+    if len(pieces) > 1:
+        pieces[:] = ["".join(pieces)]
+    return pieces[0]
 
 
 def _index(value: Any) -> int:
@@ -361,8 +372,9 @@ class ResponsesStreamTranslator:
         """Write a part's new text once: a delta as it comes; a whole text (a ``.done``) only past
         what was written already (nothing if it does not continue it: the deltas stand)."""
         part = (channel, index)
-        seen = slot.written.get(part, "")
+        pieces = slot.written.get(part)
         if full is not None:
+            seen = _joined(pieces)
             if not isinstance(full, str) or not full.startswith(seen):
                 return
             piece = full[len(seen):]
@@ -370,12 +382,15 @@ class ResponsesStreamTranslator:
             piece = delta if isinstance(delta, str) else ""
         if not piece:
             return
-        slot.written[part] = seen + piece
+        first = not pieces
+        if pieces is None:
+            pieces = slot.written[part] = []
+        pieces.append(piece)
         if channel == "text":
             self._builder.text(piece)
             return
-        if channel == "summary" and not seen and any(text for key, text in slot.written.items()
-                                                       if key[0] == "summary" and key != part):
+        if channel == "summary" and first and any(written for key, written in slot.written.items()
+                                                  if key[0] == "summary" and key != part):
             piece = "\n\n" + piece  # summary parts are paragraphs of one thinking block
         self._builder.thinking(piece)
 
@@ -409,7 +424,8 @@ class ResponsesStreamTranslator:
             summaries = [s for s in item.get("summary") or [] if isinstance(s, dict)]
             for index, summary in enumerate(summaries):
                 self._write(slot, "summary", index, full=summary.get("text"))
-            has_summary = any(key[0] == "summary" and text.strip() for key, text in slot.written.items())
+            has_summary = any(key[0] == "summary" and _joined(written).strip()
+                              for key, written in slot.written.items())
             for index, part in enumerate(item.get("content") or []):
                 if isinstance(part, dict) and part.get("type") == "reasoning_text" \
                         and (not has_summary or ("reasoning", index) in slot.written):
