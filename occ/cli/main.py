@@ -87,10 +87,12 @@ def _parser() -> argparse.ArgumentParser:
     route.add_argument("request", help="request JSON file, or - for standard input")
 
     from occ.cli.ops import add_ops_commands
+    from occ.cli.prices import add_prices_command
     from occ.cli.usage import add_usage_command
 
     add_ops_commands(sub, common)
     add_usage_command(sub, common)
+    add_prices_command(sub, common)
     return parser
 
 
@@ -168,6 +170,10 @@ def _run(args: argparse.Namespace) -> int:
         from occ.cli.usage import run_usage
 
         return run_usage(args)
+    if command == "prices":
+        from occ.cli.prices import run_prices
+
+        return run_prices(args)
     from occ.cli.ops import run_ops_command
 
     return run_ops_command(args)

@@ -175,10 +175,21 @@ class Price:
     output: float
     cache_read: float
     cache_write: float
+    #: long-context prices: ``(prompt tokens above which it applies, price)``, ascending; the prompt is
+    #: input + cache reads + cache writes (models.dev's ``[[cost.tiers]]``)
+    tiers: tuple[tuple[int, Price], ...] = ()
+    #: where each of input, output, cache_read, cache_write came from (``occ prices``); not compared
+    origin: tuple[str, ...] = attrs.field(default=(), eq=False)
 
     def cost(self, input_tokens: int, output_tokens: int, cache_read: int, cache_write: int) -> float:
-        return (input_tokens * self.input + output_tokens * self.output + cache_read * self.cache_read
-                + cache_write * self.cache_write) / 1_000_000
+        price = self
+        if self.tiers:
+            prompt = input_tokens + cache_read + cache_write
+            for above, tier in self.tiers:
+                if prompt > above:
+                    price = tier
+        return (input_tokens * price.input + output_tokens * price.output + cache_read * price.cache_read
+                + cache_write * price.cache_write) / 1_000_000
 
 
 @attrs.frozen

@@ -50,6 +50,7 @@ from occ.config.model import (
     client_key_problems,
 )
 from occ.config.presets import _PRESET_KEYS, PRESET_PRICES, PRESETS, resolve_protocol, url_field
+from occ.config.price_catalog import CATALOG
 from occ.core.errors import ConfigError
 from occ.core.scrub import Scrubber, looks_like_key
 
@@ -615,10 +616,13 @@ def _usage(p: _Problems, section: Mapping[str, Any]) -> UsageConfig:
 
 
 def _prices(p: _Problems, section: Mapping[str, Any]) -> dict[str, Price]:
-    """The presets' published prices, with the file's entries laid over them (whole entries, by label).
+    """The presets' catalog prices (models.dev), with the file's figures laid over them, figure by figure.
 
-    ``input`` and ``output`` are required; a missing cache price costs as much as ``input`` (an
-    over- rather than an under-estimate), and ``cache_read: 0`` is a real price.
+    A label outside the catalog needs ``input`` and ``output``; a figure neither the file nor the
+    catalog gives (a cache price) costs as much as ``input`` (an over- rather than an
+    under-estimate), and ``cache_read: 0`` is a real price. An entry of the file replaces the
+    catalog's long-context tiers: its figures apply at every prompt size. Each price's ``origin``
+    says where each figure came from (``occ prices``).
     """
     out = dict(PRESET_PRICES)
     for label, entry in _entries(section):
@@ -631,12 +635,19 @@ def _prices(p: _Problems, section: Mapping[str, Any]) -> dict[str, Price]:
         for key, value in values.items():
             if value is not None and value < 0:
                 p.error(f"{path}.{key}", f"expected a price >= 0, got {value:g}")
-        if values["input"] is None or values["output"] is None:
+        catalog = CATALOG.get(label)
+        figures = {k: (v, "config") if v is not None else (None, "") for k, v in values.items()}
+        if catalog is not None:
+            figures = {k: figures[k] if figures[k][0] is not None else
+                       (catalog.figures[k], "catalog") if catalog.figures[k] is not None else (None, "")
+                       for k in figures}
+        if figures["input"][0] is None or figures["output"][0] is None:
             p.error(path, "required: input and output (USD per million tokens)")
             continue
-        out[label] = Price(input=values["input"], output=values["output"],
-                           cache_read=values["input"] if values["cache_read"] is None else values["cache_read"],
-                           cache_write=values["input"] if values["cache_write"] is None else values["cache_write"])
+        fields = ("input", "output", "cache_read", "cache_write")
+        final = [figures[k][0] if figures[k][0] is not None else figures["input"][0] for k in fields]
+        origin = tuple(figures[k][1] or "default" for k in fields)
+        out[label] = Price(*final, origin=origin)  # type: ignore[arg-type]
     return out
 
 

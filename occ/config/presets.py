@@ -12,6 +12,7 @@ import re
 import attrs
 
 from occ.config.model import ModelConfig, Price, ProviderConfig
+from occ.config.price_catalog import CATALOG
 
 __all__ = ["GO_ANTHROPIC_MODELS", "PRESETS", "PRESET_PRICES", "ThinkingCaps", "auth_headers", "claude_thinking_caps",
            "endpoint_url", "resolve_protocol", "thinking_caps", "url_field"]
@@ -30,14 +31,11 @@ PRESETS: dict[str, dict[str, str]] = {
 }
 _PRESET_KEYS = {"opencode_go": "opencode-go", "opencode_zen": "opencode-zen"}
 
-#: Published prices of preset models, USD per million tokens, by model label. Each entry must name
-#: its source and the date it was read, e.g.
-#: ``"opencode-zen/some-model": Price(...),  # https://opencode.ai/docs/zen (read 2026-12-05)``.
-#: Empty for now: no published price list was at hand when the ledger was written, and a made-up
-#: price is worse than none (a model without a price records no cost, never a cost of 0). Users set
-#: theirs with ``prices`` in the config.
-PRESET_PRICES: dict[str, Price] = {}
-
+#: Published prices of preset models, USD per million tokens, by model label: the models.dev
+#: catalog's (``price_catalog.py``; source and date in ``preset_prices.json``). A preset model the
+#: catalog does not list has no price (no cost recorded, never a cost of 0); ``prices`` in the config
+#: overrides any figure.
+PRESET_PRICES: dict[str, Price] = {label: entry.price() for label, entry in CATALOG.items()}
 
 
 #: OpenCode Go models served on the Anthropic Messages endpoint; every other Go model is chat.

@@ -6,15 +6,17 @@ import pytest
 
 from occ.config.model import Price, UsageConfig
 from occ.config.parse import parse_config
+from occ.config.presets import PRESET_PRICES
 from occ.core.errors import ConfigError
 
 BASE = {"models": {"default": {"provider": "opencode-go", "model_id": "kimi-k2.6"}}}
 
 
-def test_defaults_keep_a_ledger_at_the_xdg_path_with_no_prices():
+def test_defaults_keep_a_ledger_at_the_xdg_path_with_the_catalog_prices():
     config = parse_config(BASE, env={}, source="t")
     assert UsageConfig(enabled=True, path=None, flush_interval_s=1.0) == config.usage
-    assert {} == dict(config.prices)
+    assert PRESET_PRICES == dict(config.prices)
+    assert "opencode-go/kimi-k2.6" in config.prices
 
 
 def test_usage_section():
