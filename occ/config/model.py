@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-SCENARIOS = ("default", "background", "fast", "think", "complex", "long_context")
+SCENARIOS = ("default", "background", "fast", "think", "complex", "long_context", "web_search")
 PROTOCOLS = ("openai", "anthropic", "responses", "gemini")
 LOG_LEVELS = ("debug", "info", "warn", "warning", "error")
 #: The thinking request shapes an Anthropic-wire endpoint takes (``thinking_shape``; docs/thinking.md):
@@ -34,13 +34,13 @@ TOP_LEVEL_KEYS = frozenset({
     "providers", "logging", "heartbeat_interval_ms", "request_timeout_ms", "max_body_bytes",
     "client_api_keys", "max_concurrent_per_client", "circuit_breaker", "shutdown_grace_ms",
     "usage", "prices", "shared_state", "allowed_origins", "allowed_hosts", "metrics_public",
-    "client_write_timeout_ms",
+    "client_write_timeout_ms", "web_search",
 })
 MODEL_KEYS = frozenset({
     "provider", "model_id", "temperature", "top_p", "max_tokens", "max_output_tokens", "context_window",
     "reasoning_effort", "thinking", "context_threshold", "vision", "anthropic_tools_disabled", "wire_format",
     "timeout_ms", "streaming_timeout_ms", "stream_timeout_ms", "payload_timeout_ms",
-    "thinking_shape", "effort_levels",
+    "thinking_shape", "effort_levels", "web_search",
 })
 PROVIDER_KEYS = frozenset({
     "base_url", "anthropic_base_url", "responses_base_url", "gemini_base_url", "protocol", "api_key",
@@ -53,6 +53,11 @@ USAGE_KEYS = frozenset({"enabled", "path", "flush_interval_ms"})
 #: USD per million tokens, per kind; an entry of ``prices`` is keyed by model label (``provider/model_id``).
 PRICE_KEYS = frozenset({"input", "output", "cache_read", "cache_write"})
 SHARED_STATE_KEYS = frozenset({"url", "key_prefix", "sync_interval_ms", "timeout_ms"})
+WEB_SEARCH_KEYS = frozenset({"backend", "url", "api_key", "max_results", "timeout_ms"})
+#: The search APIs occ can run a search through for a model that cannot search (docs/web-search.md).
+SEARCH_BACKENDS = ("searxng", "tavily")
+#: A model's ``web_search``: the upstream's own search, or occ's backend (unset: by wire, see routing).
+WEB_SEARCH_MODES = ("native", "backend")
 
 
 def client_key_problems(keys: tuple[str, ...] | list[str]) -> list[str]:
@@ -111,6 +116,8 @@ class ModelConfig:
     thinking_shape: str | None = None
     #: the ``output_config.effort`` values the endpoint takes; ``()``: none (the key is removed); None: as above
     effort_levels: tuple[str, ...] | None = None
+    #: "native" / "backend"; None: decided by the wire (occ.resilience.routing.search_mode)
+    web_search: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -222,6 +229,18 @@ class SharedStateConfig:
 
 
 @attrs.frozen
+class WebSearchConfig:
+    """The search backend occ runs a web search through for a model that cannot search itself."""
+
+    backend: str
+    url: str
+    api_key: str | None = attrs.field(default=None, repr=False)
+    max_results: int = 5
+    #: the deadline of one search (connect, send, read the results)
+    timeout_s: float = 10.0
+
+
+@attrs.frozen
 class Config:
     models: Mapping[str, ModelConfig]
     providers: Mapping[str, ProviderConfig]
@@ -253,6 +272,8 @@ class Config:
     shared_state: SharedStateConfig | None = None
     #: how long occ waits for a client that stopped reading before it gives the stream up
     client_write_timeout_s: float = 60.0
+    #: None: no search backend; a web search then needs a model that searches itself
+    web_search: WebSearchConfig | None = None
     source: str | None = None
     warnings: tuple[str, ...] = ()
 
@@ -267,6 +288,8 @@ class Config:
             found += [value for name, value in provider.headers.items() if is_secret_header(name)]
         if self.shared_state is not None and self.shared_state.password:
             found += [self.shared_state.password, self.shared_state.url]
+        if self.web_search is not None and self.web_search.api_key:
+            found.append(self.web_search.api_key)
         return tuple(found)
 
     def provider_for(self, model: ModelConfig) -> ProviderConfig:

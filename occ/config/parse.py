@@ -35,10 +35,13 @@ from occ.config.model import (
     PROTOCOLS,
     PROVIDER_KEYS,
     SCENARIOS,
+    SEARCH_BACKENDS,
     SHARED_STATE_KEYS,
     THINKING_SHAPES,
     TOP_LEVEL_KEYS,
     USAGE_KEYS,
+    WEB_SEARCH_KEYS,
+    WEB_SEARCH_MODES,
     BreakerConfig,
     Config,
     LoggingConfig,
@@ -47,6 +50,7 @@ from occ.config.model import (
     ProviderConfig,
     SharedStateConfig,
     UsageConfig,
+    WebSearchConfig,
     client_key_problems,
 )
 from occ.config.presets import _PRESET_KEYS, PRESET_PRICES, PRESETS, resolve_protocol, url_field
@@ -131,6 +135,7 @@ def _secrets(data: Mapping[str, Any]) -> set[str]:
             found.add(password)
     take(data.get("opencode_go"))
     take(data.get("opencode_zen"))
+    take(data.get("web_search"))
     if isinstance(data.get("providers"), dict):
         for section in data["providers"].values():
             take(section)
@@ -308,6 +313,34 @@ def _shared_state(p: _Problems, data: Mapping[str, Any]) -> SharedStateConfig | 
         tls=parts.scheme.lower() == "rediss", key_prefix=prefix, sync_interval_s=interval, timeout_s=timeout)
 
 
+def _web_search(p: _Problems, data: Mapping[str, Any]) -> WebSearchConfig | None:
+    """``web_search``: the search backend (SearXNG needs its ``url``; Tavily its ``api_key``)."""
+    section = _get(p, data, "web_search", "", "object", None)
+    if section is None:
+        return None
+    p.unknown("web_search", section, WEB_SEARCH_KEYS)
+    backend = _get(p, section, "backend", "web_search", "str", None)
+    if backend not in SEARCH_BACKENDS:
+        p.error("web_search.backend", f"expected one of {', '.join(SEARCH_BACKENDS)}, got "
+                f"{'nothing' if backend is None else repr(backend)}")
+        return None
+    default_url = {"tavily": "https://api.tavily.com"}.get(backend)
+    url = _url(p, section, "url", "web_search", default_url)
+    key = _get(p, section, "api_key", "web_search", "str", None) or None
+    results = _get(p, section, "max_results", "web_search", "int", 5)
+    timeout = _get(p, section, "timeout_ms", "web_search", "duration", 10.0)
+    if not url:
+        p.error("web_search.url", f"required for {backend}: the server's address, e.g. \"http://127.0.0.1:8888\"")
+    if backend == "tavily" and not key:
+        p.error("web_search.api_key", 'required for tavily: "api_key": "${TAVILY_API_KEY}"')
+    if not 1 <= results <= 20:
+        p.error("web_search.max_results", f"expected an integer from 1 to 20, got {results}")
+    if p.errors and any(e.startswith("web_search") for e in p.errors):
+        return None
+    return WebSearchConfig(backend=backend, url=str(url).rstrip("/"), api_key=key, max_results=results,
+                           timeout_s=timeout)
+
+
 def _strings(p: _Problems, data: Mapping[str, Any], key: str) -> list[str]:
     value = data.get(key)
     if value is None:
@@ -399,6 +432,10 @@ def _model(p: _Problems, data: Any, path: str, providers: Mapping[str, ProviderC
     max_tokens = _get(p, data, "max_tokens", path, "int")
     if max_tokens is None:
         max_tokens = _get(p, data, "max_output_tokens", path, "int")
+    search = _get(p, data, "web_search", path, "str")
+    if search is not None and search not in WEB_SEARCH_MODES:
+        p.error(f"{path}.web_search", f"expected one of {', '.join(WEB_SEARCH_MODES)}, got {search!r}")
+        search = None
     temperature = _get(p, data, "temperature", path, "number")
     if temperature is not None and not 0 <= temperature <= 2:
         p.error(f"{path}.temperature", f"expected a number between 0 and 2, got {temperature:g}")
@@ -425,6 +462,7 @@ def _model(p: _Problems, data: Any, path: str, providers: Mapping[str, ProviderC
         payload_timeout_s=_get(p, data, "payload_timeout_ms", path, "duration"),
         thinking_shape=shape,
         effort_levels=_effort_levels(p, data, path),
+        web_search=search,
     )
 
 
@@ -579,6 +617,7 @@ def parse_config(data: Any, *, env: Mapping[str, str], source: str) -> Config:
         "client_write_timeout_s": _get(p, data, "client_write_timeout_ms", "", "duration", 60.0),
     }
     shared_state = _shared_state(p, data)
+    web_search = _web_search(p, data)
     for path in _misplaced_keys(data):
         p.warnings.append(f"{path}: the value looks like an API key (not shown); keys belong in api_key, "
                           "api_keys or client_api_keys")
@@ -602,6 +641,7 @@ def parse_config(data: Any, *, env: Mapping[str, str], source: str) -> Config:
         usage=usage,
         prices=prices,
         shared_state=shared_state,
+        web_search=web_search,
         source=source,
         warnings=tuple(_scrub(p.warnings, secrets)),
     )

@@ -2,6 +2,9 @@
 
 ``occ route REQUEST.json`` prints the same answer the request log carries. Rules, first match wins:
 
+0. the request carries Anthropic's web search server tool (``web_search_20250305``...) and
+   ``models.web_search`` is configured -> ``web_search`` (before the rest: Claude Code sends its
+   WebSearch requests under the session's own model name, which would otherwise decide);
 1. ``model_overrides[requested]`` (the ``[1m]`` suffix stripped);
 2. one of occ's own ``/v1/models`` ids, ``claude-occ-<scenario>``;
 3. ``respect_requested_model`` and the name is a configured alias, a configured upstream model id, or
@@ -16,6 +19,12 @@
 The request's ``thinking`` setting is not a rule: Claude Code enables thinking on every main-loop
 request, so routing on it would send the whole session to ``think`` and leave ``default`` and
 ``complex`` unreachable. Cue order follows the seed (``complex`` before ``think``).
+
+A web search request is then held to models that can search (:func:`search_mode`): the upstream's own
+search (Responses, Gemini, Claude on the Anthropic wire, or ``web_search: "native"``), else occ's search
+backend (``web_search.backend``). When none of the chain can, a capable model is taken from the config;
+when none is configured at all, :attr:`Route.refusal` says which keys would enable web search and the
+server answers 400 without calling any upstream.
 
 Images in the latest user turn are a filter over whichever chain won: text-only models (``vision: false``)
 leave the chain, and when none is left a vision-capable model is taken from the config.
@@ -36,11 +45,14 @@ from typing import Any
 import attrs
 
 from occ.config.model import SCENARIOS, Config, ModelConfig
+from occ.config.presets import resolve_protocol
 from occ.core.tokens import estimate_routing_tokens
 from occ.core.validate import normalize_model_name
 from occ.translate.anthropic_request import blocks_of
+from occ.translate.web_search import SearchOptions, search_options
 
-__all__ = ["DEFAULT_THRESHOLD", "OWN_PREFIX", "Route", "format_route", "latest_prompt", "route", "scenario_models"]
+__all__ = ["DEFAULT_THRESHOLD", "OWN_PREFIX", "Route", "format_route", "latest_prompt", "route", "scenario_models",
+           "search_mode"]
 
 DEFAULT_THRESHOLD = 100_000
 OWN_PREFIX = "claude-occ-"
@@ -61,6 +73,10 @@ class Route:
     chain: tuple[ModelConfig, ...]
     reason: str
     requested_model: str
+    #: why occ refuses the request without calling an upstream (a web search no model can run)
+    refusal: str | None = None
+    #: the request carries the web search server tool
+    web_search: bool = False
 
 
 def scenario_models(config: Config) -> list[tuple[str, str]]:
@@ -140,8 +156,52 @@ def _requested_upstream(config: Config, name: str) -> tuple[ModelConfig, str] | 
     return None
 
 
-def _choose(request: dict[str, Any], config: Config, name: str,
-            token_estimate: int | None) -> tuple[str, list[ModelConfig], str]:
+#: The keys that let occ answer a web search; the refusal names them.
+SEARCH_KEYS_HINT = ('configure a model that searches itself as models.web_search (a Responses or Gemini model, '
+                    'or "web_search": "native" on the model), or a search backend: '
+                    'web_search.backend ("searxng" with web_search.url, or "tavily" with web_search.api_key)')
+
+
+def search_mode(model: ModelConfig, config: Config) -> str | None:
+    """How ``model`` answers a web search: ``"native"`` (the upstream's own search: a Responses
+    ``web_search`` tool, Gemini's Google Search grounding, Anthropic's own server tool on a Claude
+    model), ``"backend"`` (occ searches through ``web_search.backend`` and hands the model the
+    results), or None (it cannot). The model's ``web_search`` key overrides the wire's default."""
+    if model.web_search == "native":
+        return "native"
+    provider = config.providers.get(model.provider)
+    if model.web_search != "backend" and provider is not None:
+        protocol = resolve_protocol(model, provider)
+        if protocol in ("responses", "gemini") or (
+                protocol == "anthropic" and model.model_id.lower().rsplit("/", 1)[-1].startswith("claude")):
+            return "native"
+    return "backend" if config.web_search is not None else None
+
+
+def _search_filter(config: Config, chain: list[ModelConfig]) -> tuple[list[ModelConfig], str, str | None]:
+    """The chain held to models that can answer a web search: (chain, note, refusal)."""
+    able = [m for m in chain if search_mode(m, config) is not None]
+    modes = ", ".join(f"{m.label}: {search_mode(m, config)}" for m in able)
+    if len(able) == len(chain):
+        return chain, f"; web search ({modes})", None
+    dropped = ", ".join(m.label for m in chain if m not in able)
+    if able:
+        return able, f"; web search ({modes}); dropped {dropped}: cannot search and no web_search.backend", None
+    elsewhere = [m for m in config.all_models() if search_mode(m, config) is not None]
+    if elsewhere:
+        model = elsewhere[0]
+        return [model], (f"; web search: no model of the chain can search ({dropped}); using {model.label} "
+                         f"({search_mode(model, config)}) instead"), None
+    return [], f"; web search: no configured model can search ({dropped})", (
+        f"this request uses the web_search tool, but no model occ may use can search and no search backend is "
+        f"configured: {SEARCH_KEYS_HINT}")
+
+
+def _choose(request: dict[str, Any], config: Config, name: str, token_estimate: int | None,
+            search: SearchOptions | None) -> tuple[str, list[ModelConfig], str]:
+    if search is not None and "web_search" in config.models:
+        chain, _ = _scenario_chain(config, "web_search")
+        return "web_search", chain, f"web_search: the request carries the {search.tool_type} server tool"
     if name in config.model_overrides:
         model = config.model_overrides[name]
         return "override", [model, *_fallbacks(config, name)], f"override: model_overrides[{name!r}] -> {model.label}"
@@ -210,9 +270,16 @@ def route(request: dict[str, Any], config: Config, *, token_estimate: int | None
     has one (it must be :func:`~occ.core.tokens.estimate_routing_tokens` of the same request)."""
     model = request.get("model")
     name = normalize_model_name(model) if isinstance(model, str) else ""
-    scenario, chain, reason = _choose(request, config, name, token_estimate)
+    search = search_options(request)
+    scenario, chain, reason = _choose(request, config, name, token_estimate, search)
     chain, note = _vision_filter(request, config, _dedup(chain))
-    return Route(scenario=scenario, chain=tuple(chain), reason=reason + note, requested_model=name)
+    refusal = None
+    searching = search is not None
+    if searching:
+        chain, search_note, refusal = _search_filter(config, chain)
+        note += search_note
+    return Route(scenario=scenario, chain=tuple(chain), reason=reason + note, requested_model=name,
+                 refusal=refusal, web_search=searching)
 
 
 def format_route(result: Route, protocol_of: Callable[[ModelConfig], str],
@@ -227,4 +294,6 @@ def format_route(result: Route, protocol_of: Callable[[ModelConfig], str],
         detail = detail_of(model) if detail_of is not None else None
         if detail:
             lines.append(f"       {detail}")
+    if result.refusal:
+        lines.append(f"refused:   400 invalid_request_error: {result.refusal}")
     return "\n".join(lines)

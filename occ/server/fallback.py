@@ -33,6 +33,7 @@ from occ.config.presets import auth_headers, endpoint_url, resolve_protocol
 from occ.core.errors import (
     AllAttemptsFailed,
     AttemptRecord,
+    InvalidRequest,
     MissingApiKey,
     OccError,
     Overloaded,
@@ -48,9 +49,10 @@ from occ.core.sse import SSEDecoder, SSEEvent
 from occ.core.upstream_errors import answer_instead_of_stream, malformed_answer
 from occ.observe.logs import get_logger
 from occ.resilience.classify import classify
-from occ.resilience.routing import Route
+from occ.resilience.routing import Route, search_mode
 from occ.server.relay import Fail, Relay, heartbeat
 from occ.server.state import ServerState
+from occ.server.web_search import BackendSearch, backend_search, with_search_blocks
 from occ.translate import anthropic_passthrough
 from occ.translate.anthropic_events import AnthropicStreamBuilder, replay_message, without_thinking
 from occ.translate.anthropic_request import thinking_requested, without_images
@@ -96,6 +98,8 @@ class Call:
     #: how the request really ended when that was not the usual way (``client_too_slow``,
     #: ``server_shutdown``): the log's outcome
     ended_by: str | None = None
+    #: the web search occ ran for this request (once, for the models that cannot search)
+    search: BackendSearch | None = None
 
     def note(self, text: str) -> None:
         self.notes.append(text)
@@ -155,6 +159,8 @@ async def _fallback(
     failing while a model of the chain was never asked (a 529 without an upstream call, or a 5xx after the
     usable models failed) would be occ giving up without trying.
     """
+    if call.route.refusal:
+        raise InvalidRequest(call.route.refusal)
     _check_keys(state, call)
     board = state.board
     errors: list[OccError] = []
@@ -275,9 +281,25 @@ def _client(state: ServerState) -> UpstreamClient:
     return state.upstream
 
 
-def _build(call: Call, model: ModelConfig, protocol: str, stream: bool) -> bytes:
+async def _search_for(state: ServerState, call: Call, model: ModelConfig) -> BackendSearch | None:
+    """The search occ runs for ``model`` when it cannot search itself (run once per request)."""
+    if not call.route.web_search or search_mode(model, call.config) != "backend":
+        return None
+    if call.search is None:
+        call.search = await backend_search(state, call.request, call.request_id)
+        call.note(f"web search through {call.config.web_search.backend if call.config.web_search else '?'}: "
+                  + (f"{len(call.search.sources)} result(s)" if call.search.sources is not None
+                     else f"failed ({call.search.error})"))
+    return call.search
+
+
+def _build(call: Call, model: ModelConfig, protocol: str, stream: bool,
+           search: BackendSearch | None = None) -> bytes:
     wire = wire_for(protocol)
     request, raw_body = call.request, call.raw_body
+    if search is not None:  # the model gets the results as text, and no web search tool
+        request = search.request_for_model(request)
+        raw_body = dumps(request) if protocol == "anthropic" else b""
     if raw_body is None:  # only the Anthropic wire reads it; a hot reload may have moved a model there
         raw_body = dumps(request) if protocol == "anthropic" else b""
     if model.vision is False:
@@ -309,7 +331,8 @@ async def run_nonstreaming(state: ServerState, call: Call) -> dict[str, Any]:
 
     async def attempt(model: ModelConfig, provider: ProviderConfig, protocol: str,
                       timeouts: Timeouts) -> dict[str, Any]:
-        body = _build(call, model, protocol, stream=False)
+        search = await _search_for(state, call, model)
+        body = _build(call, model, protocol, stream=False, search=search)
         url = endpoint_url(provider, protocol, model.model_id, stream=False)
         headers = _upstream_headers(provider, protocol, _key(state, provider), call, stream=False)
         raw: bytes | None = None
@@ -324,6 +347,8 @@ async def run_nonstreaming(state: ServerState, call: Call) -> dict[str, Any]:
         except JSONDecodeError:
             raise malformed_answer(raw) from None
         message = _whole_answer(call, model, protocol, parsed, thinking=thinking)
+        if search is not None:
+            message = with_search_blocks(message, search)
         call.stop_reason = message.get("stop_reason")
         call.usage = message.get("usage")
         call.usage_estimated = bool(getattr(message, "usage_estimated", False))
@@ -422,11 +447,16 @@ async def run_streaming(state: ServerState, call: Call, relay: Relay,
     async def attempt(model: ModelConfig, provider: ProviderConfig, protocol: str,
                       timeouts: Timeouts) -> None:
         wire = wire_for(protocol)
-        body = _build(call, model, protocol, stream=True)
+        search = await _search_for(state, call, model)
+        body = _build(call, model, protocol, stream=True, search=search)
         url = endpoint_url(provider, protocol, model.model_id, stream=True)
         headers = _upstream_headers(provider, protocol, _key(state, provider), call, stream=True)
         builder.forget_uncommitted()
-        translator = wire.stream_translator(builder, model, _tool_names(call.request))
+        if not builder.committed:
+            builder.prelude(search.blocks if search is not None else [])
+        # the upstream searches itself: its answer is gathered whole, so the search blocks come first
+        make = wire.collected_translator if call.route.web_search and search is None else None
+        translator = (make or wire.stream_translator)(builder, model, _tool_names(call.request))
         limit = timeouts.streaming_timeout_s
         deadline = math.inf if limit is None else trio.current_time() + limit
         failure: OccError | None = None

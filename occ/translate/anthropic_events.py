@@ -16,6 +16,9 @@ builder owns the block allocator, so the failures every peer proxy shipped canno
   (:meth:`~AnthropicStreamBuilder.tool_use`), the arguments are validated before anything is written;
 * one ``message_delta`` whose ``stop_reason`` agrees with the emitted blocks (any ``tool_use`` ->
   ``tool_use``), then ``message_stop``;
+* a server tool's result block (``web_search_tool_result``) follows the ``server_tool_use`` it answers,
+  both whole in their ``content_block_start``; each web search counts in
+  ``usage.server_tool_use.web_search_requests``; citations reach only text blocks, as ``citations_delta``;
 * after :meth:`error` or :meth:`finish` nothing more can be written.
 
 An upstream that already speaks Anthropic is relayed through ``relay_message_start``/``relay_frame``
@@ -69,6 +72,8 @@ class Usage:
     output_tokens: int = 0
     cache_read_input_tokens: int = 0
     cache_creation_input_tokens: int = 0
+    #: searches run by the web_search server tool (``usage.server_tool_use.web_search_requests``)
+    web_search_requests: int = attrs.field(default=0, kw_only=True)
     #: occ made these numbers up (chars/4 and the request's estimate) because the upstream reported
     #: none: logs and metrics must never count them as reported. Not part of the wire form.
     estimated: bool = attrs.field(default=False, kw_only=True)
@@ -78,13 +83,16 @@ class Usage:
         """occ's own estimate, marked as such."""
         return cls(input_tokens=input_tokens, output_tokens=output_tokens, estimated=True)
 
-    def as_dict(self) -> dict[str, int]:
-        return {
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "cache_creation_input_tokens": self.cache_creation_input_tokens,
             "cache_read_input_tokens": self.cache_read_input_tokens,
         }
+        if self.web_search_requests:
+            out["server_tool_use"] = {"web_search_requests": self.web_search_requests, "web_fetch_requests": 0}
+        return out
 
 
 def token_count(value: Any) -> int | None:
@@ -171,6 +179,9 @@ def make_message(*, message_id: str, model: str, content: list[dict[str, Any]], 
     reason = final_stop_reason(stop_reason, has_tool_use=any(b.get("type") == "tool_use" for b in blocks))
     if usage.estimated and not usage.output_tokens:
         usage = Usage.estimate(usage.input_tokens, max(1, _output_chars(blocks) // 4))
+    searches = _web_searches(blocks)
+    if searches and not usage.web_search_requests:
+        usage = attrs.evolve(usage, web_search_requests=searches)
     message = Message(
         id=message_id,
         type="message",
@@ -201,6 +212,9 @@ def replay_message(builder: AnthropicStreamBuilder, message: dict[str, Any]) -> 
     for block in message.get("content") or []:
         kind = block.get("type") if isinstance(block, dict) else None
         if kind == "text":
+            for cited in block.get("citations") or []:
+                if isinstance(cited, dict):
+                    builder.citation(cited)  # before the text, as Anthropic sends them
             builder.text(str(block.get("text") or ""))
             builder.end_block()
         elif kind == "thinking":
@@ -216,9 +230,15 @@ def replay_message(builder: AnthropicStreamBuilder, message: dict[str, Any]) -> 
     raw = message.get("usage") if isinstance(message.get("usage"), dict) else {}
     counts = [token_count(raw.get(k)) or 0 for k in ("input_tokens", "output_tokens", "cache_read_input_tokens",
                                                       "cache_creation_input_tokens")]
-    usage = Usage(*counts, estimated=bool(getattr(message, "usage_estimated", False)))
+    tools = raw.get("server_tool_use") if isinstance(raw.get("server_tool_use"), dict) else {}
+    usage = Usage(*counts, web_search_requests=token_count(tools.get("web_search_requests")) or 0,
+                  estimated=bool(getattr(message, "usage_estimated", False)))
     stop_sequence = message.get("stop_sequence") if isinstance(message.get("stop_sequence"), str) else None
     builder.finish(message.get("stop_reason"), usage, stop_sequence)
+
+
+def _web_searches(blocks: list[dict[str, Any]]) -> int:
+    return sum(1 for b in blocks if b.get("type") == "server_tool_use" and b.get("name") == "web_search")
 
 
 def _output_chars(blocks: list[dict[str, Any]]) -> int:
@@ -280,6 +300,10 @@ class AnthropicStreamBuilder:
         self.output_chars = 0
         self._relayed = False  # the message is an upstream Anthropic stream relayed as is
         self._tool: _ToolInput | None = None  # the streamed tool_use block, while it is open
+        self._citations: list[bytes] = []  # citations for the text block that opens next
+        self._server_tools: set[str] = set()  # ids of the server_tool_use blocks written
+        self._prelude: list[dict[str, Any]] = []
+        self.web_search_requests = 0
 
     # -- state the relay and the fallback loop read ------------------------------------------
 
@@ -343,6 +367,7 @@ class AnthropicStreamBuilder:
         new block (Responses and Gemini separate reasoning items and text parts)."""
         self._held_ws = ""
         self._held_kind = None
+        self._citations.clear()
         self._close_open()
 
     def tool_use(self, tool_id: str, name: str, arguments: str | dict[str, Any] | None) -> None:
@@ -444,13 +469,69 @@ class AnthropicStreamBuilder:
         self.output_chars += len(fragment)
 
     def raw_block(self, block: dict[str, Any]) -> None:
-        """A block that arrives complete in its start event (``redacted_thinking``)."""
+        """A block that arrives complete in its start event (``redacted_thinking``, ``server_tool_use``,
+        ``web_search_tool_result``). A server tool's result must answer a ``server_tool_use`` already
+        written (Anthropic pairs them by ``tool_use_id``); each ``web_search`` use counts one search
+        in the usage.
+
+        Raises:
+            UpstreamProtocolError: a server tool block without its id, or a result without its use.
+        """
         self._check_synthesizing()
+        kind = block.get("type")
+        if kind == "server_tool_use":
+            if not block.get("id") or not block.get("name") or not isinstance(block.get("input"), dict):
+                raise UpstreamProtocolError("server_tool_use block without id, name or input")
+        elif isinstance(kind, str) and kind.endswith("_tool_result") and kind != "tool_result":
+            if block.get("tool_use_id") not in self._server_tools:
+                raise UpstreamProtocolError(f"{kind} block for no server_tool_use written before it")
         self._held_ws = ""
         self._held_kind = None
+        self._citations.clear()
         self._close_open()
+        self._write_whole(block)
+
+    def prelude(self, blocks: list[dict[str, Any]]) -> None:
+        """Blocks that open the message (a search occ ran before asking the model), written with the
+        first content or the finish, so they commit nothing on their own: an attempt that fails
+        before its first content still falls back unseen. Each call replaces the last.
+
+        Raises:
+            RuntimeError: the message has already started.
+        """
+        self._check_synthesizing()
+        if self._started:
+            raise RuntimeError("prelude after the message started")
+        self._prelude = list(blocks)
+
+    def _write_whole(self, block: dict[str, Any]) -> None:
         index = self._open_block(dumps(block))
         self._stop_block(index)
+        if block.get("type") == "server_tool_use":
+            self._server_tools.add(str(block["id"]))
+            if block.get("name") == "web_search":
+                self.web_search_requests += 1
+
+    def citation(self, citation: dict[str, Any]) -> None:
+        """A citation of the open text block (a ``citations_delta``), or, when no text block is open,
+        of the next one to open, before its first text (a citation no text follows is dropped)."""
+        self._check_synthesizing()
+        if not isinstance(citation.get("type"), str):
+            raise UpstreamProtocolError("citation without a type")
+        frame = dumps(citation)
+        if self._open == _TEXT:
+            self._citation_delta(self._next_index - 1, frame)
+        else:
+            self._citations.append(frame)
+
+    def _citation_delta(self, index: int, citation_json: bytes) -> None:
+        self._frames.append(
+            b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
+            + str(index).encode()
+            + b',"delta":{"type":"citations_delta","citation":'
+            + citation_json
+            + b"}}\n\n"
+        )
 
     # -- relaying a stream that is already Anthropic (passthrough) -----------------------------
 
@@ -497,6 +578,8 @@ class AnthropicStreamBuilder:
         if reason != "stop_sequence":
             stop_sequence = None
         final = usage if usage is not None else Usage.estimate(self.input_estimate, max(1, self.output_chars // 4))
+        if self.web_search_requests and not final.web_search_requests:
+            final = attrs.evolve(final, web_search_requests=self.web_search_requests)
         self.stop_reason = reason
         self.usage = final
         delta = {"stop_reason": reason, "stop_sequence": stop_sequence}
@@ -547,7 +630,10 @@ class AnthropicStreamBuilder:
             self._held_kind = None
             self._close_open()
             if kind == _TEXT:
-                self._open_block(b'{"type":"text","text":""}')
+                index = self._open_block(b'{"type":"text","text":""}')
+                for frame in self._citations:
+                    self._citation_delta(index, frame)
+                self._citations.clear()
             else:
                 self._open_block(b'{"type":"thinking","thinking":"","signature":""}')
             self._open = kind
@@ -587,6 +673,8 @@ class AnthropicStreamBuilder:
         self._frames.append(
             b'event: message_start\ndata: {"type":"message_start","message":' + dumps(message) + b"}\n\n"
         )
+        for block in self._prelude:
+            self._write_whole(block)
 
     def _open_block(self, content_block_json: bytes) -> int:
         self._ensure_started()

@@ -36,6 +36,7 @@ from occ.translate.anthropic_events import (
     final_stop_reason,
 )
 from occ.translate.anthropic_request import MIN_THINKING_BUDGET, budget_for_effort, effort_of, step_effort
+from occ.translate.web_search import history_as_text, is_occ_search_block
 
 if TYPE_CHECKING:
     from occ.config.model import ModelConfig
@@ -131,6 +132,37 @@ def _is_foreign_thinking(block: Any) -> bool:
             and isinstance(block.get("signature"), str) and block["signature"].startswith(SIGNATURE_PREFIX))
 
 
+def search_history_as_text(body: dict[str, Any], model: ModelConfig) -> bool:
+    """Earlier turns' web search blocks as text where the upstream could not take them: every one on a
+    model that is not Claude (an Anthropic-compatible endpoint has no server tools), and on Claude the
+    ones occ minted (their ``encrypted_content`` is not Anthropic's, which answers 400 to it). Text
+    blocks lose the citations occ minted (``encrypted_index``) for the same reason."""
+    claude = model.model_id.lower().rsplit("/", 1)[-1].startswith("claude")
+    changed = False
+    for message in body.get("messages") or ():
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, list) or message.get("role") != "assistant":
+            continue
+        minted = {b.get("tool_use_id") for b in content if is_occ_search_block(b)} - {None}
+        out = []
+        for block in content:
+            if not isinstance(block, dict):
+                out.append(block)
+                continue
+            foreign = not claude or is_occ_search_block(block) or block.get("id") in minted
+            if block.get("type") in ("server_tool_use", "web_search_tool_result") and foreign:
+                out.extend(history_as_text([block]))
+            elif block.get("type") == "text" and "citations" in block and foreign:
+                out.append({k: v for k, v in block.items() if k != "citations"})
+            else:
+                out.append(block)
+                continue
+            changed = True
+        if changed:
+            message["content"] = out
+    return changed
+
+
 def inline_kimi_tool_schemas(body: dict[str, Any], model: ModelConfig) -> bool:
     """Kimi models on OpenCode Go's Anthropic route (``kimi*`` on the ``opencode-go`` preset) answer
     any tool carrying an ``input_schema`` key with 400 "function name is invalid", whatever the
@@ -195,6 +227,7 @@ RULES: tuple[Rule, ...] = (
     drop_context_management,
     drop_custom_tools,
     strip_foreign_thinking,
+    search_history_as_text,
     inline_kimi_tool_schemas,
     clamp_max_tokens,
 )

@@ -17,6 +17,8 @@ from typing import Any
 
 import attrs
 
+from occ.translate.web_search import history_as_text
+
 __all__ = [
     "EFFORT_BUDGETS",
     "MIN_THINKING_BUDGET",
@@ -154,7 +156,9 @@ class Turn:
 
 
 def turns(request: dict[str, Any]) -> list[Turn]:
-    """The conversation without system messages, same-role runs merged into one turn."""
+    """The conversation without system messages, same-role runs merged into one turn. Server-tool
+    blocks of earlier answers (a web search's ``server_tool_use`` and results) become text blocks
+    saying the same: no translated wire has such blocks, and the model keeps what was found."""
     out: list[Turn] = []
     for message in request.get("messages") or []:
         if not isinstance(message, dict):
@@ -163,6 +167,8 @@ def turns(request: dict[str, Any]) -> list[Turn]:
         if role not in ("user", "assistant"):
             continue
         blocks = [b for b in blocks_of(message.get("content")) if b.get("type") != "mid_conv_system"]
+        if role == "assistant":
+            blocks = history_as_text(blocks)
         if not blocks:
             continue
         if out and out[-1].role == role:

@@ -32,11 +32,13 @@ from occ.translate.anthropic_events import SIGNATURE_PREFIX, AnthropicStreamBuil
 from occ.translate.anthropic_request import clamped_max_tokens, effort_of, system_text, text_of, turns
 from occ.translate.gemini_schema import clean_schema
 from occ.translate.tool_ids import from_upstream_name, new_tool_id, to_upstream_name
+from occ.translate.web_search import gemini_search_blocks, gemini_tool, search_options
 
 if TYPE_CHECKING:
     from occ.config.model import ModelConfig
 
-__all__ = ["GeminiStreamTranslator", "build_request", "signed_tool_id", "thought_signature", "translate_response"]
+__all__ = ["GeminiCollector", "GeminiStreamTranslator", "build_request", "signed_tool_id", "thought_signature",
+           "translate_response"]
 
 SKIP_SIGNATURE = "skip_thought_signature_validator"
 #: A thinking block whose signature starts with this carries a Gemini thought signature.
@@ -171,6 +173,14 @@ def build_request(request: dict[str, Any], model: ModelConfig, *, stream: bool,
                 if choice.get("type") == "tool" and choice.get("name"):
                     config["allowedFunctionNames"] = [to_upstream_name(choice["name"])]
                 body["toolConfig"] = {"functionCallingConfig": config}
+    if search_options(request) is not None:  # grounding with Google Search (docs/web-search.md)
+        if body.get("tools") and "gemini-3" not in model.model_id.lower():
+            # built-in tools combine with function calling from Gemini 3 on (Google's tool-combination page)
+            del body["tools"]
+            body.pop("toolConfig", None)
+            if log is not None:
+                log(f"web search on {model.label}: function tools left out (only Gemini 3 combines them)")
+        body.setdefault("tools", []).append(gemini_tool())
     generation: dict[str, Any] = {}
     max_tokens = clamped_max_tokens(request, model.max_tokens, model.model_id, log)
     if max_tokens is not None:
@@ -260,8 +270,76 @@ def translate_response(body: Any, *, message_id: str, model_name: str, input_est
                     content.append({"type": "thinking", "thinking": part["text"], "signature": SIGNATURE_PREFIX})
             else:
                 content.append({"type": "text", "text": part["text"]})
+    content = _grounded(content, candidate.get("groundingMetadata"))
     stop = _stop(str(candidate.get("finishReason") or "STOP"), bool(content))
     return make_message(message_id=message_id, model=model_name, content=content, stop_reason=stop, usage=usage)
+
+
+def _grounded(content: list[dict[str, Any]], metadata: Any) -> list[dict[str, Any]]:
+    """``content`` with Google Search grounding: the searches before the first text or call, each
+    support's citations on the text block that holds its segment (else the first text block)."""
+    searches, supports = gemini_search_blocks(metadata)
+    if not searches:
+        return content
+    at = next((i for i, b in enumerate(content) if b["type"] != "thinking"), len(content))
+    out = [*content[:at], *searches, *[dict(b) for b in content[at:]]]
+    texts = [b for b in out if b["type"] == "text"]
+    for segment, cites in supports:
+        target = next((b for b in texts if segment and segment in b["text"]), texts[0] if texts else None)
+        if target is not None:
+            known = target.setdefault("citations", [])
+            known.extend(c for c in cites if c not in known)
+    return out
+
+
+class GeminiCollector:
+    """A Gemini stream gathered into one GenerateContentResponse, for an answer translated whole (a
+    grounded search: ``groundingMetadata`` comes with the last chunks, after the text it cites).
+    Adjacent text parts of the same kind merge; calls and signatures stay as they came."""
+
+    def __init__(self) -> None:
+        self._parts: list[dict[str, Any]] = []
+        self._grounding: Any = None
+        self._usage: Any = None
+
+    def feed(self, event: SSEEvent) -> dict[str, Any] | None:
+        """The whole response once the stream has given its finish reason, else None."""
+        if not event.data.strip():
+            return None
+        data = event_json(event)
+        if not isinstance(data, dict):
+            raise UpstreamProtocolError("upstream sent an event that is not a JSON object")
+        if isinstance(data.get("error"), dict):
+            raise upstream_failure(from_gemini(data))
+        if isinstance(data.get("usageMetadata"), dict):
+            self._usage = data["usageMetadata"]
+        candidates = data.get("candidates") or []
+        if not candidates and (data.get("promptFeedback") or {}).get("blockReason"):
+            return data
+        for candidate in candidates[:1]:
+            if isinstance(candidate.get("groundingMetadata"), dict):
+                self._grounding = candidate["groundingMetadata"]
+            for part in (candidate.get("content") or {}).get("parts") or []:
+                if isinstance(part, dict):
+                    self._add(part)
+            if candidate.get("finishReason"):
+                whole = {"content": {"role": "model", "parts": self._parts},
+                         "finishReason": candidate["finishReason"], "groundingMetadata": self._grounding}
+                return {"candidates": [whole], "usageMetadata": self._usage}
+        return None
+
+    def _add(self, part: dict[str, Any]) -> None:
+        if isinstance(part.get("functionCall"), dict):
+            self._parts.append(part)
+            return
+        text = part.get("text")
+        if not isinstance(text, str) or not text:
+            return
+        last = self._parts[-1] if self._parts else None
+        if last is not None and isinstance(last.get("text"), str) and last["thought"] == bool(part.get("thought")):
+            last["text"] += text
+        else:
+            self._parts.append({"text": text, "thought": bool(part.get("thought"))})
 
 
 class GeminiStreamTranslator:

@@ -31,11 +31,18 @@ from occ.translate.anthropic_events import (
 from occ.translate.anthropic_request import clamped_max_tokens, effort_of, system_text, text_of, turns
 from occ.translate.tool_ids import from_upstream_name, new_tool_id, to_upstream_name
 from occ.translate.tool_schema import openai_tools
+from occ.translate.web_search import (
+    responses_search_blocks,
+    responses_text_citations,
+    responses_tool,
+    search_options,
+)
 
 if TYPE_CHECKING:
     from occ.config.model import ModelConfig
 
-__all__ = ["ResponsesStreamTranslator", "build_request", "reasoning_signature", "translate_response"]
+__all__ = ["ResponsesCollector", "ResponsesStreamTranslator", "build_request", "reasoning_signature",
+           "translate_response"]
 
 #: A thinking block whose signature starts with this carries a Responses reasoning item.
 REASONING_PREFIX = SIGNATURE_PREFIX + "r."
@@ -136,6 +143,12 @@ def build_request(request: dict[str, Any], model: ModelConfig, *, stream: bool,
                 body["tool_choice"] = mapped
             if choice.get("disable_parallel_tool_use"):
                 body["parallel_tool_calls"] = False
+    search = search_options(request)
+    if search is not None:  # the upstream's own search (docs/web-search.md)
+        body.setdefault("tools", []).append(responses_tool(search))
+        body["include"].append("web_search_call.action.sources")
+        if search.max_uses:
+            body["max_tool_calls"] = search.max_uses
     max_tokens = clamped_max_tokens(request, model.max_tokens, model.model_id, log)
     if max_tokens is not None:
         body["max_output_tokens"] = max(16, max_tokens)
@@ -175,11 +188,14 @@ def translate_response(body: Any, *, message_id: str, model_name: str, input_est
         raise upstream_failure(from_responses(body.get("error")))
     content: list[dict[str, Any]] = []
     refused = False
+    titles, cited = _cited_sources(body.get("output"))
     for item in body.get("output") or []:
         if not isinstance(item, dict):
             continue
         kind = item.get("type")
-        if kind == "reasoning":
+        if kind == "web_search_call":
+            content.extend(responses_search_blocks(item, titles, cited))
+        elif kind == "reasoning":
             text = "\n\n".join(str(s.get("text") or "") for s in item.get("summary") or [] if isinstance(s, dict))
             if not text.strip():  # open-weight models (gpt-oss) give the reasoning itself, not a summary
                 text = "".join(str(c.get("text") or "") for c in item.get("content") or []
@@ -194,8 +210,9 @@ def translate_response(body: Any, *, message_id: str, model_name: str, input_est
             text = "".join(str(p.get("text") or p.get("refusal") or "") for p in parts
                            if p.get("type") in ("output_text", "refusal"))
             refused = refused or any(p.get("type") == "refusal" for p in parts)
+            citations = [c for p in parts if p.get("type") == "output_text" for c in responses_text_citations(p)]
             if text:
-                content.append({"type": "text", "text": text})
+                content.append({"type": "text", "text": text, **({"citations": citations} if citations else {})})
         elif kind == "function_call":
             name = str(item.get("name") or "")
             raw = item.get("arguments")
@@ -242,6 +259,70 @@ def _index(value: Any) -> int:
 _KIND_OF = {"output_text": "message", "refusal": "message", "content_part": "message",
             "reasoning_summary_text": "reasoning", "reasoning_summary_part": "reasoning",
             "reasoning_text": "reasoning", "function_call_arguments": "function_call"}
+
+
+def _cited_sources(output: Any) -> tuple[dict[str, str], list[str]]:
+    """url -> title of every ``url_citation`` in the answer, and the cited URLs in order."""
+    titles: dict[str, str] = {}
+    for item in output if isinstance(output, list) else []:
+        if isinstance(item, dict) and item.get("type") == "message":
+            for part in item.get("content") or []:
+                for note in (part.get("annotations") or []) if isinstance(part, dict) else []:
+                    if isinstance(note, dict) and note.get("type") == "url_citation" \
+                            and isinstance(note.get("url"), str):
+                        titles.setdefault(note["url"], str(note.get("title") or ""))
+    return titles, list(titles)
+
+
+class ResponsesCollector:
+    """A Responses stream gathered into its whole Response, for an answer that is translated whole
+    (a web search: its blocks come before the text that cites them, and the citations' titles are
+    known only once the text is done). The output comes from ``response.completed`` or, when a server
+    leaves it empty there, from the ``output_item.done`` items and the text deltas, by ``output_index``."""
+
+    def __init__(self) -> None:
+        self._items: dict[int, dict[str, Any]] = {}
+        self._texts: dict[int, list[str]] = {}
+        self._notes: dict[int, list[Any]] = {}
+
+    def feed(self, event: SSEEvent) -> dict[str, Any] | None:
+        """The whole Response once the stream has given it, else None."""
+        if not event.data.strip():
+            return None
+        data = event_json(event)
+        if not isinstance(data, dict):
+            raise UpstreamProtocolError("upstream sent an event that is not a JSON object")
+        kind = data.get("type") or event.event
+        index = data.get("output_index") if isinstance(data.get("output_index"), int) else -1
+        if kind == "response.output_item.done" and isinstance(data.get("item"), dict):
+            self._items[index if index >= 0 else len(self._items)] = data["item"]
+        elif kind == "response.output_text.delta":
+            self._texts.setdefault(index, []).append(str(data.get("delta") or ""))
+        elif kind == "response.output_text.annotation.added" and isinstance(data.get("annotation"), dict):
+            self._notes.setdefault(index, []).append(data["annotation"])
+        elif kind in ("response.completed", "response.incomplete"):
+            response = dict(data["response"]) if isinstance(data.get("response"), dict) else {}
+            response.setdefault("status", "completed" if kind == "response.completed" else "incomplete")
+            if not response.get("output"):
+                response["output"] = self._output()
+            return response
+        elif kind == "response.failed":
+            response = data.get("response") if isinstance(data.get("response"), dict) else {}
+            raise upstream_failure(from_responses(response.get("error")))
+        elif kind == "error":
+            raise upstream_failure(from_responses(data.get("error") if isinstance(data.get("error"), dict) else data))
+        return None
+
+    def _output(self) -> list[dict[str, Any]]:
+        items = dict(self._items)
+        for index, pieces in self._texts.items():
+            item = items.get(index)
+            parts = item.get("content") or [] if item is not None else []
+            has_text = any(isinstance(p, dict) and p.get("text") for p in parts)
+            if item is None or (item.get("type") == "message" and not has_text):
+                items[index] = {"type": "message", "role": "assistant", "content": [
+                    {"type": "output_text", "text": "".join(pieces), "annotations": self._notes.get(index, [])}]}
+        return [items[k] for k in sorted(items)]
 
 
 class ResponsesStreamTranslator:

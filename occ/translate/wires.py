@@ -14,10 +14,11 @@ from typing import Any, Protocol
 import attrs
 
 from occ.config.model import ModelConfig
-from occ.core.errors import TranslationError
+from occ.core.errors import TranslationError, UpstreamProtocolError
 from occ.core.jsonfast import dumps
 from occ.core.sse import SSEEvent
-from occ.translate.anthropic_events import AnthropicStreamBuilder
+from occ.translate.anthropic_events import AnthropicStreamBuilder, replay_message, without_thinking
+from occ.translate.tool_ids import restore_tool_names
 
 __all__ = ["BUFFERED_TOOL_INPUT_FAMILIES", "StreamTranslator", "Wire", "streams_tool_input", "wire_for"]
 
@@ -41,6 +42,9 @@ class Wire:
     translate_response: Callable[..., dict[str, Any]]
     #: (builder, model, the request's tool names) -> translator
     stream_translator: Callable[[AnthropicStreamBuilder, ModelConfig, list[str]], StreamTranslator]
+    #: (builder, model, the request's tool names) -> a translator that gathers the whole answer and
+    #: writes it at the end (a web search the upstream runs itself); None: the wire streams it as usual
+    collected_translator: Callable[[AnthropicStreamBuilder, ModelConfig, list[str]], StreamTranslator] | None = None
 
 
 _modules: dict[str, Any] = {}
@@ -109,6 +113,51 @@ def _streamer(name: str, cls: str, *, names: bool = False, routed: bool = False,
     return make
 
 
+class _Collected:
+    """A stream gathered whole by the wire's collector, translated as a non-streaming answer and
+    written through the builder (:func:`replay_message`): the stream and the whole answer give the
+    client the same message, blocks in the order the Anthropic API gives them."""
+
+    def __init__(self, builder: AnthropicStreamBuilder, collector: Any, translate: Callable[..., dict[str, Any]],
+                 model: ModelConfig, tool_names: list[str]) -> None:
+        self._builder = builder
+        self._collector = collector
+        self._translate = translate
+        self._model = model
+        self._tool_names = tool_names
+
+    @property
+    def done(self) -> bool:
+        return self._builder.finished
+
+    def feed(self, event: SSEEvent) -> None:
+        if self.done:
+            return
+        body = self._collector.feed(event)
+        if body is None:
+            return
+        builder = self._builder
+        message = self._translate(body, model=self._model, message_id=builder.message_id, model_name=builder.model,
+                                  input_estimate=builder.input_estimate, thinking=builder.thinking_enabled)
+        if not builder.thinking_enabled:
+            without_thinking(message)
+        restore_tool_names(message, self._tool_names)
+        replay_message(builder, message)
+
+    def close(self) -> None:
+        if not self.done:
+            raise UpstreamProtocolError("upstream stream ended before its answer was complete")
+
+
+def _collected(name: str, cls: str) -> Callable[[AnthropicStreamBuilder, ModelConfig, list[str]], StreamTranslator]:
+    translate = _translate(name, routed=True, thinks=name == "gemini")
+
+    def make(builder: AnthropicStreamBuilder, model: ModelConfig, tool_names: list[str]) -> StreamTranslator:
+        return _Collected(builder, getattr(_module(name), cls)(), translate, model, tool_names)
+
+    return make
+
+
 def _passthrough_build(request: dict[str, Any], raw: bytes, model: ModelConfig, stream: bool,
                        log: Log) -> bytes:
     return _module("anthropic_passthrough").build_body(raw, request, model, log)
@@ -119,9 +168,10 @@ _WIRES = {
                    _streamer("openai_chat", "ChatStreamTranslator", names=True, tool_input=True)),
     "responses": Wire("responses", _json_builder("responses"), _translate("responses", routed=True),
                       _streamer("responses", "ResponsesStreamTranslator", names=True, routed=True,
-                                tool_input=True)),
+                                tool_input=True), _collected("responses", "ResponsesCollector")),
     "gemini": Wire("gemini", _json_builder("gemini"), _translate("gemini", routed=True, thinks=True),
-                   _streamer("gemini", "GeminiStreamTranslator", names=True, routed=True)),
+                   _streamer("gemini", "GeminiStreamTranslator", names=True, routed=True),
+                   _collected("gemini", "GeminiCollector")),
     "anthropic": Wire("anthropic", _passthrough_build, _translate("anthropic_passthrough"),
                       _streamer("anthropic_passthrough", "AnthropicPassthroughTranslator")),
 }

@@ -88,6 +88,17 @@ def check_events(events: list[tuple[str, dict[str, Any]]], *, allow_error: bool 
                 assert block["input"] == {}, "tool_use must start with input {}"
                 assert block["id"] and block["name"], "tool_use without id or name"
                 json_buf[data["index"]] = ""
+            elif kind == "server_tool_use":
+                assert block["id"].startswith("srvtoolu_") and block["name"], block
+                assert isinstance(block["input"], dict), "server_tool_use carries its whole input"
+            elif kind == "web_search_tool_result":
+                uses = [b["id"] for b in message["content"] if b["type"] == "server_tool_use"]
+                assert block["tool_use_id"] in uses, "web_search_tool_result before its server_tool_use"
+                content = block["content"]
+                assert isinstance(content, list) or content.get("type") == "web_search_tool_result_error", content
+                for result in content if isinstance(content, list) else []:
+                    assert result["type"] == "web_search_result" and result["url"] and result["title"], result
+                    assert isinstance(result["encrypted_content"], str), result
             message["content"].append(block)
             open_index = next_index
             next_index += 1
@@ -99,6 +110,9 @@ def check_events(events: list[tuple[str, dict[str, Any]]], *, allow_error: bool 
             if dt == "text_delta":
                 assert block["type"] == "text", f"text_delta into {block['type']}"
                 block["text"] += delta["text"]
+            elif dt == "citations_delta":
+                assert block["type"] == "text", f"citations_delta into {block['type']}"
+                block.setdefault("citations", []).append(delta["citation"])
             elif dt == "thinking_delta":
                 assert block["type"] == "thinking", f"thinking_delta into {block['type']}"
                 block["thinking"] += delta["thinking"]

@@ -1,0 +1,301 @@
+"""Web search through the Responses and Gemini wires, and its blocks in later turns, as the SDKs read them.
+
+Upstream answers are built from the openai / google-genai SDK types (tests/support/search_answers.py);
+occ's output is checked by the stream grammar checker and read by the anthropic SDK: its ``Message``
+model (strict validation) for whole answers and its stream accumulator for streams.
+"""
+
+from __future__ import annotations
+
+import json
+
+import anthropic
+import pytest
+from anthropic.lib.streaming._messages import accumulate_event
+from anthropic.types import RawMessageStreamEvent
+from pydantic import TypeAdapter
+from support import search_answers as S
+from support.anthropic_checker import check_stream, split_frames, translate_chunks
+
+from occ.config.model import ModelConfig
+from occ.core.errors import UpstreamProtocolError
+from occ.translate import anthropic_passthrough, gemini, openai_chat, responses
+from occ.translate.anthropic_events import AnthropicStreamBuilder
+from occ.translate.web_search import ENCRYPTED_PREFIX, Source, decode_encrypted, search_blocks
+from occ.translate.wires import wire_for
+
+TOOL = {"type": "web_search_20250305", "name": "web_search", "max_uses": 8}
+REQUEST = {"model": "claude-sonnet-4-5", "max_tokens": 1024, "tools": [TOOL],
+           "messages": [{"role": "user", "content": f"Perform a web search for the query: {S.QUERY}"}]}
+RESP = ModelConfig(provider="zen", model_id="gpt-5.4", wire_format="responses")
+GEM = ModelConfig(provider="zen", model_id="gemini-3-pro", wire_format="gemini")
+_EVENTS = TypeAdapter(RawMessageStreamEvent)
+
+
+def sdk_message(raw: bytes) -> anthropic.types.Message:
+    """What ``client.messages.stream(...).get_final_message()`` gives for ``raw``: the SDK's accumulator
+    over the SDK's own event types."""
+    snapshot = None
+    for _, data in split_frames(raw):
+        if data["type"] == "ping":
+            continue
+        snapshot = accumulate_event(event=_EVENTS.validate_python(data), current_snapshot=snapshot, json_bufs={})
+    assert snapshot is not None
+    return anthropic.types.Message.model_validate(snapshot.model_dump())
+
+
+def translate(wire: str, body: str, model: ModelConfig) -> anthropic.types.Message:
+    message = wire_for(wire).translate_response(json.loads(body), model=model, message_id="msg_1",
+                                                 model_name="claude-sonnet-4-5", input_estimate=50)
+    return anthropic.types.Message.model_validate(message)
+
+
+def stream(wire: str, raw: bytes, model: ModelConfig, *, chunk: int = 97) -> tuple[bytes, anthropic.types.Message]:
+    make = wire_for(wire).collected_translator
+    assert make is not None
+    chunks = [raw[i:i + chunk] for i in range(0, len(raw), chunk)]
+    out, _ = translate_chunks(lambda b: make(b, model, ["web_search"]), chunks, model="claude-sonnet-4-5")
+    check_stream(out)
+    return out, sdk_message(out)
+
+
+def _shape(message: anthropic.types.Message) -> list[str]:
+    return [b.type for b in message.content]
+
+
+# -- the request -------------------------------------------------------------------------------------
+
+
+def test_responses_asks_with_its_own_web_search_tool_and_sources():
+    body = responses.build_request({**REQUEST, "tools": [{**TOOL, "allowed_domains": ["rust-lang.org"],
+                                                          "user_location": {"type": "approximate", "city": "Oslo",
+                                                                            "country": "NO"}}]}, RESP, stream=True)
+    assert body["tools"] == [{"type": "web_search", "filters": {"allowed_domains": ["rust-lang.org"]},
+                              "user_location": {"type": "approximate", "city": "Oslo", "country": "NO"}}]
+    assert "web_search_call.action.sources" in body["include"]
+    assert body["max_tool_calls"] == 8
+
+
+def test_responses_keeps_function_tools_beside_the_search():
+    tool = {"name": "Read", "description": "read", "input_schema": {"type": "object", "properties": {}}}
+    body = responses.build_request({**REQUEST, "tools": [tool, TOOL]}, RESP, stream=False)
+    assert [t["type"] for t in body["tools"]] == ["function", "web_search"]
+
+
+def test_gemini_asks_with_google_search_grounding():
+    body = gemini.build_request(REQUEST, GEM, stream=True)
+    assert body["tools"] == [{"googleSearch": {}}]
+
+
+def test_gemini_before_3_gets_search_alone():
+    tool = {"name": "Read", "description": "read", "input_schema": {"type": "object", "properties": {"p": {}}}}
+    notes: list[str] = []
+    old = ModelConfig(provider="g", model_id="gemini-2.5-pro")
+    body = gemini.build_request({**REQUEST, "tools": [tool, TOOL]}, old, stream=True, log=notes.append)
+    assert body["tools"] == [{"googleSearch": {}}] and notes
+    both = gemini.build_request({**REQUEST, "tools": [tool, TOOL]}, GEM, stream=True)
+    assert both["tools"] == [{"functionDeclarations": [{"name": "Read", "description": "read",
+                                                       "parameters": both["tools"][0]["functionDeclarations"][0][
+                                                           "parameters"]}]}, {"googleSearch": {}}]
+
+
+def test_no_search_tool_no_search():
+    plain = {**REQUEST, "tools": []}
+    assert "tools" not in responses.build_request(plain, RESP, stream=True)
+    assert "web_search_call.action.sources" not in responses.build_request(plain, RESP, stream=True)["include"]
+    assert "tools" not in gemini.build_request(plain, GEM, stream=True)
+
+
+# -- Responses answers -------------------------------------------------------------------------------
+
+
+def _check_responses_message(message: anthropic.types.Message) -> None:
+    assert _shape(message) == ["server_tool_use", "web_search_tool_result", "text"]
+    use, result, text = message.content
+    assert use.id.startswith("srvtoolu_") and use.name == "web_search" and use.input == {"query": S.QUERY}
+    assert result.tool_use_id == use.id
+    assert [(r.url, r.title) for r in result.content] == [(S.URL_1, S.TITLE_1), (S.URL_2, S.TITLE_2)]
+    assert all(r.type == "web_search_result" and r.encrypted_content.startswith(ENCRYPTED_PREFIX)
+               for r in result.content)
+    assert text.text == S.TEXT
+    assert [(c.type, c.url, c.title, c.cited_text) for c in text.citations] == [
+        ("web_search_result_location", S.URL_1, S.TITLE_1, S.SENTENCE_1),
+        ("web_search_result_location", S.URL_2, S.TITLE_2, S.SENTENCE_2)]
+    assert all(c.encrypted_index for c in text.citations)
+    assert message.usage.server_tool_use is not None and message.usage.server_tool_use.web_search_requests == 1
+    assert message.stop_reason == "end_turn"
+
+
+def test_responses_answer_whole():
+    message = translate("responses", S.responses_search_body(), RESP)
+    _check_responses_message(message)
+    assert message.usage.input_tokens == 300 and message.usage.output_tokens == 60
+
+
+@pytest.mark.parametrize("empty_completed", [False, True])
+def test_responses_answer_streamed(empty_completed):
+    out, message = stream("responses", S.responses_search_stream(empty_completed=empty_completed), RESP)
+    _check_responses_message(message)
+    frames = split_frames(out)
+    starts = [d["content_block"] for n, d in frames if n == "content_block_start"]
+    assert starts[0]["type"] == "server_tool_use" and starts[0]["input"] == {"query": S.QUERY}
+    assert starts[1]["type"] == "web_search_tool_result" and len(starts[1]["content"]) == 2
+    deltas = [d["delta"]["type"] for n, d in frames if n == "content_block_delta"]
+    assert deltas.count("citations_delta") == 2
+    assert frames[-2][1]["usage"]["server_tool_use"]["web_search_requests"] == 1
+
+
+def test_responses_without_sources_lists_the_cited_pages():
+    message = translate("responses", S.responses_search_body(with_sources=False), RESP)
+    assert [r.url for r in message.content[1].content] == [S.URL_1, S.URL_2]
+
+
+def test_responses_stream_and_whole_answer_agree():
+    _, streamed = stream("responses", S.responses_search_stream(), RESP, chunk=13)
+    whole = translate("responses", S.responses_search_body(), RESP)
+    strip = lambda m: [{k: v for k, v in b.model_dump().items() if k not in ("id", "tool_use_id")}  # noqa: E731
+                       for b in m.content]
+    assert strip(streamed) == strip(whole)
+
+
+def test_responses_failed_search_stream_is_an_upstream_failure():
+    from occ.core.errors import OccError
+
+    raw = (b'event: response.failed\ndata: {"type":"response.failed","response":{"status":"failed",'
+           b'"error":{"code":"server_error","message":"boom"}}}\n\n')
+    with pytest.raises(OccError):
+        stream("responses", raw, RESP)
+
+
+def test_a_stream_cut_before_completed_is_a_protocol_error():
+    raw = S.responses_search_stream()
+    cut = raw[:raw.index(b"event: response.completed")]
+    with pytest.raises(UpstreamProtocolError):
+        stream("responses", cut, RESP)
+
+
+# -- Gemini answers ----------------------------------------------------------------------------------
+
+
+def _check_gemini_message(message: anthropic.types.Message) -> None:
+    kinds = _shape(message)
+    assert kinds[-5:] == ["server_tool_use", "web_search_tool_result", "server_tool_use", "web_search_tool_result",
+                          "text"]
+    first, result, second, empty, text = message.content[-5:]
+    assert first.input == {"query": S.QUERY} and second.input == {"query": "rust LazyLock stabilised"}
+    assert [(r.url, r.title) for r in result.content] == [(S.G_URL_1, "rust-lang.org"),
+                                                          (S.G_URL_2, "doc.rust-lang.org")]
+    assert empty.content == [] and empty.tool_use_id == second.id
+    assert text.text == S.G_TEXT
+    cites = [(c.url, c.cited_text) for c in text.citations]
+    assert cites == [(S.G_URL_1, S.SENTENCE_1), (S.G_URL_2, S.SENTENCE_2), (S.G_URL_1, S.SENTENCE_2)]
+    assert message.usage.server_tool_use.web_search_requests == 2
+
+
+def test_gemini_answer_whole():
+    message = translate("gemini", S.gemini_search_body(), GEM)
+    _check_gemini_message(message)
+    assert message.usage.input_tokens == 200
+
+
+@pytest.mark.parametrize("chunk", [7, 64, 100_000])
+def test_gemini_answer_streamed(chunk):
+    _, message = stream("gemini", S.gemini_search_stream(), GEM, chunk=chunk)
+    _check_gemini_message(message)
+    assert message.content[0].type == "thinking" and message.content[0].thinking == "Let me look."
+
+
+def test_gemini_without_grounding_is_plain_text():
+    from google.genai import types as T
+
+    body = S.gemini_json(S.gemini_search_object(parts=[T.Part(text="I know this.")], grounding=False))
+    message = translate("gemini", body, GEM)
+    assert _shape(message) == ["text"] and message.usage.server_tool_use is None
+
+
+# -- the builder -------------------------------------------------------------------------------------
+
+
+def test_builder_refuses_a_result_without_its_use():
+    builder = AnthropicStreamBuilder(message_id="msg_1", model="m", input_tokens=5)
+    use, result = search_blocks("q", [Source(url="https://a.example/")])
+    with pytest.raises(UpstreamProtocolError):
+        builder.raw_block(result)
+    builder.raw_block(use)
+    builder.raw_block(result)
+    builder.citation({"type": "web_search_result_location", "url": "https://a.example/", "title": "a",
+                      "cited_text": "x", "encrypted_index": "e"})
+    builder.text("A says x.")
+    builder.finish("end_turn")
+    message = sdk_message(builder.take())
+    assert _shape(message) == ["server_tool_use", "web_search_tool_result", "text"]
+    assert message.content[2].citations[0].url == "https://a.example/"
+    assert message.usage.server_tool_use.web_search_requests == 1
+
+
+def test_builder_prelude_waits_for_content():
+    builder = AnthropicStreamBuilder(message_id="msg_1", model="m", input_tokens=5)
+    builder.prelude(search_blocks("q", [Source(url="https://a.example/", title="A", snippet="s")]))
+    assert not builder.committed and builder.take() == b""
+    builder.text("answer")
+    builder.finish("end_turn")
+    out = builder.take()
+    check_stream(out)
+    assert _shape(sdk_message(out)) == ["server_tool_use", "web_search_tool_result", "text"]
+
+
+# -- later turns -------------------------------------------------------------------------------------
+
+
+def _history(message: anthropic.types.Message) -> dict:
+    answer = [b.model_dump(exclude_none=True) for b in message.content]
+    return {**REQUEST, "messages": [*REQUEST["messages"], {"role": "assistant", "content": answer},
+                                    {"role": "user", "content": "And the one before?"}]}
+
+
+@pytest.mark.parametrize("source", ["responses", "gemini"])
+def test_search_blocks_in_history_become_text_on_every_wire(source):
+    message = translate(source, S.responses_search_body() if source == "responses" else S.gemini_search_body(),
+                        RESP if source == "responses" else GEM)
+    request = _history(message)
+    chat = openai_chat.build_request(request, ModelConfig(provider="go", model_id="glm-5"), stream=True)
+    said = next(m for m in chat["messages"] if m["role"] == "assistant")["content"]
+    assert S.QUERY in said and "[web search results]" in said
+    assert ("blog.rust-lang.org" if source == "responses" else "vertexaisearch") in said
+    resp = responses.build_request(request, RESP, stream=True)
+    texts = [p["text"] for i in resp["input"] if i.get("role") == "assistant" for p in i["content"]]
+    assert any(S.QUERY in t for t in texts)
+    gem = gemini.build_request(request, GEM, stream=True)
+    assert any(S.QUERY in p.get("text", "") for c in gem["contents"] if c["role"] == "model" for p in c["parts"])
+    for model_id in ("minimax-m3", "claude-sonnet-4-5"):
+        raw = json.dumps(request).encode()
+        body = json.loads(anthropic_passthrough.build_body(raw, request, ModelConfig(provider="go", model_id=model_id)))
+        kinds = [b["type"] for b in body["messages"][1]["content"]]
+        assert "web_search_tool_result" not in kinds and "server_tool_use" not in kinds, (model_id, kinds)
+        assert all("citations" not in b for b in body["messages"][1]["content"])
+
+
+def test_real_anthropic_search_blocks_pass_to_claude():
+    real = [{"type": "server_tool_use", "id": "srvtoolu_01A", "name": "web_search", "input": {"query": "q"}},
+            {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_01A",
+             "content": [{"type": "web_search_result", "url": "https://a.example/", "title": "A",
+                          "encrypted_content": "EqgfCioIARgBIiQ3YTA", "page_age": None}]},
+            {"type": "text", "text": "A.", "citations": [{"type": "web_search_result_location",
+                                                          "url": "https://a.example/", "title": "A",
+                                                          "cited_text": "A", "encrypted_index": "Eo8BCioIAhgB"}]}]
+    request = {**REQUEST, "messages": [*REQUEST["messages"], {"role": "assistant", "content": real},
+                                       {"role": "user", "content": "more"}]}
+    raw = json.dumps(request).encode()
+    body = json.loads(anthropic_passthrough.build_body(raw, request, ModelConfig(provider="z", model_id="claude-x")))
+    assert body["messages"][1]["content"] == real
+    body = json.loads(anthropic_passthrough.build_body(raw, request, ModelConfig(provider="g", model_id="qwen3.7")))
+    assert [b["type"] for b in body["messages"][1]["content"]] == ["text", "text", "text"]
+
+
+def test_occ_encrypted_content_carries_the_snippet():
+    use, result = search_blocks("q", [Source(url="https://a.example/x", title="A", snippet="the words")])
+    assert decode_encrypted(result["content"][0]["encrypted_content"]) == {"u": "https://a.example/x", "t": "A",
+                                                                          "s": "the words"}
+    request = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": [use, result]}]}
+    body = openai_chat.build_request(request, ModelConfig(provider="go", model_id="glm-5"), stream=False)
+    assert "the words" in body["messages"][-1]["content"]
