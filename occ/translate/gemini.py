@@ -173,7 +173,11 @@ def build_request(request: dict[str, Any], model: ModelConfig, *, stream: bool,
                 if choice.get("type") == "tool" and choice.get("name"):
                     config["allowedFunctionNames"] = [to_upstream_name(choice["name"])]
                 body["toolConfig"] = {"functionCallingConfig": config}
-    if search_options(request) is not None:  # grounding with Google Search (docs/web-search.md)
+    search = search_options(request)
+    if search is not None:  # grounding with Google Search (docs/web-search.md)
+        choice = request.get("tool_choice")
+        if isinstance(choice, dict) and choice.get("name") == search.name:
+            body.pop("toolConfig", None)  # "use the search" is no function call to force
         if body.get("tools") and "gemini-3" not in model.model_id.lower():
             # built-in tools combine with function calling from Gemini 3 on (Google's tool-combination page)
             del body["tools"]
@@ -278,7 +282,8 @@ def translate_response(body: Any, *, message_id: str, model_name: str, input_est
 def _grounded(content: list[dict[str, Any]], metadata: Any) -> list[dict[str, Any]]:
     """``content`` with Google Search grounding: the searches before the first text or call, each
     support's citations on the text block that holds its segment (else the first text block)."""
-    searches, supports = gemini_search_blocks(metadata)
+    searches, supports = gemini_search_blocks(
+        metadata, next((str(b["text"]) for b in content if b["type"] == "text"), ""))
     if not searches:
         return content
     at = next((i for i, b in enumerate(content) if b["type"] != "thinking"), len(content))
@@ -317,8 +322,9 @@ class GeminiCollector:
         if not candidates and (data.get("promptFeedback") or {}).get("blockReason"):
             return data
         for candidate in candidates[:1]:
-            if isinstance(candidate.get("groundingMetadata"), dict):
-                self._grounding = candidate["groundingMetadata"]
+            if isinstance(candidate.get("groundingMetadata"), dict):  # merged: a chunk may carry part of it
+                self._grounding = {**(self._grounding or {}),
+                                   **{k: v for k, v in candidate["groundingMetadata"].items() if v is not None}}
             for part in (candidate.get("content") or {}).get("parts") or []:
                 if isinstance(part, dict):
                     self._add(part)

@@ -131,19 +131,21 @@ def build_request(request: dict[str, Any], model: ModelConfig, *, stream: bool,
     # strict: false, said out loud: Responses function tools are strict by default, and strict mode
     # rejects any schema with an optional property or without additionalProperties: false
     tools = [{"type": "function", **t["function"], "strict": False} for t in openai_tools(request.get("tools"))]
+    search = search_options(request)
     if tools:
         body["tools"] = tools
         choice = request.get("tool_choice")
         if isinstance(choice, dict):
             kind = choice.get("type")
             mapped = {"auto": "auto", "any": "required", "none": "none"}.get(kind)
-            if kind == "tool" and choice.get("name"):
+            if kind == "tool" and search is not None and choice.get("name") == search.name:
+                pass  # the search is no function to force: the model decides (auto)
+            elif kind == "tool" and choice.get("name"):
                 body["tool_choice"] = {"type": "function", "name": to_upstream_name(choice["name"])}
             elif mapped:
                 body["tool_choice"] = mapped
             if choice.get("disable_parallel_tool_use"):
                 body["parallel_tool_calls"] = False
-    search = search_options(request)
     if search is not None:  # the upstream's own search (docs/web-search.md)
         body.setdefault("tools", []).append(responses_tool(search))
         body["include"].append("web_search_call.action.sources")

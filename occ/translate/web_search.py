@@ -66,6 +66,8 @@ class SearchOptions:
     """The request's web_search server tool, as every wire reads it."""
 
     tool_type: str
+    #: the tool's name (``web_search``), which a ``tool_choice`` may name
+    name: str = "web_search"
     max_uses: int | None = None
     allowed_domains: tuple[str, ...] = ()
     blocked_domains: tuple[str, ...] = ()
@@ -101,7 +103,7 @@ def search_options(request: Mapping[str, Any]) -> SearchOptions | None:
             uses = tool.get("max_uses")
             location = tool.get("user_location")
             return SearchOptions(
-                tool_type=kind,
+                tool_type=kind, name=str(tool.get("name") or "web_search"),
                 max_uses=uses if isinstance(uses, int) and not isinstance(uses, bool) and uses >= 0 else None,
                 allowed_domains=_domains(tool.get("allowed_domains")),
                 blocked_domains=_domains(tool.get("blocked_domains")),
@@ -263,10 +265,21 @@ def gemini_tool() -> dict[str, Any]:
     return {"googleSearch": {}}
 
 
-def gemini_search_blocks(metadata: Any) -> tuple[list[dict[str, Any]], list[tuple[str, list[dict[str, Any]]]]]:
+def _segment_text(segment: Mapping[str, Any], answer: str) -> str:
+    """A segment given by byte offsets only (``startIndex``/``endIndex`` count UTF-8 bytes)."""
+    start, end = segment.get("startIndex"), segment.get("endIndex")
+    if not isinstance(end, int) or not answer:
+        return ""
+    start = start if isinstance(start, int) else 0
+    return answer.encode()[max(0, start):end].decode(errors="ignore").strip()
+
+
+def gemini_search_blocks(metadata: Any, answer: str = ""
+                         ) -> tuple[list[dict[str, Any]], list[tuple[str, list[dict[str, Any]]]]]:
     """``groundingMetadata`` as search pairs (one per ``webSearchQueries`` entry; Gemini does not say
     which chunk came from which query, so every source is listed under the first) and the citations:
-    (segment text, its citations) for each ``groundingSupports`` entry."""
+    (segment text, its citations) for each ``groundingSupports`` entry. ``answer``: the answer's text,
+    for a segment that gives only its byte offsets."""
     if not isinstance(metadata, dict):
         return [], []
     queries = [q for q in metadata.get("webSearchQueries") or [] if isinstance(q, str) and q]
@@ -287,7 +300,7 @@ def gemini_search_blocks(metadata: Any) -> tuple[list[dict[str, Any]], list[tupl
         if not isinstance(support, dict):
             continue
         segment = support.get("segment") if isinstance(support.get("segment"), dict) else {}
-        text = str(segment.get("text") or "")
+        text = str(segment.get("text") or "") or _segment_text(segment, answer)
         cites = []
         for index in support.get("groundingChunkIndices") or []:
             if isinstance(index, int) and 0 <= index < len(chunks) and chunks[index] is not None:

@@ -299,3 +299,71 @@ def test_occ_encrypted_content_carries_the_snippet():
     request = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": [use, result]}]}
     body = openai_chat.build_request(request, ModelConfig(provider="go", model_id="glm-5"), stream=False)
     assert "the words" in body["messages"][-1]["content"]
+
+
+# -- edges -------------------------------------------------------------------------------------------
+
+
+def test_a_tool_choice_naming_the_search_forces_no_function():
+    tool = {"name": "Read", "description": "read", "input_schema": {"type": "object", "properties": {"p": {}}}}
+    request = {**REQUEST, "tools": [tool, TOOL], "tool_choice": {"type": "tool", "name": "web_search"}}
+    assert "tool_choice" not in responses.build_request(request, RESP, stream=True)
+    assert "toolConfig" not in gemini.build_request(request, GEM, stream=True)
+
+
+def test_gemini_segments_by_byte_offsets_only():
+    from google.genai import types as T
+
+    text = "Ünïcode first. Then the second claim."
+    second = text.encode().index(b"Then")
+    meta = T.GroundingMetadata(
+        web_search_queries=["q"],
+        grounding_chunks=[T.GroundingChunk(web=T.GroundingChunkWeb(uri="https://a.example/", title="a.example"))],
+        grounding_supports=[T.GroundingSupport(segment=T.Segment(start_index=second, end_index=len(text.encode())),
+                                               grounding_chunk_indices=[0])])
+    candidate = T.Candidate(content=T.Content(role="model", parts=[T.Part(text=text)]), index=0,
+                            finish_reason=T.FinishReason("STOP"), grounding_metadata=meta)
+    body = S.gemini_json(T.GenerateContentResponse(candidates=[candidate]))
+    message = translate("gemini", body, GEM)
+    assert message.content[-1].citations[0].cited_text == "Then the second claim."
+
+
+def test_gemini_grounding_split_over_chunks_is_merged():
+    from google.genai import types as T
+
+    whole = S.gemini_grounding()
+    first = T.GroundingMetadata(web_search_queries=whole.web_search_queries)
+    rest = T.GroundingMetadata(grounding_chunks=whole.grounding_chunks, grounding_supports=whole.grounding_supports)
+    objects = [S.gemini_search_object(parts=[T.Part(text=S.G_TEXT)], grounding=False, finish=None, usage=False)]
+    objects[0].candidates[0].grounding_metadata = first
+    last = S.gemini_search_object(parts=[T.Part(text="")])
+    last.candidates[0].grounding_metadata = rest
+    raw = S.sse_data([S.gemini_json(o) for o in [*objects, last]])
+    _, message = stream("gemini", raw, GEM)
+    _check_gemini_message(message)
+
+
+def test_responses_with_reasoning_two_searches_and_a_call():
+    from openai.types.responses import ResponseFunctionToolCall, ResponseFunctionWebSearch, ResponseReasoningItem
+    from openai.types.responses.response_function_web_search import ActionOpenPage, ActionSearch
+
+    base = S.responses_search_object()
+    extra = [ResponseReasoningItem(id="rs_1", type="reasoning", summary=[], encrypted_content="enc"),
+             ResponseFunctionWebSearch(id="ws_0", type="web_search_call", status="completed",
+                                       action=ActionSearch(type="search", queries=["first query"])),
+             ResponseFunctionWebSearch(id="ws_p", type="web_search_call", status="completed",
+                                       action=ActionOpenPage(type="open_page", url=S.URL_1))]
+    call = ResponseFunctionToolCall(id="fc_1", type="function_call", call_id="call_1", name="Read",
+                                    arguments='{"p": "x"}', status="completed")
+    body = base.model_copy(update={"output": [*extra, *base.output, call]}).model_dump_json()
+    message = wire_for("responses").translate_response(json.loads(body), model=RESP, message_id="msg_1",
+                                                       model_name="m", input_estimate=5, thinking=True)
+    kinds = [b["type"] for b in message["content"]]
+    assert kinds == ["thinking", "server_tool_use", "web_search_tool_result", "server_tool_use",
+                     "web_search_tool_result", "text", "tool_use"]
+    assert message["content"][1]["input"] == {"query": "first query"}
+    # the first search listed no sources: the cited pages are its results; the second has its own
+    assert [r["url"] for r in message["content"][2]["content"]] == [S.URL_1, S.URL_2]
+    assert message["usage"]["server_tool_use"]["web_search_requests"] == 2
+    assert message["stop_reason"] == "tool_use"
+    anthropic.types.Message.model_validate(message)
