@@ -1,8 +1,11 @@
 """The price of one stream translation, in process: the recorded upstream streams of tests/recordings fed
 through occ's SSE decoder, a wire's stream translator and the Anthropic stream builder, as the fallback
 loop does, with no server and no sockets. Prints µs per stream and per upstream event, best of the rounds.
+``--history N`` prices the other direction instead: the wire's ``build_request`` for a Claude Code history of
+N tool-loop turns (thinking, text, a call, its result).
 
     PYTHONPATH=. python benchmarks/translate_streams.py [--wire responses] [--rounds 5] [--repeat 400]
+    PYTHONPATH=. python benchmarks/translate_streams.py --wire openai --history 100
 
 Run it on two checkouts (``PYTHONPATH=/path/to/other/checkout``) to price a translator change; a
 recording that the other checkout cannot translate is reported, not timed.
@@ -36,13 +39,43 @@ def translate_once(wire: str, raw: bytes, model: ModelConfig) -> int:
     return events
 
 
+def history(turns: int) -> dict[str, object]:
+    messages: list[dict[str, object]] = [{"role": "user", "content": "go"}]
+    for i in range(turns):
+        messages.append({"role": "assistant", "content": [
+            {"type": "thinking", "thinking": "t" * 200, "signature": "occ1."}, {"type": "text", "text": "Reading."},
+            {"type": "tool_use", "id": f"call_{i}", "name": "Read", "input": {"file_path": f"/a/{i}.py"}}]})
+        messages.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"call_{i}",
+                                                      "content": "x" * 500}]})
+    return {"model": "x", "max_tokens": 1000, "messages": messages,
+            "tools": [{"name": "Read", "input_schema": {"type": "object",
+                                                        "properties": {"file_path": {"type": "string"}}}}]}
+
+
+def price_build(wire: str, turns: int, rounds: int, repeat: int, model: ModelConfig) -> None:
+    request = history(turns)
+    module = {"openai": "openai_chat", "responses": "responses", "gemini": "gemini"}[wire]
+    build = __import__(f"occ.translate.{module}", fromlist=["build_request"]).build_request
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(repeat):
+            build(request, model, stream=True)
+        best = min(best, (time.perf_counter() - start) / repeat)
+    print(f"{wire} build_request, {turns} tool turns: {best * 1e6:.0f} µs ({best * 1e6 / turns:.2f} µs per turn)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--wire", default="responses", choices=sorted(PROVIDERS))
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=400)
+    parser.add_argument("--history", type=int, default=0, metavar="N")
     args = parser.parse_args()
     model = ModelConfig(provider=PROVIDERS[args.wire], model_id="recorded-model")
+    if args.history:
+        price_build(args.wire, args.history, args.rounds, args.repeat, model)
+        return 0
     print(f"| {args.wire} recording | events | µs per stream | µs per event |")
     print("|---|---|---|---|")
     for path in sorted((RECORDINGS / args.wire).glob("*.sse")):

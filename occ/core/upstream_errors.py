@@ -110,6 +110,8 @@ def from_http(status: int, body: bytes, retry_after_s: float | None = None) -> U
         parsed: Any = loads(body) if body else None
     except JSONDecodeError:
         parsed = None
+    if isinstance(parsed, list) and len(parsed) == 1:
+        parsed = parsed[0]  # Google's OpenAI-compatible endpoint wraps its error in an array
     if isinstance(parsed, dict):
         err = parsed.get("error")
         if isinstance(err, dict):

@@ -5,90 +5,38 @@ back each ``tool_result`` is matched to its call's name through the history. A t
 carry exactly as many ``functionResponse`` parts as the previous model turn had calls (edge case 41).
 Gemini 3 rejects a replayed ``functionCall`` without its thought signature (edge case 42). occ keeps no
 server-side state: the signature travels through Claude Code's history in a thinking block's signature
-(``occ1.g.<provider/model>|<signature>``): the open thought block's, or a thinking block with no text when
-the thoughts were closed by text or not shown. It goes back on the first call of its step, and only to
-the model that minted it: signatures are bound to model and route, and another model's answers "Corrupted
-thought signature". A step without one of its own gets the documented ``skip_thought_signature_validator``.
-
-When the client did not turn thinking on, no thinking block is ever sent (the Anthropic contract has
-none then): thoughts are dropped and the signature rides in the ``tool_use`` id of its call instead,
-``toolu_<24 hex>g<base64url(route tag|signature)>`` (ids allow ``[a-zA-Z0-9_-]``), and comes back from
-there, again only to the model that made it.
+(``occ1.g.<provider/model>|<signature>``, :mod:`occ.translate.thought_signatures`): the open thought block's,
+or a thinking block with no text when the thoughts were closed by text or not shown. It goes back on the
+call it came with (the first of its step), and only to the model that minted it. A step without one of its
+own gets the documented ``skip_thought_signature_validator``, and so does every step of a client that did not
+turn thinking on: it receives no thinking block (the Anthropic contract has none then), and tool ids stay
+short, so nothing can carry the signature (ids of occ's earlier form, which carried it, are still read).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from occ.core.errors import UpstreamProtocolError, UpstreamStatus
-from occ.core.ids import random_hex
 from occ.core.sse import SSEEvent, event_json
 from occ.core.upstream_errors import from_gemini, upstream_failure
 from occ.translate.anthropic_events import SIGNATURE_PREFIX, AnthropicStreamBuilder, Usage, make_message, token_count
 from occ.translate.anthropic_request import clamped_max_tokens, effort_of, system_text, text_of, turns
 from occ.translate.gemini_schema import clean_schema
+from occ.translate.thought_signatures import SKIP_SIGNATURE, THOUGHT_PREFIX, call_signatures, thought_signature
 from occ.translate.tool_ids import from_upstream_name, new_tool_id, to_upstream_name
 from occ.translate.web_search import gemini_search_blocks, gemini_tool, search_options
 
 if TYPE_CHECKING:
     from occ.config.model import ModelConfig
 
-__all__ = ["GeminiCollector", "GeminiStreamTranslator", "build_request", "signed_tool_id", "thought_signature",
-           "translate_response"]
+__all__ = ["SKIP_SIGNATURE", "THOUGHT_PREFIX", "GeminiCollector", "GeminiStreamTranslator", "build_request",
+           "thought_signature", "translate_response"]
 
-SKIP_SIGNATURE = "skip_thought_signature_validator"
-#: A thinking block whose signature starts with this carries a Gemini thought signature.
-THOUGHT_PREFIX = SIGNATURE_PREFIX + "g."
 _REFUSALS = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY", "LANGUAGE"}
 _RETRYABLE = {"MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL", "TOO_MANY_TOOL_CALLS"}
 _BUDGETS = {"low": 1024, "medium": 8192, "high": 24576, "xhigh": 32768, "max": 32768}
-
-
-def thought_signature(route: str, signature: str) -> str:
-    """The Anthropic thinking signature that carries Gemini's ``signature`` for the model ``route``."""
-    return f"{THOUGHT_PREFIX}{route}|{signature}"
-
-
-def _route_tag(route: str) -> str:
-    return hashlib.sha256(route.encode()).hexdigest()[:8]
-
-
-_SIGNED_ID_HEAD = len("toolu_") + 24  # then "g" and the payload
-
-
-def signed_tool_id(route: str, signature: str) -> str:
-    """A ``tool_use`` id that carries Gemini's ``signature`` for the model ``route`` (thinking off)."""
-    payload = base64.urlsafe_b64encode(f"{_route_tag(route)}|{signature}".encode()).decode().rstrip("=")
-    return f"toolu_{random_hex()}g{payload}"
-
-
-def _signature_in_id(tool_id: Any, route: str) -> str | None:
-    """The signature a :func:`signed_tool_id` carries for ``route``; None for any other id."""
-    if not isinstance(tool_id, str) or len(tool_id) <= _SIGNED_ID_HEAD + 1 or tool_id[_SIGNED_ID_HEAD] != "g" \
-            or not tool_id.startswith("toolu_"):
-        return None
-    encoded = tool_id[_SIGNED_ID_HEAD + 1:]
-    try:
-        decoded = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
-    except (ValueError, UnicodeDecodeError, binascii.Error):
-        return None
-    tag, sep, signature = decoded.partition("|")
-    return signature if sep and tag == _route_tag(route) and signature else None
-
-
-def _carried(blocks: list[dict[str, Any]], route: str) -> str | None:
-    """The Gemini signature a turn carries for ``route``; None if it carries none, or another model's."""
-    for block in blocks:
-        signature = block.get("signature") if block.get("type") == "thinking" else None
-        if isinstance(signature, str) and signature.startswith(THOUGHT_PREFIX):
-            owner, sep, value = signature[len(THOUGHT_PREFIX):].rpartition("|")
-            if sep and owner == route and value:
-                return value
-    return None
 
 
 def _contents(request: dict[str, Any], route: str) -> list[dict[str, Any]]:
@@ -98,8 +46,8 @@ def _contents(request: dict[str, Any], route: str) -> list[dict[str, Any]]:
         parts: list[dict[str, Any]] = []
         if turn.role == "assistant":
             first_call = True
-            carried = _carried(turn.blocks, route)
-            for block in turn.blocks:
+            signatures = call_signatures(list(turn.blocks), route)
+            for position, block in enumerate(turn.blocks):
                 kind = block.get("type")
                 if kind == "text" and block.get("text"):
                     parts.append({"text": block["text"]})
@@ -108,12 +56,10 @@ def _contents(request: dict[str, Any], route: str) -> list[dict[str, Any]]:
                     args = block.get("input") if isinstance(block.get("input"), dict) else {}
                     part: dict[str, Any] = {"functionCall": {"name": to_upstream_name(str(block.get("name", ""))),
                                                              "args": args}}
-                    in_id = _signature_in_id(block.get("id"), route)
-                    if first_call:
-                        part["thoughtSignature"] = carried or in_id or SKIP_SIGNATURE
-                        first_call = False
-                    elif in_id:
-                        part["thoughtSignature"] = in_id
+                    own = signatures.get(position)
+                    if own or first_call:
+                        part["thoughtSignature"] = own or SKIP_SIGNATURE
+                    first_call = False
                     parts.append(part)
             role = "model"
         else:
@@ -236,7 +182,7 @@ def _stop(finish: str, emitted: bool) -> str:
 def translate_response(body: Any, *, message_id: str, model_name: str, input_estimate: int,
                        route: str, thinking: bool = True) -> dict[str, Any]:
     """A GenerateContentResponse as an Anthropic message; ``thinking``: the client asked for thinking
-    (without it thoughts are dropped and a signature rides in its call's id)."""
+    (without it thoughts and signatures are dropped: the next turn takes the documented placeholder)."""
     if not isinstance(body, dict):
         raise UpstreamProtocolError("upstream answer is not a JSON object")
     if isinstance(body.get("error"), dict):
@@ -254,19 +200,15 @@ def translate_response(body: Any, *, message_id: str, model_name: str, input_est
         if not isinstance(part, dict):
             continue
         if isinstance(part.get("functionCall"), dict):
-            tool_id = new_tool_id()
-            if isinstance(part.get("thoughtSignature"), str) and part["thoughtSignature"]:
-                if not thinking:
-                    tool_id = signed_tool_id(route, part["thoughtSignature"])
+            if isinstance(part.get("thoughtSignature"), str) and part["thoughtSignature"] and thinking:
+                signature = thought_signature(route, part["thoughtSignature"])
+                if content and content[-1]["type"] == "thinking" and content[-1]["signature"] == SIGNATURE_PREFIX:
+                    content[-1]["signature"] = signature
                 else:
-                    signature = thought_signature(route, part["thoughtSignature"])
-                    if content and content[-1]["type"] == "thinking" and content[-1]["signature"] == SIGNATURE_PREFIX:
-                        content[-1]["signature"] = signature
-                    else:
-                        content.append({"type": "thinking", "thinking": "", "signature": signature})
+                    content.append({"type": "thinking", "thinking": "", "signature": signature})
             call = part["functionCall"]
             args = call.get("args") if isinstance(call.get("args"), dict) else {}
-            content.append({"type": "tool_use", "id": tool_id,
+            content.append({"type": "tool_use", "id": new_tool_id(),
                             "name": str(call.get("name") or ""), "input": args})
         elif isinstance(part.get("text"), str):
             if part.get("thought"):
@@ -384,17 +326,13 @@ class GeminiStreamTranslator:
                 if not isinstance(part, dict):
                     continue
                 if isinstance(part.get("functionCall"), dict):
-                    tool_id = new_tool_id()
                     signature = part.get("thoughtSignature")
-                    if isinstance(signature, str) and signature:
-                        if self._builder.thinking_enabled:
-                            self._builder.thinking_signature(thought_signature(self._route, signature))
-                        else:
-                            tool_id = signed_tool_id(self._route, signature)
+                    if isinstance(signature, str) and signature:  # dropped by the builder with thinking off
+                        self._builder.thinking_signature(thought_signature(self._route, signature))
                     call = part["functionCall"]
                     args = call.get("args") if isinstance(call.get("args"), dict) else {}
                     name = from_upstream_name(str(call.get("name") or ""), self._tool_names)
-                    self._builder.tool_use(tool_id, name, args)
+                    self._builder.tool_use(new_tool_id(), name, args)
                     self._emitted = True
                 elif isinstance(part.get("text"), str) and part["text"]:
                     if part.get("thought"):

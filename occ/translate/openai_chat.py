@@ -8,6 +8,12 @@ order, indices and stop reasons are right by construction.
 Tool calls are buffered per call and emitted whole once complete (the next non-tool content, the
 finish, ``[DONE]`` or EOF): arguments may arrive before the id and name, interleaved between
 parallel calls, or all at once, and the Python SDK raises mid-stream on invalid partial JSON.
+
+Gemini 3 behind chat completions (Google's ``/v1beta/openai/``, gateways) puts a thought signature on
+each step's first call, ``tool_calls[].extra_content.google.thought_signature``, and rejects the next turn
+without it (docs/thought-signatures.md). It reaches the client as an ``occ1.g.`` thinking signature in
+front of its call (:mod:`occ.translate.thought_signatures`) and goes back on the same call, only to the
+model that made it; a Gemini 3 turn without one gets Google's documented placeholder.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from occ.translate.anthropic_events import (
     token_count,
 )
 from occ.translate.anthropic_request import blocks_of, clamped_max_tokens, effort_of, system_text, text_of, turns
+from occ.translate.thought_signatures import SKIP_SIGNATURE, call_signatures, needs_signatures, thought_signature
 from occ.translate.tool_ids import from_upstream_id, from_upstream_name, new_tool_id, to_upstream_id, to_upstream_name
 from occ.translate.tool_schema import openai_tools
 
@@ -133,8 +140,10 @@ def _assistant_message(blocks: list[dict[str, Any]], model: ModelConfig) -> dict
     text = "\n\n".join(str(b["text"]) for b in blocks
                        if b.get("type") == "text" and isinstance(b.get("text"), str) and b["text"].strip())
     thinking = "".join(str(b.get("thinking", "")) for b in blocks if b.get("type") == "thinking")
+    signatures = call_signatures(blocks, model.label)
+    placeholder = needs_signatures(model.model_id)
     calls = []
-    for block in blocks:
+    for position, block in enumerate(blocks):
         if block.get("type") != "tool_use":
             continue
         raw = block.get("input")
@@ -143,9 +152,13 @@ def _assistant_message(blocks: list[dict[str, Any]], model: ModelConfig) -> dict
                 raw = loads(raw)
             except JSONDecodeError:
                 raw = {}
-        calls.append({"id": to_upstream_id(str(block.get("id") or "")), "type": "function",
-                      "function": {"name": to_upstream_name(str(block.get("name") or "")),
-                                   "arguments": dumps_str(raw if isinstance(raw, dict) else {})}})
+        call: dict[str, Any] = {"id": to_upstream_id(str(block.get("id") or "")), "type": "function",
+                                "function": {"name": to_upstream_name(str(block.get("name") or "")),
+                                             "arguments": dumps_str(raw if isinstance(raw, dict) else {})}}
+        signature = signatures.get(position) or (SKIP_SIGNATURE if placeholder and not calls else None)
+        if signature:  # back on the call it came with; the first call of a step without one: the placeholder
+            call["extra_content"] = {"google": {"thought_signature": signature}}
+        calls.append(call)
     if calls and thinking.strip() and _family(model, "minimax"):
         # MiniMax keeps its reasoning in content; in tool loops the whole message goes back.
         text = f"<think>{thinking}</think>\n\n{text}" if text else f"<think>{thinking}</think>"
@@ -427,8 +440,18 @@ def _content_parts(content: Any) -> list[tuple[bool, str]]:
 # -- non-streaming response ------------------------------------------------------------------------
 
 
-def translate_response(body: Any, *, message_id: str, model_name: str, input_estimate: int) -> dict[str, Any]:
-    """A ``chat.completion`` as an Anthropic message: thinking first, then text, then tool_use.
+def _signature_of(holder: Any) -> str | None:
+    """The Gemini thought signature of a tool call (or a delta): ``extra_content.google.thought_signature``."""
+    extra = holder.get("extra_content") if isinstance(holder, dict) else None
+    google = extra.get("google") if isinstance(extra, dict) else None
+    signature = google.get("thought_signature") if isinstance(google, dict) else None
+    return signature if isinstance(signature, str) and signature else None
+
+
+def translate_response(body: Any, *, message_id: str, model_name: str, input_estimate: int,
+                       route: str = "") -> dict[str, Any]:
+    """A ``chat.completion`` as an Anthropic message: thinking first, then text, then tool_use (a call
+    with a Gemini thought signature behind a thinking block that carries it for the model ``route``).
 
     Raises:
         UpstreamStatus: the body is an error, or the finish_reason says the upstream failed.
@@ -472,6 +495,13 @@ def translate_response(body: Any, *, message_id: str, model_name: str, input_est
         if tool_id in used:
             tool_id = new_tool_id()
         used.add(tool_id)
+        signature = _signature_of(call)
+        if signature:
+            carrier = thought_signature(route, signature)
+            if content and content[-1]["type"] == "thinking" and content[-1]["signature"] == SIGNATURE_PREFIX:
+                content[-1]["signature"] = carrier  # the thoughts right before the call carry it
+            else:
+                content.append({"type": "thinking", "thinking": "", "signature": carrier})
         content.append({"type": "tool_use", "id": tool_id, "name": name, "input": args})
     stop = "refusal" if refusal and not text else _FINISH.get(finish if isinstance(finish, str) else "")
     usage = _usage(body.get("usage")) or Usage.estimate(input_estimate)
@@ -482,12 +512,14 @@ def translate_response(body: Any, *, message_id: str, model_name: str, input_est
 
 
 class _Call:
-    __slots__ = ("args", "buffered", "done", "id", "index", "live", "name")
+    __slots__ = ("args", "buffered", "done", "id", "index", "late_signature", "live", "name", "signature")
 
     def __init__(self, call_id: str | None, index: int | None = None) -> None:
         self.id = call_id
         self.index = index
         self.name: str | None = None
+        self.signature: str | None = None  # a Gemini thought signature, written in front of the call
+        self.late_signature = False  # it came after the call's block had opened: written after the block
         self.args: list[str] = []
         self.live = False  # its tool_use block is open and its arguments stream as they arrive
         self.buffered = False  # another call was streaming when it began: written whole at the end
@@ -501,6 +533,7 @@ class ChatStreamTranslator:
         builder: where the Anthropic stream is written.
         think_tags: parse ``<think>`` tags in ``content`` (MiniMax).
         tool_names: the request's tool names, to restore names shortened for the upstream.
+        route: the model's label, which a Gemini thought signature is bound to.
         stream_tool_input: write each call's arguments as they arrive (``input_json_delta``
             fragments), the way Anthropic does; False holds every call until it is complete and
             repairs it first (``occ.translate.wires.streams_tool_input`` decides per model).
@@ -510,8 +543,9 @@ class ChatStreamTranslator:
     """
 
     def __init__(self, builder: AnthropicStreamBuilder, *, think_tags: bool = True,
-                 tool_names: list[str] | None = None, stream_tool_input: bool = True) -> None:
+                 tool_names: list[str] | None = None, stream_tool_input: bool = True, route: str = "") -> None:
         self._builder = builder
+        self._route = route
         self._stream_tool_input = stream_tool_input
         self._next_call_index = 0  # the index a call must have to stream (calls are written in index order)
         self._tool_names = tool_names or []
@@ -635,9 +669,12 @@ class ChatStreamTranslator:
             self._refusal = True
             self._emit(refusal, thinking=False)
         calls = delta.get("tool_calls")
-        for fragment in calls if isinstance(calls, list) else []:
-            if isinstance(fragment, dict):
-                self._tool_fragment(fragment)
+        if isinstance(calls, list) and calls:
+            outer = _signature_of(delta)  # beside the calls rather than on one: the first call's
+            for fragment in calls:
+                if isinstance(fragment, dict):
+                    self._tool_fragment(fragment, outer)
+                    outer = None
 
     def _flush_tags(self) -> None:
         if self._tags is not None:
@@ -653,7 +690,7 @@ class ChatStreamTranslator:
         else:
             self._builder.text(text)
 
-    def _tool_fragment(self, fragment: dict[str, Any]) -> None:
+    def _tool_fragment(self, fragment: dict[str, Any], outer_signature: str | None = None) -> None:
         raw_id = fragment.get("id")
         call_id = raw_id if isinstance(raw_id, str) and raw_id else None
         index = fragment.get("index")
@@ -676,6 +713,10 @@ class ChatStreamTranslator:
                 self._calls.append(call)
         if call_id and not call.id:
             call.id = call_id
+        signature = _signature_of(fragment) or outer_signature
+        if signature and not call.signature:
+            call.signature = signature
+            call.late_signature = call.live or call.done
         function = fragment.get("function") if isinstance(fragment.get("function"), dict) else {}
         name = function.get("name")
         if isinstance(name, str) and name and not call.name:
@@ -709,8 +750,7 @@ class ChatStreamTranslator:
             if not self._args_complete(live) or not "".join(live.args).strip():
                 call.buffered = True  # interleaved with the streaming call: written whole after it
                 return
-            self._builder.tool_stop()  # the streaming call is complete and a new one began
-            live.live, live.done = False, True
+            self._stop_live(live)  # the streaming call is complete and a new one began
         if call.buffered or not call.name:
             return
         if call.index is None:
@@ -722,9 +762,22 @@ class ChatStreamTranslator:
             self._next_call_index = call.index + 1
         self._flush_tags()  # text held by the think-tag splitter goes before the call
         call.live = True
+        self._carry_signature(call)
         self._builder.tool_start(self._tool_id(call), from_upstream_name(call.name, self._tool_names))
         for held in call.args:
             self._builder.tool_input(held)
+
+    def _carry_signature(self, call: _Call) -> None:
+        """The call's thought signature, as the thinking block in front of it (dropped by the builder when
+        the client did not ask for thinking: the next turn then takes the placeholder)."""
+        if call.signature:
+            self._builder.thinking_signature(thought_signature(self._route, call.signature))
+
+    def _stop_live(self, call: _Call) -> None:
+        self._builder.tool_stop()
+        call.live, call.done = False, True
+        if call.late_signature:
+            self._carry_signature(call)  # after its block: read back as the last call's before it (or the next's)
 
     def _tool_id(self, call: _Call) -> str:
         tool_id = from_upstream_id(call.id)
@@ -738,9 +791,9 @@ class ChatStreamTranslator:
             return
         calls, self._calls = self._calls, []
         self._by_index = {}
-        if any(c.live for c in calls):
-            self._builder.tool_stop()
-        calls = [c for c in calls if not (c.live or c.done)]
+        for live in [c for c in calls if c.live]:
+            self._stop_live(live)
+        calls = [c for c in calls if not c.done]
         if all(c.index is not None for c in calls):
             calls.sort(key=lambda c: c.index)  # call order, whichever call's first fragment came first
         for call in calls:
@@ -748,4 +801,5 @@ class ChatStreamTranslator:
                 raise UpstreamProtocolError("upstream sent a tool call without a name")
             tool_id = self._tool_id(call)
             name = from_upstream_name(call.name, self._tool_names)
+            self._carry_signature(call)
             self._builder.tool_use(tool_id, name, "".join(call.args))

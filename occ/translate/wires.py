@@ -164,8 +164,8 @@ def _passthrough_build(request: dict[str, Any], raw: bytes, model: ModelConfig, 
 
 
 _WIRES = {
-    "openai": Wire("openai", _json_builder("openai_chat"), _translate("openai_chat"),
-                   _streamer("openai_chat", "ChatStreamTranslator", names=True, tool_input=True)),
+    "openai": Wire("openai", _json_builder("openai_chat"), _translate("openai_chat", routed=True),
+                   _streamer("openai_chat", "ChatStreamTranslator", names=True, routed=True, tool_input=True)),
     "responses": Wire("responses", _json_builder("responses"), _translate("responses", routed=True),
                       _streamer("responses", "ResponsesStreamTranslator", names=True, routed=True,
                                 tool_input=True), _collected("responses", "ResponsesCollector")),

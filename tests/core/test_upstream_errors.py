@@ -213,3 +213,13 @@ def test_anthropic_type_and_status_tables_agree():
     type a client sees) are one vocabulary read both ways."""
     assert {t: error_type_for_status(s) for t, s in STATUS_BY_TYPE.items()} == {t: t for t in STATUS_BY_TYPE}
     assert set(STATUS_BY_TYPE) == set(ANTHROPIC_STATUS) | {"request_too_large"}
+
+
+def test_an_error_wrapped_in_an_array_is_read_as_the_error():
+    """Google's OpenAI-compatible endpoint answers a missing thought signature with its error object inside
+    a JSON array; the message reaches the client, not the array's raw text."""
+    body = json.dumps([{"error": {"code": 400, "status": "INVALID_ARGUMENT", "message":
+                                  "Function call is missing a thought_signature in functionCall parts."}}]).encode()
+    fault = from_http(400, body)
+    assert fault.message == "Function call is missing a thought_signature in functionCall parts."
+    assert fault.status == 400

@@ -133,6 +133,38 @@ async def test_claude_code_carries_a_gemini_thought_signature_back(fake, start_o
         "the CLI fell back to a non-streaming retry"
 
 
+def _gemini_chat_script(seen: Seen) -> Reply:
+    """Gemini 3 behind chat completions (Google's /v1beta/openai/): the signature on the call's
+    extra_content; a follow-up whose replayed call lacks it is refused with Gemini's 400."""
+    messages = seen.json.get("messages", [])
+    if any(m.get("role") == "tool" for m in messages):
+        call = next(m for m in messages if m.get("tool_calls"))["tool_calls"][0]
+        if ((call.get("extra_content") or {}).get("google") or {}).get("thought_signature") != "sig-gemini-chat":
+            return Reply(status=400, body={"error": {"code": 400, "status": "INVALID_ARGUMENT", "message":
+                                                     "Function call is missing a thought_signature in functionCall "
+                                                     "parts."}})
+        return Reply(chunks=sse(chunk({"content": f"The command printed {MARKER}."}), chunk(finish="stop"),
+                                usage_chunk(1200, 12)))
+    fragment = tool_delta(0, "function-call-cli", "Bash", json.dumps({"command": f"echo {MARKER}",
+                                                                     "description": "Print the marker"}))
+    fragment["tool_calls"][0]["extra_content"] = {"google": {"thought_signature": "sig-gemini-chat"}}
+    return Reply(chunks=sse(chunk({"role": "assistant", "content": "Running the command."}), chunk(fragment),
+                            chunk(finish="tool_calls"), usage_chunk(1000, 20)))
+
+
+@needs_cli
+async def test_claude_code_carries_a_gemini_chat_signature_back(fake, start_occ, tmp_path):
+    """On the chat wire the signature rides in an empty thinking block in front of the call; the real CLI
+    keeps it and sends it back, and occ puts it on the same call's extra_content."""
+    fake.default(CHAT, _gemini_chat_script)
+    config = make_config(fake, models={"default": {"provider": "fake", "model_id": "gemini-3-pro-preview",
+                                                   "wire_format": "openai"}})
+    await _run_cli(await start_occ(config), tmp_path)
+    followups = [s.json for s in fake.requests(CHAT) if any(m.get("role") == "tool" for m in s.json["messages"])]
+    assert followups, "the CLI never sent the tool result back"
+    assert all(s.json.get("stream") is True for s in fake.requests(CHAT)), "a non-streaming retry happened"
+
+
 RESPONSES = "/v1/responses"
 
 

@@ -129,8 +129,9 @@ async def test_gemini_upstream_stream_with_key_header(fake, start_occ):
 
 async def test_gemini_multi_turn_tool_results_end_to_end(fake, start_occ):
     """A tool call answered by Gemini, its result sent back through occ: the second upstream request
-    carries one functionResponse per call, named after the calls, with the thought signature back. The
-    client did not ask for thinking, so it sees no thinking block: the signature rides in the call's id."""
+    carries one functionResponse per call, named after the calls, with the thought signature back (from the
+    empty thinking block in front of the calls). A client that did not ask for thinking sees no thinking
+    block and short ids: its next turn carries Google's placeholder instead."""
     from support.shapes import frame
 
     path = "/v1beta/models/gemini-3.1-pro:streamGenerateContent"
@@ -147,9 +148,10 @@ async def test_gemini_multi_turn_tool_results_end_to_end(fake, start_occ):
     tools = [{"name": "Bash", "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}}},
              {"name": "Read", "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}}}]
     client = sdk(url)
-    async with client.messages.stream(model="m", max_tokens=100, messages=USER, tools=tools) as stream:
+    async with client.messages.stream(model="m", max_tokens=2000, messages=USER, tools=tools,
+                                      thinking=THINKING) as stream:
         first = await stream.get_final_message()
-    assert [b.type for b in first.content] == ["text", "tool_use", "tool_use"]
+    assert [b.type for b in first.content] == ["thinking", "text", "thinking", "tool_use", "tool_use"]
     calls = [b for b in first.content if b.type == "tool_use"]
     history = [*USER, {"role": "assistant", "content": [b.model_dump() for b in first.content]},
                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": b.id, "content": "ok"}
@@ -161,7 +163,23 @@ async def test_gemini_multi_turn_tool_results_end_to_end(fake, start_occ):
     model_calls = [p for p in contents[1]["parts"] if "functionCall" in p]
     responses = [p["functionResponse"]["name"] for p in contents[2]["parts"] if "functionResponse" in p]
     assert [c["functionCall"]["name"] for c in model_calls] == responses == ["Bash", "Read"]
-    assert model_calls[0]["thoughtSignature"] == "sig-1"
+    assert model_calls[0]["thoughtSignature"] == "sig-1" and "thoughtSignature" not in model_calls[1]
+
+    fake.queue(path, Reply(chunks=[frame({"candidates": [{"content": {"parts": [
+        {"functionCall": {"name": "Bash", "args": {"command": "ls"}}, "thoughtSignature": "sig-2"}]},
+        "finishReason": "STOP"}]})]))
+    fake.queue(path, Reply(chunks=[frame({"candidates": [{"content": {"parts": [{"text": "ok"}]},
+                                                           "finishReason": "STOP"}]})]))
+    async with client.messages.stream(model="m", max_tokens=100, messages=USER, tools=tools) as stream:
+        unthinking = await stream.get_final_message()
+    assert [b.type for b in unthinking.content] == ["tool_use"] and len(unthinking.content[0].id) == 30
+    history = [*USER, {"role": "assistant", "content": [b.model_dump() for b in unthinking.content]},
+               {"role": "user", "content": [{"type": "tool_result", "tool_use_id": unthinking.content[0].id,
+                                             "content": "ok"}]}]
+    async with client.messages.stream(model="m", max_tokens=100, messages=history, tools=tools) as stream:
+        await stream.get_final_message()
+    replayed = fake.requests(path)[3].json["contents"][1]["parts"][0]
+    assert replayed["thoughtSignature"] == "skip_thought_signature_validator"
 
 
 async def test_responses_multi_turn_tool_results_end_to_end(fake, start_occ):

@@ -61,6 +61,8 @@ def _chat() -> list[Recording]:
     minimax_tool = Answer(text="<think>I need the file.</think>Reading it.", tools=(READ,), model="minimax-m2.7")
     mistral = Answer(text="Magistral's answer.", thinking="Magistral thinks in parts.", model="magistral-medium",
                      tools=(READ,))
+    gemini3 = Answer(text="Reading both.", signature="CiQBjz1rX8Zg+/gemini3-chat-signature==",
+                     tools=PARALLEL[:2], model="gemini-3-pro-preview")
     unknown = Answer(text="Fields nobody documented.", extra={"annotations": [], "audio": None,
                                                               "provider_specific_fields": {"x": 1}})
     out: list[Recording] = [
@@ -86,6 +88,10 @@ def _chat() -> list[Recording]:
         ("openai", "no_usage.sse", chat_stream(NO_USAGE), {}),
         ("openai", "unknown_fields.json", chat_body(unknown), {}),
         ("openai", "mistral_thinking_parts.json", _mistral_body(chat_body(mistral)), {}),
+        # Gemini 3 behind chat completions: the thought signature on the first call's extra_content
+        ("openai", "gemini3_signature_tools.json", chat_body(gemini3), {}),
+        ("openai", "gemini3_signature_tools.sse", chat_stream(gemini3), {}),
+        ("openai", "gemini3_signature_thinking_off.sse", chat_stream(gemini3), {"thinking": False}),
         ("openai", "mistral_thinking_parts.sse", _mistral_stream(chat_stream(mistral)), {}),
         # servers that ignore "stream": true and answer with the whole completion
         ("openai", "whole_answer_to_stream.json", chat_body(deepseek), {"stream": True}),

@@ -70,7 +70,8 @@ def chat_body(a: Answer) -> str:
     )
 
     calls = [ChatCompletionMessageFunctionToolCall(id=f"call_{i}_{name}", type="function",
-                                                   function=Function(name=name, arguments=json.dumps(args)))
+                                                   function=Function(name=name, arguments=json.dumps(args)),
+                                                   **_chat_signature(a, i))
              for i, (name, args) in enumerate(a.tools)] or None
     extra = {"reasoning_content": a.thinking, **a.extra} if a.thinking else a.extra
     message = ChatCompletionMessage(role="assistant", content=a.text or None, tool_calls=calls,
@@ -81,6 +82,12 @@ def chat_body(a: Answer) -> str:
     completion = ChatCompletion(id="chatcmpl-1", object="chat.completion", created=1700000000, model=a.model,
                                 choices=[choice], usage=_chat_usage(a), system_fingerprint="fp_1")
     return completion.model_dump_json()
+
+
+def _chat_signature(a: Answer, call: int) -> dict[str, Any]:
+    """Gemini 3 behind chat completions: the step's first call carries the thought signature in
+    ``extra_content.google.thought_signature`` (Google's OpenAI-compatibility docs)."""
+    return {"extra_content": {"google": {"thought_signature": a.signature}}} if a.signature and call == 0 else {}
 
 
 def _chat_finish(a: Answer) -> Any:
@@ -124,7 +131,7 @@ def chat_stream(a: Answer, *, reasoning_key: str = "reasoning_content") -> bytes
         raw = json.dumps(args)
         out.append(chunk(ChoiceDelta(tool_calls=[ChoiceDeltaToolCall(
             index=i, id=f"call_{i}_{name}", type="function",
-            function=ChoiceDeltaToolCallFunction(name=name, arguments=""))])))
+            function=ChoiceDeltaToolCallFunction(name=name, arguments=""), **_chat_signature(a, i))])))
         for piece in _pieces(raw, 5):
             out.append(chunk(ChoiceDelta(tool_calls=[ChoiceDeltaToolCall(
                 index=i, function=ChoiceDeltaToolCallFunction(arguments=piece))])))

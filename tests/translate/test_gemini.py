@@ -225,9 +225,9 @@ def test_another_models_signature_is_never_replayed():
     assert _first_call_signature(_history_with(legacy)) == SKIP_SIGNATURE
 
 
-def test_thinking_off_no_thinking_block_and_the_signature_rides_in_the_call_id():
-    """A client that did not turn thinking on gets no thinking block (thoughts dropped); the signature
-    goes into the first call's tool_use id (URL-safe) and comes back from there, only to its model."""
+def test_thinking_off_no_thinking_block_short_ids_and_the_placeholder_next_turn():
+    """A client that did not turn thinking on gets no thinking block (thoughts dropped), and tool ids stay
+    short: nothing carries the signature, so the next turn's first call takes Google's placeholder."""
     parts = [{"text": "why", "thought": True}, {"text": "Here"},
              {"functionCall": {"name": "Bash", "args": {"command": "ls"}}, "thoughtSignature": "s+g/3=="},
              {"functionCall": {"name": "Read", "args": {"path": "a"}}}]
@@ -240,7 +240,38 @@ def test_thinking_off_no_thinking_block_and_the_signature_rides_in_the_call_id()
     for message in (created, streamed):
         assert [b["type"] for b in message["content"]] == ["text", "tool_use", "tool_use"]
         first, second = message["content"][1:]
-        assert re.fullmatch(r"[a-zA-Z0-9_-]+", first["id"]) and first["id"] != second["id"]
-        assert _first_call_signature(_history_with(message["content"])) == "s+g/3=="
-        other = ModelConfig(provider="opencode-zen", model_id="gemini-3-flash")
-        assert _first_call_signature(_history_with(message["content"]), other) == SKIP_SIGNATURE
+        assert re.fullmatch(r"toolu_[0-9a-f]{24}", first["id"]) and first["id"] != second["id"]
+        assert "s+g/3==" not in json.dumps(message)
+        assert _first_call_signature(_history_with(message["content"])) == SKIP_SIGNATURE
+
+
+def _legacy_id(route: str, signature: str) -> str:
+    """A tool_use id of the form occ minted before for clients without thinking (the signature inside)."""
+    import base64
+    import hashlib
+
+    payload = f"{hashlib.sha256(route.encode()).hexdigest()[:8]}|{signature}".encode()
+    return "toolu_" + "ab" * 12 + "g" + base64.urlsafe_b64encode(payload).decode().rstrip("=")
+
+
+def test_old_histories_with_the_signature_in_the_tool_id_are_still_read():
+    """Sessions recorded before ids became short still carry the signature in their ids: it goes back on its
+    call, to its own model only."""
+    call = {"type": "tool_use", "id": _legacy_id(MODEL.label, "old+sig/="), "name": "Bash", "input": {"a": 1}}
+    assert _first_call_signature(_history_with([call])) == "old+sig/="
+    other = ModelConfig(provider="opencode-zen", model_id="gemini-3-flash")
+    assert _first_call_signature(_history_with([call]), other) == SKIP_SIGNATURE
+    second = {**call, "id": _legacy_id(MODEL.label, "second")}
+    body = build_request(_history_with([{**call, "id": "toolu_plain"}, second]), MODEL, stream=True)
+    signed = [p.get("thoughtSignature") for p in body["contents"][1]["parts"] if "functionCall" in p]
+    assert signed == [SKIP_SIGNATURE, "second"]
+
+
+def test_a_signature_goes_back_on_the_call_it_came_with():
+    """A thinking block with a signature belongs to the call right after it, not to the turn's first."""
+    content = [{"type": "tool_use", "id": "toolu_a", "name": "Read", "input": {}},
+               {"type": "thinking", "thinking": "", "signature": thought_signature(MODEL.label, "for-b")},
+               {"type": "tool_use", "id": "toolu_b", "name": "Bash", "input": {}}]
+    body = build_request(_history_with(content), MODEL, stream=True)
+    signed = [p.get("thoughtSignature") for p in body["contents"][1]["parts"] if "functionCall" in p]
+    assert signed == [SKIP_SIGNATURE, "for-b"]
