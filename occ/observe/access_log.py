@@ -55,16 +55,18 @@ class RequestLog:
     #: how the request really ended when occ ended it (``client_too_slow``, ``server_shutdown``)
     ended_by: str | None = None
 
+    @property
+    def outcome(self) -> str:
+        """How the request ended, one word: the log line's and the ledger's."""
+        if self.ended_by is not None:
+            return self.ended_by
+        if self.client_cancelled:
+            return "client_cancelled"
+        return "ok" if self.error is None else "error"
+
     def fields(self) -> dict[str, Any]:
         duration = time.monotonic() - self.started
-        if self.ended_by is not None:
-            outcome = self.ended_by
-        elif self.client_cancelled:
-            outcome = "client_cancelled"
-        elif self.error is not None:
-            outcome = "error"
-        else:
-            outcome = "ok"
+        outcome = self.outcome
         out: dict[str, Any] = {
             "request_id": self.request_id,
             "client_model": self.client_model,

@@ -33,7 +33,7 @@ BUSY_TIMEOUT_S = 5.0
 COLUMNS = (
     "ts", "request_id", "client", "scenario", "model", "wire", "stream", "outcome", "status", "latency_ms",
     "ttft_ms", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "usage_estimated",
-    "cost_usd",
+    "cost_usd", "attempts",
 )
 
 #: Step ``n`` takes a file from version ``n`` to ``n + 1``.
@@ -63,6 +63,9 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 2: every read is a time range (--since, today, the last 24 h): read an index, not the table.
     "CREATE INDEX requests_by_ts ON requests (ts)",
+    # 3: every attempt of the request, as JSON ([{"model", "protocol", "outcome", "ms"}], in order): a
+    # failed, timed-out or cancelled request says which models it reached and how each attempt ended.
+    "ALTER TABLE requests ADD COLUMN attempts TEXT",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

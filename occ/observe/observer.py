@@ -136,12 +136,13 @@ class Observer:
             self._attempts(attempt["model"], attempt["outcome"]).observe(attempt["ms"] / 1000)
             stats = self.per_model[attempt["model"]]
             stats.requests += 1
+            if attempt["outcome"] == "cancelled":  # cut by the request's end, not the model's doing:
+                stats.outcomes[outcome if outcome != "ok" else "cancelled"] += 1  # no latency, no fallback
+                continue
             stats.outcomes[attempt["outcome"]] += 1
             stats.latency.append(attempt["ms"] / 1000)
             if attempt["outcome"] != "ok":
                 self._fallbacks(attempt["model"]).inc()
-        if outcome == "client_cancelled" and attempts:
-            self.per_model[attempts[-1]["model"]].outcomes["client_cancelled"] += 1
         ttft = fields.get("ttft_ms")
         if ttft is not None and model != "-":
             self._ttft(model).observe(ttft / 1000)

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from occ.config.model import Price
+from occ.core.errors import AttemptRecord
+from occ.core.jsonfast import dumps_str
 from occ.observe.access_log import RequestLog
 
 __all__ = ["MAX_PENDING", "UsageBatch", "UsageRow", "usage_row"]
@@ -47,6 +49,8 @@ class UsageRow(NamedTuple):
     usage_estimated: bool | None
     #: None when the model has no price (not the same as 0)
     cost_usd: float | None
+    #: every attempt, as JSON: ``[{"model", "protocol", "outcome", "ms"}]`` (the log line's, in order)
+    attempts: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return self._asdict()
@@ -80,7 +84,7 @@ def usage_row(record: RequestLog, prices: Mapping[str, Price], *, now: float | N
         model,
         attempts[-1].protocol if attempts else None,
         record.stream,
-        "client_cancelled" if record.client_cancelled else "ok" if record.error is None else "error",
+        record.outcome,
         record.status,
         round((time.monotonic() - record.started) * 1000, 1),
         None if ttft is None else round(ttft * 1000, 1),
@@ -90,7 +94,14 @@ def usage_row(record: RequestLog, prices: Mapping[str, Price], *, now: float | N
         cache_write,
         estimated,
         cost,
+        _attempts_json(attempts) if attempts else None,
     )
+
+
+def _attempts_json(attempts: list[AttemptRecord]) -> str:
+    return dumps_str([{"model": f"{a.provider}/{a.model}", "protocol": a.protocol,
+                       "outcome": a.outcome if a.status is None else f"http_{a.status}",
+                       "ms": round(a.duration_s * 1000, 1)} for a in attempts])
 
 
 class UsageBatch:

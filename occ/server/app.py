@@ -223,7 +223,10 @@ class OccApp:
 def _record_call(record: RequestLog, call: Call) -> None:
     """Copy what the fallback loop learned into the request's log record, as values."""
     record.stream = call.stream
-    record.model = call.model.label if call.model else None
+    if call.model is not None:
+        record.model = call.model.label
+    elif call.attempts:  # failed, cancelled, timed out: the model it was last spent on
+        record.model = f"{call.attempts[-1].provider}/{call.attempts[-1].model}"
     record.attempts = list(call.attempts)
     record.stop_reason = call.stop_reason
     record.usage = call.usage

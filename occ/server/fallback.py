@@ -54,7 +54,7 @@ from occ.server.relay import Fail, Relay, heartbeat
 from occ.server.state import ServerState
 from occ.server.web_search import BackendSearch, backend_search, with_search_blocks
 from occ.translate import anthropic_passthrough
-from occ.translate.anthropic_events import AnthropicStreamBuilder, replay_message, without_thinking
+from occ.translate.anthropic_events import AnthropicStreamBuilder, Usage, replay_message, without_thinking
 from occ.translate.anthropic_request import thinking_requested, without_images
 from occ.translate.tool_ids import restore_tool_names
 from occ.translate.wires import StreamTranslator, wire_for
@@ -195,8 +195,10 @@ async def _fallback(
                 raise
             errors.append(exc)
             return False, None
-        except BaseException:
+        except BaseException:  # cancelled (the client left, a deadline, the shutdown): it reached the upstream
             board.release(model.key)
+            call.attempts.append(AttemptRecord(provider.name, model.model_id, protocol, "cancelled",
+                                               trio.current_time() - started))
             raise
         duration = trio.current_time() - started
         board.record_success(model.key)
@@ -354,7 +356,10 @@ async def run_nonstreaming(state: ServerState, call: Call) -> dict[str, Any]:
         call.usage_estimated = bool(getattr(message, "usage_estimated", False))
         return message
 
-    return await _with_request_deadline(state, call, lambda: _fallback(state, call, attempt, lambda: False))
+    try:
+        return await _with_request_deadline(state, call, lambda: _fallback(state, call, attempt, lambda: False))
+    finally:
+        spent_so_far(call, None)
 
 
 def _whole_answer(call: Call, model: ModelConfig, protocol: str, parsed: Any, *, thinking: bool) -> dict[str, Any]:
@@ -495,6 +500,24 @@ async def run_streaming(state: ServerState, call: Call, relay: Relay,
             elif not builder.finished:
                 await _deliver(call, frames, Fail(exc))
             raise
+        finally:
+            spent_so_far(call, builder.usage_so_far())
+
+
+#: attempt outcomes that end before an upstream could have read the request, so cost nothing
+_NOT_SENT = frozenset({"connect_error", "no_api_key", "translation_error", "occ_overloaded"})
+
+
+def spent_so_far(call: Call, usage: Usage | None) -> None:
+    """A request that ended without the upstream's usage (the client left, a deadline, the shutdown, a failure)
+    still spent what reached an upstream: ``usage`` (what the stream reported and wrote so far), else the
+    input estimate. An attempt refused with an HTTP status, or never sent, spent nothing."""
+    if call.usage is not None:
+        return
+    if not any(a.status is None and a.outcome not in _NOT_SENT for a in call.attempts):
+        return
+    partial = usage if usage is not None else Usage.estimate(call.input_estimate)
+    call.usage, call.usage_estimated = partial.as_dict(), partial.estimated
 
 
 async def _deliver(call: Call, frames: trio.MemorySendChannel[Any], item: Any) -> None:

@@ -297,6 +297,9 @@ class AnthropicStreamBuilder:
         self.finished = False
         self.stop_reason: str | None = None
         self.usage: Usage | None = None
+        #: the upstream's counts as far as it reported them before its finish (a message_start, a usage
+        #: chunk): what :meth:`usage_so_far` starts from
+        self.reported: Usage | None = None
         self.output_chars = 0
         self._relayed = False  # the message is an upstream Anthropic stream relayed as is
         self._tool: _ToolInput | None = None  # the streamed tool_use block, while it is open
@@ -311,6 +314,22 @@ class AnthropicStreamBuilder:
     def committed(self) -> bool:
         """True once anything beyond pings reached (or is queued for) the client."""
         return self._started
+
+    def usage_so_far(self) -> Usage:
+        """What the message has cost until now, for a stream that ends before its finish (the client left,
+        a failure after commit, a deadline, the shutdown): the upstream's counts as far as it reported them,
+        else the request's input estimate; output tokens no fewer than a quarter of the characters of
+        content written (rounded up). Marked estimated whenever a number is occ's."""
+        if self.usage is not None:
+            return self.usage
+        written = (self.output_chars + 3) // 4
+        reported = self.reported
+        if reported is None:
+            return Usage.estimate(self.input_estimate, written)
+        output = max(reported.output_tokens, written)
+        return Usage(reported.input_tokens, output, reported.cache_read_input_tokens,
+                     reported.cache_creation_input_tokens,
+                     estimated=reported.estimated or output != reported.output_tokens)
 
     def forget_uncommitted(self) -> None:
         """Drop the whitespace a failed attempt left held before anything was sent, so the next

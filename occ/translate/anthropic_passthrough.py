@@ -624,6 +624,9 @@ class AnthropicPassthroughTranslator:
         allowed = _DELTA_BLOCKS.get(dtype)
         if allowed is not None and block.kind in _KNOWN_BLOCKS and block.kind not in allowed:
             raise UpstreamProtocolError(f"upstream sent {dtype} into a {block.kind} block")
+        written = delta.get(_DELTA_TEXT.get(dtype, ""))  # what the estimate of a cut stream counts
+        if isinstance(written, str):
+            self._builder.output_chars += len(written)
         if block.args is not None and dtype == "input_json_delta":
             fragment = delta.get("partial_json")
             if not isinstance(fragment, str):
@@ -743,6 +746,7 @@ class AnthropicPassthroughTranslator:
         """``message_delta`` usage is cumulative and overwrites (as the SDKs do), field by field."""
         if isinstance(usage, dict):
             self._usage.update({k: v for k, v in usage.items() if isinstance(v, int) and not isinstance(v, bool)})
+            self._builder.reported = self._final_usage()
 
     def _final_usage(self) -> Usage:
         u = self._usage
@@ -753,6 +757,9 @@ class AnthropicPassthroughTranslator:
         return Usage(input_tokens, u.get("output_tokens", 0), u.get("cache_read_input_tokens", 0),
                      u.get("cache_creation_input_tokens", 0), estimated=estimated)
 
+
+#: the field of each delta type that carries content the model wrote
+_DELTA_TEXT = {"text_delta": "text", "thinking_delta": "thinking", "input_json_delta": "partial_json"}
 
 #: What an empty block of each streamed kind looks like in its ``content_block_start``.
 _EMPTY_START = {"text": {"type": "text", "text": ""},

@@ -316,7 +316,7 @@ class GeminiStreamTranslator:
             raise upstream_failure(from_gemini(data))
         usage = _usage(data.get("usageMetadata"))
         if usage is not None:
-            self._usage = usage
+            self._usage = self._builder.reported = usage
         candidates = data.get("candidates") or []
         if not candidates and (data.get("promptFeedback") or {}).get("blockReason"):
             self._builder.finish("refusal", self._usage)

@@ -587,14 +587,14 @@ class ChatStreamTranslator:
             raise upstream_failure(from_chat(chunk))
         usage = _usage(chunk.get("usage"))
         if usage is not None:
-            self._usage = usage
+            self._usage = self._builder.reported = usage
         choices = chunk.get("choices")
         for choice in choices if isinstance(choices, list) else []:
             if not isinstance(choice, dict) or (choice.get("index") or 0) != 0:
                 continue  # n > 1 is never requested; a second choice is not this message
             usage = _usage(choice.get("usage"))  # Moonshot puts it inside the final choice
             if usage is not None:
-                self._usage = usage
+                self._usage = self._builder.reported = usage
             delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
             self._delta(delta)
             finish = choice.get("finish_reason")

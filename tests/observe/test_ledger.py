@@ -21,7 +21,7 @@ def row(**over) -> UsageRow:
     values = dict(ts=time.time(), request_id="req_1", client="key#0", scenario="default", model="p/m", wire="openai",
                   stream=True, outcome="ok", status=200, latency_ms=12.5, ttft_ms=3.0, input_tokens=100,
                   output_tokens=20, cache_read_tokens=5, cache_write_tokens=0, usage_estimated=False,
-                  cost_usd=0.001)
+                  cost_usd=0.001, attempts='[{"model":"p/m","protocol":"openai","outcome":"ok","ms":12.0}]')
     values.update(over)
     return UsageRow(**values)
 
@@ -93,8 +93,9 @@ def test_a_version_1_file_is_migrated_and_keeps_its_rows(tmp_path):
     path = str(tmp_path / "usage.sqlite")
     Ledger(path).open(target=1)
     conn = sqlite3.connect(path)
-    conn.execute(f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
-                 row(request_id="from-v1"))
+    v1 = COLUMNS[:COLUMNS.index("cost_usd") + 1]  # the first schema's columns
+    conn.execute(f"INSERT INTO requests ({', '.join(v1)}) VALUES ({', '.join('?' * len(v1))})",
+                 row(request_id="from-v1")[:len(v1)])
     conn.commit()
     assert 1 == conn.execute("PRAGMA user_version").fetchone()[0]
     assert [] == conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()
@@ -107,6 +108,8 @@ def test_a_version_1_file_is_migrated_and_keeps_its_rows(tmp_path):
         assert SCHEMA_VERSION == conn.execute("PRAGMA user_version").fetchone()[0]
         assert [("requests_by_ts",)] == conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()
         assert ["from-v1", "from-v2"] == [r[0] for r in conn.execute("SELECT request_id FROM requests ORDER BY rowid")]
+        assert [None, row(request_id="x").attempts] == [r[0] for r in conn.execute(
+            "SELECT attempts FROM requests ORDER BY rowid")]  # version 3 added the attempts, NULL in old rows
     finally:
         conn.close()
     assert len(MIGRATIONS) == SCHEMA_VERSION
@@ -133,7 +136,7 @@ path, name, batches = sys.argv[1], sys.argv[2], int(sys.argv[3])
 ledger = Ledger(path)
 for b in range(batches):
     rows = [(time.time(), f"{name}-{b}-{i}", name, "default", "p/m", "openai", 1, "ok", 200, 1.0, None,
-             10, 2, 0, 0, 0, None) for i in range(5)]
+             10, 2, 0, 0, 0, None, None) for i in range(5)]
     for attempt in range(20):
         try:
             ledger.append(rows)
