@@ -240,37 +240,43 @@ async def _wait_for_stop_signal(stop: trio.Event) -> None:
 
 
 def _serve_workers(args: argparse.Namespace, config: Any, host: str, port: int) -> int:
-    from hypercorn.run import run as hypercorn_run
-
     from occ.server.checks import startup_notices
-    from occ.server.serve import hypercorn_config
+    from occ.server.serve import SHUTDOWN_FLUSH_S, BindFailed, describe_bind_failure, hypercorn_config, open_sockets
+    from occ.server.usage_writer import SHUTDOWN_FLUSH_S as LEDGER_FLUSH_S
+    from occ.server.workers import run_workers
 
-    hc = hypercorn_config(config, host=host, port=port, workers=args.workers)
-    for notice in startup_notices(config, host):  # before hypercorn binds: workers log nothing of this
+    hc = hypercorn_config(config, host=host, port=port)
+    try:
+        sockets = open_sockets(hc)  # bound here, inherited by the workers: a busy port is one line
+    except OSError as exc:
+        raise BindFailed(describe_bind_failure(exc, host, port)) from exc
+    for notice in startup_notices(config, host):  # here once, not once per worker
         logging.getLogger("occ").warning("%s", notice)
     if config.shared_state is None:
         logging.getLogger("occ").info("%d workers, each with its own breakers and per-client limits (/metrics "
                                       "counts them all); set shared_state to share them", args.workers)
-    hc.worker_class = "trio"
-    hc.application_path = "occ.asgi:app"
     if config.source and os.path.isfile(config.source):
         os.environ["OCC_CONFIG"] = config.source
     metrics_dir, own_dir = _metrics_dir()
-    # the workers import occ.asgi: tell their guards where they listen (checks.py)
+    # the workers build their app themselves: tell their guards where they listen (checks.py)
     os.environ["OCC_BIND_HOST"] = host
     if args.insecure_public:
         os.environ["OCC_INSECURE_PUBLIC"] = "1"
-    print(f"occ {__version__} listening on http://{host}:{port} with {args.workers} workers — start Claude "
-          f"Code with: ANTHROPIC_BASE_URL=http://{host}:{port} ANTHROPIC_AUTH_TOKEN=occ claude", flush=True)
+    bound = sockets.insecure_sockets[0].getsockname()
+    netloc = f"[{bound[0]}]:{bound[1]}" if ":" in bound[0] else f"{bound[0]}:{bound[1]}"
+    print(f"occ {__version__} listening on http://{netloc} with {args.workers} workers — start Claude "
+          f"Code with: ANTHROPIC_BASE_URL=http://{netloc} ANTHROPIC_AUTH_TOKEN=occ claude", flush=True)
+    # a worker's own shutdown: the grace, the error events' flush, hypercorn's backstop, the ledger's last write
+    budget = config.shutdown_grace_s + SHUTDOWN_FLUSH_S + 2 + LEDGER_FLUSH_S
     try:
-        return hypercorn_run(hc)
-    except OSError as exc:  # hypercorn binds in this process before it starts the workers
-        from occ.server.serve import BindFailed, describe_bind_failure
-
-        raise BindFailed(describe_bind_failure(exc, host, port)) from exc
+        code = run_workers(sockets.insecure_sockets, args.workers, budget, debug=bool(getattr(args, "debug", False)))
     finally:
+        for sock in sockets.insecure_sockets:
+            sock.close()
         if own_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+    logging.getLogger("occ").info("stopped")
+    return code
 
 
 def _metrics_dir() -> tuple[str, bool]:

@@ -1,0 +1,270 @@
+"""``occ serve --workers N``: one parent process that holds the listening socket, and N worker processes
+that serve it, each with the same graceful shutdown as ``occ serve`` in one process.
+
+hypercorn's own multi-worker supervisor cannot give that shutdown: on SIGTERM it sets an event its
+workers poll, their hypercorn shuts down without occ's shutdown scopes (streams still running after the
+grace are cut mid-delta, no ``error`` event), and then it terminates them. So occ supervises its workers
+itself:
+
+* The parent binds and listens (a busy port is one line before anything starts), then starts each worker
+  as ``python -m occ.server.workers`` with the listening socket inherited (``pass_fds``); the kernel shares
+  the accepts between the workers. Connections that arrive before a worker is up wait in the backlog.
+* Each worker builds its own app from the config (``$OCC_CONFIG``) and runs
+  :func:`~occ.server.serve.serve_until_stopped`, as one process does. It stops on SIGTERM, or when its
+  *lifeline* (a pipe whose other end only the parent holds) reaches end of file: a parent that died,
+  even of SIGKILL, leaves no worker serving on its own. SIGINT is ignored in workers: a Ctrl-C in the
+  terminal reaches the whole process group, and the parent alone decides what it means.
+* SIGTERM or SIGINT to the parent: it closes its copy of the listening socket, sends SIGTERM to every
+  worker and waits for them all (at most the grace, the flush and hypercorn's backstop, plus a margin,
+  then SIGKILL for a worker that is still there). It exits 0 when every worker stopped cleanly.
+* A worker that dies while serving (a crash, the OOM killer, a SIGKILL) is reported with its exit status
+  and replaced; a worker that dies before it was ready to serve (a config it cannot load, an import error)
+  stops the whole server with exit status 1, instead of a restart loop.
+
+The parent runs no app: it holds no breakers, limits or ledger of its own. The workers' metrics meet in
+``PROMETHEUS_MULTIPROC_DIR`` and their breakers, limits and counters in ``shared_state``, as before.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Sequence
+from functools import partial
+
+import trio
+
+from occ.observe.logs import get_logger
+
+__all__ = ["STOP_MARGIN_S", "run_workers", "worker_main"]
+
+log = get_logger("occ.workers")
+
+#: after a worker's own shutdown budget (grace, flush, hypercorn's backstop), how long the parent still
+#: waits before it kills the worker
+STOP_MARGIN_S = 5.0
+#: a worker that served this long and then died is replaced at once; one that dies sooner waits this long
+#: first, so a worker that keeps crashing does not spin
+RESPAWN_PAUSE_S = 1.0
+
+_ENV_FDS = "OCC_WORKER_FDS"
+_ENV_READY = "OCC_WORKER_READY_FD"
+_ENV_LIFELINE = "OCC_WORKER_LIFELINE_FD"
+_ENV_INDEX = "OCC_WORKER_INDEX"
+_ENV_DEBUG = "OCC_WORKER_DEBUG"
+
+
+class _Failed(Exception):
+    """A worker could not start: the server stops (exit status 1)."""
+
+
+def _describe(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"signal {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"signal {-returncode}"
+    return f"exit status {returncode}"
+
+
+class _Supervisor:
+    def __init__(self, sockets: Sequence[socket.socket], count: int, stop_budget_s: float,
+                 env: dict[str, str], debug: bool) -> None:
+        self.sockets = list(sockets)
+        self.count = count
+        self.stop_budget_s = stop_budget_s
+        self.env = env
+        self.debug = debug
+        self.stopping = False
+        self.processes: dict[int, trio.Process] = {}
+        self.failed: str | None = None
+        self.unclean: list[str] = []
+        self._keepers: trio.CancelScope | None = None
+
+    async def run(self) -> int:
+        async with trio.open_nursery() as outer:
+            await outer.start(self._signals)
+            async with trio.open_nursery() as keepers:
+                self._keepers = keepers.cancel_scope
+                for index in range(self.count):
+                    keepers.start_soon(self._keep, index)
+            outer.cancel_scope.cancel()
+        if self.failed is not None:
+            log.error("%s", self.failed)
+            return 1
+        if self.unclean:
+            log.warning("stopped, but not cleanly: %s", "; ".join(self.unclean))
+            return 1
+        return 0
+
+    async def _signals(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            task_status.started()
+            async for signum in signals:
+                name = signal.Signals(signum).name
+                if self.stopping:
+                    log.info("%s: still stopping, %d worker(s) finishing their requests", name,
+                             len(self.processes))
+                    continue
+                log.info("%s: stopping %d workers (each lets its streams finish within shutdown_grace_ms)",
+                         name, len(self.processes))
+                self._stop_all()
+
+    def _stop_all(self) -> None:
+        """Stop accepting here, tell every worker to stop, and set the backstop for them all."""
+        if self.stopping:
+            return
+        self.stopping = True
+        for sock in self.sockets:  # the parent's copy; each worker closes its own as it stops accepting
+            sock.close()
+        for process in self.processes.values():
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+        if self._keepers is not None:  # BACKSTOP: a worker still there after its whole budget is killed
+            self._keepers.deadline = trio.current_time() + self.stop_budget_s
+
+    async def _keep(self, index: int) -> None:
+        """Worker ``index`` for the life of the server: started, watched, replaced if it dies serving."""
+        while not self.stopping:
+            started_at = trio.current_time()
+            try:
+                returncode, ready = await self._one(index)
+            except _Failed as exc:
+                self.failed = str(exc)
+                self._stop_all()
+                return
+            if self.stopping:
+                if returncode != 0:
+                    self.unclean.append(f"worker {index} ended with {_describe(returncode)}")
+                return
+            if not ready:
+                self.failed = (f"worker {index} exited with {_describe(returncode)} before it could serve "
+                               "(its error is above); stopping")
+                self._stop_all()
+                return
+            log.error("worker %d exited with %s while serving; starting another in its place", index,
+                      _describe(returncode))
+            if trio.current_time() - started_at < 10:
+                await trio.sleep(RESPAWN_PAUSE_S)
+
+    async def _one(self, index: int) -> tuple[int, bool]:
+        """Start worker ``index`` and wait for it to end: its exit status, and whether it became ready."""
+        ready_read, ready_write = os.pipe()
+        life_read, life_write = os.pipe()
+        fds = [sock.fileno() for sock in self.sockets]
+        env = {**self.env, _ENV_FDS: ",".join(map(str, fds)), _ENV_READY: str(ready_write),
+               _ENV_LIFELINE: str(life_read), _ENV_INDEX: str(index)}
+        if self.debug:
+            env[_ENV_DEBUG] = "1"
+        try:
+            process = await trio.lowlevel.open_process(
+                [sys.executable, "-m", "occ.server.workers"], env=env, pass_fds=(*fds, ready_write, life_read),
+                stdin=subprocess.DEVNULL)
+        except OSError as exc:
+            for fd in (ready_read, ready_write, life_read, life_write):
+                os.close(fd)
+            raise _Failed(f"cannot start worker {index}: {exc}") from exc
+        os.close(ready_write)
+        os.close(life_read)
+        self.processes[index] = process
+        if self.stopping:  # the signal came while it started
+            process.send_signal(signal.SIGTERM)
+        ready = False
+        stream = trio.lowlevel.FdStream(ready_read)
+        try:
+            async with trio.open_nursery() as nursery:
+
+                async def readiness() -> None:
+                    nonlocal ready
+                    ready = bool(await stream.receive_some(1))
+
+                nursery.start_soon(readiness)
+                await process.wait()
+                nursery.cancel_scope.cancel()
+        except trio.Cancelled:
+            log.warning("worker %d (pid %d) did not stop within %.0fs; killed", index, process.pid,
+                        self.stop_budget_s)
+            self.unclean.append(f"worker {index} killed after {self.stop_budget_s:.0f}s")
+            process.kill()
+            raise
+        finally:
+            with trio.CancelScope(shield=True):
+                await process.wait()
+                await stream.aclose()
+            os.close(life_write)
+            self.processes.pop(index, None)
+        return process.returncode, ready
+
+
+def run_workers(sockets: Sequence[socket.socket], count: int, stop_budget_s: float, *,
+                env: dict[str, str] | None = None, debug: bool = False) -> int:
+    """Serve ``sockets`` (bound and listening) with ``count`` worker processes until SIGTERM/SIGINT; the
+    exit status (0: every worker stopped cleanly). ``stop_budget_s``: how long a stopping worker may take
+    before it is killed."""
+    supervisor = _Supervisor(sockets, count, stop_budget_s + STOP_MARGIN_S, dict(os.environ if env is None else env),
+                             debug)
+    return trio.run(supervisor.run)
+
+
+
+# -- the worker process ---------------------------------------------------------------------------------
+
+
+def worker_main() -> int:
+    """One worker: the app on the inherited sockets until SIGTERM or the parent's end of the lifeline."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent's to handle
+    early: list[int] = []  # a SIGTERM before trio listens for it: stop as soon as serving started
+    signal.signal(signal.SIGTERM, lambda signum, frame: early.append(signum))
+    from hypercorn.config import Sockets
+
+    from occ.config.parse import load_config
+    from occ.observe.logs import configure_logging
+    from occ.server.serve import create_app, hypercorn_config, serve_until_stopped
+
+    fds = [int(fd) for fd in os.environ[_ENV_FDS].split(",") if fd]
+    ready_fd, lifeline_fd = int(os.environ[_ENV_READY]), int(os.environ[_ENV_LIFELINE])
+    config = load_config()
+    configure_logging(config, debug=os.environ.get(_ENV_DEBUG) == "1")
+    app = create_app(config, insecure_public=os.environ.get("OCC_INSECURE_PUBLIC", "") in ("1", "true", "yes"))
+    host = os.environ.get("OCC_BIND_HOST") or config.host
+    app.state.guard.learn_bind(host, config)
+    socks = [socket.socket(fileno=fd) for fd in fds]
+    hc = hypercorn_config(config, host=host, port=0)
+    sockets = Sockets(secure_sockets=[], insecure_sockets=socks, quic_sockets=[])
+
+    async def run() -> None:
+        stop = trio.Event()
+        with trio.open_signal_receiver(signal.SIGTERM) as signals:  # open for the whole life: a second
+            async with trio.open_nursery() as watchers:             # SIGTERM must not kill a stopping worker
+
+                async def on_signal() -> None:
+                    async for _ in signals:
+                        stop.set()
+
+                async def on_orphaned() -> None:
+                    lifeline = trio.lowlevel.FdStream(lifeline_fd)
+                    while await lifeline.receive_some(64):
+                        pass
+                    if not stop.is_set():
+                        log.warning("the parent occ process is gone: this worker stops")
+                    stop.set()
+
+                if early:
+                    stop.set()
+                watchers.start_soon(on_signal)
+                watchers.start_soon(on_orphaned)
+                async with trio.open_nursery() as serving:  # returns after the graceful shutdown
+                    await serving.start(partial(serve_until_stopped, app, hc, sockets, stop.wait))
+                    with open(ready_fd, "wb", buffering=0) as ready:
+                        ready.write(b"r")
+                watchers.cancel_scope.cancel()
+
+    trio.run(run)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(worker_main())
