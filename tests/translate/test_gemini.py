@@ -275,3 +275,28 @@ def test_a_signature_goes_back_on_the_call_it_came_with():
     body = build_request(_history_with(content), MODEL, stream=True)
     signed = [p.get("thoughtSignature") for p in body["contents"][1]["parts"] if "functionCall" in p]
     assert signed == [SKIP_SIGNATURE, "for-b"]
+
+
+@pytest.mark.parametrize("thinking", [True, False], ids=["thinking", "thinking-off"])
+def test_sdk_built_answers_keep_ids_short_and_the_signature_in_a_thinking_block(thinking):
+    """google-genai's own GenerateContentResponse (the signature's bytes written as base64, as the API
+    does), streamed and not: ids are always ``toolu_`` + 24 hex; the signature goes back on its call with
+    thinking on, and the placeholder takes its place with thinking off."""
+    import base64
+
+    from support.sdk_answers import Answer, gemini_body, gemini_stream
+
+    answer = Answer(text="Listing.", thinking="I should list.", signature="sig+/bytes", model="gemini-3.1-pro",
+                    tools=(("Bash", {"command": "ls"}), ("Read", {"path": "a"})))
+    wire = base64.b64encode(b"sig+/bytes").decode()
+    created = translate_response(json.loads(gemini_body(answer)), message_id="m", model_name="c", input_estimate=1,
+                                 route=MODEL.label, thinking=thinking)
+    out, _ = translate_chunks(lambda b: GeminiStreamTranslator(b, route=MODEL.label), [gemini_stream(answer)],
+                              thinking=thinking)
+    for message in (created, check_stream(out)):
+        ids = [b["id"] for b in message["content"] if b["type"] == "tool_use"]
+        assert len(ids) == 2 and all(re.fullmatch(r"toolu_[0-9a-f]{24}", i) for i in ids)
+        assert (wire in json.dumps(message)) is thinking
+        body = build_request(_history_with(message["content"]), MODEL, stream=True)
+        signed = [p.get("thoughtSignature") for p in body["contents"][1]["parts"] if "functionCall" in p]
+        assert signed == ([wire, None] if thinking else [SKIP_SIGNATURE, None])
