@@ -27,6 +27,7 @@ from typing import Any
 
 import trio
 
+from occ.config.model import ModelConfig
 from occ.config.parse import parse_config
 from occ.core.scrub import scrub, scrub_json
 from occ.core.sse import SSEDecoder, SSEEvent
@@ -39,6 +40,7 @@ from occ.server.checks import Guard
 from occ.server.state import ServerState
 from occ.translate.anthropic_events import AnthropicStreamBuilder
 from occ.translate.json_prefix import JsonPrefix
+from occ.translate.tool_schema import is_strict_schema
 from occ.translate.wires import wire_for
 
 RESULTS: list[tuple[str, str, float, str]] = []  # (component, per, us, note)
@@ -132,6 +134,21 @@ def per_request(n: int, rounds: int) -> None:
     agentic = parse_messages_request(request_body(tools=20, prompt=20000))
     record("translator: build_request, chat (20 KB, 20 tools)", "request",
            timed(lambda: wire.build(agentic, b"", model, True, lambda _: None), max(1, n // 10), rounds))
+    claude_code = {**json.loads(request_body()), "thinking": {"budget_tokens": 0, "type": "adaptive"},
+                   "output_config": {"effort": "high"}}
+    cc_raw = json.dumps(claude_code).encode()
+    cc_request = parse_messages_request(cc_raw)
+    passthrough, go = wire_for("anthropic"), ModelConfig("opencode-go", "qwen3.7-plus")
+    record("translator: build_body, passthrough (200 B, adaptive -> enabled)", "request",
+           timed(lambda: passthrough.build(cc_request, cc_raw, go, True, lambda _: None), n, rounds))
+    read = {"type": "object", "additionalProperties": False, "required": ["file_path"],
+            "properties": {"file_path": {"type": "string"}, "offset": {"type": "number"}}}
+    closed = {"type": "object", "additionalProperties": False, "required": [f"p{i}" for i in range(6)],
+              "properties": {f"p{i}": {"type": "string", "description": "x" * 80} for i in range(6)}}
+    record("tool schema: is_strict_schema, not strict (Read)", "tool", timed(lambda: is_strict_schema(read), n,
+                                                                                rounds))
+    record("tool schema: is_strict_schema, strict (6 properties)", "tool",
+           timed(lambda: is_strict_schema(closed), n, rounds))
     board = state.board
 
     def breaker() -> None:

@@ -30,7 +30,7 @@ from occ.translate.anthropic_events import (
 )
 from occ.translate.anthropic_request import clamped_max_tokens, effort_of, system_text, text_of, turns
 from occ.translate.tool_ids import from_upstream_name, new_tool_id, to_upstream_name
-from occ.translate.tool_schema import openai_tools
+from occ.translate.tool_schema import is_strict_schema, openai_tools
 from occ.translate.web_search import (
     responses_search_blocks,
     responses_text_citations,
@@ -128,9 +128,11 @@ def build_request(request: dict[str, Any], model: ModelConfig, *, stream: bool,
     instructions = system_text(request)
     if instructions:
         body["instructions"] = instructions
-    # strict: false, said out loud: Responses function tools are strict by default, and strict mode
-    # rejects any schema with an optional property or without additionalProperties: false
-    tools = [{"type": "function", **t["function"], "strict": False} for t in openai_tools(request.get("tools"))]
+    # strict, said out loud either way: Responses function tools are strict by default, and strict mode
+    # refuses (400, the whole request) a schema with an optional property, without additionalProperties:
+    # false or with a keyword it lacks; so strict only where the schema is known to satisfy it
+    tools = [{"type": "function", **t["function"], "strict": is_strict_schema(t["function"]["parameters"])}
+             for t in openai_tools(request.get("tools"))]
     search = search_options(request)
     if tools:
         body["tools"] = tools

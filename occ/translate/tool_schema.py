@@ -41,6 +41,7 @@ __all__ = [
     "drop_meta_keywords",
     "harden_schema",
     "inline_refs",
+    "is_strict_schema",
     "object_at_top",
     "openai_tools",
     "unknown_formats",
@@ -259,6 +260,90 @@ def upstream_schema(schema: Any) -> Schema:
     for rule in OPENAI_RULES:
         out = rule(out)
     return harden_schema(out)
+
+
+# -- strict mode (OpenAI structured outputs) ---------------------------------------------------------
+
+#: Keywords OpenAI's strict mode documents (structured outputs, "Supported schemas"): the types, ``enum``
+#: and ``anyOf``; string ``pattern``/``format``; number ``multipleOf``/``minimum``/``maximum``/exclusive
+#: bounds; array ``items``/``minItems``/``maxItems``; object ``properties``/``required``/
+#: ``additionalProperties``; annotations. Anything else (``default``, ``minLength``, ``allOf``, ``not``,
+#: ``patternProperties``, ``uniqueItems``, ``const``...) may be refused, so a schema using it is not
+#: known to be strict.
+_STRICT_KEYWORDS = frozenset({
+    "type", "description", "title", "enum", "anyOf", "properties", "required", "additionalProperties",
+    "items", "pattern", "format", "multipleOf", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+    "minItems", "maxItems",
+})
+_STRICT_TYPES = frozenset({"string", "number", "integer", "boolean", "object", "array", "null"})
+#: The string formats strict mode documents (``uri``, which other validators take, is not one of them).
+_STRICT_FORMATS = frozenset({"date-time", "time", "date", "duration", "email", "hostname", "ipv4", "ipv6", "uuid"})
+_NUMERIC = ("multipleOf", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+#: OpenAI's documented limits: nesting depth, object properties in all, enum values in all.
+_STRICT_DEPTH, _STRICT_PROPERTIES, _STRICT_ENUM_VALUES = 10, 5000, 1000
+
+
+def is_strict_schema(schema: Any) -> bool:
+    """Whether ``schema`` (as sent: after :func:`upstream_schema`) is known to satisfy OpenAI's strict
+    mode: an object at the top (no ``anyOf`` there), every object with ``additionalProperties: false``
+    and every property in ``required``, only the keywords of :data:`_STRICT_KEYWORDS`, within the
+    documented limits. False whenever in doubt: a strict tool whose schema strict mode refuses is a 400
+    for the whole request, a non-strict one only loses the guarantee."""
+    if not isinstance(schema, dict) or schema.get("type") != "object" or "anyOf" in schema:
+        return False
+    counts = [0, 0]  # properties, enum values
+    return _strict(schema, 1, counts) and counts[0] <= _STRICT_PROPERTIES and counts[1] <= _STRICT_ENUM_VALUES
+
+
+def _strict(node: Any, depth: int, counts: list[int]) -> bool:
+    """One node of :func:`is_strict_schema`; the object rules first, where most schemas fail."""
+    if not isinstance(node, dict) or depth > _STRICT_DEPTH:
+        return False
+    kind = node.get("type")
+    kinds = kind if isinstance(kind, list) else () if kind is None else (kind,)
+    properties = node.get("properties")
+    if properties is not None or "object" in kinds:
+        properties = {} if properties is None else properties
+        required = node.get("required", [])
+        if (node.get("additionalProperties") is not False or not isinstance(properties, dict)
+                or not isinstance(required, list) or len(required) != len(properties)
+                or not all(isinstance(r, str) and r in properties for r in required)
+                or len(set(required)) != len(required)):
+            return False
+    elif "additionalProperties" in node or "required" in node:
+        return False
+    if not _STRICT_KEYWORDS.issuperset(node) or not all(isinstance(k, str) and k in _STRICT_TYPES for k in kinds):
+        return False
+    if kind is None and "anyOf" not in node and "enum" not in node:
+        return False  # an untyped schema ("any value") has no strict form
+    if ("format" in node and (not isinstance(node["format"], str) or node["format"] not in _STRICT_FORMATS)) or (
+            "pattern" in node and not isinstance(node["pattern"], str)):
+        return False
+    if any(not _is_count(node[k]) for k in ("minItems", "maxItems") if k in node) or any(
+            not _is_number(node[k]) for k in _NUMERIC if k in node):
+        return False
+    if "enum" in node:
+        if not isinstance(node["enum"], list) or not node["enum"]:
+            return False
+        counts[1] += len(node["enum"])
+    if "anyOf" in node and (not isinstance(node["anyOf"], list) or not node["anyOf"]
+                            or not all(_strict(branch, depth + 1, counts) for branch in node["anyOf"])):
+        return False
+    if properties:
+        counts[0] += len(properties)
+        if not all(_strict(child, depth + 1, counts) for child in properties.values()):
+            return False
+    if ("array" in kinds or "items" in node) and not _strict(node.get("items"), depth + 1, counts):
+        return False
+    return True
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _is_server_tool(tool: dict[str, Any]) -> bool:
