@@ -127,6 +127,9 @@ def per_request(n: int, rounds: int) -> None:
     request = parse_messages_request(body)
     record("count_tokens (200 B prompt)", "request", timed(lambda: count_tokens(request), n, rounds))
     record("routing: route()", "request", timed(lambda: route(request, config, token_estimate=60), n, rounds))
+    tooled = parse_messages_request(request_body(tools=20))
+    record("routing: route() (20 tools: the web search tool is looked for)", "request",
+           timed(lambda: route(tooled, config, token_estimate=60), n, rounds))
     model = config.models["default"]
     wire = wire_for("openai")
     record("translator: build_request, chat (200 B prompt)", "request",

@@ -17,7 +17,8 @@ builder owns the block allocator, so the failures every peer proxy shipped canno
 * one ``message_delta`` whose ``stop_reason`` agrees with the emitted blocks (any ``tool_use`` ->
   ``tool_use``), then ``message_stop``;
 * a server tool's result block (``web_search_tool_result``) follows the ``server_tool_use`` it answers,
-  both whole in their ``content_block_start``; each web search counts in
+  both whole in their ``content_block_start`` (the ``server_tool_use``'s input also as one
+  ``input_json_delta``, which is where Claude Code reads it); each web search counts in
   ``usage.server_tool_use.web_search_requests``; citations reach only text blocks, as ``citations_delta``;
 * after :meth:`error` or :meth:`finish` nothing more can be written.
 
@@ -525,6 +526,17 @@ class AnthropicStreamBuilder:
 
     def _write_whole(self, block: dict[str, Any]) -> None:
         index = self._open_block(dumps(block))
+        if block.get("type") == "server_tool_use":
+            # The start carries the whole input, and the input comes again as one input_json_delta, as the
+            # Anthropic API streams it: Claude Code resets a server_tool_use's input to "" at its start and
+            # parses the deltas at its stop (the SDKs' accumulators read either, and the delta replaces).
+            self._frames.append(
+                b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
+                + str(index).encode()
+                + b',"delta":{"type":"input_json_delta","partial_json":'
+                + dumps(dumps_str(block.get("input") or {}))
+                + b"}}\n\n"
+            )
         self._stop_block(index)
         if block.get("type") == "server_tool_use":
             self._server_tools.add(str(block["id"]))

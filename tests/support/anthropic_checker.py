@@ -119,6 +119,10 @@ def check_events(events: list[tuple[str, dict[str, Any]]], *, allow_error: bool 
             elif dt == "signature_delta":
                 assert block["type"] == "thinking"
                 block["signature"] = delta["signature"]
+            elif dt == "input_json_delta" and block["type"] == "server_tool_use":
+                # Claude Code resets a server_tool_use's input at its start and parses these at its stop
+                json_buf[data["index"]] = json_buf.get(data["index"], "") + delta["partial_json"]
+                block["streamed_input"] = json_buf[data["index"]]
             elif dt == "input_json_delta":
                 assert block["type"] == "tool_use", f"input_json_delta into {block['type']}"
                 json_buf[data["index"]] += delta["partial_json"]
@@ -140,6 +144,9 @@ def check_events(events: list[tuple[str, dict[str, Any]]], *, allow_error: bool 
                     assert block["signature"] != "occ1.", "empty thinking block that carries nothing"
                 else:
                     assert block["thinking"].strip(), "whitespace-only thinking block"
+            elif block["type"] == "server_tool_use":
+                streamed = json.loads(block.pop("streamed_input", "") or "{}")
+                assert streamed == block["input"], f"server_tool_use input {block['input']} streamed as {streamed}"
             elif block["type"] == "tool_use":
                 raw = json_buf[data["index"]] or "{}"
                 value = json.loads(raw)

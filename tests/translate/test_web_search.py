@@ -367,3 +367,37 @@ def test_responses_with_reasoning_two_searches_and_a_call():
     assert message["usage"]["server_tool_use"]["web_search_requests"] == 2
     assert message["stop_reason"] == "tool_use"
     anthropic.types.Message.model_validate(message)
+
+
+def claude_code_blocks(raw: bytes) -> list[dict]:
+    """The blocks as Claude Code's stream handler builds them (its cli.js, 2.1.x): a ``server_tool_use``
+    or ``tool_use`` starts with ``input: ""``, gathers its ``input_json_delta`` pieces and is parsed at its
+    stop (``?? {}``); every other block is taken from its start, text and citations appended."""
+    blocks: list[dict] = []
+    for name, data in split_frames(raw):
+        if name == "content_block_start":
+            block = dict(data["content_block"])
+            if block["type"] in ("tool_use", "server_tool_use"):
+                block["input"] = ""
+            blocks.append(block)
+        elif name == "content_block_delta":
+            block, delta = blocks[data["index"]], data["delta"]
+            if delta["type"] == "input_json_delta":
+                block["input"] += delta["partial_json"]
+            elif delta["type"] == "text_delta":
+                block["text"] += delta["text"]
+            elif delta["type"] == "citations_delta":
+                block.setdefault("citations", []).append(delta["citation"])
+        elif name == "content_block_stop":
+            block = blocks[data["index"]]
+            if isinstance(block.get("input"), str):
+                block["input"] = json.loads(block["input"]) if block["input"] else {}
+    return blocks
+
+
+@pytest.mark.parametrize("wire", ["responses", "gemini"])
+def test_claude_code_reads_the_query_from_the_stream(wire):
+    raw = S.responses_search_stream() if wire == "responses" else S.gemini_search_stream()
+    out, _ = stream(wire, raw, RESP if wire == "responses" else GEM)
+    uses = [b for b in claude_code_blocks(out) if b["type"] == "server_tool_use"]
+    assert uses and uses[0]["input"] == {"query": S.QUERY}
