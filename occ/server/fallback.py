@@ -57,6 +57,7 @@ from occ.translate import anthropic_passthrough
 from occ.translate.anthropic_events import AnthropicStreamBuilder, Usage, replay_message, without_thinking
 from occ.translate.anthropic_request import thinking_requested, without_images
 from occ.translate.tool_ids import restore_tool_names
+from occ.translate.web_search import without_search_tool
 from occ.translate.wires import StreamTranslator, wire_for
 from occ.upstream.client import UpstreamClient, UpstreamResponse
 
@@ -302,6 +303,8 @@ def _build(call: Call, model: ModelConfig, protocol: str, stream: bool,
     if search is not None:  # the model gets the results as text, and no web search tool
         request = search.request_for_model(request)
         raw_body = dumps(request) if protocol == "anthropic" else b""
+    elif call.route.web_search and protocol == "openai":  # searches on its own ("native"): no tool to send
+        request = without_search_tool(request)
     if raw_body is None:  # only the Anthropic wire reads it; a hot reload may have moved a model there
         raw_body = dumps(request) if protocol == "anthropic" else b""
     if model.vision is False:

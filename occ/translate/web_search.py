@@ -112,15 +112,22 @@ def search_options(request: Mapping[str, Any]) -> SearchOptions | None:
 
 
 def without_search_tool(request: dict[str, Any]) -> dict[str, Any]:
-    """``request`` without its web search server tool (a wire that runs no search of its own)."""
+    """``request`` without its web search server tool (a wire that runs no search of its own), and
+    without a ``tool_choice`` naming it (Claude Code's WebSearch sends ``{"type": "tool", "name":
+    "web_search"}``: kept, it would name a function the upstream was never given)."""
     tools = request.get("tools")
     if not isinstance(tools, list):
         return request
+    dropped = {str(t.get("name")) for t in tools
+               if isinstance(t, dict) and str(t.get("type", "")).startswith("web_search_")}
     kept = [t for t in tools if not (isinstance(t, dict) and str(t.get("type", "")).startswith("web_search_"))]
     out = {**request, "tools": kept}
+    choice = out.get("tool_choice")
     if not kept:
         del out["tools"]
         out.pop("tool_choice", None)
+    elif isinstance(choice, dict) and choice.get("type") == "tool" and choice.get("name") in dropped:
+        out["tool_choice"] = {k: v for k, v in choice.items() if k != "name"} | {"type": "auto"}
     return out
 
 

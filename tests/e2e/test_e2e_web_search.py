@@ -22,8 +22,13 @@ CHAT_MODEL = {"provider": "fake", "model_id": "glm-5"}
 
 
 async def _ask(url: str, stream: bool, **extra) -> anthropic.types.Message:
+    """The request Claude Code's WebSearch tool sends (its cli.js 2.1.x): one user turn, its own system prompt,
+    thinking off, the server tool alone and forced by ``tool_choice``."""
     client = sdk(url)
-    kwargs = {"model": "claude-sonnet-4-5", "max_tokens": 1024, "messages": PROMPT, "tools": [TOOL], **extra}
+    kwargs = {"model": "claude-sonnet-4-5", "max_tokens": 1024, "messages": PROMPT, "tools": [TOOL],
+              "tool_choice": {"type": "tool", "name": "web_search"},
+              "system": "You are an assistant for performing a web search tool use",
+              "thinking": {"type": "disabled"}, **extra}
     if stream:
         async with client.messages.stream(**kwargs) as events:
             return await events.get_final_message()
@@ -173,3 +178,15 @@ async def test_search_history_goes_back_as_text(fake, start_occ):
     sent = fake.requests("/v1/chat/completions")[0].json
     said = json.dumps(sent["messages"])
     assert S.QUERY in said and S.URL_1 in said and "web_search_tool_result" not in said
+
+
+async def test_backend_search_beside_other_tools_sends_no_choice_of_the_search(fake, searxng, start_occ):
+    fake.default("/v1/chat/completions", ok_stream("done"))
+    url = await start_occ(make_config(fake, models={"default": CHAT_MODEL},
+                                      web_search={"backend": "searxng", "url": searxng.url}))
+    read = {"name": "Read", "description": "read a file", "input_schema": {"type": "object", "properties": {}}}
+    message = await _ask(url, True, tools=[read, TOOL])
+    assert _kinds(message) == ["server_tool_use", "web_search_tool_result", "text"]
+    sent = fake.requests("/v1/chat/completions")[0].json
+    assert [t["function"]["name"] for t in sent["tools"]] == ["Read"]
+    assert sent.get("tool_choice") in (None, "auto")
