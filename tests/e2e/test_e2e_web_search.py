@@ -190,3 +190,47 @@ async def test_backend_search_beside_other_tools_sends_no_choice_of_the_search(f
     sent = fake.requests("/v1/chat/completions")[0].json
     assert [t["function"]["name"] for t in sent["tools"]] == ["Read"]
     assert sent.get("tool_choice") in (None, "auto")
+
+
+def _anthropic_search_stream() -> bytes:
+    """A web search streamed by the Anthropic API itself (its documented event order: the query as an
+    ``input_json_delta``, the results whole in their start, citations as ``citations_delta``)."""
+    use = {"type": "server_tool_use", "id": "srvtoolu_01WYG3ziw53XMcoyKL4XcZmE", "name": "web_search", "input": {}}
+    result = {"type": "web_search_tool_result", "tool_use_id": use["id"], "content": [
+        {"type": "web_search_result", "url": S.URL_1, "title": S.TITLE_1, "encrypted_content": "EqgfCioIARgBIiQ3",
+         "page_age": "July 25, 2024"}]}
+    cite = {"type": "web_search_result_location", "url": S.URL_1, "title": S.TITLE_1,
+            "cited_text": "The Rust team is happy to announce", "encrypted_index": "Eo8BCioIAhgBIiQy"}
+    events = [
+        {"type": "message_start", "message": {"id": "msg_01", "type": "message", "role": "assistant",
+                                              "model": "claude-sonnet-4-5", "content": [], "stop_reason": None,
+                                              "stop_sequence": None,
+                                              "usage": {"input_tokens": 10, "output_tokens": 1}}},
+        {"type": "content_block_start", "index": 0, "content_block": use},
+        {"type": "content_block_delta", "index": 0,
+         "delta": {"type": "input_json_delta", "partial_json": json.dumps({"query": S.QUERY})}},
+        {"type": "content_block_stop", "index": 0},
+        {"type": "content_block_start", "index": 1, "content_block": result},
+        {"type": "content_block_stop", "index": 1},
+        {"type": "content_block_start", "index": 2, "content_block": {"type": "text", "text": ""}},
+        {"type": "content_block_delta", "index": 2, "delta": {"type": "citations_delta", "citation": cite}},
+        {"type": "content_block_delta", "index": 2, "delta": {"type": "text_delta", "text": "Rust 1.80 is out."}},
+        {"type": "content_block_stop", "index": 2},
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+         "usage": {"output_tokens": 20, "server_tool_use": {"web_search_requests": 1}}},
+        {"type": "message_stop"}]
+    return b"".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events)
+
+
+async def test_claude_on_the_anthropic_wire_searches_itself(fake, start_occ):
+    fake.default("/v1/messages", Reply(chunks=[_anthropic_search_stream()],
+                                       headers={"content-type": "text/event-stream"}))
+    url = await start_occ(make_config(fake, models={"default": {"provider": "fake", "model_id": "claude-sonnet-4-5",
+                                                                "wire_format": "anthropic"}}))
+    message = await _ask(url, True)
+    assert _kinds(message) == ["server_tool_use", "web_search_tool_result", "text"]
+    assert message.content[0].input == {"query": S.QUERY}
+    assert message.content[2].citations[0].url == S.URL_1
+    assert message.usage.server_tool_use.web_search_requests == 1
+    sent = fake.requests("/v1/messages")[0].json
+    assert sent["tools"] == [TOOL] and sent["tool_choice"] == {"type": "tool", "name": "web_search"}
