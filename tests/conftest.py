@@ -20,9 +20,11 @@ from occ.config.model import Config
 
 @pytest.fixture(autouse=True)
 def private_data_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test's usage ledger (on by default) goes to a fresh XDG data dir, never the user's."""
+    """Every test's usage ledger (on by default) goes to a fresh XDG data dir, never the user's, and
+    its fallback files (a ledger that cannot be written) to a fresh XDG state dir."""
     home = str(tmp_path_factory.mktemp("xdg-data"))
     monkeypatch.setenv("XDG_DATA_HOME", home)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("xdg-state")))
     return home
 
 

@@ -11,11 +11,12 @@ import argparse
 import datetime
 import json
 import re
+import sys
 import time
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["add_usage_command", "format_usage", "parse_since", "run_usage"]
+__all__ = ["add_usage_command", "format_usage", "merge_summaries", "parse_since", "run_usage"]
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([mhd])$")
 _UNITS = {"m": 60, "h": 3600, "d": 86400}
@@ -96,13 +97,62 @@ def run_usage(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     ledger = Ledger(ledger_path(config.usage.path))
-    rows = ledger.summary(args.by, args.since)
+    rows, problems = _rows_and_problems(ledger, args.by, args.since, enabled=config.usage.enabled)
+    for problem in problems:
+        print(f"occ: {problem}", file=sys.stderr)
+    status = 1 if problems else 0
     if args.json:
         print(json.dumps(rows, indent=2))
-        return 0
+        return status
     since = time.strftime("%Y-%m-%d %H:%M", time.localtime(args.since))
     print(f"usage since {since} ({ledger.path})")
     if not config.usage.enabled:
         print("note: usage.enabled is false in the config; occ is not adding to this ledger")
     print(format_usage(rows, args.by) if rows else "no requests in this period")
-    return 0
+    return status
+
+
+def _rows_and_problems(ledger: Any, by: str, since: float, *, enabled: bool) -> tuple[list[dict[str, Any]], list[str]]:
+    """The ledger's sums with the rows of its fallback files added (rows a server could not write to
+    it at shutdown), and what makes them incomplete: a ledger that cannot be written (a running occ
+    records nothing in it) or cannot be read. Non-empty problems make ``occ usage`` exit 1."""
+    import sqlite3
+
+    from occ.observe.ledger_fallback import find_fallbacks, read_fallback, unwritable_reason
+
+    problems = []
+    try:
+        rows = ledger.summary(by, since)
+    except (sqlite3.Error, OSError) as exc:
+        rows = []
+        problems.append(f"usage ledger {ledger.path} cannot be read ({exc})")
+    reason = unwritable_reason(ledger.path) if enabled else None
+    if reason is not None:
+        problems.append(f"usage ledger {ledger.path} cannot be written ({reason}): a running occ records no "
+                        "requests in it, so these figures are incomplete")
+    fallbacks = find_fallbacks(ledger.path)
+    if fallbacks:
+        extra = read_fallback([path for path, _ in fallbacks], by, since)
+        rows = merge_summaries(rows, extra, by)
+        print(f"note: {sum(n for _, n in fallbacks)} rows a server could not write to the ledger are counted "
+              f"from {', '.join(path for path, _ in fallbacks)}", file=sys.stderr)
+    return rows, problems
+
+
+def merge_summaries(a: list[dict[str, Any]], b: list[dict[str, Any]], by: str) -> list[dict[str, Any]]:
+    """Two ``Ledger.summary`` results as one: counts add up, a cost stays None only if both are."""
+    merged: dict[Any, dict[str, Any]] = {row[by]: dict(row) for row in a}
+    for row in b:
+        into = merged.get(row[by])
+        if into is None:
+            merged[row[by]] = dict(row)
+            continue
+        for key, value in row.items():
+            if key == by:
+                continue
+            if key == "cost_usd":
+                if value is not None:
+                    into[key] = (into[key] or 0.0) + value
+            else:
+                into[key] = (into.get(key) or 0) + (value or 0)
+    return [merged[key] for key in sorted(merged, key=lambda k: (k is None, str(k)))]

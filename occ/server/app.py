@@ -400,9 +400,11 @@ def _build_quart(state: ServerState) -> QuartTrio:
             for name, p in config.providers.items()
         }
         ready = any(p.api_keys for p in config.providers.values())
+        problems = ([] if ready else ["no API key"]) + list(state.problems.values())
         return _json({
             "service": "occ",  # `occ code` checks that the server on its port is occ, not another proxy
-            "status": "ok" if ready else "degraded: no API key",
+            "status": "degraded: " + "; ".join(problems) if problems else "ok",
+            "problems": problems,
             "version": __version__,
             "config": config.source,
             "providers": providers,

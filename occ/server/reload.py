@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 
 import trio
 
@@ -22,7 +23,7 @@ from occ.core.errors import ConfigError
 from occ.observe.logs import configure_logging, get_logger
 from occ.server.state import ServerState
 
-__all__ = ["reload_now", "watch_config"]
+__all__ = ["RELOAD_PROBLEM", "reload_now", "watch_config"]
 
 log = get_logger("occ.server.reload")
 
@@ -38,23 +39,39 @@ def _fingerprint(path: str) -> tuple[float, int, int] | None:
     return (st.st_mtime, st.st_size, st.st_ino)
 
 
+#: The key of ``ServerState.problems`` for a reload that failed (shown until one succeeds).
+RELOAD_PROBLEM = "config_reload"
+
+
+def _failed(state: ServerState, why: str) -> bool:
+    loaded = time.strftime("%H:%M:%S", time.localtime(state.config_loaded_at))
+    state.problems[RELOAD_PROBLEM] = (f"config reload failed at {time.strftime('%H:%M:%S')}, still running the "
+                                      f"config loaded at {loaded}: {why}")
+    return False
+
+
 def reload_now(state: ServerState) -> bool:
-    """Load ``state.config_path`` again; swap it in if valid. Returns whether it was swapped."""
+    """Load ``state.config_path`` again; swap it in if valid. Returns whether it was swapped. A failure
+    keeps the old config and is shown (``/health``, ``/status``, ``/ui``) until a reload succeeds."""
     path = state.config_path
-    if not path or not os.path.isfile(path):
-        log.warning("reload skipped: no config file to reload (%s)", path or "embedded default")
+    if not path:
+        log.warning("reload skipped: no config file to reload (embedded default)")
         return False
+    if not os.path.isfile(path):
+        log.error("config reload failed, keeping the previous config: %s does not exist", path)
+        return _failed(state, f"{path} does not exist")
     try:
         config = load_config(path)
     except ConfigError as exc:
         log.error("config reload failed, keeping the previous config: %s", "; ".join(exc.problems))
-        return False
-    except Exception:  # occ's own bug in the loader: it must not take the serving process down with it
+        return _failed(state, "; ".join(exc.problems))
+    except Exception as exc:  # occ's own bug in the loader: it must not take the serving process down with it
         log.exception("config reload failed (an error in occ, please report it), keeping the previous config")
-        return False
+        return _failed(state, f"an error in occ ({type(exc).__name__}), see the log")
     for warning in config.warnings:
         log.warning("config: %s", warning)
     state.swap_config(config)
+    state.problems.pop(RELOAD_PROBLEM, None)
     configure_logging(config, quiet_if_configured=True)  # level and format follow the file
     log.info("config reloaded from %s", path)
     return True
@@ -84,6 +101,12 @@ async def _poll(state: ServerState, poll_interval_s: float) -> None:
             continue
         path = state.config_path
         current = _fingerprint(path)
+        if current is None and last is not None:  # deleted (or mid-rename): say so if it stays gone
+            await trio.sleep(DEBOUNCE_S)
+            if _fingerprint(path) is None:
+                last = None
+                reload_now(state)  # keeps the config, records why
+            continue
         if current is None or current == last:
             continue
         await trio.sleep(DEBOUNCE_S)

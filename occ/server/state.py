@@ -72,6 +72,9 @@ class ServerState:
     guard: Guard = attrs.field(factory=Guard)
     board: BreakerBoard = attrs.field(init=False)
     shared: SharedState = attrs.field(init=False)
+    #: what is wrong right now and not a request's fault (the ledger cannot be written, the last reload
+    #: failed), by kind: shown in /health (degraded), /status's notices, ``occ status`` and /ui until fixed
+    problems: dict[str, str] = attrs.field(factory=dict)
     #: one per request in its fallback loop: cancelled when the shutdown grace has run out
     shutdown_scopes: set[trio.CancelScope] = attrs.field(factory=set)
 
@@ -125,5 +128,6 @@ class ServerState:
             breakers=self.breakers.snapshot(self.board.now()),
             upstream_connections=self.upstream.connection_stats() if self.upstream is not None else None,
             shared=self.shared.view(),
-            notices=tuple(startup_notices(self.config, self.guard.bind_host or self.config.host)),
+            notices=(*self.problems.values(),
+                     *startup_notices(self.config, self.guard.bind_host or self.config.host)),
         )

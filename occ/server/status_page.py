@@ -154,6 +154,7 @@ async function refresh() {
     document.getElementById("loaded").textContent = s.config_loaded_at || "-";
     document.getElementById("uptime").textContent = fmtInt(Math.round(s.uptime_s)) + "s";
     document.getElementById("inflight").textContent = fmtInt(s.in_flight);
+    fill("notices", (s.notices || []).map(n => el("li", n)));
     drawBreakers(s.models);
     drawRecent(data.recent);
     drawChart(data.usage);
@@ -183,6 +184,7 @@ th { background: #f0f2f5; font-weight: 600; }
 #chart rect { fill: #4a78c2; } #chart text { font-size: 12px; fill: #1d2330; }
 #chart text.title { font-weight: 600; } #chart text.value { fill: #555; }
 #error { color: #8e1b1b; }
+#notices li { color: #8e1b1b; background: #fdecea; padding: .3em .6em; margin: .2em 0; list-style: none; }
 """
 
 PAGE = f"""<!doctype html>
@@ -201,6 +203,7 @@ PAGE = f"""<!doctype html>
 <span>uptime <b id="uptime">-</b></span><span>in flight <b id="inflight">-</b></span>
 </div>
 <p id="error"></p>
+<ul id="notices"></ul>
 <h2>Models</h2>
 <table id="breakers">
 <thead><tr><th>model</th><th>breaker</th><th>requests</th><th>errors</th><th>p50</th><th>p95</th>

@@ -17,6 +17,7 @@ import trio
 from occ.observe.ledger import Ledger, ledger_path
 from occ.observe.logs import get_logger
 from occ.observe.usage import UsageRow
+from occ.server.ledger_health import LEDGER_PROBLEM, check_ledger, is_busy, ledger_problem, save_unwritten
 from occ.server.state import ServerState
 
 __all__ = ["current_ledger", "flush_usage", "flush_usage_on_shutdown", "write_usage"]
@@ -41,8 +42,9 @@ def _writer(state: ServerState) -> tuple[Ledger | None, Ledger | None]:
     return kept, None
 
 
-async def flush_usage(state: ServerState, *, closing: bool = False) -> None:
-    """Write the batch now (one flush at a time). Never raises for a ledger problem; cancellation
+async def flush_usage(state: ServerState, *, closing: bool = False) -> Exception | None:
+    """Write the batch now (one flush at a time); returns the write's error, if any. Never raises for
+    a ledger problem; cancellation
     waits for the thread (a batch is all or nothing), so the rows are either written or put back.
     ``closing``: the server stops; the ledger's connection is closed after the last write."""
     async with state.usage_lock:
@@ -53,7 +55,8 @@ async def flush_usage(state: ServerState, *, closing: bool = False) -> None:
                 await trio.to_thread.run_sync(retired.close)
         if ledger is None:
             batch.take()  # turned off by a reload: what was pending is not kept
-            return
+            state.problems.pop(LEDGER_PROBLEM, None)
+            return None
         rows = batch.take()
         try:
             await trio.to_thread.run_sync(_append, ledger, rows, closing)
@@ -63,14 +66,18 @@ async def flush_usage(state: ServerState, *, closing: bool = False) -> None:
                 log.warning("usage ledger %s: cannot write %d rows (%s); occ keeps them and retries, requests "
                             "are not affected", ledger.path, len(rows), exc)
             state.usage_failing = True
-            return
+            state.problems[LEDGER_PROBLEM] = ledger_problem(ledger.path, str(exc), len(batch.pending))
+            return exc
     if rows and state.usage_failing:
         state.usage_failing = False
         log.warning("usage ledger %s: writable again", ledger.path)
+    if rows:
+        state.problems.pop(LEDGER_PROBLEM, None)
     if batch.dropped:
         log.warning("usage ledger %s: %d rows were dropped while it could not be written", ledger.path,
                     batch.dropped)
         batch.dropped = 0
+    return None
 
 
 def _append(ledger: Ledger, rows: list[UsageRow], closing: bool) -> None:
@@ -93,16 +100,22 @@ async def flush_usage_on_shutdown(state: ServerState) -> None:
     with trio.move_on_after(SHUTDOWN_FLUSH_S):
         delay = 0.05
         while True:
-            await flush_usage(state, closing=True)
+            error = await flush_usage(state, closing=True)
             if not state.usage.pending or not state.config.usage.enabled:
                 return
+            if error is not None and not is_busy(error):
+                break  # a read-only file or folder will not change in the next seconds
             await trio.sleep(delay)
             delay = min(delay * 2, 1.0)
-    log.warning("usage ledger: %d rows could not be written before shutdown", len(state.usage.pending))
+    await save_unwritten(state)
 
 
 async def write_usage(state: ServerState) -> None:
-    """Run in the serving nursery until it is cancelled."""
+    """Run in the serving nursery until it is cancelled: first ask whether the ledger can be written
+    at all (so a read-only one shows before the first request is lost), then write every interval."""
+    await check_ledger(state)
     while True:
         await trio.sleep(state.config.usage.flush_interval_s)
         await flush_usage(state)
+        if LEDGER_PROBLEM in state.problems and not state.usage.pending:
+            await check_ledger(state)  # nothing to write: the probe says when it is fixed
