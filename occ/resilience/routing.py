@@ -225,11 +225,15 @@ def _choose(request: dict[str, Any], config: Config, name: str, token_estimate: 
     where = f"the latest user prompt (message {prompt[0]})" if prompt else ""
     thinking = request.get("thinking")
 
+    # the size clause of a reason states the comparison the decision made, never one it did not
+    if long_model is None:
+        size = f"~{tokens} tokens; no models.long_context, so size does not route"
+    else:
+        size = f"~{tokens} tokens <= threshold {threshold}"
     if long_model is not None and tokens > threshold:
         scenario, why = "long_context", f"~{tokens} tokens > threshold {threshold}"
     elif request.get("stream") is True and not config.enable_streaming_scenario_routing:
-        scenario, why = "fast", (f"streaming request and enable_streaming_scenario_routing is false "
-                                 f"(~{tokens} tokens <= {threshold})")
+        scenario, why = "fast", f"streaming request and enable_streaming_scenario_routing is false ({size})"
     elif "haiku" in name.lower():
         scenario, why = "background", f"haiku-class model {name!r} requested"
     elif prompt and (cue := _COMPLEX_CUES.search(prompt[1])):
@@ -237,7 +241,7 @@ def _choose(request: dict[str, Any], config: Config, name: str, token_estimate: 
     elif prompt and (cue := _THINK_CUES.search(prompt[1])):
         scenario, why = "think", f"reasoning cue {cue.group(0)!r} in {where}"
     else:
-        scenario, why = "default", f"no rule matched (~{tokens} tokens, no cue in the latest user prompt)"
+        scenario, why = "default", f"no rule matched ({size}; no cue in the latest user prompt)"
         if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"):
             why += f"; thinking {thinking['type']} is not a cue: Claude Code sends it with every main-loop request"
     chain, note = _scenario_chain(config, scenario)

@@ -283,3 +283,35 @@ def test_format_route_lists_the_chain_with_protocols():
 def test_route_tolerates_odd_bodies():
     r = route({"model": 5, "messages": "nope"}, CONFIG)
     assert r.scenario == "default" and r.requested_model == ""
+
+
+def _tools(n: int) -> list[dict[str, Any]]:
+    return [{"name": f"tool_{i}", "description": "does one thing well " * 5,
+             "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}}} for i in range(n)]
+
+
+def test_tools_count_toward_the_size_that_routes_to_long_context():
+    request = {"model": "claude-sonnet-4-5", "stream": True, "max_tokens": 10,
+               "messages": [{"role": "user", "content": "hi"}], "tools": _tools(100)}
+    result = route(request, make_config(enable_streaming_scenario_routing=False))
+    assert "long_context" == result.scenario
+    tokens = int(result.reason.split("~")[1].split()[0])
+    assert tokens > 1000 and result.reason == f"long_context: ~{tokens} tokens > threshold 1000"
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_without_a_long_context_model_the_reason_never_claims_a_comparison_it_did_not_make(stream):
+    config = parse_config({"api_key": "k", "models": {"default": m("default-model")}}, env={}, source="t")
+    request = {"model": "claude-sonnet-4-5", "stream": stream, "max_tokens": 10,
+               "messages": [{"role": "user", "content": "hi"}], "tools": _tools(10_000)}
+    result = route(request, config)
+    tokens = int(result.reason.split("~")[1].split()[0])
+    assert tokens > 100_000
+    assert "<=" not in result.reason and "no models.long_context, so size does not route" in result.reason
+
+
+def test_under_the_threshold_the_reason_says_the_comparison():
+    request = {"model": "claude-sonnet-4-5", "stream": True, "max_tokens": 10,
+               "messages": [{"role": "user", "content": "hi"}]}
+    result = route(request, make_config(enable_streaming_scenario_routing=False))
+    assert "fast" == result.scenario and "tokens <= threshold 1000" in result.reason
