@@ -7,6 +7,7 @@ field, the way Anthropic's own API does. Sans-IO.
 
 from __future__ import annotations
 
+import binascii
 from typing import Any
 
 from occ.core.errors import InvalidRequest
@@ -112,8 +113,88 @@ def parse_messages_request(body: bytes) -> dict[str, Any]:
 
 
 def parse_count_tokens_request(body: bytes) -> dict[str, Any]:
+    """The count_tokens body, refused where Anthropic's API refuses it: a model and at least one
+    message are required, and every image and document block must carry a well-formed source
+    (valid base64 included), so ``/context`` never shows a count for a request the model would reject.
+
+    The Messages path checks the shape only (:func:`parse_messages_request`): decoding every image of
+    a session's history on each turn would cost milliseconds per request, and the upstream refuses bad
+    base64 with its own 400 anyway."""
     request = _load_object(body)
-    if "model" in request and not isinstance(request["model"], str):
-        raise InvalidRequest(f"model: expected a string, got {_kind(request['model'])}")
+    if "model" not in request:
+        raise InvalidRequest("model: field required")
+    if not isinstance(request["model"], str) or not request["model"].strip():
+        raise InvalidRequest(f"model: expected a non-empty string, got {_kind(request['model'])}")
     _check_messages(request)
+    if not request["messages"]:
+        raise InvalidRequest("messages: at least one message is required")
+    system = request.get("system")
+    if isinstance(system, list):
+        _check_blocks(system, "system")
+    for i, message in enumerate(request["messages"]):
+        if isinstance(message["content"], list):
+            _check_blocks(message["content"], f"messages.{i}.content")
     return request
+
+
+_IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+
+
+def _check_blocks(blocks: list[Any], path: str) -> None:
+    for j, block in enumerate(blocks):
+        where = f"{path}.{j}"
+        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+            raise InvalidRequest(f"{where}: expected a content block with a type")
+        kind = block["type"]
+        if kind == "text" and not isinstance(block.get("text"), str):
+            raise InvalidRequest(f"{where}.text: field required (a string)")
+        elif kind == "image":
+            _check_source(block, f"{where}.image", _IMAGE_TYPES)
+        elif kind == "document":
+            _check_source(block, f"{where}.document", ("application/pdf",))
+        elif kind == "tool_use":
+            if not isinstance(block.get("id"), str) or not isinstance(block.get("name"), str):
+                raise InvalidRequest(f"{where}.tool_use: id and name are required (strings)")
+            if not isinstance(block.get("input"), dict):
+                raise InvalidRequest(f"{where}.tool_use.input: expected an object, got {_kind(block.get('input'))}")
+        elif kind == "tool_result":
+            if not isinstance(block.get("tool_use_id"), str):
+                raise InvalidRequest(f"{where}.tool_result.tool_use_id: field required (a string)")
+            inner = block.get("content")
+            if isinstance(inner, list):
+                _check_blocks(inner, f"{where}.tool_result.content")
+
+
+def _check_source(block: dict[str, Any], where: str, media_types: tuple[str, ...]) -> None:
+    source = block.get("source")
+    if source is None:
+        raise InvalidRequest(f"{where}.source: field required")
+    if not isinstance(source, dict):
+        raise InvalidRequest(f"{where}.source: expected an object, got {_kind(source)}")
+    kind = source.get("type")
+    if kind == "base64":
+        if source.get("media_type") not in media_types:
+            raise InvalidRequest(f"{where}.source.base64.media_type: expected one of {', '.join(media_types)}, "
+                                 f"got {source.get('media_type')!r}")
+        data = source.get("data")
+        if not isinstance(data, str) or not data:
+            raise InvalidRequest(f"{where}.source.base64.data: field required (a non-empty base64 string)")
+        try:
+            binascii.a2b_base64(data, strict_mode=True)
+        except (binascii.Error, ValueError):
+            raise InvalidRequest(f"{where}.source.base64.data: invalid base64 data") from None
+    elif kind == "url":
+        if not isinstance(source.get("url"), str) or not source["url"]:
+            raise InvalidRequest(f"{where}.source.url.url: field required (a string)")
+    elif kind == "file":
+        if not isinstance(source.get("file_id"), str) or not source["file_id"]:
+            raise InvalidRequest(f"{where}.source.file.file_id: field required (a string)")
+    elif kind == "text" and where.endswith(".document"):
+        if not isinstance(source.get("data"), str):
+            raise InvalidRequest(f"{where}.source.text.data: field required (a string)")
+    elif kind == "content" and where.endswith(".document"):
+        if not isinstance(source.get("content"), (str, list)):
+            raise InvalidRequest(f"{where}.source.content.content: expected a string or an array of blocks")
+    else:
+        allowed = "base64, url, file" + (", text, content" if where.endswith(".document") else "")
+        raise InvalidRequest(f"{where}.source.type: expected one of {allowed}, got {kind!r}")
