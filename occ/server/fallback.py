@@ -553,6 +553,12 @@ async def _deliver(call: Call, frames: trio.MemorySendChannel[Any], item: Any) -
         await trio.lowlevel.checkpoint()  # the request scope is cancelled: unwind from here
 
 
+def _looks_like_sse(head: bytes) -> bool:
+    """Whether a stream's first bytes start an SSE field or comment (``data:``, ``event:``, ``:``...)."""
+    start = head.lstrip()[:6]
+    return not start or start.startswith((b"data", b"event", b":", b"id", b"retry"))
+
+
 def _is_payload(event: SSEEvent) -> bool:
     """Anything but a ping: SSE comments never become events, and a ``ping`` event says only that the
     connection is alive, not that the model is producing anything."""
@@ -595,7 +601,10 @@ async def _pump(state: ServerState, call: Call, url: str, headers: dict[str, str
             if builder.committed and not committed:
                 on_commit()
             return
+        if "html" in content_type:  # a gateway's or a login page where the stream should be: name it
+            raise malformed_answer(await _read_body(response, stall_s, _NON_STREAM_BODY_LIMIT), "an event stream")
         chunks = aiter(response.chunks())
+        head: bytes | None = None  # the first bytes: what to name if they never were a stream
         payload_deadline = math.inf if payload_s is None else trio.current_time() + payload_s
         while True:
             with trio.CancelScope(deadline=payload_deadline) as payload_guard:
@@ -608,6 +617,8 @@ async def _pump(state: ServerState, call: Call, url: str, headers: dict[str, str
                 raise UpstreamStalled(f"no bytes from upstream for {stall_s:g}s (stream_timeout_ms)")
             if chunk is None:
                 break
+            if head is None:
+                head = chunk
             for event in decoder.feed(chunk):
                 if payload_s is not None and _is_payload(event):
                     payload_deadline = trio.current_time() + payload_s
@@ -625,6 +636,8 @@ async def _pump(state: ServerState, call: Call, url: str, headers: dict[str, str
         for event in decoder.close():
             if not translator.done:
                 translator.feed(event)
+        if not translator.done and not builder.committed and head is not None and not _looks_like_sse(head):
+            raise malformed_answer(head, "an event stream")  # an HTML page sent as event-stream, say
         if not translator.done:
             translator.close()
         await _deliver(call, frames, builder.take())

@@ -64,3 +64,31 @@ async def test_an_error_envelope_in_a_200_keeps_its_words(fake, start_occ):
     error = await _fail(await start_occ(make_config(fake)), stream=True)
     assert error.status_code == 429
     assert "upstream error in an HTTP 200 answer: slow down" in error.body["error"]["message"]
+
+
+PAGE = b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>bad gateway</body></html>"
+
+
+@pytest.mark.parametrize("content_type", ["text/html; charset=utf-8", "text/event-stream"])
+@pytest.mark.parametrize("wire", ["openai", "anthropic", "responses"])
+async def test_an_html_page_answering_a_stream_is_named_as_such(fake, start_occ, content_type, wire):
+    """Some gateways send their error page with 200 (and even with the stream's content type): the
+    client is told what came, as the non-stream path does, not "stream ended without finish_reason"."""
+    path = {"openai": CHAT, "anthropic": "/v1/messages", "responses": "/v1/responses"}[wire]
+    fake.default(path, Reply(chunks=[PAGE], headers={"content-type": content_type}))
+    url = await start_occ(make_config(fake, models={"default": {"provider": "fake", "model_id": "model-a",
+                                                                "wire_format": wire}}))
+    error = await _fail(url, stream=True)
+    message = error.body["error"]["message"]
+    assert "malformed upstream answer: HTTP 200 with a body that is not valid JSON ('<!DOCTYPE html><html>" in message
+    assert "where an event stream was expected" in message
+    assert "finish_reason" not in message
+
+
+async def test_the_next_model_answers_after_an_html_stream(fake, start_occ):
+    fake.default(CHAT, by_model({"model-a": Reply(chunks=[PAGE], headers={"content-type": "text/event-stream"}),
+                                 "model-b": ok_stream("from b")}))
+    url = await start_occ(make_config(fake, **chain("model-a", "model-b")))
+    async with sdk(url) as client, client.messages.stream(**ASK) as events:
+        message = await events.get_final_message()
+    assert message.content[0].text == "from b"
