@@ -13,9 +13,12 @@ import anthropic
 import pytest
 from anthropic.lib.streaming._messages import accumulate_event
 from anthropic.types import RawMessageStreamEvent
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import TypeAdapter
 from support import search_answers as S
 from support.anthropic_checker import check_stream, split_frames, translate_chunks
+from support.strategies import cut, split_points
 
 from occ.config.model import ModelConfig
 from occ.core.errors import UpstreamProtocolError
@@ -401,3 +404,27 @@ def test_claude_code_reads_the_query_from_the_stream(wire):
     out, _ = stream(wire, raw, RESP if wire == "responses" else GEM)
     uses = [b for b in claude_code_blocks(out) if b["type"] == "server_tool_use"]
     assert uses and uses[0]["input"] == {"query": S.QUERY}
+
+
+# -- any chunk split ---------------------------------------------------------------------------------
+
+_RAW = {"responses": S.responses_search_stream(), "gemini": S.gemini_search_stream()}
+_WHOLE = {wire: None for wire in _RAW}
+
+
+def _blocks(message: anthropic.types.Message) -> list[dict]:
+    return [{k: v for k, v in b.model_dump().items() if k not in ("id", "tool_use_id")} for b in message.content]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), wire=st.sampled_from(["responses", "gemini"]))
+def test_any_byte_split_gives_the_same_message(data, wire):
+    raw = _RAW[wire]
+    chunks = cut(raw, data.draw(split_points(len(raw))))
+    model = RESP if wire == "responses" else GEM
+    out, _ = translate_chunks(lambda b: wire_for(wire).collected_translator(b, model, ["web_search"]), chunks,
+                              model="claude-sonnet-4-5")
+    check_stream(out)
+    if _WHOLE[wire] is None:
+        _WHOLE[wire] = _blocks(stream(wire, raw, model, chunk=len(raw))[1])
+    assert _blocks(sdk_message(out)) == _WHOLE[wire]
