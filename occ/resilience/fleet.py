@@ -16,15 +16,22 @@ breakers, unchanged) with the fleet's view laid over it:
   by the sync task while its probe runs, so a process that dies mid-probe frees it.
 * **a fleet close closes here.** A model the fleet held open and no longer does (another process's probe
   succeeded) is closed in this process too.
-* **panic mode stays per process.** When every model of a chain is open, each process probes on its own
-  (:meth:`FleetBreakers.allow` with ``panic=True``): panic exists so a request is never refused without
-  an upstream asked, and it must not wait on another process's lease.
+* **panic probes are fleet-wide too.** When every model of a chain is open (:meth:`FleetBreakers.allow`
+  with ``panic=True``), a model the fleet holds open is probed by the process holding its lease, as in
+  half-open: one panic probe per model across the fleet. The fallback loop waits for a lease (or the
+  probe's verdict) at most the model's ``connect_timeout_ms`` and then goes anyway, so panic still never
+  refuses a request without an upstream asked; :attr:`on_change` wakes it when a lease is answered.
 * **a reset is fleet-wide.** A reload or ``occ reset-breakers`` closes the fleet's breakers too.
 * **unconnected, it is the plain registry.** While :attr:`connected` is false (no shared state, or the
   store is unreachable) nothing fleet-wide applies: every process decides alone, as without sharing.
 
-Consecutive failures are counted per process (a model opens when one process sees ``failure_threshold``
-in a row); only the open, the probe and the close are fleet-wide.
+* **consecutive failures are counted fleet-wide.** Every counted failure is published (``("fail", label)``),
+  the store adds it to the model's count and the answer comes back through :meth:`fleet_failure`: the
+  process whose failure brings the fleet's count to ``failure_threshold`` opens the model (and publishes
+  the open). A success anywhere clears the count (``("healthy", label)``, sent only when a count is known
+  to be there: this process's own, or the fleet's as of the last sync, so a success within one sync
+  interval of another process's failure may leave that one failure counted). This process's own count still opens the model too, so a store that lags or is away
+  never delays an open.
 """
 
 from __future__ import annotations
@@ -68,6 +75,12 @@ class FleetBreakers(BreakerRegistry):
         self._leases: dict[Key, float] = {}  # probe leases held here, until
         self._probing: set[Key] = set()  # fleet probes in flight in this process
         self._wanted: dict[Key, float] = {}  # leases asked for and not yet answered: when asked
+        #: the fleet's consecutive failure counts as last read (label -> n)
+        self.fleet_failures: dict[str, int] = {}
+        #: a breaker this registry opened on the fleet's count (told to the server, which logs and counts it)
+        self.on_transition: Callable[[Transition], None] = lambda transition: None
+        #: a lease was answered or the fleet closed a model: a request waiting for a probe may go now
+        self.on_change: Callable[[], None] = lambda: None
 
     def _fleet(self, key: Key) -> float | None:
         return self._fleet_until.get(key) if self.connected else None
@@ -92,9 +105,9 @@ class FleetBreakers(BreakerRegistry):
         open) the fleet's open is treated as half-open like the local one, and the probe is this
         process's own: panic never waits on another process's lease."""
         until = self._fleet(key)
-        if until is None or panic:
+        if until is None:
             return super().allow(key, now, panic=panic)
-        if now < until or key in self._probing:
+        if key in self._probing or (now < until and not panic):
             return False
         if self._leases.get(key, float("-inf")) <= now:  # no lease (or it lapsed): ask, admit nothing yet
             self._leases.pop(key, None)
@@ -102,7 +115,7 @@ class FleetBreakers(BreakerRegistry):
                 self._wanted[key] = now
                 self.publish(("want", label_of(key)))
             return False
-        if not super().allow(key, now):
+        if not super().allow(key, now, panic=panic):
             return False
         self._probing.add(key)
         return True
@@ -111,6 +124,9 @@ class FleetBreakers(BreakerRegistry):
         """A fleet probe's success closes the model fleet-wide, and is this process's transition to report
         (here or elsewhere, only the prober reports it)."""
         before = self.get(key)
+        if self.connected and (before.failures or self.fleet_failures.get(label_of(key))):
+            self.fleet_failures.pop(label_of(key), None)
+            self.publish(("healthy", label_of(key)))
         transition = super().record_success(key, now)
         if key in self._probing:
             self._end_probe(key)
@@ -121,6 +137,8 @@ class FleetBreakers(BreakerRegistry):
 
     def record_failure(self, key: Key, now: float, *, retry_after_s: float | None = None) -> Transition | None:
         transition = super().record_failure(key, now, retry_after_s=retry_after_s)
+        if self.connected:
+            self.publish(("fail", label_of(key)))
         was_probe = key in self._probing
         mine = self.get(key)
         if was_probe or mine.name(now) == "open":
@@ -179,6 +197,8 @@ class FleetBreakers(BreakerRegistry):
         super().reset([k for k in cleared if self.get(k).name(now) != "closed"])
         self._fleet_until = fleet
         self.connected = True
+        if cleared:
+            self.on_change()
 
     def grant_lease(self, label: str, granted: bool, until: float) -> None:
         """The answer to a ``want``: this process holds the probe lease until ``until`` (or another does)."""
@@ -188,6 +208,24 @@ class FleetBreakers(BreakerRegistry):
             self._leases[key] = until
         else:
             self._leases.pop(key, None)
+        self.on_change()
+
+    def fleet_failure(self, label: str, failures: int, now: float) -> None:
+        """The fleet's consecutive failure count of ``label`` after one of this process's failures. At the
+        threshold (exactly one process's failure brings it there) a model not yet open opens, here and,
+        through the published open, for the fleet."""
+        key = key_of(label)
+        self.fleet_failures[label] = failures
+        state = self.get(key)
+        if failures < self.policy.failure_threshold or state.open_until is not None or key in self._fleet_until:
+            return
+        until = now + self.policy.open_for(None)
+        opened = attrs.evolve(state, failures=max(state.failures, failures), last_failure_at=now, open_until=until,
+                              opened_at=now)
+        self.put(key, opened)
+        self.publish(("open", label, until))
+        self.on_transition(Transition(key, "opened", opened))
+        self.on_change()
 
     def renew_leases(self, until: float) -> list[str]:
         """The leases whose probe is still running, extended to ``until``: the sync task renews them in
@@ -209,3 +247,5 @@ class FleetBreakers(BreakerRegistry):
         self._leases.clear()
         self._wanted.clear()
         self._probing.clear()
+        self.fleet_failures = {}
+        self.on_change()

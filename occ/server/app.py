@@ -126,6 +126,7 @@ class OccApp:
         started = time.monotonic()
         record = RequestLog(request_id=request_id, started=started)
         client: str | None = None
+        slot: str | None = None  # the client's slot in the fleet's count (shared state)
         call: Call | None = None
         state.in_flight += 1
         state.observer.request_started()
@@ -133,7 +134,12 @@ class OccApp:
             headers = _client_headers(scope)
             who = scope["occ.client"]  # named by the guard, which checked the client key
             record.client = who
-            state.limiter.acquire(who, config.max_concurrent_per_client)
+            limit = config.max_concurrent_per_client
+            if limit is not None and state.shared.status == "connected":
+                slot, checked = await state.shared.client_slot(who, limit)  # bounded by shared_state.timeout_ms
+                state.limiter.acquire(who, limit, fleet_checked=checked)
+            else:
+                state.limiter.acquire(who, limit)
             client = who
             body = await _read_body(headers, receive, config.max_body_bytes)
             request = parse_messages_request(body)
@@ -171,6 +177,8 @@ class OccApp:
             state.in_flight -= 1
             if client is not None:
                 state.limiter.release(client)
+            if slot is not None:
+                state.shared.release_slot(who, slot)
             if call is not None:
                 _record_call(record, call)
             log_request(record, config)

@@ -16,6 +16,7 @@ import trio
 from occ.observe.logs import get_logger
 from occ.observe.observer import Observer
 from occ.resilience.breaker import BreakerRegistry, Key, Transition
+from occ.resilience.fleet import FleetBreakers
 
 __all__ = ["BreakerBoard"]
 
@@ -35,6 +36,9 @@ class BreakerBoard:
         self.now = clock
         #: set (and replaced) whenever a verdict or release settles a breaker: panic waiters wake on it
         self._settled = trio.Event()
+        if isinstance(registry, FleetBreakers):  # what the fleet decides is told and wakes waiters too
+            registry.on_transition = lambda transition: self._tell(transition, "the fleet's count")
+            registry.on_change = self._settle
 
     def _settle(self) -> None:
         self._settled.set()

@@ -51,18 +51,19 @@ def client_identity(headers: Mapping[str, str], peer: str | None, config: Config
 class ClientLimiter:
     """Counts requests in flight per client; trio tasks of one thread only, so no locks.
 
-    With shared state, :attr:`elsewhere` holds the same counts for the fleet's other live processes, as
-    the sync task last read them (each process publishes its own counts in its heartbeat, a lease that
-    lapses when the process dies): the limit then holds across the fleet, to within one sync interval.
+    With shared state the fleet's count is authoritative: each request takes a slot in the store first
+    (:meth:`~occ.server.shared_state.SharedState.client_slot`, one atomic script), and ``fleet_checked``
+    then skips the local check. When the store does not answer, :attr:`elsewhere` (the fleet's other live
+    processes' counts, from their last heartbeats) is laid over this process's count instead.
     """
 
     def __init__(self) -> None:
         self.in_flight: dict[str, int] = {}
         self.elsewhere: dict[str, int] = {}
 
-    def acquire(self, client: str, limit: int | None) -> None:
+    def acquire(self, client: str, limit: int | None, *, fleet_checked: bool = False) -> None:
         current = self.in_flight.get(client, 0)
-        if limit is not None:
+        if limit is not None and not fleet_checked:
             others = self.elsewhere.get(client, 0) if self.elsewhere else 0
             if current + others >= limit:
                 where = f"{current} here and {others} on other occ processes" if others else f"{current}"

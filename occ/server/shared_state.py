@@ -21,6 +21,14 @@ What lives on the server, under ``<prefix>:``:
 * ``breakers`` (hash): ``provider/model`` -> the time (server ms) until which the model is open; an open
   only ever extends it (a script keeps the later deadline); a successful probe deletes it.
 * ``probe:<provider/model>`` (string): the process holding the model's half-open probe, with a TTL.
+* ``slots:<client>`` (sorted set): the client's requests in flight across the fleet, one member per request
+  (``<process id>:<n>``) scored with its lease's end (server ms). A request takes a slot with one script
+  (drop the lapsed, count, add if under ``max_concurrent_per_client``): the limit is exact while the
+  processes reach the store. The process renews its slots every tick; a dead one's slots lapse with
+  their lease (4 sync intervals + 2 exchange deadlines).
+* ``failures`` (hash): ``provider/model`` -> the fleet's consecutive counted failures of the model; a
+  success anywhere deletes it, and the process whose failure brings it to ``failure_threshold`` opens the
+  model for the fleet.
 * ``counts`` (hash): ``provider/model|requests``, ``provider/model|<outcome>`` and the breaker bookkeeping
   (``provider/model|breaker:opened``, ``...:closed``, ``...:panic_routed``) -> fleet totals, incremented by
   each process's deltas (they outlive the processes that counted them).
@@ -30,6 +38,7 @@ Key round-robin stays per process (each process rotates its own keys).
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import ssl
@@ -42,6 +51,7 @@ import trio
 
 from occ import __version__
 from occ.config.model import SharedStateConfig
+from occ.core.errors import RateLimited
 from occ.core.ids import random_hex
 from occ.core.resp import Arg, ReplyError
 from occ.core.scrub import scrub
@@ -86,6 +96,24 @@ _RELEASE_SCRIPT = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+# KEYS[1] = the client's slots, ARGV = limit, lease ms, token: take a slot if one is free. Returns the count
+# with it (> 0), or minus the count when all are taken. The server's clock scores the leases.
+_SLOT_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local n = redis.call('ZCARD', KEYS[1])
+if n >= tonumber(ARGV[1]) then return -n end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return n + 1
+"""
+# KEYS[1] = failures hash, ARGV = label: one more consecutive counted failure across the fleet.
+_FAIL_SCRIPT = """
+local n = redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+redis.call('PEXPIRE', KEYS[1], 86400000)
+return n
+"""
 _DAY_MS = 86_400_000
 #: the observer's breaker bookkeeping shared as fleet totals: its key -> the name /status gives the total
 _BREAKER_COUNTS = {"opened": "breaker_opened", "closed": "breaker_closed", "panic_routed": "panic_routed"}
@@ -128,6 +156,11 @@ class SharedState:
         self._offset_ms = 0.0  # server clock minus ours
         self._published: dict[str, int] = {}  # counter field -> value already added to the fleet's
         self._stale: list[str] = []  # dead processes to delete at the next tick
+        self._config: SharedStateConfig | None = None  # the session's, while one runs
+        self._slots: dict[str, set[str]] = {}  # client -> the slot tokens this process holds (or may)
+        self._tokens = itertools.count(1)
+        if self.breakers is not None:
+            self.breakers.fleet_failures = {}
 
     # -- the request path's side (synchronous, never waits) -----------------------------------------
 
@@ -137,6 +170,64 @@ class SharedState:
             self._send.send_nowait(event)
         except trio.WouldBlock:
             self.dropped += 1
+
+    async def client_slot(self, client: str, limit: int) -> tuple[str | None, bool]:
+        """One of ``client``'s ``limit`` slots across the fleet: ``(token, True)`` when the store granted it
+        (give it back with :meth:`release_slot`), ``(token or None, False)`` when the store is not connected
+        or did not answer within ``timeout_ms`` (this process then decides alone, as without sharing; a
+        token it returns may have been taken late and is given back all the same).
+
+        The one wait on the store on the request path, under its own deadline (``timeout_ms``): an atomic
+        count is what makes the limit exact.
+
+        Raises:
+            RateLimited: every slot is taken across the fleet.
+        """
+        config = self._config
+        if config is None or self.status != "connected":
+            return None, False
+        token = f"{self.id}:{next(self._tokens)}"
+        answered = trio.Event()
+        replies: list[object] = []
+
+        def reply(value: object) -> None:
+            replies.append(value)
+            answered.set()
+
+        held = self._slots.setdefault(client, set())
+        held.add(token)
+        self.publish(("slot", client, token, limit, reply))
+        try:
+            with trio.move_on_after(config.timeout_s):  # SLOT DEADLINE: the store answers in time, or we decide
+                await answered.wait()
+        except BaseException:  # the client left while we asked: whatever the store did, give it back
+            self.release_slot(client, token)
+            raise
+        if not replies:  # no answer in time: the slot may still be taken late, so it is given back anyway
+            return token, False
+        granted = replies[0]
+        if not isinstance(granted, int) or isinstance(granted, bool):  # refused, or the store went away
+            self._drop(client, token)
+            return None, False
+        if granted <= 0:
+            self._drop(client, token)
+            running = -granted
+            raise RateLimited(f"too many concurrent requests from this client ({running} running on this and "
+                              f"other occ processes, max_concurrent_per_client is {limit})", retry_after_s=1.0)
+        return token, True
+
+    def release_slot(self, client: str, token: str) -> None:
+        """The request holding ``token`` ended: its slot goes back (or lapses, if the store is away)."""
+        self._drop(client, token)
+        if self._config is not None:
+            self.publish(("unslot", client, token))
+
+    def _drop(self, client: str, token: str) -> None:
+        held = self._slots.get(client)
+        if held is not None:
+            held.discard(token)
+            if not held:
+                del self._slots[client]
 
     def view(self) -> dict[str, Any]:
         """What ``/status`` shows of the fleet (values only)."""
@@ -208,11 +299,15 @@ class SharedState:
             self.breakers.disconnect()
         self.limiter.elsewhere = {}
         self.processes, self.counts = [], {}
+        self._config = None
+        self._slots.clear()  # the store's leases lapse on their own
         while True:  # what was queued for a server that is gone no longer applies
             try:
-                self._receive.receive_nowait()
+                event = self._receive.receive_nowait()
             except trio.WouldBlock:
                 break
+            if event[0] == "slot":
+                event[4](None)  # its request decides alone, now rather than at its deadline
 
     async def _session(self, link: RedisLink, config: SharedStateConfig,
                        current: Callable[[], SharedStateConfig | None], in_flight: Callable[[], int]) -> None:
@@ -221,6 +316,7 @@ class SharedState:
         if self.breakers is not None:
             events = [("open", label, until) for label, until in self.breakers.open_until(time.time()).items()]
         next_tick = trio.current_time()
+        self._config = config
         while current() == config:
             if not events:
                 with trio.move_on_at(next_tick):
@@ -266,6 +362,20 @@ class SharedState:
                 plan.append((["HDEL", f"{prefix}:breakers", label], _ignore))
             elif kind == "release":
                 plan.append((["EVAL", _RELEASE_SCRIPT, 1, f"{prefix}:probe:{label}", self.id], _ignore))
+            elif kind == "slot":
+                plan.append((["EVAL", _SLOT_SCRIPT, 1, f"{prefix}:slots:{label}", event[3],
+                              self._lease_ms(config), event[2]], event[4]))
+            elif kind == "unslot":
+                plan.append((["ZREM", f"{prefix}:slots:{label}", event[2]], _ignore))
+            elif kind == "fail" and breakers is not None:
+
+                def failed(reply: object, label: str = label) -> None:
+                    if isinstance(reply, int) and not isinstance(reply, bool):
+                        breakers.fleet_failure(label, reply, time.time())
+
+                plan.append((["EVAL", _FAIL_SCRIPT, 1, f"{prefix}:failures", label], failed))
+            elif kind == "healthy":
+                plan.append((["HDEL", f"{prefix}:failures", label], _ignore))
             elif kind == "want" and breakers is not None:
                 until = time.time() + LEASE_S - 1.0  # a second of margin for the exchange itself
 
@@ -276,9 +386,14 @@ class SharedState:
                              granted))
         return plan
 
+    @staticmethod
+    def _lease_ms(config: SharedStateConfig) -> int:
+        """How long a process's heartbeat and its client slots last without renewal."""
+        return int(max(MIN_ALIVE_S, 4 * config.sync_interval_s + 2 * config.timeout_s) * 1000)
+
     def _tick_commands(self, config: SharedStateConfig, in_flight: int) -> list[tuple[list[Arg], Callback]]:
         prefix = config.key_prefix
-        alive_ms = max(MIN_ALIVE_S, 4 * config.sync_interval_s + 2 * config.timeout_s) * 1000
+        alive_ms = self._lease_ms(config)
         heartbeat = orjson.dumps({
             "host": socket.gethostname(), "pid": os.getpid(), "version": __version__, "started": self.started,
             "seen": int(self._server_ms()), "in_flight": in_flight, "clients": self.limiter.in_flight,
@@ -302,9 +417,18 @@ class SharedState:
         if self.breakers is not None:
             for label in self.breakers.renew_leases(time.time() + LEASE_S - 1.0):
                 plan.append((["PEXPIRE", f"{prefix}:probe:{label}", int(LEASE_S * 1000)], _ignore))
+        until = int(self._server_ms() + alive_ms)
+        for client, tokens in self._slots.items():  # leases of the requests still running here
+            if tokens:
+                members: list[Arg] = []
+                for token in tokens:
+                    members += [until, token]
+                plan.append((["ZADD", f"{prefix}:slots:{client}", "XX", *members], _ignore))
+                plan.append((["PEXPIRE", f"{prefix}:slots:{client}", alive_ms], _ignore))
         plan += [
             (["HGETALL", f"{prefix}:procs"], lambda reply: self._on_procs(reply, alive_ms)),
             (["HGETALL", f"{prefix}:breakers"], self._on_breakers),
+            (["HGETALL", f"{prefix}:failures"], self._on_failures),
             (["HGETALL", f"{prefix}:counts"], self._on_counts),
         ]
         return plan
@@ -365,6 +489,17 @@ class SharedState:
             except ValueError:
                 continue
         self.breakers.apply_fleet(until, time.time())
+
+    def _on_failures(self, reply: object) -> None:
+        if self.breakers is None:
+            return
+        counts: dict[str, int] = {}
+        for label, raw in _pairs(reply).items():
+            try:
+                counts[label] = int(raw)
+            except ValueError:
+                continue
+        self.breakers.fleet_failures = counts
 
     def _on_counts(self, reply: object) -> None:
         counts: dict[str, dict[str, Any]] = {}

@@ -23,7 +23,7 @@ def test_labels_round_trip_with_a_slash_in_the_model_id():
 def test_a_local_open_is_published_with_its_deadline():
     b, events = fleet()
     b.record_failure(KEY, 100.0)
-    assert events == [("open", LABEL, 110.0)]
+    assert events == [("fail", LABEL), ("open", LABEL, 110.0)]  # the failure is counted fleet-wide too
     assert not b.allow(KEY, 105.0)
 
 
@@ -83,11 +83,64 @@ def test_the_fleet_clearing_a_model_closes_it_here():
     assert b.state(KEY, 2) == "closed" and b.allow(KEY, 2)
 
 
-def test_panic_probes_per_process_without_a_lease():
+def test_a_panic_probe_of_a_model_the_fleet_holds_open_needs_its_lease():
     b, events = fleet()
+    woken: list[int] = []
+    b.on_change = lambda: woken.append(1)
     b.apply_fleet({LABEL: 50.0}, 40.0)
-    assert b.allow(KEY, 41, panic=True)
-    assert ("want", LABEL) not in events
+    assert not b.allow(KEY, 41, panic=True)  # before the cooldown ends, still one probe across the fleet
+    assert events == [("want", LABEL)]
+    b.grant_lease(LABEL, False, 0)  # another process probes it
+    assert woken and not b.allow(KEY, 41.5, panic=True)
+    b.grant_lease(LABEL, True, 60)
+    assert b.allow(KEY, 42, panic=True)  # the panic probe
+    assert not b.allow(KEY, 42.1, panic=True)  # one at a time
+    b.record_success(KEY, 43)
+    assert events[-2:] == [("release", LABEL), ("close", LABEL)]
+
+
+def test_a_local_open_is_the_fleets_at_once_so_its_panic_probe_asks_for_the_lease():
+    b, events = fleet()
+    b.record_failure(KEY, 40.0)  # opened here, published; the store has not echoed it yet
+    assert not b.allow(KEY, 41, panic=True) and events[-1] == ("want", LABEL)
+    b.grant_lease(LABEL, True, 60)
+    assert b.allow(KEY, 41.1, panic=True)
+
+
+def test_panic_probes_per_process_while_disconnected():
+    b, events = fleet()
+    b.disconnect()
+    b.record_failure(KEY, 40.0)
+    assert b.allow(KEY, 41, panic=True) and ("want", LABEL) not in events
+
+
+def test_the_fleets_failure_count_opens_a_model_this_process_failed_once():
+    b, events = fleet(threshold=3)
+    told: list = []
+    b.on_transition = told.append
+    b.record_failure(KEY, 10.0)
+    assert b.state(KEY, 10.0) == "closed" and events == [("fail", LABEL)]
+    b.fleet_failure(LABEL, 2, 10.0)  # one failure elsewhere before ours
+    assert b.state(KEY, 10.0) == "closed" and not told
+    b.record_failure(KEY, 11.0)
+    b.fleet_failure(LABEL, 3, 11.0)  # ours brought the fleet to the threshold
+    assert b.state(KEY, 11.5) == "open" and not b.allow(KEY, 11.5)
+    assert ("open", LABEL, 21.0) in events
+    assert [t.kind for t in told] == ["opened"] and told[0].state.failures == 3
+    b.fleet_failure(LABEL, 4, 12.0)  # a later count opens nothing twice
+    assert len(told) == 1
+
+
+def test_a_success_clears_the_fleets_count_only_when_there_is_one():
+    b, events = fleet(threshold=3)
+    b.record_success(KEY, 1.0)
+    assert events == []  # nothing to clear: no command per healthy request
+    b.fleet_failures = {LABEL: 2}  # as the last tick read it
+    b.record_success(KEY, 2.0)
+    assert events == [("healthy", LABEL)] and LABEL not in b.fleet_failures
+    b.record_failure(KEY, 3.0)
+    b.record_success(KEY, 4.0)
+    assert events[-1] == ("healthy", LABEL)
 
 
 def test_a_reset_is_fleet_wide():
