@@ -30,8 +30,8 @@ breakers, unchanged) with the fleet's view laid over it:
   process whose failure brings the fleet's count to ``failure_threshold`` opens the model (and publishes
   the open). A success anywhere clears the count (``("healthy", label)``, sent only when a count is known
   to be there: this process's own, or the fleet's as of the last sync, so a success within one sync
-  interval of another process's failure may leave that one failure counted). This process's own count still opens the model too, so a store that lags or is away
-  never delays an open.
+  interval of another process's failure may leave that one failure counted). This process's own count
+  still opens the model too, so a store that lags or is away never delays an open.
 """
 
 from __future__ import annotations
