@@ -32,6 +32,7 @@ from occ.translate.anthropic_request import clamped_max_tokens, effort_of, syste
 from occ.translate.tool_ids import from_upstream_name, new_tool_id, to_upstream_name
 from occ.translate.tool_schema import is_strict_schema, openai_tools
 from occ.translate.web_search import (
+    page_key,
     responses_search_blocks,
     responses_text_citations,
     responses_tool,
@@ -266,16 +267,21 @@ _KIND_OF = {"output_text": "message", "refusal": "message", "content_part": "mes
 
 
 def _cited_sources(output: Any) -> tuple[dict[str, str], list[str]]:
-    """url -> title of every ``url_citation`` in the answer, and the cited URLs in order."""
+    """page -> title of every ``url_citation`` in the answer (by :func:`page_key`), and the cited URLs
+    in order, one per page."""
     titles: dict[str, str] = {}
+    cited: list[str] = []
     for item in output if isinstance(output, list) else []:
         if isinstance(item, dict) and item.get("type") == "message":
             for part in item.get("content") or []:
                 for note in (part.get("annotations") or []) if isinstance(part, dict) else []:
                     if isinstance(note, dict) and note.get("type") == "url_citation" \
                             and isinstance(note.get("url"), str):
-                        titles.setdefault(note["url"], str(note.get("title") or ""))
-    return titles, list(titles)
+                        key = page_key(note["url"])
+                        if key not in titles:
+                            titles[key] = str(note.get("title") or "")
+                            cited.append(note["url"])
+    return titles, cited
 
 
 class ResponsesCollector:

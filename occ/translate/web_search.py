@@ -40,6 +40,7 @@ __all__ = [
     "gemini_tool",
     "history_as_text",
     "is_occ_search_block",
+    "page_key",
     "responses_search_blocks",
     "responses_text_citations",
     "responses_tool",
@@ -160,6 +161,19 @@ def title_for(url: str) -> str:
 OCC_TOOL_ID_PREFIX = "srvtoolu_occ"
 
 
+_TRACKING = re.compile(r"(?:^|&)utm_[a-z]+=[^&]*")
+
+
+def page_key(url: str) -> str:
+    """``url`` without tracking parameters, to know the same page: OpenAI's ``url_citation`` URLs carry
+    ``?utm_source=openai`` where the call's ``sources`` do not."""
+    base, sep, query = url.partition("?")
+    if not sep:
+        return url
+    query = _TRACKING.sub("", query).lstrip("&")
+    return f"{base}?{query}" if query else base
+
+
 def new_server_tool_id() -> str:
     return f"{OCC_TOOL_ID_PREFIX}{random_hex(11)}"
 
@@ -242,7 +256,7 @@ def responses_text_citations(part: Mapping[str, Any]) -> list[dict[str, Any]]:
 def responses_search_blocks(item: Mapping[str, Any], titles: Mapping[str, str],
                             fallback_urls: list[str]) -> list[dict[str, Any]]:
     """A ``web_search_call`` item as a search pair; an ``open_page``/``find_in_page`` action is no
-    search (Anthropic calls that web_fetch) and gives nothing. ``titles``: url -> title from the
+    search (Anthropic calls that web_fetch) and gives nothing. ``titles``: page (:func:`page_key`) -> title from the
     answer's citations; ``fallback_urls`` (consumed): the cited URLs, for a call that listed no sources
     (``include: web_search_call.action.sources`` not honoured)."""
     action = item.get("action") if isinstance(item.get("action"), dict) else {}
@@ -259,7 +273,7 @@ def responses_search_blocks(item: Mapping[str, Any], titles: Mapping[str, str],
     for url in urls:
         if url not in seen:
             seen.add(url)
-            sources.append(Source(url=url, title=titles.get(url) or title_for(url)))
+            sources.append(Source(url=url, title=titles.get(page_key(url)) or title_for(url)))
     return search_blocks(query, sources)
 
 

@@ -428,3 +428,14 @@ def test_any_byte_split_gives_the_same_message(data, wire):
     if _WHOLE[wire] is None:
         _WHOLE[wire] = _blocks(stream(wire, raw, model, chunk=len(raw))[1])
     assert _blocks(sdk_message(out)) == _WHOLE[wire]
+
+
+def test_titles_are_found_across_openai_tracking_parameters():
+    body = json.loads(S.responses_search_body())
+    for note in body["output"][1]["content"][0]["annotations"]:
+        note["url"] += "?utm_source=openai"
+    message = wire_for("responses").translate_response(body, model=RESP, message_id="msg_1", model_name="m",
+                                                       input_estimate=5)
+    results = message["content"][1]["content"]
+    assert [(r["url"], r["title"]) for r in results] == [(S.URL_1, S.TITLE_1), (S.URL_2, S.TITLE_2)]
+    assert message["content"][2]["citations"][0]["url"] == S.URL_1 + "?utm_source=openai"
