@@ -308,8 +308,11 @@ def _int(value: Any) -> int:
 
 def _usage(raw: Any) -> Usage | None:
     """Anthropic usage from chat usage: input excludes cache reads (OpenAI ``cached_tokens``,
-    DeepSeek ``prompt_cache_hit_tokens``, Moonshot top-level ``cached_tokens``). None when neither
-    count is there (``{"prompt_tokens": null}`` included: null means absent)."""
+    DeepSeek ``prompt_cache_hit_tokens``, Moonshot top-level ``cached_tokens``, Anthropic's
+    ``cache_read_input_tokens`` beside prompt_tokens as proxies of Claude report it) and cache writes
+    (OpenRouter ``prompt_tokens_details.cache_write_tokens``, LiteLLM ``cache_creation_tokens``,
+    ``cache_creation_input_tokens``); prompt_tokens counts both. None when neither count is there
+    (``{"prompt_tokens": null}`` included: null means absent)."""
     if not isinstance(raw, dict):
         return None
     prompt_count, completion_count = token_count(raw.get("prompt_tokens")), token_count(raw.get("completion_tokens"))
@@ -318,10 +321,14 @@ def _usage(raw: Any) -> Usage | None:
     prompt = prompt_count or 0
     details = raw.get("prompt_tokens_details") if isinstance(raw.get("prompt_tokens_details"), dict) else {}
     cached = _int(details.get("cached_tokens")) or _int(raw.get("prompt_cache_hit_tokens")) \
-        or _int(raw.get("cached_tokens"))
-    cached = min(cached, prompt) if prompt else cached
-    return Usage(input_tokens=max(0, prompt - cached), output_tokens=completion_count or 0,
-                 cache_read_input_tokens=cached)
+        or _int(raw.get("cached_tokens")) or _int(raw.get("cache_read_input_tokens"))
+    written = _int(details.get("cache_write_tokens")) or _int(details.get("cache_creation_tokens")) \
+        or _int(raw.get("cache_creation_input_tokens"))
+    if prompt:
+        cached = min(cached, prompt)
+        written = min(written, prompt - cached)
+    return Usage(input_tokens=max(0, prompt - cached - written), output_tokens=completion_count or 0,
+                 cache_read_input_tokens=cached, cache_creation_input_tokens=written)
 
 
 def _is_error(data: dict[str, Any]) -> bool:
