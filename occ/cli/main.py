@@ -97,21 +97,22 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args, extra = parser.parse_known_args(argv)
-    if args.command == "code":
-        args.claude_args = extra  # everything occ does not know goes to claude
-    elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    if args.command is None:
-        parser.print_help()
-        return 2
-    if args.command == "serve":  # its output is log lines, already scrubbed by every occ logger
-        return _main(args)
-    from occ.cli.output import scrubbed_output
+    from occ.cli.output import install_scrubbing_hooks, scrubbed_output
 
-    with scrubbed_output():
-        return _main(args)
+    install_scrubbing_hooks()  # an uncaught exception anywhere (a thread too) prints scrubbed
+    with scrubbed_output():  # argparse's own errors repeat the arguments: scrubbed too
+        parser = _parser()
+        args, extra = parser.parse_known_args(argv)
+        if args.command == "code":
+            args.claude_args = extra  # everything occ does not know goes to claude
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        if args.command is None:
+            parser.print_help()
+            return 2
+        if args.command != "serve":
+            return _main(args)
+    return _main(args)  # serve's output is log lines, already scrubbed by every occ logger
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -120,11 +121,14 @@ def _main(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 0
     except BaseException as exc:
-        if args.debug or isinstance(exc, (SystemExit, KeyboardInterrupt)):
+        if isinstance(exc, (SystemExit, KeyboardInterrupt)):
             raise
-        lines = _failure_lines(exc)
-        if lines is None:
-            raise
+        lines = None if args.debug else _failure_lines(exc)
+        if lines is None:  # --debug, or what only a traceback explains: the traceback, scrubbed
+            from occ.cli.output import print_traceback
+
+            print_traceback(exc)
+            return 1
         for line in lines:
             print(line, file=sys.stderr)
         return 1

@@ -14,8 +14,9 @@ from contextlib import contextmanager
 from typing import Any, TextIO
 
 from occ.core.scrub import scrub
+from occ.observe.logs import install_scrubbing_hooks, print_traceback
 
-__all__ = ["scrubbed_output"]
+__all__ = ["install_scrubbing_hooks", "print_traceback", "scrubbed_output"]
 
 
 class _ScrubbingStream:

@@ -15,14 +15,17 @@ import datetime
 import json
 import logging
 import sys
-from typing import TYPE_CHECKING, Any
+import threading
+import traceback
+from typing import TYPE_CHECKING, Any, TextIO
 
 from occ.core.scrub import scrub
 
 if TYPE_CHECKING:
     from occ.config.model import Config
 
-__all__ = ["FIELDS", "JsonFormatter", "RedactingFilter", "configure_logging", "get_logger", "log_level"]
+__all__ = ["FIELDS", "JsonFormatter", "RedactingFilter", "configure_logging", "get_logger", "install_scrubbing_hooks",
+           "log_level", "print_traceback"]
 
 #: The ``extra`` key under which a record carries structured fields (the request line's): the JSON
 #: formatter writes them as top-level keys instead of the message text.
@@ -129,3 +132,30 @@ def configure_logging(config: Config, *, quiet_if_configured: bool = False, debu
     logging.captureWarnings(True)  # Python warnings become records, in the same format
     if root.level > logging.INFO or root.level == logging.NOTSET:
         root.setLevel(logging.WARNING)
+
+
+def print_traceback(exc: BaseException, file: TextIO | None = None) -> None:
+    """``exc``'s traceback (causes, contexts and exception groups included) on stderr, scrubbed: a
+    ``--debug`` traceback repeats exception messages, and those can carry what an upstream echoed."""
+    out = sys.stderr if file is None else file
+    out.write(scrub("".join(traceback.format_exception(exc))))
+    out.flush()
+
+
+def _excepthook(kind: type[BaseException], exc: BaseException, tb: Any) -> None:
+    print_traceback(exc.with_traceback(tb) if tb is not None else exc, sys.__stderr__ or sys.stderr)
+
+
+def _thread_excepthook(args: Any) -> None:
+    if args.exc_value is not None:
+        name = args.thread.name if args.thread is not None else "?"
+        (sys.__stderr__ or sys.stderr).write(scrub(f"Exception in thread {name}:\n"))
+        print_traceback(args.exc_value, sys.__stderr__ or sys.stderr)
+
+
+def install_scrubbing_hooks() -> None:
+    """Python's last-resort printers (an uncaught exception, one in a thread) through the scrubber.
+    The CLI and ``occ serve``'s worker processes own their process, so they set them; an embedding
+    program keeps its own."""
+    sys.excepthook = _excepthook
+    threading.excepthook = _thread_excepthook

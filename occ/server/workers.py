@@ -267,4 +267,7 @@ def worker_main() -> int:
 
 
 if __name__ == "__main__":
+    from occ.observe.logs import install_scrubbing_hooks
+
+    install_scrubbing_hooks()  # a worker's uncaught traceback passes the scrubber, as the CLI's does
     raise SystemExit(worker_main())
