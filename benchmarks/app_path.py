@@ -4,7 +4,9 @@ Starts the Node fake upstream, builds occ's app for it (as ``run.py`` configures
 lifespan, then calls ``app(scope, receive, send)`` directly from concurrent trio tasks: no hypercorn, no
 client sockets, so the CPU per request is occ's work plus its upstream I/O, with far less noise than the
 whole stack gives. ``--floor`` calls ``stack_floor.py``'s app the same way (a relay with no logic), for
-comparison. Prints, per round, requests/s, CPU per request and (streaming) time to first content.
+comparison. Prints, per round, requests/s, CPU per request, trio task steps per request (each resumption of a task:
+a hop between tasks or a checkpoint; a count, so it does not move with the machine's load) and (streaming)
+time to first content.
 
 ``--shared-state URL`` gives occ ``shared_state`` on that Redis: its sync task runs in this process, so
 its cost is in the CPU per request.
@@ -44,6 +46,21 @@ def load_app(floor: bool, fake_port: int, config_path: str) -> Any:
     from occ.server.app import create_app
 
     return create_app(config_path=config_path)
+
+
+class StepCounter(trio.abc.Instrument):
+    """Counts trio task steps (each time a task is resumed: a hop or a checkpoint) and I/O waits (scheduler
+    passes that found nothing runnable): unlike CPU time, these do not move with the machine's load."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self.io_waits = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        self.steps += 1
+
+    def before_io_wait(self, timeout: float) -> None:
+        self.io_waits += 1
 
 
 async def measure(app: Any, body: bytes, args: argparse.Namespace) -> None:
@@ -89,12 +106,16 @@ async def measure(app: Any, body: bytes, args: argparse.Namespace) -> None:
                 await one()
 
         first_content.clear()
+        counter = StepCounter()
+        trio.lowlevel.add_instrument(counter)
         wall, cpu = time.perf_counter(), time.process_time()
         async with trio.open_nursery() as nursery:
             for _ in range(args.concurrency):
                 nursery.start_soon(worker)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        line = f"round {index}: {args.requests / wall:,.0f} req/s, CPU/req {cpu / args.requests * 1e6:,.0f} us"
+        trio.lowlevel.remove_instrument(counter)
+        line = (f"round {index}: {args.requests / wall:,.0f} req/s, CPU/req {cpu / args.requests * 1e6:,.0f} us, "
+                f"task steps/req {counter.steps / args.requests:,.1f}")
         if first_content:
             first_content.sort()
             line += f", TTFC p50 {first_content[len(first_content) // 2] * 1e3:.2f} ms"
@@ -146,6 +167,7 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--shared-state", metavar="URL", help="give occ shared_state on this Redis")
     parser.add_argument("--usage", choices=("on", "off"), default="on",
                         help="the usage ledger (on by default, as in a real config; its file is a temporary one)")
     trio.run(main, parser.parse_args())

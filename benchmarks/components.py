@@ -211,7 +211,15 @@ def per_delta(n: int, rounds: int) -> None:
             with trio.CancelScope(deadline=deadline), trio.CancelScope(deadline=deadline):
                 pass
 
-        record("payload guard + stall guard: two cancel scopes per read", "delta", timed(scopes, n, rounds))
+        record("two cancel scopes (before issue 25: payload + stall guard per read)", "delta",
+               timed(scopes, n, rounds))
+
+        def scope() -> None:
+            with trio.CancelScope(deadline=trio.current_time() + 60):
+                pass
+
+        record("stall + payload guard: one cancel scope per read", "delta", timed(scope, n, rounds))
+        await pump_row(n, rounds)
         send, receive = trio.open_memory_channel[bytes](64)
         count = n * rounds
 
@@ -241,6 +249,42 @@ def per_delta(n: int, rounds: int) -> None:
                await timed_async(nursery_one, max(1, n // 4), rounds))
 
     trio.run(trio_rows)
+
+
+async def pump_row(n: int, rounds: int) -> None:
+    """One upstream chunk through occ's per-chunk path as ``fallback._pump`` runs it, minus the sockets: the
+    read's guard scope, SSE decode, translator, builder, and the relay's write (its shielded hand-off scope,
+    its lock, the ASGI message) to a ``send`` that does nothing."""
+    try:
+        from occ.server.relay import Relay
+    except ImportError:
+        return
+    if not hasattr(Relay, "write"):  # before issue 25 the relay was a task fed through a channel
+        return
+    chunk = chat_chunk("tok17 ")
+    model = bench_config().models["default"]
+    builder = AnthropicStreamBuilder(message_id="msg_1", model="claude-sonnet-4-5", input_tokens=60, thinking=False)
+    translator = wire_for("openai").stream_translator(builder, model, [])
+    decoder = SSEDecoder()
+
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    relay = Relay(send, request_id="req_1", write_timeout_s=60.0)
+
+    async def read() -> bytes:
+        return chunk
+
+    async def one() -> None:
+        with trio.CancelScope(deadline=trio.current_time() + 60):
+            data = await read()
+        for event in decoder.feed(data):
+            translator.feed(event)
+        await relay.write(builder.take())
+
+    await one()
+    record("pump: one chunk, read scope -> decode -> translate -> relay write", "delta",
+           await timed_async(one, n, rounds), "no sockets: occ's own per-chunk work")
 
 
 def asgi_layer(requests: int, rounds: int) -> None:

@@ -47,11 +47,6 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
-#: Memory channel depth between the fallback loop and the relay: enough to absorb a burst,
-#: small enough that a client that stops reading pushes back on the upstream.
-RELAY_BUFFER = 64
-
-
 def create_app(config: Config | None = None, *, config_path: str | None = None,
                insecure_public: bool = False) -> OccApp:
     """The ASGI app for ``config`` (or the config found the usual way: ``--config``,
@@ -204,21 +199,17 @@ class OccApp:
             await send_json(send, 200, message, {"request-id": call.request_id})
 
     async def _stream(self, call: Call, receive: Receive, send: Send, record: RequestLog) -> None:
-        """Streaming: relay (the one writer) and fallback loop in the request nursery."""
-        relay = Relay(send, request_id=call.request_id)
-        frames_in, frames_out = trio.open_memory_channel[Any](RELAY_BUFFER)
-
-        async def produce() -> None:
-            try:
-                await run_streaming(self.state, call, relay, frames_in)
-            except OccError as exc:
-                record.error = exc
-
+        """Streaming: the fallback loop in this task, inside the request nursery (client lifetime), writing
+        through the relay (the one writer: this task's pump, or the heartbeat)."""
+        relay = Relay(send, request_id=call.request_id, write_timeout_s=call.config.client_write_timeout_s,
+                      on_stuck=call.abandon_client)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_watch_disconnect, receive, nursery.cancel_scope, record, relay)
-            nursery.start_soon(produce)
             call.request_scope = nursery.cancel_scope
-            await relay.run(frames_out)
+            try:
+                await run_streaming(self.state, call, relay)
+            except OccError as exc:  # caught here, not out of the nursery, to keep it ungrouped
+                record.error = exc
             nursery.cancel_scope.cancel()
         record.status = relay.status
         if relay.first_content_at is not None:

@@ -4,13 +4,14 @@ The tree of one streaming request (docs/timeouts.md draws it with what a user se
 
     request nursery                (app.py)     client lifetime: a disconnect cancels all of it
     ├── disconnect watcher
-    ├── relay                      (relay.py)   the only writer to the client
-    └── fallback loop              (here)       optional request deadline (request_timeout_ms)
+    └── fallback loop              (here, in the request's own task)   optional request deadline
         └── attempt scope                       streaming_timeout_ms / timeout_ms, from the snapshot
             └── attempt nursery                 current when the attempt starts
-                ├── heartbeat                   pings while the client hears nothing
-                └── stall guard scope           stream_timeout_ms, moved forward on every byte
-                    └── upstream bytes → SSEDecoder → translator → AnthropicStreamBuilder → relay
+                ├── heartbeat                   pings (relay.py) while the client hears nothing
+                └── pump, one iteration per upstream chunk, in one task:
+                    read (STALL GUARD + PAYLOAD GUARD: one scope, reads only)
+                    → SSEDecoder → translator → AnthropicStreamBuilder
+                    → Relay.write (HAND-OFF DEADLINE, shielded): one ASGI send to the client
 
 The loop, not the attempt, decides what a failure means: ``cancelled_caught`` says which of our
 deadlines fired, :func:`~occ.resilience.classify.classify` gives the verdict, the breakers take
@@ -50,7 +51,7 @@ from occ.core.upstream_errors import answer_instead_of_stream, malformed_answer
 from occ.observe.logs import get_logger
 from occ.resilience.classify import classify
 from occ.resilience.routing import Route, search_mode
-from occ.server.relay import Fail, Relay, heartbeat
+from occ.server.relay import Relay, heartbeat
 from occ.server.state import ServerState
 from occ.server.web_search import BackendSearch, backend_search, with_search_blocks
 from occ.translate import anthropic_passthrough
@@ -442,9 +443,8 @@ async def _read_body(response: UpstreamResponse, stall_s: float, limit: int) -> 
 # -- streaming -----------------------------------------------------------------------------------
 
 
-async def run_streaming(state: ServerState, call: Call, relay: Relay,
-                        frames: trio.MemorySendChannel[Any]) -> None:
-    """Stream the answer into ``frames`` (drained by the relay), then close the channel.
+async def run_streaming(state: ServerState, call: Call, relay: Relay) -> None:
+    """Stream the answer through ``relay`` to the client, and end the response.
 
     Before the first content event every failure falls back invisibly; after it, a failure ends
     the stream with an ``error`` event (Claude Code then retries), never a fake end of message.
@@ -470,9 +470,9 @@ async def run_streaming(state: ServerState, call: Call, relay: Relay,
         failure: OccError | None = None
         with trio.move_on_at(deadline) as attempt_scope:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(heartbeat, relay, frames, call.config.heartbeat_interval_s)
+                nursery.start_soon(heartbeat, relay, call.config.heartbeat_interval_s)
                 try:
-                    await _pump(state, call, url, headers, body, timeouts, translator, builder, frames,
+                    await _pump(state, call, url, headers, body, timeouts, translator, builder, relay,
                                 lambda: state.board.record_success(model.key),
                                 lambda parsed: _whole_answer(call, model, protocol, parsed,
                                                              thinking=builder.thinking_enabled))
@@ -492,19 +492,20 @@ async def run_streaming(state: ServerState, call: Call, relay: Relay,
         call.usage = builder.usage.as_dict() if builder.usage else None
         call.usage_estimated = bool(builder.usage and builder.usage.estimated)
 
-    async with frames:
-        try:
-            await _with_request_deadline(
-                state, call, lambda: _fallback(state, call, attempt, lambda: builder.committed))
-        except OccError as exc:
-            if builder.committed and not builder.finished:
-                builder.error(exc)
-                await _deliver(call, frames, builder.take())
-            elif not builder.finished:
-                await _deliver(call, frames, Fail(exc))
-            raise
-        finally:
-            spent_so_far(call, builder.usage_so_far())
+    try:
+        await _with_request_deadline(
+            state, call, lambda: _fallback(state, call, attempt, lambda: builder.committed))
+    except OccError as exc:
+        if builder.committed and not builder.finished:
+            builder.error(exc)
+            await _deliver(relay, builder.take())
+        elif not builder.finished:
+            await relay.fail(exc)
+        await relay.end()
+        raise
+    finally:
+        spent_so_far(call, builder.usage_so_far())
+    await relay.end()
 
 
 #: attempt outcomes that end before an upstream could have read the request, so cost nothing
@@ -523,34 +524,19 @@ def spent_so_far(call: Call, usage: Usage | None) -> None:
     call.usage, call.usage_estimated = partial.as_dict(), partial.estimated
 
 
-async def _deliver(call: Call, frames: trio.MemorySendChannel[Any], item: Any) -> None:
-    """Hand frames to the relay under the HAND-OFF DEADLINE (``client_write_timeout_ms``).
-
-    Shielded, because once the builder has emitted frames they must reach the client whole, or the stream
-    would skip events: an attempt deadline must not cut this. The shield has its own deadline instead, and
-    it sits outside the stall guard, which covers upstream reads only. When the client has read nothing for
-    that long (it stays connected but stopped reading), the request nursery is cancelled: relay, fallback
-    loop and the upstream connection with it, so a stuck client cannot hold a connection and a pool slot
-    forever. The relay closing (client gone) also ends the wait.
+async def _deliver(relay: Relay, frames: bytes) -> None:
+    """Write frames the builder emitted, in this task, under the relay's HAND-OFF DEADLINE
+    (``client_write_timeout_ms``), shielded: once emitted they must reach the client whole, or the stream
+    would skip events, so no attempt deadline may cut the write; and it sits outside the stall guard, which
+    covers upstream reads only. When the client has read nothing for that long (connected but not reading),
+    the relay cancels the request nursery: the fallback loop and the upstream connection with it, so a
+    stuck client cannot hold a connection and a pool slot forever; the checkpoint after the write is where
+    this task then unwinds.
     """
-    if isinstance(item, bytes) and not item:
-        return
-    try:
-        frames.send_nowait(item)  # no checkpoint, so nothing to shield: the usual case
-        return
-    except trio.WouldBlock:
-        pass
-    except (trio.BrokenResourceError, trio.ClosedResourceError):
-        return
-    limit = call.config.client_write_timeout_s
-    with trio.CancelScope(shield=True, deadline=trio.current_time() + limit) as handoff:
-        try:
-            await frames.send(item)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-    if handoff.cancelled_caught:
-        call.abandon_client(f"the client read nothing for {limit:g}s (client_write_timeout_ms)")
-        await trio.lowlevel.checkpoint()  # the request scope is cancelled: unwind from here
+    if frames:
+        await relay.write(frames)
+        if relay.abandoned:
+            await trio.lowlevel.checkpoint()  # the request scope is cancelled: unwind from here
 
 
 def _looks_like_sse(head: bytes) -> bool:
@@ -567,13 +553,15 @@ def _is_payload(event: SSEEvent) -> bool:
 
 async def _pump(state: ServerState, call: Call, url: str, headers: dict[str, str], body: bytes,
                 timeouts: Timeouts, translator: StreamTranslator, builder: AnthropicStreamBuilder,
-                frames: trio.MemorySendChannel[Any], on_commit: Callable[[], None],
+                relay: Relay, on_commit: Callable[[], None],
                 whole: Callable[[Any], dict[str, Any]]) -> None:
     """Upstream bytes through the decoder and translator to the relay.
 
-    Each upstream read sits inside two scopes: the PAYLOAD GUARD (``payload_timeout_ms``: a stream made
-    only of SSE comments and pings ends after that long, however lively) and, inside it, the STALL GUARD
-    (``stream_timeout_ms`` of silence). Handing frames to the client happens outside both.
+    One upstream chunk is one iteration, in this task: read, decode, translate, and write what it made to
+    the client in one send (:func:`_deliver`). Each read sits inside one scope whose deadline is the nearer
+    of the STALL GUARD (``stream_timeout_ms`` of silence) and the PAYLOAD GUARD (``payload_timeout_ms``: a
+    stream made only of SSE comments and pings ends after that long, however lively); which of the two it
+    was is read from the deadlines when it fires. Writing to the client happens outside it.
     ``on_commit`` runs once, when the stream first commits: that is when the model has shown it is healthy
     (a panic-mode probe settles there, not minutes later at the end of the stream). An upstream that
     answers a stream request with its whole answer as JSON (some servers ignore ``stream``) has that
@@ -597,25 +585,25 @@ async def _pump(state: ServerState, call: Call, url: str, headers: dict[str, str
             if parsed is None:
                 raise answer_instead_of_stream(raw)
             replay_message(builder, whole(parsed))
-            await _deliver(call, frames, builder.take())
+            await _deliver(relay, builder.take())
             if builder.committed and not committed:
                 on_commit()
             return
         if "html" in content_type:  # a gateway's or a login page where the stream should be: name it
             raise malformed_answer(await _read_body(response, stall_s, _NON_STREAM_BODY_LIMIT), "an event stream")
-        chunks = aiter(response.chunks())
+        read = response.read
         head: bytes | None = None  # the first bytes: what to name if they never were a stream
         payload_deadline = math.inf if payload_s is None else trio.current_time() + payload_s
         while True:
-            with trio.CancelScope(deadline=payload_deadline) as payload_guard:
-                with trio.CancelScope(deadline=trio.current_time() + stall_s) as stall:
-                    chunk = await anext(chunks, None)
-            if payload_guard.cancelled_caught:
-                raise UpstreamStalled(f"only SSE comments and pings from upstream for {payload_s:g}s "
-                                      "(payload_timeout_ms)")
-            if stall.cancelled_caught:
+            stall_deadline = trio.current_time() + stall_s
+            with trio.CancelScope(deadline=min(stall_deadline, payload_deadline)) as guard:  # STALL + PAYLOAD
+                chunk = await read()
+            if guard.cancelled_caught:
+                if payload_deadline <= stall_deadline:
+                    raise UpstreamStalled(f"only SSE comments and pings from upstream for {payload_s:g}s "
+                                          "(payload_timeout_ms)")
                 raise UpstreamStalled(f"no bytes from upstream for {stall_s:g}s (stream_timeout_ms)")
-            if chunk is None:
+            if not chunk:
                 break
             if head is None:
                 head = chunk
@@ -627,7 +615,7 @@ async def _pump(state: ServerState, call: Call, url: str, headers: dict[str, str
                     break
             out = builder.take()
             if out:
-                await _deliver(call, frames, out)
+                await _deliver(relay, out)
                 if not committed and builder.committed:
                     committed = True
                     on_commit()
@@ -640,4 +628,4 @@ async def _pump(state: ServerState, call: Call, url: str, headers: dict[str, str
             raise malformed_answer(head, "an event stream")  # an HTML page sent as event-stream, say
         if not translator.done:
             translator.close()
-        await _deliver(call, frames, builder.take())
+        await _deliver(relay, builder.take())

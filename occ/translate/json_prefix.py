@@ -6,10 +6,15 @@ invalid raises inside the client, mid-stream. So a fragment goes out only once :
 has accepted it, and the call ends cleanly only when the object is :attr:`~JsonPrefix.complete`.
 
 A state machine over RFC 8259 (strings with their escapes, numbers by their grammar, the three
-literals), linear in the input, no backtracking. Sans-IO.
+literals), linear in the input, no backtracking. Sans-IO. The runs that make up nearly all of a large
+tool input (the inside of a string, whitespace, digits) are taken by one regular-expression match each
+instead of one Python step per character: a 100 KB ``Write`` costs well under a millisecond
+(``benchmarks/components.py``), not 11 ms.
 """
 
 from __future__ import annotations
+
+import re
 
 __all__ = ["JsonPrefix"]
 
@@ -17,12 +22,18 @@ _WS = " \t\n\r"
 _ESCAPES = '"\\/bfnrtu'
 _HEX = "0123456789abcdefABCDEF"
 _DIGITS = "0123456789"
+#: what a string may hold without a closer look: anything but the quote, the backslash and controls, and
+#: whole escapes (an escape cut by the end of a fragment is left to the character-by-character path)
+_STRING_RUN = re.compile(r'[^"\\\x00-\x1f]*(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})[^"\\\x00-\x1f]*)*')
+_WS_RUN = re.compile(r"[ \t\n\r]+")
+_DIGIT_RUN = re.compile(r"[0-9]+")
 
 # where the parser is between tokens
 _START, _KEY_OR_CLOSE, _KEY, _COLON, _VALUE, _VALUE_OR_CLOSE, _AFTER, _END = range(8)
 # number grammar: -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?
 _N_SIGN, _N_ZERO, _N_INT, _N_DOT, _N_FRAC, _N_E, _N_ESIGN, _N_EXP = range(8)
 _N_ACCEPTING = frozenset({_N_ZERO, _N_INT, _N_FRAC, _N_EXP})
+_N_RUNS = frozenset({_N_INT, _N_FRAC, _N_EXP})  # where more digits change nothing
 
 
 class JsonPrefix:
@@ -57,11 +68,27 @@ class JsonPrefix:
         """Accept ``text``; False (and :attr:`broken`) at the first character that cannot follow."""
         if self.broken:
             return False
-        for char in text:
-            if not self._char(char):
+        i, end = 0, len(text)
+        while i < end:
+            run = None
+            if self._in_string:
+                if not self._escape:
+                    run = _STRING_RUN.match(text, i)
+            elif self._number is not None:
+                if self._number in _N_RUNS:
+                    run = _DIGIT_RUN.match(text, i)
+            elif not self._literal:
+                run = _WS_RUN.match(text, i)
+            if run is not None:  # a run changes no state: skip it whole
+                self.offset += run.end() - i
+                i = run.end()
+                if i == end:
+                    break
+            if not self._char(text[i]):
                 self.broken = True
                 return False
             self.offset += 1
+            i += 1
         return True
 
     # -- one character -------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import itertools
 import ssl
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 
 import attrs
@@ -81,10 +81,21 @@ def status_error(status: int, body: bytes, headers: Mapping[str, str]) -> Upstre
 class UpstreamResponse:
     """A streaming upstream response whose status is 2xx. Iterate :meth:`chunks` for raw bytes."""
 
-    def __init__(self, status: int, headers: Mapping[str, str], chunks: Callable[[], AsyncIterator[bytes]]) -> None:
+    def __init__(self, status: int, headers: Mapping[str, str], chunks: Callable[[], AsyncIterator[bytes]],
+                 read: Callable[[], Awaitable[bytes]] | None = None) -> None:
         self.status = status
         self.headers = headers
         self._chunks = chunks
+        self._iterator: AsyncIterator[bytes] | None = None
+        if read is not None:
+            self.read = read  # type: ignore[method-assign]
+
+    async def read(self) -> bytes:
+        """The body's next bytes, ``b""`` at its end (use this or :meth:`chunks`, not both): one await per
+        upstream read, the streaming pump's hot path."""
+        if self._iterator is None:
+            self._iterator = aiter(self._chunks())
+        return await anext(self._iterator, b"")
 
     @property
     def content_type(self) -> str:
@@ -199,7 +210,7 @@ class UpstreamClient:
                 raw = await _read_error_body(response.raw_chunks())
                 raise status_error(response.status, decode_error_body(raw, response.content_encoding),
                                    response.headers)
-            yield UpstreamResponse(response.status, response.headers, response.chunks)
+            yield UpstreamResponse(response.status, response.headers, response.chunks, response.read)
 
     @asynccontextmanager
     async def _open_httpx(self, url: str, headers: Mapping[str, str], body: bytes,

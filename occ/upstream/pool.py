@@ -125,6 +125,9 @@ def keep_alive_expiry(headers: dict[str, str], default_s: float) -> float:
     return default_s
 
 
+_NO_DECODER = object()
+
+
 class PoolResponse:
     """An upstream response with its head read and its body not yet."""
 
@@ -137,6 +140,8 @@ class PoolResponse:
         #: the content coding, lower-cased ("" for none); one occ cannot decode fails :meth:`chunks`
         #: only, so that an error status is never hidden behind it (:meth:`raw_chunks` still reads)
         self.content_encoding = parser.headers.get("content-encoding", "").strip().lower()
+        self._decoder: Any = _NO_DECODER  # read()'s decoder, made on its first call
+        self._compressed = 0
 
     @property
     def complete(self) -> bool:
@@ -155,6 +160,43 @@ class PoolResponse:
             raise
         async for data in self._read(decoder):
             yield data
+
+    async def read(self) -> bytes:
+        """The body's next bytes as they arrive, transfer and content coding removed; ``b""`` at its end.
+
+        The same bytes as :meth:`chunks`, one coroutine call per upstream read with no async generator in
+        between: what a streaming pump awaits once per upstream chunk.
+
+        Raises:
+            UpstreamProtocolError: a content coding occ does not decode, or a broken body.
+        """
+        decoder = self._decoder
+        if decoder is _NO_DECODER:
+            try:
+                decoder = self._decoder = content_decoder(self.content_encoding)
+            except UpstreamProtocolError:
+                self._parser.forbid_reuse()  # the body is left unread: nothing of it may reach a next request
+                raise
+        parser = self._parser
+        while True:
+            data, self._first = self._first, b""
+            if data and decoder is not None:
+                self._compressed += len(data)
+                data = _decompress(decoder, data)
+            if data:
+                return data
+            if parser.complete:
+                if decoder is not None and self._compressed and not decoder.eof:
+                    raise UpstreamProtocolError("upstream's compressed body ended before its compressed stream did")
+                return b""
+            try:
+                raw = await self._conn.stream.receive_some(_READ_SIZE)
+            except trio.BrokenResourceError as exc:
+                raise UpstreamProtocolError(f"upstream connection broke mid-body: {_cause(exc)}") from None
+            if not raw:
+                parser.feed_eof()  # raises unless the body was framed to end here
+                continue
+            self._first = parser.feed(raw)
 
     async def raw_chunks(self) -> AsyncIterator[bytes]:
         """The body's bytes with the transfer coding removed and the content coding kept (an error
