@@ -59,10 +59,12 @@ def _user_parts(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
             parts.append({"type": "input_text", "text": block["text"]})
         elif kind == "image":
             source = block.get("source") or {}
-            if source.get("type") == "base64":
-                url = f"data:{source.get('media_type', 'image/png')};base64,{source.get('data', '')}"
+            if source.get("type") == "base64" and source.get("data"):
+                url = f"data:{source.get('media_type') or 'image/png'};base64,{source['data']}"
+            elif source.get("type") == "url" and isinstance(source.get("url"), str):
+                url = source["url"]
             else:
-                url = source.get("url", "")
+                url = ""  # no data, or a source the API cannot take: an empty data URL is a 400
             if url:
                 parts.append({"type": "input_image", "image_url": url})
     return parts
@@ -160,10 +162,19 @@ def build_request(request: dict[str, Any], model: ModelConfig, *, stream: bool,
     effort = model.reasoning_effort or effort_of(request)
     if effort:
         body["reasoning"] = {"effort": _EFFORTS.get(effort, "medium"), "summary": "auto"}
-    else:
+    else:  # reasoning models refuse sampling parameters
         temperature = model.temperature if model.temperature is not None else request.get("temperature")
         if temperature is not None:
             body["temperature"] = temperature
+        top_p = model.top_p if model.top_p is not None else request.get("top_p")
+        if isinstance(top_p, (int, float)) and not isinstance(top_p, bool):
+            body["top_p"] = top_p
+    output = request.get("output_config")
+    fmt = output.get("format") if isinstance(output, dict) else None
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema" and isinstance(fmt.get("schema"), dict):
+        # structured output is text.format on this API; strict only where strict mode takes the schema
+        body["text"] = {"format": {"type": "json_schema", "name": str(fmt.get("name") or "output"),
+                                   "schema": fmt["schema"], "strict": is_strict_schema(fmt["schema"])}}
     return body
 
 
@@ -176,8 +187,9 @@ def _usage(raw: Any) -> Usage | None:
         return None
     details = raw.get("input_tokens_details") if isinstance(raw.get("input_tokens_details"), dict) else {}
     cached = token_count(details.get("cached_tokens")) or 0
-    return Usage(input_tokens=max(0, (inputs or 0) - cached), output_tokens=outputs or 0,
-                 cache_read_input_tokens=cached)
+    written = token_count(details.get("cache_write_tokens")) or 0  # inside input_tokens, like cached_tokens
+    return Usage(input_tokens=max(0, (inputs or 0) - cached - written), output_tokens=outputs or 0,
+                 cache_read_input_tokens=cached, cache_creation_input_tokens=written)
 
 
 def _incomplete_reason(response: dict[str, Any]) -> str:
