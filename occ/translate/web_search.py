@@ -281,9 +281,10 @@ def responses_search_blocks(item: Mapping[str, Any], titles: Mapping[str, str],
 
 
 def gemini_tool() -> dict[str, Any]:
-    """Grounding with Google Search. The Gemini API takes no domain filter (``exclude_domains`` exists
+    """Grounding with Google Search, written as Google's grounding page does (``google_search``; the API
+    reads proto field names in snake or camel case). The Gemini API takes no domain filter (``exclude_domains`` exists
     for Vertex AI only, per google-genai's ``GoogleSearch`` type) and no use limit."""
-    return {"googleSearch": {}}
+    return {"google_search": {}}
 
 
 def _segment_text(segment: Mapping[str, Any], answer: str) -> str:

@@ -76,7 +76,7 @@ async def test_web_search_through_gemini(fake, start_occ, stream):
     text = message.content[-1]
     assert text.text == S.G_TEXT and {c.cited_text for c in text.citations} == {S.SENTENCE_1, S.SENTENCE_2}
     assert message.usage.server_tool_use.web_search_requests == 2
-    assert fake.requests(path)[0].json["tools"] == [{"googleSearch": {}}]
+    assert fake.requests(path)[0].json["tools"] == [{"google_search": {}}]
 
 
 async def test_the_raw_stream_carries_whole_search_blocks_and_citation_deltas(fake, start_occ):

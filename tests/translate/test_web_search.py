@@ -87,7 +87,7 @@ def test_responses_keeps_function_tools_beside_the_search():
 
 def test_gemini_asks_with_google_search_grounding():
     body = gemini.build_request(REQUEST, GEM, stream=True)
-    assert body["tools"] == [{"googleSearch": {}}]
+    assert body["tools"] == [{"google_search": {}}]
 
 
 def test_gemini_before_3_gets_search_alone():
@@ -95,11 +95,11 @@ def test_gemini_before_3_gets_search_alone():
     notes: list[str] = []
     old = ModelConfig(provider="g", model_id="gemini-2.5-pro")
     body = gemini.build_request({**REQUEST, "tools": [tool, TOOL]}, old, stream=True, log=notes.append)
-    assert body["tools"] == [{"googleSearch": {}}] and notes
+    assert body["tools"] == [{"google_search": {}}] and notes
     both = gemini.build_request({**REQUEST, "tools": [tool, TOOL]}, GEM, stream=True)
     assert both["tools"] == [{"functionDeclarations": [{"name": "Read", "description": "read",
                                                        "parameters": both["tools"][0]["functionDeclarations"][0][
-                                                           "parameters"]}]}, {"googleSearch": {}}]
+                                                           "parameters"]}]}, {"google_search": {}}]
 
 
 def test_no_search_tool_no_search():
