@@ -126,6 +126,11 @@ def per_request(n: int, rounds: int) -> None:
            timed(lambda: parse_messages_request(body), n, rounds))
     request = parse_messages_request(body)
     record("count_tokens (200 B prompt)", "request", timed(lambda: count_tokens(request), n, rounds))
+    code = "def f(x):\n    return x * 2  # a line of code\n" * 60
+    big = {"messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"t{i}",
+                                                      "content": code}]} for i in range(400)]}
+    record("count_tokens (1 MB of tool results)", "request",
+           timed(lambda: count_tokens(big), max(1, n // 1000), rounds))
     record("routing: route()", "request", timed(lambda: route(request, config, token_estimate=60), n, rounds))
     tooled = parse_messages_request(request_body(tools=20))
     record("routing: route() (20 tools: the web search tool is looked for)", "request",

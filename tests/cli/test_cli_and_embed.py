@@ -229,9 +229,8 @@ async def test_sigterm_ends_a_stream_longer_than_the_grace_with_an_error_event(f
                     while not fake.requests("/v1/chat/completions"):
                         await trio.sleep(0.02)
                 await trio.sleep(0.2)
-                sent_at = trio.current_time()
                 proc.send_signal(signal.SIGTERM)
-            assert trio.current_time() - sent_at < 5, "the stream was not ended after the grace"
+            # ended by the shutdown, not by its natural end: an error event and no message_stop (no clock)
             message = check_stream(result["response"].content, allow_error=True)
             frames = result["response"].content.decode()
             assert "event: error" in frames and "overloaded_error" in frames and "server shutting down" in frames

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import time
 from typing import Any
 
 import pytest
@@ -134,13 +133,11 @@ def test_routing_estimate_is_the_count_tokens_answer():
     assert estimate_routing_tokens(request) == count_tokens(request)
 
 
-def test_a_megabyte_body_is_counted_in_milliseconds():
+def test_a_megabyte_body_is_counted():
+    """How fast is benchmarks/components.py's business ("count_tokens (1 MB of tool results)")."""
     messages = [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"t{i}",
                                               "content": SAMPLES["python"] * 4}]} for i in range(400)]
-    started = time.perf_counter()
-    total = count_tokens({"messages": messages})
-    assert time.perf_counter() - started < 0.25
-    assert total > 200_000
+    assert count_tokens({"messages": messages}) > 200_000
 
 
 json_values = st.recursive(

@@ -122,12 +122,11 @@ async def test_a_stream_of_only_comments_ends_at_the_payload_limit(fake, start_o
     config = make_config(fake, **chain("model-a", "model-b"),
                          provider={"stream_timeout_ms": 1000, "payload_timeout_ms": 400})
     url = await start_occ(config)
-    started = trio.current_time()
     async with httpx.AsyncClient(timeout=10) as client:
         response = await client.post(f"{url}/v1/messages", json=body())
-    elapsed = trio.current_time() - started
+    # which guard ended model-a is in its attempt's outcome and the log, not in a clock: the comments
+    # would have run 4 s and then ended without a finish (another error), the stall guard never fires
     assert check_stream(response.content)["content"][0]["text"] == "b answered"
-    assert 0.35 < elapsed < 2.0
     lines = await wait_for_log(caplog, "outcome=ok")
     assert any("fake/model-a[openai]=stall" in line for line in lines)
     assert "payload_timeout_ms" in caplog.text
@@ -154,10 +153,8 @@ async def test_a_non_streaming_body_that_stalls_is_caught_by_the_stall_guard(fak
     fake.default(CHAT, by_model({"model-a": half, "model-b": ok_stream("b")}))
     config = make_config(fake, **chain("model-a", "model-b"), provider={"stream_timeout_ms": 300})
     url = await start_occ(config)
-    started = trio.current_time()
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with httpx.AsyncClient(timeout=10) as client:  # without the guard: 30 s of stall, past this timeout
         response = await client.post(f"{url}/v1/messages", json=body(stream=False))
     assert response.status_code == 200 and response.json()["content"][0]["text"] == "b"
-    assert trio.current_time() - started < 2.0
     lines = await wait_for_log(caplog, "outcome=ok")
     assert any("fake/model-a[openai]=stall" in line for line in lines)

@@ -117,7 +117,7 @@ async def test_two_processes_share_a_breaker_and_a_client_limit(fake, redis_serv
     one = await Occ.start(config, tmp_path=tmp_path)
     two = await Occ.start(config, tmp_path=tmp_path)
     try:
-        await until(lambda: _is(fleet_size(two.url), 2), 10, "both processes in the fleet")
+        await until(lambda: _is(fleet_size(two.url), 2), 30, "both processes in the fleet")
 
         # The client's two slots, taken through process one (streams held open by the upstream).
         async def hold() -> None:
@@ -140,18 +140,18 @@ async def test_two_processes_share_a_breaker_and_a_client_limit(fake, redis_serv
             async def refused() -> bool:
                 return (await post(two.url)).status_code == 429
 
-            await until(refused, 3, "process two refuses the client's third request")
+            await until(refused, 30, "process two refuses the client's third request")
             # Process one dies holding both slots: its lease lapses and process two admits again.
             one.process.kill()
 
             async def admitted() -> bool:
                 return (await post(two.url)).status_code == 200
 
-            await until(admitted, 5, "the dead process's slots released")
+            await until(admitted, 30, "the dead process's slots released")
             holders.cancel_scope.cancel()
 
         one = await Occ.start(config, tmp_path=tmp_path)
-        await until(lambda: _is(fleet_size(two.url), 2), 10, "the new process one in the fleet")
+        await until(lambda: _is(fleet_size(two.url), 2), 30, "the new process one in the fleet")
         # model-a fails through process one: its breaker opens, and process two honours it.
         held["down"] = True
         before = len(fake.requests(CHAT))
@@ -161,7 +161,7 @@ async def test_two_processes_share_a_breaker_and_a_client_limit(fake, redis_serv
             models = (await get(f"{two.url}/status")).json()["fleet"]["models"]
             return models.get("fake/model-a", {}).get("breaker") == "open"
 
-        await until(open_in_two, 1.0, "the open seen by process two within a second")
+        await until(open_in_two, 30, "the open seen by process two")
         assert (await post(two.url)).json()["content"][0]["text"] == "b"
         tried = [s.json["model"] for s in fake.requests(CHAT)[before:]]
         assert tried == ["model-a", "model-b", "model-b"]  # process two never asked model-a
@@ -182,7 +182,7 @@ async def test_workers_share_state_and_metrics_count_every_worker(fake, redis_se
     config = write_config(tmp_path, fake, redis_server.url, key_prefix)
     occ = await Occ.start(config, "--workers", "2", "--port", str(port), tmp_path=tmp_path)
     try:
-        await until(lambda: _is(fleet_size(occ.url), 2), 20, "both workers in the fleet")
+        await until(lambda: _is(fleet_size(occ.url), 2), 30, "both workers in the fleet")
         async with trio.open_nursery() as nursery:  # concurrent, so both workers take some
             for _ in range(24):
                 nursery.start_soon(post, occ.url)
@@ -198,6 +198,6 @@ async def test_workers_share_state_and_metrics_count_every_worker(fake, redis_se
             models = (await get(f"{occ.url}/status")).json()["fleet"]["models"]
             return models.get("fake/model-a", {}).get("requests") == 24
 
-        await until(counted, 3, "the fleet's /status counts the requests of both workers")
+        await until(counted, 30, "the fleet's /status counts the requests of both workers")
     finally:
         await occ.stop()
