@@ -28,7 +28,7 @@ from occ.translate.anthropic_events import (
     normalize_tool_arguments,
     token_count,
 )
-from occ.translate.anthropic_request import clamped_max_tokens, effort_of, system_text, text_of, turns
+from occ.translate.anthropic_request import blocks_of, clamped_max_tokens, effort_of, system_text, text_of, turns
 from occ.translate.tool_ids import from_upstream_name, new_tool_id, to_upstream_name
 from occ.translate.tool_schema import is_strict_schema, openai_tools
 from occ.translate.web_search import (
@@ -67,7 +67,43 @@ def _user_parts(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 url = ""  # no data, or a source the API cannot take: an empty data URL is a 400
             if url:
                 parts.append({"type": "input_image", "image_url": url})
+        elif kind == "document":
+            part = _document_part(block)
+            if part is not None:
+                parts.append(part)
+        elif kind == "search_result":
+            text = text_of([block])
+            if text:
+                parts.append({"type": "input_text", "text": text})
     return parts
+
+
+def _call_output(result: dict[str, Any]) -> str | list[dict[str, Any]]:
+    """A tool result as ``function_call_output.output``: its text, or, when it holds images or files,
+    the list of input_text / input_image / input_file parts the API documents for that field (a
+    screenshot the model can see, not the word "[image]")."""
+    blocks = blocks_of(result.get("content"))
+    prefix = "Error: " if result.get("is_error") else ""
+    if any(b.get("type") in ("image", "document") for b in blocks):
+        parts = _user_parts(blocks)
+        if parts:
+            return ([{"type": "input_text", "text": prefix.strip()}] if prefix else []) + parts
+    return prefix + (text_of(blocks) or "(empty result)")
+
+
+def _document_part(block: dict[str, Any]) -> dict[str, Any] | None:
+    """A document as the Responses API takes files: a base64 PDF as ``input_file`` with a data URL
+    (``file_data`` and ``filename``), a PDF URL as ``file_url``; a text document as its text."""
+    source = block.get("source") if isinstance(block.get("source"), dict) else {}
+    kind = source.get("type")
+    if kind == "base64" and source.get("data"):
+        media = source.get("media_type") or "application/pdf"
+        name = str(block.get("title") or "document") + (".pdf" if media == "application/pdf" else "")
+        return {"type": "input_file", "filename": name, "file_data": f"data:{media};base64,{source['data']}"}
+    if kind == "url" and isinstance(source.get("url"), str) and source["url"]:
+        return {"type": "input_file", "file_url": source["url"]}
+    text = text_of([block])
+    return {"type": "input_text", "text": text} if text and text != "[document]" else None
 
 
 def _input(request: dict[str, Any], route: str) -> list[dict[str, Any]]:
@@ -94,11 +130,8 @@ def _input(request: dict[str, Any], route: str) -> list[dict[str, Any]]:
             continue
         for block in blocks:
             if block.get("type") == "tool_result":
-                output = text_of(block.get("content")) or "(empty result)"
-                if block.get("is_error"):
-                    output = "Error: " + output
                 items.append({"type": "function_call_output", "call_id": str(block.get("tool_use_id", "")),
-                              "output": output})
+                              "output": _call_output(block)})
         parts = _user_parts([b for b in blocks if b.get("type") != "tool_result"])
         if parts:
             items.append({"type": "message", "role": "user", "content": parts})

@@ -424,3 +424,38 @@ def test_a_refusal_stream_stops_with_refusal():
                   "content": [{"type": "refusal", "refusal": "I cannot fulfill this."}]}},
         _completed())
     assert stream(raw)["stop_reason"] == "refusal"
+
+
+# -- documents and results with images (beyond the peers' cases: the API's documented input parts) -------
+
+
+def test_documents_are_input_files():
+    # LiteLLM's adapter drops document blocks on this wire (it translates text and image only). The Responses
+    # API takes files as input_file parts: file_data as a data URL with a filename, or file_url.
+    items = user_items([
+        {"type": "document", "title": "report", "source": {"type": "base64", "media_type": "application/pdf",
+                                                           "data": "JVBERi0xLjQK"}},
+        {"type": "document", "source": {"type": "url", "url": "https://example.com/paper.pdf"}},
+        {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "plain words"}},
+        {"type": "text", "text": "Summarise these."}])
+    assert items[0]["content"] == [
+        {"type": "input_file", "filename": "report.pdf", "file_data": "data:application/pdf;base64,JVBERi0xLjQK"},
+        {"type": "input_file", "file_url": "https://example.com/paper.pdf"},
+        {"type": "input_text", "text": "plain words"},
+        {"type": "input_text", "text": "Summarise these."}]
+
+
+def test_a_tool_result_with_an_image_is_an_output_list():
+    # LiteLLM joins a tool result into text ([L-resp] test_user_tool_result_list_content), so a screenshot
+    # becomes nothing. function_call_output.output documents a list of input_text / input_image / input_file.
+    items = user_items([{"type": "tool_result", "tool_use_id": "call_shot", "is_error": False, "content": [
+        {"type": "text", "text": "Here is the screenshot:"},
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}]}])
+    assert items == [{"type": "function_call_output", "call_id": "call_shot", "output": [
+        {"type": "input_text", "text": "Here is the screenshot:"},
+        {"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo="}]}]
+    failed = user_items([{"type": "tool_result", "tool_use_id": "c", "is_error": True, "content": [
+        {"type": "image", "source": {"type": "url", "url": "https://example.com/x.png"}}]}])
+    assert failed[0]["output"][0] == {"type": "input_text", "text": "Error:"}
+    text_only = user_items([{"type": "tool_result", "tool_use_id": "c", "is_error": True, "content": "boom"}])
+    assert text_only[0]["output"] == "Error: boom"
