@@ -44,12 +44,12 @@ class Serve:
         self.process, self.url, self.log = process, url, log
 
     @classmethod
-    async def start(cls, config: Path, log: Path, env: dict[str, str]) -> Serve:
+    async def start(cls, config: Path, log: Path, env: dict[str, str], *extra: str) -> Serve:
         stderr = open(log, "wb")
         try:
             process = await trio.lowlevel.open_process(
-                [sys.executable, "-m", "occ.cli.main", "serve", "--config", str(config)], stdout=subprocess.PIPE,
-                stderr=stderr, env=env)
+                [sys.executable, "-m", "occ.cli.main", "serve", "--config", str(config), *extra],
+                stdout=subprocess.PIPE, stderr=stderr, env=env)
         finally:
             stderr.close()
         text = b""
@@ -222,3 +222,53 @@ async def test_a_failed_reload_shows_until_a_good_one(fake, tmp_path):
         assert 0 == await server.stop()
     finally:
         server.kill()
+
+
+async def test_every_worker_says_so_and_keeps_its_rows(fake, tmp_path):
+    """``--workers 2``: whichever worker answers reports the read-only ledger and a failed reload, and
+    at SIGTERM each writes its own rows to its own fallback file; ``occ usage`` counts them all."""
+    fake.default(CHAT, Reply(body=completion({"content": "ok"}, prompt=30, completion=4)))
+    env = _env(tmp_path)
+    with read_only_dir(tmp_path / "ro") as ro:
+        ledger = str(ro / "usage.sqlite")
+        config = _config(tmp_path, fake, ledger, hot_reload=True)
+        good = config.read_text()
+        server = await Serve.start(config, tmp_path / "occ.log", env, "--workers", "2")
+        try:
+            async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+                async def health():
+                    # a new connection each time, so both workers get asked
+                    async with httpx.AsyncClient(base_url=server.url, timeout=10) as fresh:
+                        return (await fresh.get("/health")).json()
+
+                async def all_say(needle: str) -> None:
+                    with trio.fail_after(30):
+                        streak = 0
+                        while streak < 10:  # ten answers in a row, from whichever workers took them
+                            body = await health()
+                            streak = streak + 1 if any(needle in p for p in body["problems"]) else 0
+                            await trio.sleep(0.05)
+
+                await all_say("cannot be written")
+                client = anthropic.AsyncAnthropic(base_url=server.url, api_key="x", max_retries=0)
+                for _ in range(6):
+                    await client.messages.create(model="claude-x", max_tokens=20, messages=USER)
+                await client.close()
+                config.write_text("{broken")
+                await all_say("config reload failed")
+                config.write_text(good)
+                with trio.fail_after(30):
+                    while any("config reload failed" in p for p in (await health())["problems"]):
+                        await trio.sleep(0.05)
+                assert (await http.get("/status")).status_code == 200
+            assert 0 == await server.stop()
+        finally:
+            server.kill()
+        log = server.log.read_text()
+        saved = re.findall(r"(\d+) rows could not be written before shutdown; they are in (\S+)", log)
+        assert sum(int(n) for n, _ in saved) == 6, log
+        assert all(str(tmp_path / "state") in path for _, path in saved)
+        usage = _occ(env, "usage", "--config", str(config), "--json", "--since", "1d")
+        assert usage.returncode == 1
+        [row] = json.loads(usage.stdout)
+        assert (row["requests"], row["input_tokens"]) == (6, 180)
