@@ -114,8 +114,10 @@ async def write_usage(state: ServerState) -> None:
     """Run in the serving nursery until it is cancelled: first ask whether the ledger can be written
     at all (so a read-only one shows before the first request is lost), then write every interval."""
     await check_ledger(state)
+    checked = state.config.usage
     while True:
         await trio.sleep(state.config.usage.flush_interval_s)
         await flush_usage(state)
-        if LEDGER_PROBLEM in state.problems and not state.usage.pending:
-            await check_ledger(state)  # nothing to write: the probe says when it is fixed
+        if state.config.usage != checked or (LEDGER_PROBLEM in state.problems and not state.usage.pending):
+            checked = state.config.usage  # a reload moved it, or nothing to write: the probe says
+            await check_ledger(state)

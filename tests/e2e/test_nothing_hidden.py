@@ -219,6 +219,10 @@ async def test_a_failed_reload_shows_until_a_good_one(fake, tmp_path):
             body = await _until(health, lambda b: b["status"] == "ok", "ok again")
             assert [] == body["problems"]
             assert [] == [n for n in (await http.get("/status")).json()["notices"] if "reload" in n]
+            with read_only_dir(tmp_path / "ro") as ro:  # a reload that moves the ledger somewhere unwritable
+                config.write_text(good.replace(str(tmp_path / "usage.sqlite"), str(ro / "usage.sqlite")))
+                body = await _until(health, lambda b: any("cannot be written" in p for p in b["problems"]),
+                                    "the moved ledger probed, before any request")
         assert 0 == await server.stop()
     finally:
         server.kill()
