@@ -57,7 +57,7 @@ WEB_SEARCH_KEYS = frozenset({"backend", "url", "api_key", "max_results", "timeou
 #: The search APIs occ can run a search through for a model that cannot search (docs/web-search.md).
 SEARCH_BACKENDS = ("searxng", "tavily")
 #: A model's ``web_search``: the upstream's own search, or occ's backend (unset: by wire, see routing).
-WEB_SEARCH_MODES = ("native", "backend")
+WEB_SEARCH_MODES = ("native", "backend", "openrouter", "openai")
 
 
 def client_key_problems(keys: tuple[str, ...] | list[str]) -> list[str]:
@@ -116,7 +116,8 @@ class ModelConfig:
     thinking_shape: str | None = None
     #: the ``output_config.effort`` values the endpoint takes; ``()``: none (the key is removed); None: as above
     effort_levels: tuple[str, ...] | None = None
-    #: "native" / "backend"; None: decided by the wire (occ.resilience.routing.search_mode)
+    #: "native" / "backend" / a chat search option ("openrouter", "openai"); None: decided by the wire
+    #: and the provider's host (occ.resilience.routing.search_mode)
     web_search: str | None = None
 
     @property

@@ -49,7 +49,7 @@ from occ.config.presets import resolve_protocol
 from occ.core.tokens import estimate_routing_tokens
 from occ.core.validate import normalize_model_name
 from occ.translate.anthropic_request import blocks_of
-from occ.translate.web_search import SearchOptions, search_options
+from occ.translate.web_search import CHAT_SEARCH_OPTIONS, SearchOptions, chat_search_option, search_options
 
 __all__ = ["DEFAULT_THRESHOLD", "OWN_PREFIX", "Route", "format_route", "latest_prompt", "route", "scenario_models",
            "search_mode"]
@@ -165,15 +165,17 @@ SEARCH_KEYS_HINT = ('configure a model that searches itself as models.web_search
 def search_mode(model: ModelConfig, config: Config) -> str | None:
     """How ``model`` answers a web search: ``"native"`` (the upstream's own search: a Responses
     ``web_search`` tool, Gemini's Google Search grounding, Anthropic's own server tool on a Claude
-    model), ``"backend"`` (occ searches through ``web_search.backend`` and hands the model the
-    results), or None (it cannot). The model's ``web_search`` key overrides the wire's default."""
-    if model.web_search == "native":
+    model, OpenRouter's web plugin or OpenAI's ``web_search_options`` on chat), ``"backend"`` (occ
+    searches through ``web_search.backend`` and hands the model the results), or None (it cannot). The
+    model's ``web_search`` key overrides the wire's default."""
+    if model.web_search in ("native", *CHAT_SEARCH_OPTIONS):
         return "native"
     provider = config.providers.get(model.provider)
     if model.web_search != "backend" and provider is not None:
         protocol = resolve_protocol(model, provider)
         if protocol in ("responses", "gemini") or (
-                protocol == "anthropic" and model.model_id.lower().rsplit("/", 1)[-1].startswith("claude")):
+                protocol == "anthropic" and model.model_id.lower().rsplit("/", 1)[-1].startswith("claude")) or (
+                protocol == "openai" and chat_search_option(provider.base_url)):
             return "native"
     return "backend" if config.web_search is not None else None
 

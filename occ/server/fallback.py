@@ -58,7 +58,13 @@ from occ.translate import anthropic_passthrough
 from occ.translate.anthropic_events import AnthropicStreamBuilder, Usage, replay_message, without_thinking
 from occ.translate.anthropic_request import thinking_requested, without_images
 from occ.translate.tool_ids import restore_tool_names
-from occ.translate.web_search import without_search_tool
+from occ.translate.web_search import (
+    CHAT_SEARCH_OPTIONS,
+    chat_search_option,
+    search_query,
+    with_query,
+    without_search_tool,
+)
 from occ.translate.wires import StreamTranslator, wire_for
 from occ.upstream.client import UpstreamClient, UpstreamResponse
 
@@ -304,8 +310,14 @@ def _build(call: Call, model: ModelConfig, protocol: str, stream: bool,
     if search is not None:  # the model gets the results as text, and no web search tool
         request = search.request_for_model(request)
         raw_body = dumps(request) if protocol == "anthropic" else b""
-    elif call.route.web_search and protocol == "openai":  # searches on its own ("native"): no tool to send
-        request = without_search_tool(request)
+    elif call.route.web_search and protocol == "openai":  # the provider searches ("native")
+        provider = call.config.providers.get(model.provider)
+        option = model.web_search if model.web_search in CHAT_SEARCH_OPTIONS else \
+            chat_search_option(provider.base_url if provider is not None else None)
+        if option is not None:  # OpenRouter's web plugin / OpenAI's web_search_options (docs/web-search.md)
+            model = attrs.evolve(model, web_search=option)
+        else:  # it searches on its own: chat completions cannot carry the tool
+            request = without_search_tool(request)
     if raw_body is None:  # only the Anthropic wire reads it; a hot reload may have moved a model there
         raw_body = dumps(request) if protocol == "anthropic" else b""
     if model.vision is False:
@@ -379,6 +391,8 @@ def _whole_answer(call: Call, model: ModelConfig, protocol: str, parsed: Any, *,
         raise TranslationError(f"occ could not translate the answer of {model.label}") from exc
     if not thinking and protocol != "anthropic":
         without_thinking(message)  # an Anthropic upstream honours the request's thinking itself
+    if call.route.web_search:
+        with_query(message, search_query(call.request))  # for an upstream that does not say what it searched
     restore_tool_names(message, _tool_names(call.request))
     return message
 

@@ -38,6 +38,7 @@ from occ.translate.anthropic_request import blocks_of, clamped_max_tokens, effor
 from occ.translate.thought_signatures import SKIP_SIGNATURE, call_signatures, needs_signatures, thought_signature
 from occ.translate.tool_ids import from_upstream_id, from_upstream_name, new_tool_id, to_upstream_id, to_upstream_name
 from occ.translate.tool_schema import openai_tools
+from occ.translate.web_search import CHAT_SEARCH_OPTIONS, chat_search_blocks, chat_search_fields, search_options
 
 if TYPE_CHECKING:
     from occ.config.model import ModelConfig
@@ -287,7 +288,10 @@ def build_request(request: dict[str, Any], model: ModelConfig, *, stream: bool,
             body["response_format"] = {"type": "json_schema",
                                        "json_schema": {"name": str(fmt.get("name") or "output"),
                                                        "schema": fmt["schema"]}}
-    if stream:
+    search = search_options(request) if model.web_search in CHAT_SEARCH_OPTIONS else None
+    if search is not None:  # the provider's own search (docs/web-search.md), answered whole: the search
+        body.update(chat_search_fields(str(model.web_search), search))  # blocks come before the text
+    elif stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
     return body
@@ -510,6 +514,12 @@ def translate_response(body: Any, *, message_id: str, model_name: str, input_est
             else:
                 content.append({"type": "thinking", "thinking": "", "signature": carrier})
         content.append({"type": "tool_use", "id": tool_id, "name": name, "input": args})
+    searches, citations = chat_search_blocks(message, text)
+    if searches:  # url_citation annotations: the provider searched (OpenRouter's plugin, OpenAI's search models)
+        at = next((i for i, b in enumerate(content) if b["type"] != "thinking"), len(content))
+        if citations and at < len(content) and content[at]["type"] == "text":
+            content[at] = {**content[at], "citations": citations}
+        content[at:at] = searches
     stop = "refusal" if refusal and not text else _FINISH.get(finish if isinstance(finish, str) else "")
     usage = _usage(body.get("usage")) or Usage.estimate(input_estimate)
     return make_message(message_id=message_id, model=model_name, content=content, stop_reason=stop, usage=usage)

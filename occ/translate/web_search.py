@@ -30,9 +30,13 @@ from occ.core.ids import random_hex
 from occ.core.jsonfast import JSONDecodeError, dumps_str, loads
 
 __all__ = [
+    "CHAT_SEARCH_OPTIONS",
     "ENCRYPTED_PREFIX",
     "SearchOptions",
     "Source",
+    "chat_search_blocks",
+    "chat_search_fields",
+    "chat_search_option",
     "citation",
     "decode_encrypted",
     "error_blocks",
@@ -48,6 +52,7 @@ __all__ = [
     "search_options",
     "search_query",
     "web_search_requests",
+    "with_query",
     "with_search_context",
     "without_search_tool",
 ]
@@ -275,6 +280,67 @@ def responses_search_blocks(item: Mapping[str, Any], titles: Mapping[str, str],
             seen.add(url)
             sources.append(Source(url=url, title=titles.get(page_key(url)) or title_for(url)))
     return search_blocks(query, sources)
+
+
+# -- chat completions: OpenRouter's web plugin, OpenAI's search models -------------------------------
+
+#: The chat-completions search options occ knows (a model's ``web_search`` names one, or its
+#: provider's host does): OpenRouter's ``plugins: [{"id": "web"}]`` and OpenAI's ``web_search_options``.
+CHAT_SEARCH_OPTIONS = ("openrouter", "openai")
+
+
+def chat_search_option(base_url: str | None) -> str | None:
+    """The search option of a chat provider, by its host: ``openrouter.ai`` or ``api.openai.com``."""
+    try:
+        host = (urlsplit(base_url or "").hostname or "").lower()
+    except ValueError:
+        return None
+    if host == "openrouter.ai" or host.endswith(".openrouter.ai"):
+        return "openrouter"
+    if host == "api.openai.com":
+        return "openai"
+    return None
+
+
+def chat_search_fields(option: str, options: SearchOptions) -> dict[str, Any]:
+    """The request fields of a chat search option. OpenRouter's web plugin (its web search docs; the
+    ``openrouter:web_search`` tool succeeds it) takes ``max_results`` and no domain filter; OpenAI's
+    ``web_search_options`` (its chat web search guide, for the ``*-search-*`` models) takes the approximate
+    ``user_location`` and no domain filter either."""
+    if option == "openrouter":
+        return {"plugins": [{"id": "web", "max_results": 5}]}
+    fields: dict[str, Any] = {}
+    if options.user_location:
+        location = {k: v for k, v in options.user_location.items()
+                    if k in ("city", "region", "country", "timezone") and isinstance(v, str) and v}
+        fields["user_location"] = {"type": "approximate", "approximate": location}
+    return {"web_search_options": fields}
+
+
+def chat_search_blocks(message: Mapping[str, Any], text: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A chat message's ``annotations`` (``{"type": "url_citation", "url_citation": {url, title,
+    start_index, end_index}}``, the shape OpenAI and OpenRouter share) as one search pair (the query is
+    not reported: the caller fills it, :func:`with_query`) and the text's citations."""
+    notes = [n["url_citation"] for n in message.get("annotations") or []
+             if isinstance(n, dict) and n.get("type") == "url_citation" and isinstance(n.get("url_citation"), dict)
+             and isinstance(n["url_citation"].get("url"), str)]
+    if not notes:
+        return [], []
+    seen: dict[str, Source] = {}
+    for note in notes:
+        seen.setdefault(page_key(note["url"]), Source(url=note["url"], title=str(note.get("title") or "")))
+    citations = responses_text_citations({"text": text, "annotations": [{"type": "url_citation", **n}
+                                                                         for n in notes]})
+    return search_blocks("", seen.values()), citations
+
+
+def with_query(message: dict[str, Any], query: str) -> dict[str, Any]:
+    """``message`` with ``query`` on each web search whose upstream did not say what it searched for."""
+    for block in message.get("content") or []:
+        if isinstance(block, dict) and block.get("type") == "server_tool_use" and block.get("name") == "web_search" \
+                and not (block.get("input") or {}).get("query"):
+            block["input"] = {"query": query}
+    return message
 
 
 # -- Gemini ------------------------------------------------------------------------------------------

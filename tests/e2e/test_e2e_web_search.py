@@ -234,3 +234,17 @@ async def test_claude_on_the_anthropic_wire_searches_itself(fake, start_occ):
     assert message.usage.server_tool_use.web_search_requests == 1
     sent = fake.requests("/v1/messages")[0].json
     assert sent["tools"] == [TOOL] and sent["tool_choice"] == {"type": "tool", "name": "web_search"}
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_web_search_through_openrouters_plugin(fake, start_occ, stream):
+    fake.default("/v1/chat/completions", Reply(body=S.chat_search_body().encode()))
+    url = await start_occ(make_config(fake, models={"default": {"provider": "fake", "model_id": "openai/gpt-5.4",
+                                                                "web_search": "openrouter"}}))
+    message = await _ask(url, stream)
+    assert _kinds(message) == ["server_tool_use", "web_search_tool_result", "text"]
+    assert message.content[0].input == {"query": S.QUERY}  # OpenRouter does not say: the request's
+    assert [r.url for r in message.content[1].content] == [S.URL_1, S.URL_2]
+    assert len(message.content[2].citations) == 2 and message.usage.server_tool_use.web_search_requests == 1
+    sent = fake.requests("/v1/chat/completions")[0].json
+    assert sent["plugins"] == [{"id": "web", "max_results": 5}] and "stream" not in sent and "tools" not in sent

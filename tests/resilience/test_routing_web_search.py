@@ -77,3 +77,14 @@ def test_a_model_can_be_told_how_it_searches():
                                                                                 provider="opencode-zen")}},
                                     env={}, source="t").models["default"],
                        config()) == "native"
+
+
+def test_openrouter_and_openai_chat_models_search_themselves():
+    cfg = config(providers={"or": {"base_url": "https://openrouter.ai/api/v1/chat/completions", "api_key": "k"},
+                            "oa": {"base_url": "https://api.openai.com/v1/chat/completions", "api_key": "k"}},
+                 models={"default": {"provider": "or", "model_id": "deepseek/deepseek-v4"},
+                         "other": {"provider": "oa", "model_id": "gpt-5-search-api"}})
+    assert search_mode(cfg.models["default"], cfg) == "native"
+    assert search_mode(cfg.models["other"], cfg) == "native"
+    r = route(req(model="claude-sonnet-4-5"), cfg)
+    assert [x.model_id for x in r.chain] == ["deepseek/deepseek-v4"] and r.refusal is None

@@ -217,3 +217,24 @@ def tavily_answer(query: str = QUERY) -> bytes:
                      "raw_content": None, "published_date": "Thu, 25 Jul 2024 00:00:00 GMT"},
                     {"title": TITLE_2, "url": URL_2, "content": "LazyLock docs.", "score": 0.7,
                      "raw_content": None}]}).encode()
+
+
+# -- chat completions with url_citation annotations (OpenAI search models, OpenRouter's web plugin) ------
+
+
+def chat_search_body() -> str:
+    from openai.types.chat import ChatCompletion, ChatCompletionMessage
+    from openai.types.chat.chat_completion import Choice
+    from openai.types.chat.chat_completion_message import Annotation, AnnotationURLCitation
+    from openai.types.completion_usage import CompletionUsage
+
+    start_1, start_2 = TEXT.index(MARK_1), TEXT.index(MARK_2)
+    notes = [Annotation(type="url_citation", url_citation=AnnotationURLCitation(
+                 url=URL_1, title=TITLE_1, start_index=start_1, end_index=start_1 + len(MARK_1))),
+             Annotation(type="url_citation", url_citation=AnnotationURLCitation(
+                 url=URL_2, title=TITLE_2, start_index=start_2, end_index=start_2 + len(MARK_2)))]
+    message = ChatCompletionMessage(role="assistant", content=TEXT, annotations=notes, refusal=None)
+    return ChatCompletion(id="gen-1", object="chat.completion", created=1700000000, model="openai/gpt-5.4",
+                          choices=[Choice(index=0, finish_reason="stop", message=message, logprobs=None)],
+                          usage=CompletionUsage(prompt_tokens=400, completion_tokens=50, total_tokens=450)
+                          ).model_dump_json()

@@ -439,3 +439,37 @@ def test_titles_are_found_across_openai_tracking_parameters():
     results = message["content"][1]["content"]
     assert [(r["url"], r["title"]) for r in results] == [(S.URL_1, S.TITLE_1), (S.URL_2, S.TITLE_2)]
     assert message["content"][2]["citations"][0]["url"] == S.URL_1 + "?utm_source=openai"
+
+
+# -- chat completions: OpenRouter's plugin, OpenAI's search models -----------------------------------
+
+
+def test_chat_search_options_in_the_request():
+    located = {**REQUEST, "tools": [{**TOOL, "user_location": {"type": "approximate", "city": "Oslo"}}]}
+    router = openai_chat.build_request(located, ModelConfig(provider="or", model_id="x", web_search="openrouter"),
+                                       stream=True)
+    assert router["plugins"] == [{"id": "web", "max_results": 5}] and "stream" not in router
+    openai = openai_chat.build_request(located, ModelConfig(provider="oa", model_id="gpt-5-search-api",
+                                                            web_search="openai"), stream=True)
+    assert openai["web_search_options"] == {"user_location": {"type": "approximate", "approximate": {"city": "Oslo"}}}
+    plain = openai_chat.build_request(located, ModelConfig(provider="go", model_id="glm-5"), stream=True)
+    assert "plugins" not in plain and "web_search_options" not in plain and plain["stream"] is True
+
+
+def test_chat_annotations_become_the_search():
+    message = anthropic.types.Message.model_validate(
+        openai_chat.translate_response(json.loads(S.chat_search_body()), message_id="msg_1", model_name="m",
+                                       input_estimate=5))
+    assert _shape(message) == ["server_tool_use", "web_search_tool_result", "text"]
+    assert [(r.url, r.title) for r in message.content[1].content] == [(S.URL_1, S.TITLE_1), (S.URL_2, S.TITLE_2)]
+    assert [c.cited_text for c in message.content[2].citations] == [S.SENTENCE_1, S.SENTENCE_2]
+    assert message.usage.server_tool_use.web_search_requests == 1
+
+
+def test_chat_search_option_by_host():
+    from occ.translate.web_search import chat_search_option
+
+    assert chat_search_option("https://openrouter.ai/api/v1/chat/completions") == "openrouter"
+    assert chat_search_option("https://api.openai.com/v1/chat/completions") == "openai"
+    assert chat_search_option("https://opencode.ai/zen/go/v1/chat/completions") is None
+    assert chat_search_option("https://openrouter.ai.evil.example/v1") is None
