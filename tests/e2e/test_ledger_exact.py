@@ -139,6 +139,21 @@ async def test_a_chain_that_failed_names_its_last_model_and_every_attempt(fake, 
     assert row["input_tokens"] is None  # refused with a status: nothing was spent
 
 
+async def test_a_client_that_leaves_a_non_streaming_request_is_recorded_with_its_input(fake, start_occ, tmp_path):
+    fake.default(CHAT, Reply(body={"never": "sent"}, delay_s=30))
+    ledger = str(tmp_path / "usage.sqlite")
+    url = await start_occ(make_config(fake, usage={"path": ledger, "flush_interval_ms": 100}))
+    async with httpx.AsyncClient(timeout=0.5) as http:
+        try:
+            await http.post(f"{url}/v1/messages", json={"model": "m", "max_tokens": 100, "messages": USER})
+        except httpx.ReadTimeout:
+            pass
+    row = await _row(ledger)
+    assert (row["outcome"], row["model"], row["stream"]) == ("client_cancelled", "fake/model-a", 0)
+    assert row["input_tokens"] > 0 and row["output_tokens"] == 0 and row["usage_estimated"] == 1
+    assert [a["outcome"] for a in json.loads(row["attempts"])] == ["cancelled"]
+
+
 # -- real processes --------------------------------------------------------------------------------------
 
 

@@ -147,6 +147,8 @@ async def test_a_stream_longer_than_the_grace_ends_with_an_error_event(fake, tmp
     [row] = _rows(ledger)
     assert row["outcome"] == "server_shutdown"
     assert row["model"] == "fake/model-a"
+    assert row["input_tokens"] > 0 and row["output_tokens"] >= 1 and row["usage_estimated"] == 1  # what it was sent
+    assert [a["outcome"] for a in json.loads(row["attempts"])] == ["cancelled"]
 
 
 async def test_a_stream_shorter_than_the_grace_finishes(fake, tmp_path):
