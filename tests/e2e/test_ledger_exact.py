@@ -15,6 +15,7 @@ import subprocess
 import sys
 
 import httpx
+import pytest
 import trio
 from support.fake_upstream import Reply, sse
 from support.shapes import USER, chunk, usage_chunk
@@ -167,9 +168,9 @@ def _config_file(tmp_path, fake, ledger: str, flush_ms: int) -> str:
     return str(path)
 
 
-async def _start(config: str) -> tuple[trio.Process, str]:
+async def _start(config: str, *extra: str) -> tuple[trio.Process, str]:
     process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "occ.cli.main", "serve", "--config", config], stdout=subprocess.PIPE,
+        [sys.executable, "-m", "occ.cli.main", "serve", "--config", config, *extra], stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": ROOT}, cwd=ROOT)
     text = b""
     with trio.fail_after(30):
@@ -203,10 +204,21 @@ async def test_a_finished_request_is_on_disk_within_a_second_and_survives_sigkil
     assert (row["outcome"], row["input_tokens"], row["output_tokens"], row["usage_estimated"]) == ("ok", 30, 4, 0)
 
 
-async def test_sigkill_under_load_leaves_a_sound_file(fake, tmp_path):
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_sigkill_under_load_leaves_a_sound_file(fake, tmp_path, workers):
+    """Every process killed at once (``--workers 2``: the two workers first, both writing the one file)."""
     fake.default(CHAT, Reply(chunks=sse(chunk({"content": "ok"}), chunk(finish="stop"), usage_chunk(30, 4))))
     ledger = str(tmp_path / "usage.sqlite")
-    process, url = await _start(_config_file(tmp_path, fake, ledger, flush_ms=20))  # writing all the time
+    extra = ("--workers", str(workers)) if workers > 1 else ()
+    process, url = await _start(_config_file(tmp_path, fake, ledger, flush_ms=20), *extra)  # writing all the time
     sent = 0
     try:
         async def load(http: httpx.AsyncClient) -> None:
@@ -226,6 +238,8 @@ async def test_sigkill_under_load_leaves_a_sound_file(fake, tmp_path):
                 with trio.fail_after(30):
                     while len(_rows(ledger)) < 100:  # batches are being written
                         await trio.sleep(0.02)
+                for pid in _children(process.pid):
+                    os.kill(pid, signal.SIGKILL)
                 process.send_signal(signal.SIGKILL)
                 await process.wait()
     finally:
