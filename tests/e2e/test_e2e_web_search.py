@@ -248,3 +248,15 @@ async def test_web_search_through_openrouters_plugin(fake, start_occ, stream):
     assert len(message.content[2].citations) == 2 and message.usage.server_tool_use.web_search_requests == 1
     sent = fake.requests("/v1/chat/completions")[0].json
     assert sent["plugins"] == [{"id": "web", "max_results": 5}] and "stream" not in sent and "tools" not in sent
+
+
+async def test_a_searxng_that_does_not_answer_costs_its_deadline_only(fake, start_occ, nursery):
+    slow = await start_fake(nursery)
+    slow.default("/search", Reply(body=S.searxng_answer(), delay_s=60))
+    fake.default("/v1/chat/completions", ok_stream("No search today."))
+    url = await start_occ(make_config(fake, models={"default": CHAT_MODEL},
+                                      web_search={"backend": "searxng", "url": slow.url, "timeout_ms": 300}))
+    message = await _ask(url, False)
+    assert message.content[1].content.type == "web_search_tool_result_error"
+    assert message.content[2].text == "No search today."
+    assert len(slow.requests("/search")) == 1
