@@ -22,7 +22,7 @@ from occ.core.errors import UpstreamProtocolError, UpstreamStatus
 from occ.core.sse import SSEEvent, event_json
 from occ.core.upstream_errors import from_gemini, upstream_failure
 from occ.translate.anthropic_events import SIGNATURE_PREFIX, AnthropicStreamBuilder, Usage, make_message, token_count
-from occ.translate.anthropic_request import clamped_max_tokens, effort_of, system_text, text_of, turns
+from occ.translate.anthropic_request import blocks_of, clamped_max_tokens, effort_of, system_text, text_of, turns
 from occ.translate.gemini_schema import clean_schema
 from occ.translate.thought_signatures import SKIP_SIGNATURE, THOUGHT_PREFIX, call_signatures, thought_signature
 from occ.translate.tool_ids import from_upstream_name, new_tool_id, to_upstream_name
@@ -63,23 +63,28 @@ def _contents(request: dict[str, Any], route: str) -> list[dict[str, Any]]:
                     parts.append(part)
             role = "model"
         else:
+            media: list[dict[str, Any]] = []  # images and files of tool results, after every response
             for block in turn.blocks:
                 if block.get("type") == "tool_result":
                     text = text_of(block.get("content")) or "(empty result)"
                     key = "error" if block.get("is_error") else "output"
                     name = names.get(str(block.get("tool_use_id")), "unknown_tool")
                     parts.append({"functionResponse": {"name": name, "response": {key: text}}})
+                    media.extend(p for b in blocks_of(block.get("content")) if b.get("type") in ("image", "document")
+                                 for p in [_media_part(b)] if p is not None)
+            parts.extend(media)
             for block in turn.blocks:
                 kind = block.get("type")
                 if kind == "text" and block.get("text"):
                     parts.append({"text": block["text"]})
-                elif kind == "image":
-                    source = block.get("source") or {}
-                    if source.get("type") == "base64":
-                        parts.append({"inlineData": {"mimeType": source.get("media_type", "image/png"),
-                                                     "data": source.get("data", "")}})
-                    else:
-                        parts.append({"text": "[Image]"})
+                elif kind in ("image", "document"):
+                    part = _media_part(block)
+                    if part is not None:
+                        parts.append(part)
+                elif kind == "search_result":
+                    text = text_of([block])
+                    if text:
+                        parts.append({"text": text})
             role = "user"
         if not parts:
             continue
@@ -88,6 +93,29 @@ def _contents(request: dict[str, Any], route: str) -> list[dict[str, Any]]:
         else:
             contents.append({"role": role, "parts": parts})
     return contents
+
+
+_EXTENSIONS = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "gif": "image/gif",
+               "webp": "image/webp", "heic": "image/heic", "pdf": "application/pdf"}
+
+
+def _media_part(block: dict[str, Any]) -> dict[str, Any] | None:
+    """An image or document block as a Gemini part: base64 data as ``inlineData``, a URL as ``fileData``
+    (Gemini's file input methods take public URLs; the MIME type from the URL's extension when it has a
+    known one), a text document as its text; None when there is nothing to send."""
+    source = block.get("source") if isinstance(block.get("source"), dict) else {}
+    image = block.get("type") == "image"
+    if source.get("type") == "base64" and source.get("data"):
+        mime = source.get("media_type") or ("image/png" if image else "application/pdf")
+        return {"inlineData": {"mimeType": mime, "data": source["data"]}}
+    if source.get("type") == "url" and isinstance(source.get("url"), str) and source["url"]:
+        url = source["url"]
+        mime = _EXTENSIONS.get(url.split("?")[0].rsplit(".", 1)[-1].lower())
+        return {"fileData": {"fileUri": url, **({"mimeType": mime} if mime else {})}}
+    text = text_of([block])
+    if text and text not in ("[image]", "[document]"):
+        return {"text": text}
+    return None
 
 
 def build_request(request: dict[str, Any], model: ModelConfig, *, stream: bool,
@@ -141,6 +169,14 @@ def build_request(request: dict[str, Any], model: ModelConfig, *, stream: bool,
     top_p = model.top_p if model.top_p is not None else request.get("top_p")
     if top_p is not None:
         generation["topP"] = top_p
+    top_k = request.get("top_k")
+    if isinstance(top_k, int) and not isinstance(top_k, bool) and top_k > 0:
+        generation["topK"] = top_k
+    output = request.get("output_config")
+    fmt = output.get("format") if isinstance(output, dict) else None
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema" and isinstance(fmt.get("schema"), dict):
+        generation["responseMimeType"] = "application/json"  # structured output (JSON Schema as given)
+        generation["responseJsonSchema"] = fmt["schema"]
     stops = request.get("stop_sequences")
     if isinstance(stops, list) and stops:
         generation["stopSequences"] = stops[:5]
