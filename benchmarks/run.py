@@ -215,7 +215,7 @@ def measured(url: str, scenario: dict[str, Any], pids: dict[str, int], **extra: 
     return result
 
 
-def occ_config(port: int, fake_url: str, redis_url: str | None = None) -> dict[str, Any]:
+def occ_config(port: int, fake_url: str, redis_url: str | None = None, ledger: str = "occ") -> dict[str, Any]:
     model = {"provider": "bench", "model_id": "bench-model", "wire_format": "openai"}
     shared = {"shared_state": {"url": redis_url, "key_prefix": f"bench-{os.getpid()}"}} if redis_url else {}
     return {
@@ -228,6 +228,9 @@ def occ_config(port: int, fake_url: str, redis_url: str | None = None) -> dict[s
         "models": {name: dict(model) for name in ("default", "background", "fast", "think", "complex",
                                                    "long_context")},
         "logging": {"level": "warning"},
+        # a ledger of its own, removed with the run: never the machine's real one (whose schema another
+        # occ may have moved on, which would cost a warning and a retry every second)
+        "usage": {"path": os.path.join(tempfile.gettempdir(), f"occ-bench-{os.getpid()}-{ledger}.sqlite")},
     }
 
 
@@ -424,6 +427,7 @@ def main() -> int:
     other_results: dict[str, dict[str, dict[str, Any]]] = {}
     other_mem: dict[str, list[float]] = {}
     temp_dirs: list[tempfile.TemporaryDirectory[str]] = []
+    temp_files: list[str] = []
     config_file = None
     results: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
     stack_results: dict[str, dict[str, Any]] = {}
@@ -467,9 +471,13 @@ def main() -> int:
         if args.baseline:
             base_port = free_port()
             env = dict(os.environ, PYTHONPATH=os.path.abspath(args.baseline))
+            with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="occ-bench-", delete=False) as f:
+                json.dump(occ_config(base_port, fake_url, redis_url, ledger="baseline"), f)
+                base_config = f.name
+            temp_files.append(base_config)
             others["baseline"] = subprocess.Popen(
                 [sys.executable, "-c", "import sys; from occ.cli.main import main; sys.exit(main())", "serve",
-                 "--config", config_file, "--port", str(base_port), "--workers", str(args.workers)],
+                 "--config", base_config, "--port", str(base_port), "--workers", str(args.workers)],
                 stdout=subprocess.DEVNULL, env=env, cwd=tempfile.gettempdir())
             other_urls["baseline"] = f"http://127.0.0.1:{base_port}"
             wait_http(f"{other_urls['baseline']}/health", others["baseline"])
@@ -515,8 +523,13 @@ def main() -> int:
             stop(proc)
         for home in temp_dirs:
             home.cleanup()
+        for name in temp_files:
+            os.unlink(name)
         if config_file:
             os.unlink(config_file)
+        for name in os.listdir(tempfile.gettempdir()):
+            if name.startswith(f"occ-bench-{os.getpid()}-"):
+                os.unlink(os.path.join(tempfile.gettempdir(), name))
 
     commit = subprocess.run(["git", "-C", HERE, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     dirty = subprocess.run(["git", "-C", HERE, "status", "--porcelain", "--", "../occ"], capture_output=True,

@@ -21,6 +21,7 @@ from occ import __version__
 from occ.config.model import Config
 from occ.config.parse import load_config
 from occ.config.presets import resolve_protocol
+from occ.core.collector import collector_paused
 from occ.core.errors import InvalidRequest, NotFound, OccError, RequestTooLarge, Unauthorized, to_anthropic
 from occ.core.ids import random_hex
 from occ.core.jsonfast import JSONDecodeError, dumps, loads
@@ -137,10 +138,12 @@ class OccApp:
                 state.limiter.acquire(who, limit)
             client = who
             body = await _read_body(headers, receive, config.max_body_bytes)
-            request = parse_messages_request(body)
-            record.client_model = request["model"]
-            estimate = count_tokens(request)  # once: routing and message_start use the same count
-            the_route = route(request, config, token_estimate=estimate)
+            body_bytes = len(body)
+            with collector_paused(body_bytes):  # a large history: no collector passes over its objects
+                request = parse_messages_request(body)
+                record.client_model = request["model"]
+                estimate = count_tokens(request)  # once: routing and message_start use the same count
+                the_route = route(request, config, token_estimate=estimate)
             record.scenario, record.reason = the_route.scenario, the_route.reason
             record.chain = [m.label for m in the_route.chain]
             if config.logging.requests:
@@ -156,6 +159,7 @@ class OccApp:
                 route=the_route,
                 message_id="msg_" + random_hex(),
                 config=config,
+                body_bytes=body_bytes,
             )
             del body  # the parsed request is what the attempts read from here on
             if call.stream:

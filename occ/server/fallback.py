@@ -31,6 +31,7 @@ import trio
 
 from occ.config.model import Config, ModelConfig, ProviderConfig, Timeouts
 from occ.config.presets import auth_headers, endpoint_url, resolve_protocol
+from occ.core.collector import collector_paused
 from occ.core.errors import (
     AllAttemptsFailed,
     AttemptRecord,
@@ -103,6 +104,8 @@ class Call:
     model: ModelConfig | None = None
     #: the request nursery's scope (streaming): cancelled when the client stops reading for too long
     request_scope: trio.CancelScope | None = None
+    #: the size of the client's body: a large one is translated with the garbage collector paused
+    body_bytes: int = 0
     #: how the request really ended when that was not the usual way (``client_too_slow``,
     #: ``server_shutdown``): the log's outcome
     ended_by: str | None = None
@@ -326,7 +329,8 @@ def _build(call: Call, model: ModelConfig, protocol: str, stream: bool,
             raw_body = dumps(request)
             call.note(f"{images} image(s) sent to text-only {model.label} as [Image]")
     try:
-        return wire.build(request, raw_body, model, stream, call.note)
+        with collector_paused(call.body_bytes):
+            return wire.build(request, raw_body, model, stream, call.note)
     except OccError:
         raise
     except Exception as exc:

@@ -98,6 +98,8 @@ def blocks_of(content: Any) -> list[dict[str, Any]]:
 
 def text_of(content: Any) -> str:
     """Tool-result (or any block) content as plain text; images and binary documents become placeholders."""
+    if isinstance(content, str):  # the usual tool result: the text itself, without building a block for it
+        return content
     parts = []
     for block in blocks_of(content):
         kind = block.get("type")
@@ -140,9 +142,11 @@ def system_text(request: dict[str, Any]) -> str:
             continue
         if message.get("role") == "system":
             parts.extend(_texts(message.get("content")))
-        else:
-            for block in blocks_of(message.get("content")):
-                if block.get("type") == "mid_conv_system":
+            continue
+        content = message.get("content")
+        if isinstance(content, list):  # a string holds no mid_conv_system block: nothing to build for it
+            for block in content:
+                if isinstance(block, dict) and block.get("type") == "mid_conv_system":
                     parts.extend(_texts(block.get("content")))
     return "\n\n".join(parts)
 
@@ -158,8 +162,13 @@ class Turn:
 def turns(request: dict[str, Any]) -> list[Turn]:
     """The conversation without system messages, same-role runs merged into one turn. Server-tool
     blocks of earlier answers (a web search's ``server_tool_use`` and results) become text blocks
-    saying the same: no translated wire has such blocks, and the model keeps what was found."""
+    saying the same: no translated wire has such blocks, and the model keeps what was found.
+
+    Linear in the history: a run of same-role messages is collected in one list and becomes its turn
+    once, not re-copied at every message (tens of thousands of them in a long session)."""
     out: list[Turn] = []
+    role_of_run: str | None = None
+    run: list[dict[str, Any]] = []
     for message in request.get("messages") or []:
         if not isinstance(message, dict):
             continue
@@ -171,10 +180,14 @@ def turns(request: dict[str, Any]) -> list[Turn]:
             blocks = history_as_text(blocks)
         if not blocks:
             continue
-        if out and out[-1].role == role:
-            out[-1] = Turn(role, out[-1].blocks + tuple(blocks))
-        else:
-            out.append(Turn(role, tuple(blocks)))
+        if role == role_of_run:
+            run.extend(blocks)
+            continue
+        if role_of_run is not None:
+            out.append(Turn(role_of_run, tuple(run)))
+        role_of_run, run = role, blocks
+    if role_of_run is not None:
+        out.append(Turn(role_of_run, tuple(run)))
     return out
 
 

@@ -108,33 +108,83 @@ class _History:
     def __init__(self, *, flat: bool) -> None:
         self.messages: list[dict[str, Any]] = []
         self._flat = flat  # list content rejected (old deepseek-reasoner): always a string
+        #: the content of a user message still open to merging (the last message), made once by _close():
+        #: a long run of merges costs linear time, not a re-join of everything at each one. Text only: its
+        #: texts (one string in the end); else its parts.
+        self._user_texts: list[str] | None = None
+        self._user_parts: list[dict[str, Any]] | None = None
+        #: the same for an assistant message without tool calls: its texts and reasoning
+        self._assistant_texts: list[str] | None = None
+        self._assistant_reasoning: list[str] | None = None
+        self._assistant_merged = False
 
     def user(self, parts: list[dict[str, Any]]) -> None:
+        text_only = all(p["type"] == "text" for p in parts)
         if not parts:
             return
-        last = self.messages[-1] if self.messages else None
-        if last is not None and last["role"] == "user":
-            previous = last["content"]
-            parts = ([{"type": "text", "text": previous}] if isinstance(previous, str) else previous) + parts
-            self.messages.pop()
-        text_only = all(p["type"] == "text" for p in parts)
-        content: Any = "\n".join(p["text"] for p in parts) if text_only else parts
-        if self._flat and not text_only:
-            content = _flatten(parts)
-        self.messages.append({"role": "user", "content": content})
+        if self._user_texts is not None:  # merge into a text-only user message: still one string
+            if text_only:
+                self._user_texts.extend(p["text"] for p in parts)
+                return
+            self._user_parts = [{"type": "text", "text": "\n".join(self._user_texts)}, *parts]
+            self._user_texts = None
+            return
+        if self._user_parts is not None:  # merge into a user message with images: its parts, then these
+            self._user_parts.extend(parts)
+            return
+        self._close()
+        if text_only:
+            self._user_texts = [p["text"] for p in parts]
+        else:
+            self._user_parts = list(parts)
+        self.messages.append({"role": "user", "content": None})
 
     def assistant(self, message: dict[str, Any]) -> None:
-        last = self.messages[-1] if self.messages else None
-        if last is not None and last["role"] == "assistant" and "tool_calls" not in last:
-            texts = [t for t in (last.get("content"), message.get("content")) if t]
-            message = {**message, "content": "\n\n".join(texts) or None}
-            if "reasoning_content" in last and "reasoning_content" in message:
-                message["reasoning_content"] = last["reasoning_content"] + message["reasoning_content"]
-            self.messages.pop()
+        if self._assistant_texts is not None:  # the last message is an assistant one without tool calls: merge
+            if message.get("content"):
+                self._assistant_texts.append(message["content"])
+            if "reasoning_content" not in message:
+                self._assistant_reasoning = None  # the later message's (absent) reasoning wins
+            elif self._assistant_reasoning is None:
+                self._assistant_reasoning = [message["reasoning_content"]]
+            else:
+                self._assistant_reasoning.append(message["reasoning_content"])
+            self._assistant_merged = True
+            self.messages[-1] = {k: v for k, v in message.items() if k != "reasoning_content"}
+            if "tool_calls" in message:  # nothing merges into a message with tool calls
+                self._close()
+            return
+        self._close()
         self.messages.append(message)
+        if "tool_calls" not in message:
+            self._assistant_texts = [message["content"]] if message.get("content") else []
+            self._assistant_reasoning = [message["reasoning_content"]] if "reasoning_content" in message else None
+            self._assistant_merged = False
 
     def tool(self, call_id: str, content: str) -> None:
+        self._close()
         self.messages.append({"role": "tool", "tool_call_id": call_id, "content": content})
+
+    def finish(self) -> list[dict[str, Any]]:
+        self._close()
+        return self.messages
+
+    def _close(self) -> None:
+        """Give the open message (the last one) its content, once."""
+        if self._user_texts is not None:
+            self.messages[-1]["content"] = "\n".join(self._user_texts)
+            self._user_texts = None
+        if self._user_parts is not None:
+            parts, self._user_parts = self._user_parts, None
+            self.messages[-1]["content"] = _flatten(parts) if self._flat else parts
+        if self._assistant_texts is not None:
+            texts, self._assistant_texts = self._assistant_texts, None
+            reasoning, self._assistant_reasoning = self._assistant_reasoning, None
+            if self._assistant_merged:
+                message = self.messages[-1]
+                message["content"] = "\n\n".join(texts) or None
+                if reasoning is not None:
+                    message["reasoning_content"] = "".join(reasoning)
 
 
 def _assistant_message(blocks: list[dict[str, Any]], model: ModelConfig) -> dict[str, Any] | None:
@@ -180,7 +230,7 @@ def _messages(request: dict[str, Any], model: ModelConfig) -> list[dict[str, Any
         history.messages.append({"role": "system", "content": system})
     pending: list[str] = []  # upstream ids of the last assistant turn's calls, in call order
     for turn in turns(request):
-        blocks = list(turn.blocks)
+        blocks = turn.blocks
         if turn.role == "assistant":
             _answer_calls(history, pending, {})
             message = _assistant_message(blocks, model)
@@ -191,7 +241,11 @@ def _messages(request: dict[str, Any], model: ModelConfig) -> list[dict[str, Any
         answers: dict[str, str] = {}
         late: list[dict[str, Any]] = []  # results that answer no call of the previous turn
         images: list[dict[str, Any]] = []
-        for result in (b for b in blocks if b.get("type") == "tool_result"):
+        results: list[dict[str, Any]] = []
+        others: list[dict[str, Any]] = []
+        for block in blocks:
+            (results if block.get("type") == "tool_result" else others).append(block)
+        for result in results:
             call_id = to_upstream_id(str(result.get("tool_use_id") or ""))
             content = text_of(result.get("content")) or "(empty result)"
             if result.get("is_error"):
@@ -204,10 +258,10 @@ def _messages(request: dict[str, Any], model: ModelConfig) -> list[dict[str, Any
             else:
                 late.append({"type": "text", "text": f"[result of an earlier tool call]\n{content}"})
         _answer_calls(history, pending, answers)
-        rest = _user_parts([b for b in blocks if b.get("type") != "tool_result"], model.vision)
+        rest = _user_parts(others, model.vision) if others else []
         history.user(late + images + rest)
     _answer_calls(history, pending, {})
-    return history.messages
+    return history.finish()
 
 
 def _answer_calls(history: _History, pending: list[str], answers: dict[str, str]) -> None:
