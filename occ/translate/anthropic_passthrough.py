@@ -47,6 +47,7 @@ __all__ = [
     "AnthropicPassthroughTranslator",
     "build_body",
     "clamp_max_tokens",
+    "drop_blank_text",
     "drop_context_management",
     "drop_custom_tools",
     "fit_thinking",
@@ -76,6 +77,8 @@ ALLOWED_BETAS = frozenset({
 #: Replacement for an assistant turn whose only content was occ-minted thinking: Anthropic rejects
 #: empty turns and whitespace-only text, so the turn keeps a short, honest marker.
 THINKING_OMITTED = "(thinking omitted)"
+#: Replacement for a turn whose only content was blank text blocks (see :func:`drop_blank_text`).
+BLANK_TURN = "(empty)"
 
 
 Rule = Callable[[dict[str, Any], "ModelConfig"], bool]
@@ -130,6 +133,32 @@ def strip_foreign_thinking(body: dict[str, Any], model: ModelConfig) -> bool:
 def _is_foreign_thinking(block: Any) -> bool:
     return (isinstance(block, dict) and block.get("type") == "thinking"
             and isinstance(block.get("signature"), str) and block["signature"].startswith(SIGNATURE_PREFIX))
+
+
+def drop_blank_text(body: dict[str, Any], model: ModelConfig) -> bool:
+    """Remove text blocks with no visible text (``""``, whitespace, null) from the history: the
+    Anthropic API answers 400 "text content blocks must be non-empty" / "must contain non-whitespace
+    text", and Claude's own answers can hold one beside a tool_use, which the client sends back
+    (LiteLLM issue 22930). A turn left with nothing keeps a short marker, since an empty turn is a 400
+    too. String content and every other block type pass untouched."""
+    changed = False
+    for message in body.get("messages") or ():
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, list):
+            continue
+        for block in content:
+            if type(block) is dict and block.get("type") == "text":
+                text = block.get("text")
+                # fast path: text that starts and ends visible is not blank (no copy, no strip)
+                if not (type(text) is str and text and not text[0].isspace() and not text[-1].isspace()) \
+                        and _is_blank_text(block):
+                    break
+        else:
+            continue
+        message["content"] = [block for block in content if not _is_blank_text(block)] \
+            or [{"type": "text", "text": BLANK_TURN}]
+        changed = True
+    return changed
 
 
 def search_history_as_text(body: dict[str, Any], model: ModelConfig) -> bool:
@@ -227,6 +256,7 @@ RULES: tuple[Rule, ...] = (
     drop_context_management,
     drop_custom_tools,
     strip_foreign_thinking,
+    drop_blank_text,
     search_history_as_text,
     inline_kimi_tool_schemas,
     clamp_max_tokens,
