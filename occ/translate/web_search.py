@@ -6,7 +6,8 @@ Claude Code's WebSearch tool sends ``{"type": "web_search_20250305", "name": "we
 one ``web_search_result`` per source, text blocks whose ``citations`` are ``web_search_result_location``
 and ``usage.server_tool_use.web_search_requests``. This module makes those blocks from what each
 upstream says about its own search (Responses ``web_search_call`` items and ``url_citation``
-annotations, Gemini ``groundingMetadata``, a search backend's results) and turns them back into text
+annotations, Gemini ``groundingMetadata``, chat ``annotations`` from OpenRouter's web plugin or OpenAI's
+search models, a search backend's results) and turns them back into text
 when a later turn's history carries them to a wire that has no such blocks. docs/web-search.md says
 what each wire does, with the protocol facts and their sources.
 
@@ -51,7 +52,6 @@ __all__ = [
     "search_blocks",
     "search_options",
     "search_query",
-    "web_search_requests",
     "with_query",
     "with_search_context",
     "without_search_tool",
@@ -211,12 +211,6 @@ def error_blocks(query: str, code: str) -> list[dict[str, Any]]:
 def citation(url: str, title: str, cited_text: str) -> dict[str, Any]:
     return {"type": "web_search_result_location", "url": url, "title": title or title_for(url),
             "cited_text": cited_text[:CITED_TEXT_LIMIT], "encrypted_index": ENCRYPTED_PREFIX + _b64({"u": url})}
-
-
-def web_search_requests(blocks: Iterable[Any]) -> int:
-    """How many searches a message ran: its ``server_tool_use`` blocks named ``web_search``."""
-    return sum(1 for b in blocks if isinstance(b, dict) and b.get("type") == "server_tool_use"
-               and b.get("name") == "web_search")
 
 
 # -- OpenAI Responses --------------------------------------------------------------------------------
