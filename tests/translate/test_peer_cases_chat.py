@@ -469,3 +469,90 @@ def test_usage_only_chunk_without_choices():
 def test_names_of_calls_are_never_empty():
     # the name fallback used for the history case above is a valid chat function name
     assert re.match(r"^[a-zA-Z0-9_-]{1,64}$", to_upstream_name(""))
+
+
+# -- claude-code-router's transformer cases ---------------------------------------------------------------
+# musistudio/claude-code-router packages/core/src/transformer/__tests__/anthropic.transformer.test.ts
+# (``[CCR]``): its Anthropic -> unified (chat) request mapping and chat -> Anthropic answers.
+
+
+def test_each_tool_result_is_its_own_tool_message_with_text_content():
+    # [CCR] "emits a separate tool role message for each tool_result block". Disagreement: CCR writes a
+    # list result as its JSON text (``[{"type":"text",...}]``); occ gives the model the text itself.
+    body = request([
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "tool-1", "name": "a", "input": {}},
+                                          {"type": "tool_use", "id": "tool-2", "name": "b", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "tool-1", "content": "result-text"},
+                                     {"type": "tool_result", "tool_use_id": "tool-2",
+                                      "content": [{"type": "text", "text": "structured"}]}]}])
+    assert body["messages"][2:] == [{"role": "tool", "tool_call_id": "tool-1", "content": "result-text"},
+                                    {"role": "tool", "tool_call_id": "tool-2", "content": "structured"}]
+
+
+def test_assistant_texts_are_joined_and_calls_become_tool_calls():
+    # [CCR] "joins assistant text parts and converts tool_use to tool_calls" (CCR joins with one newline,
+    # occ with a blank line: two blocks are two paragraphs)
+    body = request([{"role": "user", "content": "q"}, {"role": "assistant", "content": [
+        {"type": "text", "text": "first"}, {"type": "text", "text": "second"},
+        {"type": "tool_use", "id": "tu-1", "name": "search", "input": {"q": "ts"}}]}])
+    message = body["messages"][1]
+    assert message["content"].split() == ["first", "second"]
+    assert message["tool_calls"] == [{"id": "tu-1", "type": "function",
+                                      "function": {"name": "search", "arguments": '{"q":"ts"}'}}]
+
+
+def test_system_blocks_join_and_non_text_blocks_are_left_out():
+    # [CCR] "converts array system prompt ..." (CCR keeps cache_control on the system parts for Claude
+    # behind chat; occ's chat upstreams are not Claude, so the system prompt is plain text)
+    body = request([{"role": "user", "content": "hi"}], system=[
+        {"type": "text", "text": "rule one", "cache_control": {"type": "ephemeral"}},
+        {"type": "text", "text": "rule two"}, {"type": "image", "source": {}}])
+    assert body["messages"][0]["role"] == "system"
+    assert "rule one" in body["messages"][0]["content"] and "rule two" in body["messages"][0]["content"]
+
+
+@pytest.mark.parametrize(("finish", "stop"), [
+    ("stop", "end_turn"), ("length", "max_tokens"), ("unknown_value", "end_turn"),
+    # [CCR] maps content_filter to "stop_sequence". Disagreement: Anthropic's stop reason for a policy
+    # stop is "refusal"; "stop_sequence" names a stop sequence that was never sent.
+    ("content_filter", "refusal"),
+    # [CCR] maps "tool_calls" to tool_use even when the message has no call. occ says end_turn: a tool_use
+    # stop without a tool_use block leaves the SDK's tool runner waiting on a call that does not exist.
+    ("tool_calls", "end_turn"),
+])
+def test_finish_reasons(finish: str, stop: str):
+    body = completion({"content": "x"}, usage={"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2})
+    body["choices"][0]["finish_reason"] = finish  # after the SDK: it knows no "unknown_value"
+    assert answer(body)["stop_reason"] == stop
+
+
+def test_plain_text_answer():
+    # [CCR] "converts a plain text completion into a single text content block"
+    out = answer(completion({"content": "hello there"}, usage={"prompt_tokens": 10, "completion_tokens": 5,
+                                                                "total_tokens": 15}))
+    assert out["content"] == [{"type": "text", "text": "hello there"}] and out["stop_reason"] == "end_turn"
+    assert (out["usage"]["input_tokens"], out["usage"]["output_tokens"], out["usage"]["cache_read_input_tokens"]) \
+        == (10, 5, 0)
+
+
+def test_unparseable_arguments_fail_the_attempt():
+    # [CCR] "falls back to {text: <raw>} when tool_call arguments are unparseable" (LiteLLM: {}).
+    # Disagreement: either runs a tool call the model never made well-formed (Claude Code would execute
+    # it with an input its schema rejects); occ refuses the answer so the fallback loop tries again.
+    with pytest.raises(UpstreamProtocolError):
+        answer(completion({"content": None, "tool_calls": [
+            {"id": "call-x", "type": "function", "function": {"name": "noop", "arguments": "{not-json"}}]},
+            finish="tool_calls"))
+
+
+def test_url_citations_are_search_blocks():
+    # [CCR] "translates annotations into server_tool_use + web_search_tool_result blocks"
+    out = answer(completion({"content": "see refs", "annotations": [
+        {"type": "url_citation", "url_citation": {"url": "https://a", "title": "A", "start_index": 0, "end_index": 3}},
+        {"type": "url_citation", "url_citation": {"url": "https://b", "title": "B", "start_index": 4, "end_index": 8}},
+    ]}))
+    use = next(b for b in out["content"] if b["type"] == "server_tool_use")
+    result = next(b for b in out["content"] if b["type"] == "web_search_tool_result")
+    assert use["name"] == "web_search" and result["tool_use_id"] == use["id"]
+    assert [(r["url"], r["title"]) for r in result["content"]] == [("https://a", "A"), ("https://b", "B")]
