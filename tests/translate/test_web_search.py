@@ -473,3 +473,50 @@ def test_chat_search_option_by_host():
     assert chat_search_option("https://api.openai.com/v1/chat/completions") == "openai"
     assert chat_search_option("https://opencode.ai/zen/go/v1/chat/completions") is None
     assert chat_search_option("https://openrouter.ai.evil.example/v1") is None
+
+
+_CITE = {"type": "web_search_result_location", "url": "https://a.example/", "title": "A", "cited_text": "x",
+         "encrypted_index": "occ1.w.e"}
+_STEPS = st.one_of(
+    st.tuples(st.just("text"), st.sampled_from(["", " ", "a", "Hello ", "\n"])),
+    st.tuples(st.just("thinking"), st.sampled_from(["", "hm", " "])),
+    st.tuples(st.just("search"), st.sampled_from(["q", ""])),
+    st.tuples(st.just("cite"), st.none()),
+    st.tuples(st.just("tool"), st.sampled_from(['{"a":1}', "{}"])),
+    st.tuples(st.just("end_block"), st.none()),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_STEPS, max_size=14), st.booleans())
+def test_any_sequence_with_searches_and_citations_is_a_valid_stream(script, prelude):
+    builder = AnthropicStreamBuilder(message_id="msg_b", model="claude-x", input_tokens=5)
+    searches = 0
+    if prelude:
+        builder.prelude(search_blocks("first", [Source(url="https://a.example/", title="A")]))
+        searches += 1
+    tools = 0
+    for kind, value in script:
+        if kind == "text":
+            builder.text(value)
+        elif kind == "thinking":
+            builder.thinking(value)
+        elif kind == "search":
+            for block in search_blocks(value, [Source(url="https://b.example/")]):
+                builder.raw_block(block)
+            searches += 1
+        elif kind == "cite":
+            builder.citation(dict(_CITE))
+        elif kind == "tool":
+            tools += 1
+            builder.tool_use(f"toolu_{tools}", "Bash", value)
+        else:
+            builder.end_block()
+    builder.finish("end_turn")
+    out = builder.take()
+    message = check_stream(out)
+    final = sdk_message(out)
+    counted = final.usage.server_tool_use.web_search_requests if final.usage.server_tool_use else 0
+    assert counted == searches == sum(1 for b in final.content if b.type == "server_tool_use")
+    assert all(b.type == "text" for b in final.content if getattr(b, "citations", None))
+    assert [b["type"] for b in message["content"]] == [b.type for b in final.content]
