@@ -17,6 +17,8 @@ itself:
 * SIGTERM or SIGINT to the parent: it closes its copy of the listening socket, sends SIGTERM to every
   worker and waits for them all (at most the grace, the flush and hypercorn's backstop, plus a margin,
   then SIGKILL for a worker that is still there). It exits 0 when every worker stopped cleanly.
+* SIGHUP to the parent replaces the workers one at a time, each stopping as on SIGTERM (new code, a changed
+  environment; the config itself reloads on its own).
 * A worker that dies while serving (a crash, the OOM killer, a SIGKILL) is reported with its exit status
   and replaced; a worker that dies before it was ready to serve (a config it cannot load, an import error)
   stops the whole server with exit status 1, instead of a restart loop.
@@ -83,6 +85,9 @@ class _Supervisor:
         self.failed: str | None = None
         self.unclean: list[str] = []
         self._keepers: trio.CancelScope | None = None
+        self._restarting: set[int] = set()  # workers told to stop by a SIGHUP, to be replaced
+        self._ready: dict[int, bool] = {}  # index -> its current process said it serves
+        self._readiness = trio.Event()  # set (and replaced) whenever a worker becomes ready
 
     async def run(self) -> int:
         async with trio.open_nursery() as outer:
@@ -101,17 +106,41 @@ class _Supervisor:
         return 0
 
     async def _signals(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        hup = (signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ()
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, *hup) as signals:
             task_status.started()
-            async for signum in signals:
-                name = signal.Signals(signum).name
-                if self.stopping:
-                    log.info("%s: still stopping, %d worker(s) finishing their requests", name,
-                             len(self.processes))
-                    continue
-                log.info("%s: stopping %d workers (each lets its streams finish within shutdown_grace_ms)",
-                         name, len(self.processes))
-                self._stop_all()
+            async with trio.open_nursery() as nursery:
+                async for signum in signals:
+                    if hup and signum == signal.SIGHUP:
+                        if not self.stopping and not self._restarting:
+                            nursery.start_soon(self._restart_all)
+                        continue
+                    self._on_stop_signal(signum)
+
+    def _on_stop_signal(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        if self.stopping:
+            log.info("%s: still stopping, %d worker(s) finishing their requests", name, len(self.processes))
+            return
+        log.info("%s: stopping %d workers (each lets its streams finish within shutdown_grace_ms)", name,
+                 len(self.processes))
+        self._stop_all()
+
+    async def _restart_all(self) -> None:
+        """SIGHUP: replace the workers one at a time (new code, a changed environment), each stopping as on
+        SIGTERM; the next is stopped once its predecessor's replacement serves, so the port always has
+        workers. Bounded: a replacement that is not ready within the stop budget and a minute ends the wait."""
+        log.info("SIGHUP: restarting the %d workers one at a time", len(self.processes))
+        for index in sorted(self.processes):
+            process = self.processes.get(index)
+            if self.stopping or process is None:
+                break
+            self._restarting.add(index)
+            process.send_signal(signal.SIGTERM)
+            with trio.move_on_after(self.stop_budget_s + 60):
+                while not self.stopping and (self.processes.get(index) is process or not self._ready.get(index)):
+                    await self._readiness.wait()
+        self._restarting.clear()
 
     def _stop_all(self) -> None:
         """Stop accepting here, tell every worker to stop, and set the backstop for them all."""
@@ -140,6 +169,10 @@ class _Supervisor:
                 if returncode != 0:
                     self.unclean.append(f"worker {index} ended with {_describe(returncode)}")
                 return
+            if index in self._restarting:
+                log.info("worker %d stopped (%s) for the restart; starting its replacement", index,
+                         _describe(returncode))
+                continue
             if not ready:
                 self.failed = (f"worker {index} exited with {_describe(returncode)} before it could serve "
                                "(its error is above); stopping")
@@ -170,6 +203,8 @@ class _Supervisor:
         os.close(ready_write)
         os.close(life_read)
         self.processes[index] = process
+        self._ready[index] = False
+        self._wake()
         if self.stopping:  # the signal came while it started
             process.send_signal(signal.SIGTERM)
         ready = False
@@ -180,6 +215,9 @@ class _Supervisor:
                 async def readiness() -> None:
                     nonlocal ready
                     ready = bool(await stream.receive_some(1))
+                    if self.processes.get(index) is process:
+                        self._ready[index] = ready
+                        self._wake()
 
                 nursery.start_soon(readiness)
                 await process.wait()
@@ -196,7 +234,13 @@ class _Supervisor:
                 await stream.aclose()
             os.close(life_write)
             self.processes.pop(index, None)
+            self._ready.pop(index, None)
+            self._wake()
         return process.returncode, ready
+
+    def _wake(self) -> None:
+        self._readiness.set()
+        self._readiness = trio.Event()
 
 
 def run_workers(sockets: Sequence[socket.socket], count: int, stop_budget_s: float, *,

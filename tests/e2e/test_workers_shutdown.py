@@ -230,3 +230,36 @@ def _zombie(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+async def test_sighup_replaces_the_workers_one_at_a_time_and_a_stream_finishes(fake, tmp_path):
+    fake.default(CHAT, _slow_stream(8, 0.25))  # 2 s, well inside the grace
+    config, _ = _config(tmp_path, fake, grace_ms=10_000)
+    async with trio.open_nursery() as nursery:
+        server = await Workers.start(nursery, config)
+        try:
+            before = _children(server.process.pid)
+            out: dict = {}
+            started = trio.Event()
+            nursery.start_soon(_stream, server.url, out, started)
+            with trio.fail_after(10):
+                await started.wait()
+            server.process.send_signal(signal.SIGHUP)
+            with trio.fail_after(40):
+                while True:
+                    now = _children(server.process.pid)
+                    if len(now) == 2 and not now & before:
+                        break
+                    await trio.sleep(0.05)
+                while "body" not in out:
+                    await trio.sleep(0.05)
+            assert "event: message_stop" in out["body"] and "event: error" not in out["body"]
+            async with httpx.AsyncClient(timeout=10) as http:
+                assert (await http.get(f"{server.url}/health")).status_code == 200
+            assert server.process.returncode is None
+            server.process.send_signal(signal.SIGTERM)
+            assert 0 == await server.wait()
+        finally:
+            server.kill()
+        nursery.cancel_scope.cancel()
+    assert b"restarting the 2 workers one at a time" in server.stderr
