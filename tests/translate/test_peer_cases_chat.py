@@ -556,3 +556,62 @@ def test_url_citations_are_search_blocks():
     result = next(b for b in out["content"] if b["type"] == "web_search_tool_result")
     assert use["name"] == "web_search" and result["tool_use_id"] == use["id"]
     assert [(r["url"], r["title"]) for r in result["content"]] == [("https://a", "A"), ("https://b", "B")]
+
+
+# -- LiteLLM's stream wrapper regressions ----------------------------------------------------------------
+# LiteLLM .../adapters/test_streaming_iterator_combined_chunk.py (``[L-combined]``)
+
+
+def test_a_whole_answer_in_one_chunk_with_its_finish():
+    # [L-combined] test_fake_stream_content_reaches_anthropic_sse / test_fake_stream_usage_preserved
+    m = stream(chunk({"role": "assistant", "content": "Hello, the answer is 2."}, finish="stop",
+                     usage={"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}))
+    assert m["content"] == [{"type": "text", "text": "Hello, the answer is 2."}]
+    assert (m["usage"]["input_tokens"], m["usage"]["output_tokens"]) == (10, 5)
+
+
+def test_usage_after_the_finish_chunk_is_the_turns_usage():
+    # [L-combined] test_delayed_usage_chunk_preserves_cache_tokens: the usage comes on a chunk after the
+    # finish, with an empty delta (not choices: [])
+    m = stream(chunk({"content": "Two."}), chunk(finish="stop"),
+               chunk({}, usage={"prompt_tokens": 120, "completion_tokens": 5, "total_tokens": 125,
+                                "prompt_tokens_details": {"cached_tokens": 30, "cache_creation_tokens": 20}}))
+    u = m["usage"]
+    assert (u["input_tokens"], u["output_tokens"], u["cache_read_input_tokens"], u["cache_creation_input_tokens"]) \
+        == (70, 5, 30, 20)
+
+
+def test_a_boundary_chunk_with_reasoning_and_text():
+    # [L-combined] test_boundary_reasoning_content_chunk_sync (vLLM/Qwen: the last reasoning token and the
+    # first answer token in one delta): thinking first, then text, never a delta in the wrong block
+    m = stream(chunk({"reasoning_content": "Let me think."}),
+               chunk({"reasoning_content": "\n", "content": "Hi there!"}), chunk(finish="stop"))
+    assert [(b["type"], b.get("thinking", b.get("text"))) for b in m["content"]] == \
+        [("thinking", "Let me think.\n"), ("text", "Hi there!")]
+
+
+def test_reasoning_text_and_finish_in_one_chunk():
+    # [L-combined] test_split_separates_reasoning_content_and_finish
+    m = stream(chunk({"reasoning_content": "some reasoning", "content": "hi"}, finish="stop"))
+    assert [b["type"] for b in m["content"]] == ["thinking", "text"] and m["stop_reason"] == "end_turn"
+
+
+def test_only_the_first_choice_is_the_message():
+    # n > 1 is never asked for; a server that sends a second choice anyway does not mix it in
+    second = chunk({"content": "two"}).replace(b'"index":0', b'"index":1', 1)
+    assert b'"index":1' in second
+    m = stream(chunk({"content": "one"}), second, chunk(finish="stop"))
+    assert m["content"] == [{"type": "text", "text": "one"}]
+    body = completion({"content": "first"})
+    body["choices"].append({**body["choices"][0], "index": 1, "message": {"role": "assistant", "content": "second"}})
+    assert answer(body)["content"] == [{"type": "text", "text": "first"}]
+
+
+def test_sampling_fields_on_the_chat_wire():
+    # temperature and top_p are chat fields; top_k is not (OpenAI answers 400 "Unrecognized request
+    # argument"), and metadata is Anthropic's
+    body = request([{"role": "user", "content": "hi"}], temperature=0.3, top_p=0.8, top_k=20,
+                   metadata={"user_id": "user_abc"}, stop_sequences=["A", "B", "C", "D", "E"])
+    assert (body["temperature"], body["top_p"]) == (0.3, 0.8)
+    assert "top_k" not in body and "user" not in body and "metadata" not in body
+    assert body["stop"] == ["A", "B", "C", "D"]  # OpenAI takes up to 4
