@@ -175,8 +175,13 @@ def build_request(request: dict[str, Any], model: ModelConfig, *, stream: bool,
     output = request.get("output_config")
     fmt = output.get("format") if isinstance(output, dict) else None
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema" and isinstance(fmt.get("schema"), dict):
-        generation["responseMimeType"] = "application/json"  # structured output (JSON Schema as given)
-        generation["responseJsonSchema"] = fmt["schema"]
+        if body.get("tools") and "gemini-3" not in model.model_id.lower():
+            # before Gemini 3, "function calling with a response mime type 'application/json' is unsupported"
+            if log is not None:
+                log(f"structured output on {model.label}: left out beside tools (only Gemini 3 combines them)")
+        else:
+            generation["responseMimeType"] = "application/json"  # structured output (JSON Schema as given)
+            generation["responseJsonSchema"] = fmt["schema"]
     stops = request.get("stop_sequences")
     if isinstance(stops, list) and stops:
         generation["stopSequences"] = stops[:5]

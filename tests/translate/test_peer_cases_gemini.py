@@ -156,6 +156,18 @@ def test_output_format_is_a_json_response_schema():
     generation = request(output_config={"format": {"type": "json_schema", "schema": schema}})["generationConfig"]
     assert generation["responseMimeType"] == "application/json" and generation["responseJsonSchema"] == schema
     assert "responseMimeType" not in request(output_config={"effort": "low"}).get("generationConfig", {})
+    # before Gemini 3, structured output beside function declarations is a 400: the tools win
+    tools = [{"name": "get_weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]
+    noted: list[str] = []
+    body = build_request({"model": "c", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}],
+                          "tools": tools, "output_config": {"format": {"type": "json_schema", "schema": schema}}},
+                         FLASH, stream=False, log=noted.append)
+    assert "responseMimeType" not in body["generationConfig"] and body["tools"] and noted
+    three = ModelConfig(provider="p", model_id="gemini-3-pro-preview")
+    body = build_request({"model": "c", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}],
+                          "tools": tools, "output_config": {"format": {"type": "json_schema", "schema": schema}}},
+                         three, stream=False)
+    assert body["generationConfig"]["responseJsonSchema"] == schema and body["tools"]
 
 
 # -- answers -----------------------------------------------------------------------------------------------
