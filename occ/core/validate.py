@@ -69,6 +69,10 @@ def _check_messages(request: dict[str, Any]) -> None:
             for j, block in enumerate(content):
                 if not isinstance(block, dict) or not isinstance(block.get("type"), str):
                     raise InvalidRequest(f"messages.{i}.content.{j}: expected a content block with a type")
+                kind = block["type"]
+                if kind == "image" or kind == "document":  # the API's 400, not an upstream's confusion
+                    _check_source(block, f"messages.{i}.content.{j}.{kind}",
+                                  _IMAGE_TYPES if kind == "image" else ("application/pdf",), decode=False)
     system = request.get("system")
     if system is not None and not isinstance(system, (str, list)):
         raise InvalidRequest(f"system: expected a string or an array of text blocks, got {_kind(system)}")
@@ -109,6 +113,8 @@ def parse_messages_request(body: bytes) -> dict[str, Any]:
     stops = request.get("stop_sequences")
     if stops is not None and (not isinstance(stops, list) or not all(isinstance(s, str) for s in stops)):
         raise InvalidRequest("stop_sequences: expected an array of strings")
+    if not request["messages"]:
+        raise InvalidRequest("messages: at least one message is required")
     return request
 
 
@@ -117,9 +123,9 @@ def parse_count_tokens_request(body: bytes) -> dict[str, Any]:
     message are required, and every image and document block must carry a well-formed source
     (valid base64 included), so ``/context`` never shows a count for a request the model would reject.
 
-    The Messages path checks the shape only (:func:`parse_messages_request`): decoding every image of
-    a session's history on each turn would cost milliseconds per request, and the upstream refuses bad
-    base64 with its own 400 anyway."""
+    The Messages path (:func:`parse_messages_request`) checks the same sources except that base64
+    decodes: decoding every image of a session's history on each turn would cost milliseconds per
+    request, and the upstream refuses bad base64 with its own 400 anyway."""
     request = _load_object(body)
     if "model" not in request:
         raise InvalidRequest("model: field required")
@@ -165,7 +171,9 @@ def _check_blocks(blocks: list[Any], path: str) -> None:
                 _check_blocks(inner, f"{where}.tool_result.content")
 
 
-def _check_source(block: dict[str, Any], where: str, media_types: tuple[str, ...]) -> None:
+def _check_source(block: dict[str, Any], where: str, media_types: tuple[str, ...], *, decode: bool = True) -> None:
+    """A block's ``source`` as the API requires it; ``decode`` also checks base64 data decodes (not on
+    the Messages path: decoding every image of a session's history each turn costs milliseconds)."""
     source = block.get("source")
     if source is None:
         raise InvalidRequest(f"{where}.source: field required")
@@ -179,10 +187,11 @@ def _check_source(block: dict[str, Any], where: str, media_types: tuple[str, ...
         data = source.get("data")
         if not isinstance(data, str) or not data:
             raise InvalidRequest(f"{where}.source.base64.data: field required (a non-empty base64 string)")
-        try:
-            binascii.a2b_base64(data, strict_mode=True)
-        except (binascii.Error, ValueError):
-            raise InvalidRequest(f"{where}.source.base64.data: invalid base64 data") from None
+        if decode:
+            try:
+                binascii.a2b_base64(data, strict_mode=True)
+            except (binascii.Error, ValueError):
+                raise InvalidRequest(f"{where}.source.base64.data: invalid base64 data") from None
     elif kind == "url":
         if not isinstance(source.get("url"), str) or not source["url"]:
             raise InvalidRequest(f"{where}.source.url.url: field required (a string)")

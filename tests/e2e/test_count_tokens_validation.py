@@ -60,3 +60,23 @@ async def test_a_body_without_a_model_is_a_400(url):
 async def test_what_the_api_accepts_is_counted(url):
     counted = await sdk(url).messages.count_tokens(model="claude-sonnet-4-5", messages=_user(GOOD_IMAGE))
     assert counted.input_tokens > 5
+
+
+@pytest.mark.parametrize(("messages", "needle"), [
+    (_user({"type": "image"}), "messages.0.content.0.image.source: field required"),
+    (_user({"type": "image", "source": {"type": "base64", "media_type": "image/tiff", "data": PNG}}),
+     "media_type"),
+    (_user({"type": "document", "source": {"type": "somewhere"}}), "messages.0.content.0.document.source.type"),
+    ([], "messages: at least one message is required"),
+])
+async def test_the_messages_endpoint_refuses_the_same_without_asking_an_upstream(url, fake, messages, needle):
+    for stream in (False, True):
+        with pytest.raises(anthropic.BadRequestError) as info:
+            if stream:
+                async with sdk(url).messages.stream(model="claude-x", max_tokens=5, messages=messages) as events:
+                    await events.get_final_message()
+            else:
+                await sdk(url).messages.create(model="claude-x", max_tokens=5, messages=messages)
+        assert info.value.body["error"]["type"] == "invalid_request_error"
+        assert needle in info.value.body["error"]["message"]
+    assert [] == fake.requests()
