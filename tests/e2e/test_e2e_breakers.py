@@ -113,7 +113,14 @@ async def test_an_open_model_is_skipped_while_a_usable_one_is_left(fake, start_o
 async def test_panic_mode_sends_one_probe_at_a_time_per_model(fake, start_occ):
     """Concurrent requests on an open single-model chain: the first probes, the others wait for its verdict
     (here a success, which closes the breaker) and then go; none is refused and none overlaps the probe."""
-    fake.default(CHAT, lambda seen: Reply(body=ok_stream("ok")(seen).body, delay_s=0.5))
+    in_flight_at_arrival: list[int] = []
+
+    def answer(seen):
+        in_flight_at_arrival.append(sum(1 for s in fake.requests(CHAT) if not s.finished))  # itself included
+        # the probe takes 0.5 s; the two after it 2 s each, so they overlap even on a loaded machine
+        return Reply(body=ok_stream("ok")(seen).body, delay_s=0.5 if len(in_flight_at_arrival) == 1 else 2.0)
+
+    fake.default(CHAT, answer)
     config = make_config(fake, circuit_breaker={"failure_threshold": 1})
     app = occ.create_app(config)
     url = await start_occ(config, app=app)
@@ -129,7 +136,9 @@ async def test_panic_mode_sends_one_probe_at_a_time_per_model(fake, start_occ):
     assert statuses == [200, 200, 200]
     starts = sorted(s.started for s in fake.requests(CHAT))
     assert starts[1] - starts[0] >= 0.4, "a second request went out while the probe was in flight"
-    assert starts[2] - starts[1] < 0.3, "after the probe closed the breaker, requests no longer wait"
+    # after the probe closed the breaker the other two no longer wait for a verdict: they overlap
+    # (shown by what was in flight when each arrived, not by a clock)
+    assert in_flight_at_arrival[0] == 1 and 2 in in_flight_at_arrival[1:], in_flight_at_arrival
     metrics = (await get(url, "/metrics")).text
     assert 'occ_panic_routed_total{model="fake/model-a"} 1.0' in metrics
 
@@ -145,7 +154,7 @@ async def test_retry_after_is_honoured_up_to_the_cap(fake, start_occ, caplog):
     url = await start_occ(config, app=app)
     assert (await post(url, body())).status_code == 200  # model-b answered
     info = (await get(url, "/status")).json()["models"]["fake/model-a"]
-    assert info["breaker"] == "open" and 1.5 < info["reopens_in_s"] <= 2.0
+    assert info["breaker"] == "open" and 0 < info["reopens_in_s"] <= 2.0  # capped: not tomorrow
     assert any("capped at 2s" in r.getMessage() for r in caplog.records)
     await trio.sleep(2.1)
     assert (await post(url, body())).status_code == 200

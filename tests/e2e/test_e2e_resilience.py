@@ -130,11 +130,11 @@ async def test_client_disconnect_mid_stream_closes_upstream_and_stops_fallback(f
             async for part in response.aiter_bytes():
                 if b"first words" in part:
                     break
-        closed_at = trio.current_time()
-    with trio.fail_after(3):
+    # the upstream would hold its side open for 30 s (stall_s) and occ's stall guard is 120 s: a close
+    # seen well within 10 s is occ closing it because the client left (shown by cause, not by a clock)
+    with trio.fail_after(10):
         while fake.requests(CHAT)[0].disconnected_at is None:
             await trio.sleep(0.02)
-    assert fake.requests(CHAT)[0].disconnected_at - closed_at < 1.0
     await trio.sleep(0.3)
     assert models_tried(fake) == ["model-a"]
     await wait_for_log(caplog, "outcome=client_cancelled")

@@ -174,6 +174,10 @@ async def _is(value, expected) -> bool:
     return await value == expected
 
 
+async def _first(pair):
+    return (await pair)[0]
+
+
 async def test_workers_share_state_and_metrics_count_every_worker(fake, redis_server, key_prefix, tmp_path):
     fake.default(CHAT, ok_stream("ok"))
     with socket.socket() as s:
@@ -186,10 +190,16 @@ async def test_workers_share_state_and_metrics_count_every_worker(fake, redis_se
         async with trio.open_nursery() as nursery:  # concurrent, so both workers take some
             for _ in range(24):
                 nursery.start_soon(post, occ.url)
-        for _ in range(6):  # every scrape, whichever worker answers it, counts all 24
+        async def ok_total() -> tuple[float, str]:
             text = (await get(f"{occ.url}/metrics")).text
-            total = sum(float(m) for m in re.findall(r'^occ_requests_total\{[^}]*outcome="ok"[^}]*\} (\S+)$',
-                                                     text, re.M))
+            return sum(float(m) for m in re.findall(r'^occ_requests_total\{[^}]*outcome="ok"[^}]*\} (\S+)$',
+                                                    text, re.M)), text
+
+        # a request is counted when its worker has finished it, which on a loaded machine can be a moment
+        # after the client read the last byte: wait for the count to settle (bounded), then insist
+        await until(lambda: _is(_first(ok_total()), 24), 30, "all 24 counted")
+        for _ in range(6):  # every scrape, whichever worker answers it, counts all 24
+            total, text = await ok_total()
             assert total == 24, text[:2000]
         pids = {p["pid"] for p in (await get(f"{occ.url}/status")).json()["fleet"]["processes"]}
         assert len(pids) == 2
