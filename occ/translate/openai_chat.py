@@ -739,6 +739,8 @@ class ChatStreamTranslator:
         if isinstance(refusal, str) and refusal:
             self._refusal = True
             self._emit(refusal, thinking=False)
+        if isinstance(delta.get("annotations"), list) and delta["annotations"]:
+            self._searched(delta)
         calls = delta.get("tool_calls")
         if isinstance(calls, list) and calls:
             outer = _signature_of(delta)  # beside the calls rather than on one: the first call's
@@ -746,6 +748,18 @@ class ChatStreamTranslator:
                 if isinstance(fragment, dict):
                     self._tool_fragment(fragment, outer)
                     outer = None
+
+    def _searched(self, delta: dict[str, Any]) -> None:
+        """``url_citation`` annotations in a delta (a provider that searched: OpenRouter's web plugin,
+        OpenAI's search models): the citations go to the open text block, then the search pair."""
+        searches, citations = chat_search_blocks(delta, "")
+        if not searches:
+            return
+        self._flush_calls()
+        for cited in citations:
+            self._builder.citation(cited)
+        for block in searches:
+            self._builder.raw_block(block)
 
     def _flush_tags(self) -> None:
         if self._tags is not None:

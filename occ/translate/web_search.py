@@ -247,7 +247,8 @@ def responses_text_citations(part: Mapping[str, Any]) -> list[dict[str, Any]]:
             continue
         start = note.get("start_index") if isinstance(note.get("start_index"), int) else 0
         end = note.get("end_index") if isinstance(note.get("end_index"), int) else start
-        cited = _sentence_before(text, start) or text[start:end].strip()
+        cited = _sentence_before(text, start) or text[start:end].strip() or " ".join(
+            str(note.get("content") or "").split())  # OpenRouter's annotations carry the page's words
         out.append(citation(note["url"], str(note.get("title") or ""), cited))
     return out
 

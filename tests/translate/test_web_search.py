@@ -520,3 +520,24 @@ def test_any_sequence_with_searches_and_citations_is_a_valid_stream(script, prel
     assert counted == searches == sum(1 for b in final.content if b.type == "server_tool_use")
     assert all(b.type == "text" for b in final.content if getattr(b, "citations", None))
     assert [b["type"] for b in message["content"]] == [b.type for b in final.content]
+
+
+def test_chat_stream_annotations_become_a_search():
+    from support.fake_upstream import sse
+    from support.shapes import chunk, usage_chunk
+
+    from occ.translate.openai_chat import ChatStreamTranslator
+
+    note = {"type": "url_citation", "url_citation": {"url": S.URL_1, "title": S.TITLE_1, "start_index": 0,
+                                                     "end_index": 10, "content": "Rust 1.80.0 is out"}}
+    raw = b"".join(sse(chunk({"role": "assistant", "content": "Rust 1.80 is out "}),
+                       chunk({"content": f"([rust]({S.URL_1}))", "annotations": [note]}),
+                       chunk(finish="stop"), usage_chunk(100, 10)))
+    out, _ = translate_chunks(lambda b: ChatStreamTranslator(b), [raw[i:i + 50] for i in range(0, len(raw), 50)])
+    check_stream(out)
+    message = sdk_message(out)
+    assert _shape(message) == ["text", "server_tool_use", "web_search_tool_result"]
+    assert message.content[0].citations[0].url == S.URL_1
+    assert message.content[0].citations[0].cited_text == "Rust 1.80.0 is out"
+    assert [r.url for r in message.content[2].content] == [S.URL_1]
+    assert message.usage.server_tool_use.web_search_requests == 1
