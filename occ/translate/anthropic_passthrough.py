@@ -392,17 +392,22 @@ def build_body(raw_body: bytes, request: dict[str, Any], model: ModelConfig,
     """The client's body for ``model``: top-level ``model`` replaced, :data:`RULES` applied, then
     :func:`fit_thinking` (whose notes go to ``log``: the request's log line).
 
-    ``raw_body`` is the source of truth (``request`` is the already-parsed view other wires use; it
-    is not consulted, so nothing normalised for routing leaks upstream). A body that is not a JSON
-    object with a string ``model`` is returned as is, and so is one nothing changed: the bytes the
-    client sent are the most faithful request there is.
+    ``raw_body`` is what is sent when nothing changed: the bytes the client sent are the most faithful
+    request there is. ``request`` is those bytes as validation parsed them (nothing on the way mutates
+    it), so they are not parsed a second time (a 30 MB history costs that parse once); the rules work on
+    :func:`_writable`, a copy whose containers that a rule may write to are its own, because ``request``
+    is still read by the other attempts of the chain. A ``request`` that is not an object with a string
+    ``model`` sends ``raw_body`` as is; an empty one means the caller has only the bytes, which are then
+    parsed here.
     """
-    try:
-        body = json.loads(raw_body)  # not orjson: integers beyond 64 bits stay exact
-    except (ValueError, RecursionError):
+    if not request:
+        try:
+            request = json.loads(raw_body)  # not orjson: integers beyond 64 bits stay exact
+        except (ValueError, RecursionError):
+            return raw_body
+    if not isinstance(request, dict) or not isinstance(request.get("model"), str):
         return raw_body
-    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
-        return raw_body
+    body = _writable(request)
     surrogates = SURROGATE_ESCAPE.search(raw_body) is not None
     if surrogates:  # perhaps a lone one, which no upstream takes: send the repaired text
         try:
@@ -418,6 +423,29 @@ def build_body(raw_body: bytes, request: dict[str, Any], model: ModelConfig,
     if notes and log is not None:
         log(f"thinking for {model.label} ({caps.source}): {'; '.join(notes)}")
     return _serialise(body) if changed or fitted else raw_body
+
+
+def _writable(request: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``request`` that :data:`RULES` and :func:`fit_thinking` may change in place: the top level,
+    the tool list and each tool, the message list and each assistant message (and any message with an
+    ``output_config``), and ``thinking`` are new containers; everything below them (contents, blocks,
+    schemas), which the rules only read or replace whole, is shared. A rule that writes anywhere else
+    must widen this copy (``tests/translate/test_anthropic_passthrough.py`` checks that building never
+    changes the request)."""
+    body = dict(request)
+    tools = body.get("tools")
+    if isinstance(tools, list):
+        body["tools"] = [dict(tool) if isinstance(tool, dict) else tool for tool in tools]
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        body["messages"] = [
+            dict(message) if isinstance(message, dict) and (message.get("role") == "assistant"
+                                                            or "output_config" in message) else message
+            for message in messages]
+    thinking = body.get("thinking")
+    if isinstance(thinking, dict):
+        body["thinking"] = dict(thinking)
+    return body
 
 
 def _serialise(body: dict[str, Any]) -> bytes:

@@ -586,3 +586,36 @@ def test_the_anthropic_sdk_accumulates_the_relayed_stream():
     assert snapshot is not None
     assert snapshot.model_dump(exclude_none=True)["content"] == check_stream(out)["content"]
     assert snapshot.stop_reason == "tool_use" and snapshot.usage.output_tokens == 87
+
+
+def test_build_body_reads_the_parsed_request_and_never_changes_it(monkeypatch):
+    """The client's bytes are parsed once, by validation: build_body works from that parse (a 30 MB history
+    is not parsed again per attempt) and leaves it as it was, since the chain's next attempt reads it too,
+    whichever rules rewrote the copy it sends."""
+    import copy
+
+    request = {
+        "model": "claude-x", "max_tokens": 64000, "context_management": {"edits": []},
+        "thinking": {"type": "enabled", "budget_tokens": 31999},
+        "output_config": {"effort": "max"},
+        "tools": [{"type": "custom", "name": "mcp__a", "input_schema": {"type": "object",
+                                                                        "properties": {"x": {}}}}],
+        "messages": [
+            {"role": "user", "content": "hi", "output_config": {"effort": "max"}},
+            {"role": "assistant", "content": [{"type": "thinking", "thinking": "t", "signature": "occ1.x"},
+                                              {"type": "text", "text": "a"}]},
+            {"role": "assistant", "content": [{"type": "thinking", "thinking": "t", "signature": "occ1.y"}]},
+        ],
+    }
+    before = copy.deepcopy(request)
+    raw = json.dumps(request).encode()
+
+    def no_second_parse(*args: object, **kwargs: object) -> object:
+        raise AssertionError("the body was parsed again")
+
+    monkeypatch.setattr("occ.translate.anthropic_passthrough.json.loads", no_second_parse)
+    for model in (MODEL, KIMI, ModelConfig(provider="opencode-go", model_id="qwen3.7-plus", max_tokens=4096)):
+        out = json.JSONDecoder().decode(build_body(raw, request, model).decode())
+        assert out["model"] == model.model_id and "context_management" not in out
+        assert "type" not in out["tools"][0]
+        assert request == before
