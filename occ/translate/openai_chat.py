@@ -282,6 +282,17 @@ def _takes_reasoning_effort(model_id: str) -> bool:
     return lowered.startswith(EFFORT_FAMILIES) or "deepseek" in lowered
 
 
+#: OpenAI's reasoning models by their own ids (OpenAI, Azure): they refuse ``max_tokens`` ("Use
+#: 'max_completion_tokens' instead"). Ids with a router's prefix (``openai/gpt-5``) keep ``max_tokens``,
+#: which the routers document and translate.
+MAX_COMPLETION_TOKENS_FAMILIES = ("gpt-5", "o1", "o3", "o4")
+
+
+def _max_tokens_key(model_id: str) -> str:
+    lowered = model_id.lower()
+    return "max_completion_tokens" if lowered.startswith(MAX_COMPLETION_TOKENS_FAMILIES) else "max_tokens"
+
+
 _EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high", "minimal": "low"}
 
 
@@ -314,7 +325,7 @@ def build_request(request: dict[str, Any], model: ModelConfig, *, stream: bool,
             body["stop"] = stops
     max_tokens = clamped_max_tokens(request, model.max_tokens, model.label, log)
     if max_tokens is not None:
-        body["max_tokens"] = max_tokens
+        body[_max_tokens_key(model.model_id)] = max_tokens
     effort = model.reasoning_effort
     if effort is None and _takes_reasoning_effort(model.model_id):
         effort = effort_of(request)

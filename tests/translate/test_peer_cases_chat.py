@@ -615,3 +615,18 @@ def test_sampling_fields_on_the_chat_wire():
     assert (body["temperature"], body["top_p"]) == (0.3, 0.8)
     assert "top_k" not in body and "user" not in body and "metadata" not in body
     assert body["stop"] == ["A", "B", "C", "D"]  # OpenAI takes up to 4
+
+
+@pytest.mark.parametrize(("model_id", "key"), [
+    ("gpt-5.2", "max_completion_tokens"), ("o4-mini", "max_completion_tokens"), ("o3", "max_completion_tokens"),
+    ("gpt-4o", "max_tokens"), ("openai/gpt-5", "max_tokens"), ("deepseek-v4-pro", "max_tokens"),
+])
+def test_openai_reasoning_models_get_max_completion_tokens(model_id: str, key: str):
+    # claude-code-router's ``maxcompletiontokens`` transformer (musistudio/llms
+    # src/transformer/maxcompletiontokens.transformer.ts) and LiteLLM both send OpenAI's reasoning models
+    # max_completion_tokens: they answer max_tokens with 400 "Unsupported parameter: 'max_tokens' ... Use
+    # 'max_completion_tokens' instead". A router's id (openai/...) keeps max_tokens, which routers take.
+    body = build_request({"model": "c", "max_tokens": 900, "messages": [{"role": "user", "content": "hi"}]},
+                         ModelConfig(provider="p", model_id=model_id), stream=False)
+    other = {"max_tokens", "max_completion_tokens"} - {key}
+    assert body[key] == 900 and not other & set(body)
