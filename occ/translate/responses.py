@@ -358,8 +358,8 @@ class ResponsesCollector:
         elif kind in ("response.completed", "response.incomplete"):
             response = dict(data["response"]) if isinstance(data.get("response"), dict) else {}
             response.setdefault("status", "completed" if kind == "response.completed" else "incomplete")
-            if not response.get("output"):
-                response["output"] = self._output()
+            output = response.get("output") if isinstance(response.get("output"), list) else None
+            response["output"] = self._annotated(output) if output else self._output()
             return response
         elif kind == "response.failed":
             response = data.get("response") if isinstance(data.get("response"), dict) else {}
@@ -367,6 +367,19 @@ class ResponsesCollector:
         elif kind == "error":
             raise upstream_failure(from_responses(data.get("error") if isinstance(data.get("error"), dict) else data))
         return None
+
+    def _annotated(self, output: list[Any]) -> list[Any]:
+        """The final output, with the ``annotation.added`` annotations on a message whose text parts
+        came without any (by position: an item's index in ``output`` is its ``output_index``)."""
+        for index, notes in self._notes.items():
+            item = output[index] if 0 <= index < len(output) else None
+            if not isinstance(item, dict) or item.get("type") != "message":
+                continue
+            parts = [p for p in item.get("content") or [] if isinstance(p, dict) and p.get("type") == "output_text"]
+            if parts and not any(p.get("annotations") for p in parts):
+                output[index] = {**item, "content": [{**p, "annotations": notes} if p is parts[0] else p
+                                                     for p in item.get("content") or []]}
+        return output
 
     def _output(self) -> list[dict[str, Any]]:
         items = dict(self._items)

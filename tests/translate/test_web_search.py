@@ -541,3 +541,17 @@ def test_chat_stream_annotations_become_a_search():
     assert message.content[0].citations[0].cited_text == "Rust 1.80.0 is out"
     assert [r.url for r in message.content[2].content] == [S.URL_1]
     assert message.usage.server_tool_use.web_search_requests == 1
+
+
+def test_annotations_only_in_their_events_are_kept():
+    """A server whose final items carry no annotations (they came only as annotation.added events)."""
+    frames = split_frames(S.responses_search_stream())
+    out = []
+    for name, data in frames:
+        if name in ("response.output_item.done", "response.completed"):
+            for item in ([data["item"]] if name == "response.output_item.done" else data["response"]["output"]):
+                for part in item.get("content") or []:
+                    part["annotations"] = []
+        out.append(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
+    _, message = stream("responses", b"".join(out), RESP)
+    _check_responses_message(message)
