@@ -389,6 +389,11 @@ def thinking_line(request: dict[str, Any], raw: bytes, model: ModelConfig, proto
     changes = [note.removeprefix(prefix) for note in notes if note.startswith(prefix)]
     if changes:
         line += f"; changed: {'; '.join(changes)}"
+    if protocol == "anthropic":  # the rest of the body, fitted (docs/passthrough-body.md)
+        from occ.config.presets import body_caps
+
+        prefix = f"body for {model.label} ({body_caps(model).source}): "
+        line += "".join(f"; body: {note.removeprefix(prefix)}" for note in notes if note.startswith(prefix))
     return line
 
 

@@ -21,6 +21,9 @@ LOG_LEVELS = ("debug", "info", "warn", "warning", "error")
 THINKING_SHAPES = ("adaptive", "enabled", "none")
 #: Anthropic's ``output_config.effort`` values, lowest first (``effort_levels`` picks a subset).
 EFFORT_LEVELS = ("low", "medium", "high", "xhigh", "max")
+#: ``anthropic_body``: ``native`` (the endpoint takes Anthropic's newest body fields as sent) or
+#: ``portable`` (folded into what any Anthropic-compatible endpoint takes; docs/passthrough-body.md).
+ANTHROPIC_BODIES = ("native", "portable")
 EMBEDDED_SOURCE = "<embedded default>"
 DEFAULT_PATH = os.path.join("~", ".config", "occ", "config.json")
 #: The shortest ``client_api_keys`` entry occ accepts: a short key is guessed, and an empty one
@@ -40,7 +43,7 @@ MODEL_KEYS = frozenset({
     "provider", "model_id", "temperature", "top_p", "max_tokens", "max_output_tokens", "context_window",
     "reasoning_effort", "thinking", "context_threshold", "vision", "anthropic_tools_disabled", "wire_format",
     "timeout_ms", "streaming_timeout_ms", "stream_timeout_ms", "payload_timeout_ms",
-    "thinking_shape", "effort_levels", "web_search",
+    "thinking_shape", "effort_levels", "web_search", "anthropic_body",
 })
 PROVIDER_KEYS = frozenset({
     "base_url", "anthropic_base_url", "responses_base_url", "gemini_base_url", "protocol", "api_key",
@@ -119,6 +122,8 @@ class ModelConfig:
     #: "native" / "backend" / a chat search option ("openrouter", "openai"); None: decided by the wire
     #: and the provider's host (occ.resilience.routing.search_mode)
     web_search: str | None = None
+    #: one of :data:`ANTHROPIC_BODIES`; None: the Claude rules, else portable (``occ.config.presets.body_caps``)
+    anthropic_body: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from occ.config.model import (
+    ANTHROPIC_BODIES,
     BREAKER_KEYS,
     DEFAULT_PATH,
     EFFORT_LEVELS,
@@ -443,6 +444,10 @@ def _model(p: _Problems, data: Any, path: str, providers: Mapping[str, ProviderC
     if shape is not None and shape not in THINKING_SHAPES:
         p.error(f"{path}.thinking_shape", f"unknown thinking shape {shape!r} (known: {', '.join(THINKING_SHAPES)})")
         shape = None
+    body = _get(p, data, "anthropic_body", path, "str")
+    if body is not None and body not in ANTHROPIC_BODIES:
+        p.error(f"{path}.anthropic_body", f"expected one of {', '.join(ANTHROPIC_BODIES)}, got {body!r}")
+        body = None
     return ModelConfig(
         provider=provider,
         model_id=model_id,
@@ -463,6 +468,7 @@ def _model(p: _Problems, data: Any, path: str, providers: Mapping[str, ProviderC
         thinking_shape=shape,
         effort_levels=_effort_levels(p, data, path),
         web_search=search,
+        anthropic_body=body,
     )
 
 

@@ -14,8 +14,9 @@ import attrs
 from occ.config.model import ModelConfig, Price, ProviderConfig
 from occ.config.price_catalog import CATALOG
 
-__all__ = ["GO_ANTHROPIC_MODELS", "PRESETS", "PRESET_PRICES", "ThinkingCaps", "auth_headers", "claude_thinking_caps",
-           "endpoint_url", "resolve_protocol", "thinking_caps", "url_field"]
+__all__ = ["GO_ANTHROPIC_MODELS", "PRESETS", "PRESET_PRICES", "BodyCaps", "ThinkingCaps", "auth_headers", "body_caps",
+           "claude_body_caps", "claude_thinking_caps", "endpoint_url", "resolve_protocol", "thinking_caps",
+           "url_field"]
 
 PRESETS: dict[str, dict[str, str]] = {
     "opencode-go": {
@@ -116,6 +117,83 @@ def thinking_caps(model: ModelConfig) -> ThinkingCaps:
     return ThinkingCaps(model.thinking_shape if model.thinking_shape is not None else base.shape,
                         model.effort_levels if model.effort_levels is not None else base.efforts,
                         "the model's config")
+
+
+# -- the rest of Claude Code's body: which newer fields each Anthropic-wire endpoint takes -----------------
+# (docs/passthrough-body.md)
+
+
+@attrs.frozen
+class BodyCaps:
+    """Which of the Messages API's newer request fields an Anthropic-wire endpoint takes.
+
+    ``system_messages``: ``role: "system"`` entries in ``messages`` (and ``mid_conv_system`` blocks),
+    with the message-level keys that ride on them (``output_config`` on a message: Claude Code 2.1.331's
+    per-turn control). ``tool_search``: tools with ``defer_loading`` and ``tool_reference`` blocks in
+    tool results. ``cache_scope``: ``scope`` in ``cache_control``. What an endpoint does not take, occ
+    folds or converts (:func:`occ.translate.anthropic_passthrough.fit_body`). ``source``: why, for the
+    log line and the docs.
+    """
+
+    system_messages: bool
+    tool_search: bool
+    cache_scope: bool
+    source: str
+
+    @property
+    def betas(self) -> frozenset[str]:
+        """The client's ``anthropic-beta`` values that gate fields this endpoint is sent as they are:
+        forwarded on top of the passthrough's allow-list, never added when the client did not send them."""
+        out = set()
+        if self.system_messages:
+            out |= {"mid-conversation-system-2026-04-07", "per-turn-control-2026-07-01"}
+        if self.tool_search:
+            out.add("advanced-tool-use-2025-11-20")
+        if self.cache_scope:
+            out.add("prompt-caching-scope-2026-01-05")
+        return frozenset(out)
+
+
+#: What every Anthropic-compatible endpoint that is not Anthropic's takes: none of it. MiniMax's own
+#: Anthropic endpoint answers ``role: "system"`` with "invalid message role: system (2013)"
+#: (MiniMax-AI/MiniMax-M2.7#43), Qwen's with "unknown variant `system`, expected `user` or `assistant`"
+#: (QwenLM/Qwen#2244); tool search is Anthropic's (Claude Code turns it off for other base URLs unless
+#: told the proxy "forwards tool_reference blocks").
+PORTABLE_BODY = BodyCaps(False, False, False, "not Anthropic: the portable body")
+_NATIVE_BODY = BodyCaps(True, True, True, "the model's config: native")
+
+
+@functools.lru_cache(maxsize=512)
+def claude_body_caps(model_id: str) -> BodyCaps | None:
+    """What a Claude model takes, from its id; None for an id that is not Claude's. The rules are Claude
+    Code's own (2.1.197): mid-conversation system messages on Claude 4.8 and later (it turns them off for
+    every Claude 3, Opus 4-4.7, Sonnet 4-4.6 and Haiku 4.5); ``tool_reference`` blocks on "Claude Sonnet 4+,
+    Opus 4+, Haiku 4.5+"; cache scope everywhere (it sends the scope beta even to Claude 3.5 Haiku)."""
+    found = _CLAUDE.search(model_id.lower())
+    if found is None:
+        return None
+    family = found["family"] or found["family_after"] or ""
+    version = (int(found["major"]), int(found["minor"] or 0))
+    system = version >= (4, 8)
+    search = version >= (4, 0) and not (family == "haiku" and version < (4, 5))
+    label = f"Claude {version[0]}.{version[1]}"
+    return BodyCaps(system, search, True, f"{label}: " + (
+        "Anthropic's body" if system and search else
+        f"no {'mid-conversation system messages' if not system else 'tool search'}" if system or search else
+        "no mid-conversation system messages, no tool search"))
+
+
+def body_caps(model: ModelConfig) -> BodyCaps:
+    """The model's ``anthropic_body`` first (``native``: as sent; ``portable``: folded), then the Claude
+    rules for a ``claude-*`` id (on a preset only for ids that begin so, as :func:`thinking_caps`), else
+    the portable body: an endpoint that is not Anthropic's is not assumed to take Anthropic's newest fields."""
+    if model.anthropic_body == "native":
+        return _NATIVE_BODY
+    if model.anthropic_body == "portable":
+        return BodyCaps(False, False, False, "the model's config: portable")
+    if model.provider in PRESETS and not model.model_id.lower().startswith("claude-"):
+        return PORTABLE_BODY
+    return claude_body_caps(model.model_id) or PORTABLE_BODY
 
 
 _URL_FIELDS = {

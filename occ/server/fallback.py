@@ -30,7 +30,7 @@ import attrs
 import trio
 
 from occ.config.model import Config, ModelConfig, ProviderConfig, Timeouts
-from occ.config.presets import auth_headers, endpoint_url, resolve_protocol
+from occ.config.presets import auth_headers, body_caps, endpoint_url, resolve_protocol
 from occ.core.collector import collector_paused
 from occ.core.errors import (
     AllAttemptsFailed,
@@ -138,15 +138,17 @@ def _check_keys(state: ServerState, call: Call) -> None:
                         "and restart occ (or put api_key in the config file)")
 
 
-def _upstream_headers(provider: ProviderConfig, protocol: str, key: str, call: Call, stream: bool) -> dict[str, str]:
+def _upstream_headers(provider: ProviderConfig, protocol: str, key: str, call: Call, stream: bool,
+                      model: ModelConfig) -> dict[str, str]:
     """The headers of one attempt's upstream request: content type, the provider's auth, the
-    client's forwarded Anthropic headers (passthrough only) and the OpenCode session id."""
+    client's forwarded Anthropic headers (passthrough only; with the betas of the body fields this
+    model is sent as they are) and the OpenCode session id."""
     headers = {"content-type": "application/json", "user-agent": "occ"}
     if stream:
         headers["accept"] = "text/event-stream"
         headers["accept-encoding"] = "identity"
     if protocol == "anthropic":
-        headers.update(anthropic_passthrough.forward_headers(call.client_headers))
+        headers.update(anthropic_passthrough.forward_headers(call.client_headers, body_caps(model).betas))
     session = call.client_headers.get("x-claude-code-session-id")
     if session and provider.preset is not None:
         headers["x-opencode-session"] = session
@@ -356,7 +358,7 @@ async def run_nonstreaming(state: ServerState, call: Call) -> dict[str, Any]:
         search = await _search_for(state, call, model)
         body = _build(call, model, protocol, stream=False, search=search)
         url = endpoint_url(provider, protocol, model.model_id, stream=False)
-        headers = _upstream_headers(provider, protocol, _key(state, provider), call, stream=False)
+        headers = _upstream_headers(provider, protocol, _key(state, provider), call, stream=False, model=model)
         raw: bytes | None = None
         with trio.move_on_after(timeouts.timeout_s) as deadline:  # ATTEMPT DEADLINE (timeout_ms)
             async with _client(state).open(url, headers=headers, body=body,
@@ -476,7 +478,7 @@ async def run_streaming(state: ServerState, call: Call, relay: Relay) -> None:
         search = await _search_for(state, call, model)
         body = _build(call, model, protocol, stream=True, search=search)
         url = endpoint_url(provider, protocol, model.model_id, stream=True)
-        headers = _upstream_headers(provider, protocol, _key(state, provider), call, stream=True)
+        headers = _upstream_headers(provider, protocol, _key(state, provider), call, stream=True, model=model)
         builder.forget_uncommitted()
         if not builder.committed:
             builder.prelude(search.blocks if search is not None else [])

@@ -22,7 +22,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from occ.config.presets import ThinkingCaps, thinking_caps
+from occ.config.presets import BodyCaps, ThinkingCaps, body_caps, thinking_caps
 from occ.core.errors import UpstreamProtocolError
 from occ.core.jsonfast import SURROGATE_ESCAPE, JSONDecodeError, dumps, dumps_str, loads, repair_surrogates
 from occ.core.scrub import clip
@@ -35,7 +35,14 @@ from occ.translate.anthropic_events import (
     Usage,
     final_stop_reason,
 )
-from occ.translate.anthropic_request import MIN_THINKING_BUDGET, budget_for_effort, effort_of, step_effort
+from occ.translate.anthropic_request import (
+    MIN_THINKING_BUDGET,
+    budget_for_effort,
+    effort_of,
+    step_effort,
+    tool_reference_text,
+    visible_tools,
+)
 from occ.translate.web_search import history_as_text, is_occ_search_block
 
 if TYPE_CHECKING:
@@ -50,6 +57,7 @@ __all__ = [
     "drop_blank_text",
     "drop_context_management",
     "drop_custom_tools",
+    "fit_body",
     "fit_thinking",
     "forward_headers",
     "inline_kimi_tool_schemas",
@@ -263,6 +271,230 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+# -- the rest of the body in the shape the endpoint takes (docs/passthrough-body.md) -------------------
+
+#: The marker Claude Code itself wraps system content in when it goes in a user turn (its own fallback
+#: when a server rejects ``role: "system"``); the models it drives are told such tags carry system text.
+REMINDER_OPEN, REMINDER_CLOSE = "<system-reminder>\n", "\n</system-reminder>"
+
+
+def fit_body(body: dict[str, Any], caps: BodyCaps, raw: bytes | None = None) -> list[str]:
+    """Put what the endpoint does not take (``caps``, from :func:`occ.config.presets.body_caps`) in a
+    form it does; returns what changed, for the request's log line (empty: nothing). ``raw``, the
+    client's bytes, lets a walk be skipped when its field's name is not in them at all.
+
+    * System messages: a ``role: "system"`` message before the first turn joins the top-level
+      ``system`` (the same place, the same authority); a later one becomes ``<system-reminder>`` text at
+      its place in the conversation: appended to the user turn before it (after its tool results when it
+      follows an assistant turn), so the cached prefix before it stays byte for byte what it was. Block
+      keys (``cache_control``) stay on the text. ``mid_conv_system`` blocks are treated the same way.
+    * Message-level keys other than ``role``/``content`` are removed; an ``output_config.effort`` among
+      them moves to the top level when that has none (the latest wins, as :func:`effort_of` reads it).
+    * Tool search: a ``tool_reference`` block becomes the text "Tool loaded: <name>"; a deferred tool
+      stays (without ``defer_loading``) once a reference, a call or ``tool_choice`` names it, and is
+      left out until then, as Anthropic hides it (Claude Code's placeholder tool never shows).
+    * ``cache_control.scope`` is removed.
+    """
+    notes: list[str] = []
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return notes
+    if not caps.system_messages:
+        folded, dropped = _fold_system_messages(body, messages)
+        if folded:
+            notes.append(f"{folded} system message{'s' if folded > 1 else ''} folded into system/user text")
+        if dropped:
+            notes.append(f"message keys {', '.join(sorted(dropped))} removed")
+    if not caps.tool_search and (raw is None or b"tool_reference" in raw or b"defer_loading" in raw):
+        notes.extend(_fit_tool_search(body))
+    if not caps.cache_scope and (raw is None or b'"scope"' in raw) and _drop_cache_scope(body):
+        notes.append("cache_control scope removed")
+    return notes
+
+
+def _fold_system_messages(body: dict[str, Any], messages: list[Any]) -> tuple[int, set[str]]:
+    if not any(isinstance(m, dict) and (m.get("role") == "system" or len(m) > 2 or _has_mid_conv(m))
+               for m in messages):
+        return 0, set()
+    folded = 0
+    dropped: set[str] = set()
+    lifted: str | None = None
+    leading: list[dict[str, Any]] = []
+    pending: list[dict[str, Any]] = []  # system text waiting for the user turn after an assistant turn
+    out: list[Any] = []
+    started = False  # a user or assistant turn has been seen
+    for message in messages:
+        if not isinstance(message, dict):
+            out.append(message)
+            continue
+        extra = set(message) - {"role", "content"}
+        if extra:
+            dropped |= extra
+            config = message.get("output_config")
+            if isinstance(config, dict) and isinstance(config.get("effort"), str):
+                lifted = config["effort"]
+            message = {k: message[k] for k in ("role", "content") if k in message}
+        role = message.get("role")
+        if role == "system":
+            folded += 1
+            if not started:
+                leading.extend(_system_blocks(message.get("content"), wrap=False))
+            else:
+                _place(out, pending, _system_blocks(message.get("content"), wrap=True))
+            continue
+        started = started or role in ("user", "assistant")
+        content = message.get("content")
+        if isinstance(content, list) and any(_is_mid_conv(b) for b in content):
+            folded += 1
+            kept: list[Any] = []
+            later: list[dict[str, Any]] = []
+            for block in content:
+                if _is_mid_conv(block):
+                    (kept if role == "user" else later).extend(_system_blocks(block.get("content"), wrap=True))
+                else:
+                    kept.append(block)
+            if kept:  # an assistant turn that held only system text is no turn
+                out.append({**message, "content": kept})
+            if later:
+                _place(out, pending, later)
+            continue
+        if pending and role == "user":
+            message = {**message, "content": _after_results(_content_list(message.get("content")), pending)}
+            pending = []
+        elif pending:
+            out.append({"role": "user", "content": pending})
+            pending = []
+        out.append(message)
+    if pending:
+        out.append({"role": "user", "content": pending})
+    body["messages"] = out
+    if leading:
+        body["system"] = [*_content_list(body.get("system")), *leading]
+    if lifted is not None:
+        config = body.get("output_config")
+        if not isinstance(config, dict):
+            body["output_config"] = {"effort": lifted}
+        elif "effort" not in config:
+            body["output_config"] = {**config, "effort": lifted}
+    return folded, dropped
+
+
+def _place(out: list[Any], pending: list[dict[str, Any]], blocks: list[dict[str, Any]]) -> None:
+    """System text after the last turn: into that user turn, or held for the next one."""
+    last = out[-1] if out else None
+    if not pending and isinstance(last, dict) and last.get("role") == "user":
+        out[-1] = {**last, "content": [*_content_list(last.get("content")), *blocks]}
+    else:
+        pending.extend(blocks)
+
+
+def _after_results(content: list[Any], blocks: list[dict[str, Any]]) -> list[Any]:
+    """``blocks`` at the head of a user turn, but after its tool results (which must come first)."""
+    head = 0
+    while head < len(content) and isinstance(content[head], dict) and content[head].get("type") == "tool_result":
+        head += 1
+    return [*content[:head], *blocks, *content[head:]]
+
+
+def _content_list(content: Any) -> list[Any]:
+    if isinstance(content, list):
+        return list(content)
+    if isinstance(content, str) and content:
+        return [{"type": "text", "text": content}]
+    return []
+
+
+def _system_blocks(content: Any, *, wrap: bool) -> list[dict[str, Any]]:
+    """System content as text blocks (``cache_control`` and other keys kept), in the reminder marker
+    when it goes into a user turn; empty text is dropped (an empty block is a 400)."""
+    out = []
+    for block in _content_list(content):
+        if isinstance(block, str):
+            block = {"type": "text", "text": block}
+        if not isinstance(block, dict):
+            continue
+        if block.get("type") != "text":
+            out.append(block)
+            continue
+        text = block.get("text")
+        if not isinstance(text, str) or not text.strip():
+            continue
+        if wrap and not text.lstrip().startswith("<system-reminder>"):
+            block = {**block, "text": REMINDER_OPEN + text + REMINDER_CLOSE}
+        out.append(block)
+    return out
+
+
+def _is_mid_conv(block: Any) -> bool:
+    return isinstance(block, dict) and block.get("type") == "mid_conv_system"
+
+
+def _has_mid_conv(message: dict[str, Any]) -> bool:
+    content = message.get("content")
+    return isinstance(content, list) and any(_is_mid_conv(b) for b in content)
+
+
+def _fit_tool_search(body: dict[str, Any]) -> list[str]:
+    notes: list[str] = []
+    tools = body.get("tools")
+    if isinstance(tools, list) and any(isinstance(t, dict) and "defer_loading" in t for t in tools):
+        visible = {id(t) for t in visible_tools(body)}
+        hidden = [str(t.get("name")) for t in tools if id(t) not in visible]
+        kept = [{k: v for k, v in t.items() if k != "defer_loading"} if isinstance(t, dict) else t
+                for t in tools if id(t) in visible]
+        if kept:
+            body["tools"] = kept
+        else:
+            del body["tools"]
+        notes.append("defer_loading removed" + (f", deferred tools not loaded yet left out: {', '.join(hidden)}"
+                                               if hidden else ""))
+    references = 0
+    for message in body.get("messages") or ():
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, list):
+            continue
+        for index, block in enumerate(content):
+            inner = block.get("content") if isinstance(block, dict) and block.get("type") == "tool_result" else None
+            if not isinstance(inner, list) or not any(_is_reference(b) for b in inner):
+                continue
+            references += sum(1 for b in inner if _is_reference(b))
+            content[index] = {**block, "content": [{"type": "text", "text": tool_reference_text(b)}
+                                                   if _is_reference(b) else b for b in inner]}
+    if references:
+        notes.insert(0, f"{references} tool_reference block{'s' if references > 1 else ''} as text")
+    return notes
+
+
+def _is_reference(block: Any) -> bool:
+    return isinstance(block, dict) and block.get("type") == "tool_reference"
+
+
+def _drop_cache_scope(body: dict[str, Any]) -> bool:
+    changed = False
+
+    def scrub(holder: Any) -> None:
+        nonlocal changed
+        if not isinstance(holder, dict):
+            return
+        control = holder.get("cache_control")
+        if isinstance(control, dict) and "scope" in control:
+            holder["cache_control"] = {k: v for k, v in control.items() if k != "scope"}
+            changed = True
+        inner = holder.get("content")
+        if isinstance(inner, list):
+            for item in inner:
+                scrub(item)
+
+    scrub(body)
+    for key in ("system", "tools"):
+        if isinstance(body.get(key), list):
+            for item in body[key]:
+                scrub(item)
+    for message in body.get("messages") or ():
+        scrub(message)
+    return changed
+
+
 # -- thinking in the shape the endpoint takes (docs/thinking.md) ---------------------------------------
 
 
@@ -418,11 +650,15 @@ def build_body(raw_body: bytes, request: dict[str, Any], model: ModelConfig,
     body["model"] = model.model_id
     for rule in RULES:
         changed = rule(body, model) or changed
+    shape = body_caps(model)
+    reshaped = fit_body(body, shape, raw_body)
+    if reshaped and log is not None:
+        log(f"body for {model.label} ({shape.source}): {'; '.join(reshaped)}")
     caps = thinking_caps(model)
     fitted, notes = fit_thinking(body, caps)
     if notes and log is not None:
         log(f"thinking for {model.label} ({caps.source}): {'; '.join(notes)}")
-    return _serialise(body) if changed or fitted else raw_body
+    return _serialise(body) if changed or fitted or reshaped else raw_body
 
 
 def _writable(request: dict[str, Any]) -> dict[str, Any]:
@@ -457,11 +693,13 @@ def _serialise(body: dict[str, Any]) -> bytes:
         return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def forward_headers(client_headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
+def forward_headers(client_headers: Mapping[str, str] | Iterable[tuple[str, str]],
+                    also: frozenset[str] = frozenset()) -> dict[str, str]:
     """The Anthropic headers the upstream needs, from the client's.
 
     ``anthropic-version`` passes (``2023-06-01`` when absent); ``anthropic-beta`` values, from one
-    comma list or repeated headers, are de-duplicated and filtered through :data:`ALLOWED_BETAS`.
+    comma list or repeated headers, are de-duplicated and filtered through :data:`ALLOWED_BETAS` plus
+    ``also`` (the betas of fields this endpoint is sent as they are: :attr:`BodyCaps.betas`).
     Nothing else is copied: above all never ``x-api-key`` or ``authorization``, since occ sends its
     own provider key. Header names match case-insensitively.
     """
@@ -475,7 +713,7 @@ def forward_headers(client_headers: Mapping[str, str] | Iterable[tuple[str, str]
         elif lname == "anthropic-beta":
             betas.extend(b.strip() for b in value.split(","))
     headers = {"anthropic-version": version or DEFAULT_ANTHROPIC_VERSION}
-    allowed = [b for b in dict.fromkeys(betas) if b in ALLOWED_BETAS]
+    allowed = [b for b in dict.fromkeys(betas) if b in ALLOWED_BETAS or b in also]
     if allowed:
         headers["anthropic-beta"] = ",".join(allowed)
     return headers

@@ -28,10 +28,13 @@ __all__ = [
     "clamped_max_tokens",
     "effort_of",
     "is_billing_header",
+    "loaded_tool_names",
     "step_effort",
     "system_text",
     "text_of",
+    "tool_reference_text",
     "turns",
+    "visible_tools",
     "without_images",
 ]
 
@@ -96,6 +99,50 @@ def blocks_of(content: Any) -> list[dict[str, Any]]:
     return []
 
 
+def tool_reference_text(block: dict[str, Any]) -> str:
+    """A ``tool_reference`` block (Claude Code's ToolSearch result: the named tool's schema is now loaded)
+    as the text every wire that has no such block sends instead; the tool itself is in the request's
+    tools by then, callable like any other."""
+    return f"Tool loaded: {block.get('tool_name', '')}"
+
+
+def loaded_tool_names(request: dict[str, Any]) -> set[str]:
+    """The tools the conversation has loaded or used: named by a ``tool_reference`` block (Claude Code's
+    ToolSearch result), a ``tool_use`` block or ``tool_choice``. A deferred tool is visible from then on."""
+    named: set[str] = set()
+    for message in request.get("messages") or ():
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, list):
+            continue
+        for block in content:
+            if not isinstance(block, dict):
+                continue
+            if block.get("type") == "tool_use" and isinstance(block.get("name"), str):
+                named.add(block["name"])
+            elif block.get("type") == "tool_result" and isinstance(block.get("content"), list):
+                named.update(item["tool_name"] for item in block["content"] if isinstance(item, dict)
+                             and item.get("type") == "tool_reference" and isinstance(item.get("tool_name"), str))
+    choice = request.get("tool_choice")
+    if isinstance(choice, dict) and isinstance(choice.get("name"), str):
+        named.add(choice["name"])
+    return named
+
+
+def visible_tools(request: dict[str, Any]) -> list[Any]:
+    """``tools`` as the model may see them: a ``defer_loading: true`` tool is left out until
+    :func:`loaded_tool_names` names it, as Anthropic keeps a deferred tool from the model until a tool
+    search returns it (Claude Code's ``DeferredToolPlaceholder`` never shows). The other tools, and the
+    list itself when nothing is deferred, are returned as they are."""
+    tools = request.get("tools")
+    if not isinstance(tools, list):
+        return []
+    if not any(isinstance(t, dict) and t.get("defer_loading") is True for t in tools):
+        return tools
+    named = loaded_tool_names(request)
+    return [t for t in tools if not (isinstance(t, dict) and t.get("defer_loading") is True
+                                     and t.get("name") not in named)]
+
+
 def text_of(content: Any) -> str:
     """Tool-result (or any block) content as plain text; images and binary documents become placeholders."""
     if isinstance(content, str):  # the usual tool result: the text itself, without building a block for it
@@ -106,7 +153,7 @@ def text_of(content: Any) -> str:
         if kind == "text":
             parts.append(str(block.get("text", "")))
         elif kind == "tool_reference":
-            parts.append(f"Tool loaded: {block.get('tool_name', '')}")
+            parts.append(tool_reference_text(block))
         elif kind == "image":
             parts.append("[image]")
         elif kind == "document":
@@ -202,13 +249,16 @@ def thinking_requested(request: dict[str, Any]) -> bool:
 
 
 def effort_of(request: dict[str, Any]) -> str | None:
-    """The reasoning effort the client asked for: ``output_config.effort`` (also on a system
-    message, as Claude Code 2.1.331 sends it), else derived from ``thinking.budget_tokens``;
-    ``None`` when thinking is off or unspecified."""
+    """The reasoning effort the client asked for: ``output_config.effort`` at the top level, else on
+    the latest message that carries one (Claude Code 2.1.331 puts it on a system message: a per-turn
+    setting, so the latest wins), else derived from ``thinking.budget_tokens``; ``None`` when thinking
+    is off or unspecified."""
     thinking = request.get("thinking")
     if isinstance(thinking, dict) and thinking.get("type") == "disabled":
         return None
-    for source in [request, *[m for m in request.get("messages") or [] if isinstance(m, dict)]]:
+    messages = request.get("messages")
+    later = [m for m in reversed(messages) if isinstance(m, dict)] if isinstance(messages, list) else []
+    for source in [request, *later]:
         config = source.get("output_config")
         if isinstance(config, dict) and isinstance(config.get("effort"), str):
             return config["effort"]

@@ -22,7 +22,15 @@ from occ.core.errors import UpstreamProtocolError, UpstreamStatus
 from occ.core.sse import SSEEvent, event_json
 from occ.core.upstream_errors import from_gemini, upstream_failure
 from occ.translate.anthropic_events import SIGNATURE_PREFIX, AnthropicStreamBuilder, Usage, make_message, token_count
-from occ.translate.anthropic_request import blocks_of, clamped_max_tokens, effort_of, system_text, text_of, turns
+from occ.translate.anthropic_request import (
+    blocks_of,
+    clamped_max_tokens,
+    effort_of,
+    system_text,
+    text_of,
+    turns,
+    visible_tools,
+)
 from occ.translate.gemini_schema import clean_schema
 from occ.translate.thought_signatures import SKIP_SIGNATURE, THOUGHT_PREFIX, call_signatures, thought_signature
 from occ.translate.tool_ids import from_upstream_name, new_tool_id, to_upstream_name
@@ -125,7 +133,7 @@ def build_request(request: dict[str, Any], model: ModelConfig, *, stream: bool,
     if system:
         body["systemInstruction"] = {"parts": [{"text": system}]}
     declarations = []
-    for tool in request.get("tools") or []:
+    for tool in visible_tools(request):
         if not isinstance(tool, dict) or not str(tool.get("name", "")).strip():
             continue
         if isinstance(tool.get("type"), str) and tool["type"] not in ("custom", "function"):

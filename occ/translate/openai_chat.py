@@ -34,7 +34,15 @@ from occ.translate.anthropic_events import (
     normalize_tool_arguments,
     token_count,
 )
-from occ.translate.anthropic_request import blocks_of, clamped_max_tokens, effort_of, system_text, text_of, turns
+from occ.translate.anthropic_request import (
+    blocks_of,
+    clamped_max_tokens,
+    effort_of,
+    system_text,
+    text_of,
+    turns,
+    visible_tools,
+)
 from occ.translate.thought_signatures import SKIP_SIGNATURE, call_signatures, needs_signatures, thought_signature
 from occ.translate.tool_ids import from_upstream_id, from_upstream_name, new_tool_id, to_upstream_id, to_upstream_name
 from occ.translate.tool_schema import openai_tools
@@ -310,7 +318,7 @@ def build_request(request: dict[str, Any], model: ModelConfig, *, stream: bool,
     """The chat-completions body for an Anthropic request. ``context_management``, ``metadata``,
     ``top_k``, ``cache_control`` and unknown fields are dropped: chat upstreams have no use for them."""
     body: dict[str, Any] = {"model": model.model_id, "messages": _messages(request, model)}
-    tools = openai_tools(request.get("tools"))
+    tools = openai_tools(visible_tools(request))
     if tools:
         body["tools"] = tools
         choice = _tool_choice(request.get("tool_choice"))

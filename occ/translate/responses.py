@@ -28,7 +28,15 @@ from occ.translate.anthropic_events import (
     normalize_tool_arguments,
     token_count,
 )
-from occ.translate.anthropic_request import blocks_of, clamped_max_tokens, effort_of, system_text, text_of, turns
+from occ.translate.anthropic_request import (
+    blocks_of,
+    clamped_max_tokens,
+    effort_of,
+    system_text,
+    text_of,
+    turns,
+    visible_tools,
+)
 from occ.translate.tool_ids import from_upstream_name, new_tool_id, to_upstream_name
 from occ.translate.tool_schema import is_strict_schema, openai_tools
 from occ.translate.web_search import (
@@ -168,7 +176,7 @@ def build_request(request: dict[str, Any], model: ModelConfig, *, stream: bool,
     # refuses (400, the whole request) a schema with an optional property, without additionalProperties:
     # false or with a keyword it lacks; so strict only where the schema is known to satisfy it
     tools = [{"type": "function", **t["function"], "strict": is_strict_schema(t["function"]["parameters"])}
-             for t in openai_tools(request.get("tools"))]
+             for t in openai_tools(visible_tools(request))]
     search = search_options(request)
     if tools:
         body["tools"] = tools

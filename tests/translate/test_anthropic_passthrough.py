@@ -59,12 +59,13 @@ def feed_only(raw: bytes) -> tuple[AnthropicStreamBuilder, AnthropicPassthroughT
 
 
 def test_only_top_level_model_is_replaced_whatever_the_whitespace():
-    raw = b'{ "model" :  "claude-opus-4-8",\n "zeta": 1, "messages": [{"role": "user", "content": "hi", ' \
-          b'"model": "nested"}], "alpha": {"cache_control": {"type": "ephemeral"}}, "max_tokens": 100}'
+    raw = b'{ "model" :  "claude-opus-4-8",\n "zeta": 1, "messages": [{"role": "user", "content": [{"type": ' \
+          b'"text", "text": "hi", "model": "nested"}]}], "alpha": {"cache_control": {"type": "ephemeral"}}, ' \
+          b'"max_tokens": 100}'
     out = json.loads(build_body(raw, {}, MODEL))
     assert out["model"] == "minimax-m3"
     assert list(out) == ["model", "zeta", "messages", "alpha", "max_tokens"]
-    assert out["messages"][0]["model"] == "nested"
+    assert out["messages"][0]["content"][0]["model"] == "nested"
     assert out["alpha"] == {"cache_control": {"type": "ephemeral"}}
 
 
