@@ -83,10 +83,10 @@ def cc_2_1_197(*, tool_search_turn: bool = True, tool_size: int = 400) -> dict[s
     }
 
 
-#: The betas 2.1.197 sent with that request (claude-code-client.md §3, the Opus default row).
+#: The betas 2.1.197 sent with that request (recorded straight from the CLI, tool search on).
 BETAS_197 = ("claude-code-20250219,context-1m-2025-08-07,interleaved-thinking-2025-05-14,"
              "thinking-token-count-2026-05-13,context-management-2025-06-27,prompt-caching-scope-2026-01-05,"
-             "mid-conversation-system-2026-04-07,effort-2025-11-24")
+             "mid-conversation-system-2026-04-07,advanced-tool-use-2025-11-20,effort-2025-11-24")
 BETAS_331 = ("claude-code-20250219,interleaved-thinking-2025-05-14,context-management-2025-06-27,"
              "per-turn-control-2026-07-01,mid-conversation-tool-changes-2026-07-01,thinking-token-count-2026-05-13,"
              "advanced-tool-use-2025-11-20,effort-2025-11-24,thinking-display-updates-2026-08-18")
