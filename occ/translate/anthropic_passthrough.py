@@ -41,7 +41,6 @@ from occ.translate.anthropic_request import (
     effort_of,
     step_effort,
     tool_reference_text,
-    visible_tools,
 )
 from occ.translate.web_search import history_as_text, is_occ_search_block
 
@@ -278,10 +277,10 @@ RULES: tuple[Rule, ...] = (
 REMINDER_OPEN, REMINDER_CLOSE = "<system-reminder>\n", "\n</system-reminder>"
 
 
-def fit_body(body: dict[str, Any], caps: BodyCaps, raw: bytes | None = None) -> list[str]:
+def fit_body(body: dict[str, Any], caps: BodyCaps) -> list[str]:
     """Put what the endpoint does not take (``caps``, from :func:`occ.config.presets.body_caps`) in a
-    form it does; returns what changed, for the request's log line (empty: nothing). ``raw``, the
-    client's bytes, lets a walk be skipped when its field's name is not in them at all.
+    form it does; returns what changed, for the request's log line (empty: nothing). One read of the
+    conversation finds what there is to do; a body with none of it costs that read only.
 
     * System messages: a ``role: "system"`` message before the first turn joins the top-level
       ``system`` (the same place, the same authority); a later one becomes ``<system-reminder>`` text at
@@ -297,25 +296,80 @@ def fit_body(body: dict[str, Any], caps: BodyCaps, raw: bytes | None = None) -> 
     """
     notes: list[str] = []
     messages = body.get("messages")
-    if not isinstance(messages, list):
+    if not isinstance(messages, list) or (caps.system_messages and caps.tool_search and caps.cache_scope):
         return notes
-    if not caps.system_messages:
-        folded, dropped = _fold_system_messages(body, messages)
+    fold, mid_conv, references, names, scoped = _scan(body, messages)
+    if not caps.tool_search:
+        notes.extend(_fit_tool_search(body, messages, references, names))
+    if not caps.system_messages and (fold or mid_conv):
+        folded, dropped = _fold_system_messages(body, messages, mid_conv)
         if folded:
             notes.append(f"{folded} system message{'s' if folded > 1 else ''} folded into system/user text")
         if dropped:
             notes.append(f"message keys {', '.join(sorted(dropped))} removed")
-    if not caps.tool_search and (raw is None or b"tool_reference" in raw or b"defer_loading" in raw):
-        notes.extend(_fit_tool_search(body))
-    if not caps.cache_scope and (raw is None or b'"scope"' in raw) and _drop_cache_scope(body):
+    if not caps.cache_scope and scoped and _drop_cache_scope(body):
         notes.append("cache_control scope removed")
     return notes
 
 
-def _fold_system_messages(body: dict[str, Any], messages: list[Any]) -> tuple[int, set[str]]:
-    if not any(isinstance(m, dict) and (m.get("role") == "system" or len(m) > 2 or _has_mid_conv(m))
-               for m in messages):
-        return 0, set()
+def _scan(body: dict[str, Any], messages: list[Any]) -> tuple[bool, bool, list[tuple[int, int]], set[str], bool]:
+    """One read of the body: whether any message needs folding (a system role, a key beyond
+    ``role``/``content``) and whether there are ``mid_conv_system`` blocks; where the tool results
+    holding ``tool_reference`` blocks are; the tool names calls and references give (as
+    :func:`loaded_tool_names`); whether any ``cache_control`` has a ``scope``."""
+    fold = mid_conv = scoped = False
+    references: list[tuple[int, int]] = []
+    names: set[str] = set()
+    for m, message in enumerate(messages):
+        if not isinstance(message, dict):
+            continue
+        if len(message) > 2 or message.get("role") == "system":
+            fold = True
+        content = message.get("content")
+        if not isinstance(content, list):
+            continue
+        for b, block in enumerate(content):
+            if not isinstance(block, dict):
+                continue
+            kind = block.get("type")
+            if "cache_control" in block and _scoped(block):
+                scoped = True
+            if kind == "tool_use":
+                name = block.get("name")
+                if isinstance(name, str):
+                    names.add(name)
+            elif kind == "tool_result":
+                inner = block.get("content")
+                if not isinstance(inner, list):
+                    continue
+                for item in inner:
+                    if not isinstance(item, dict):
+                        continue
+                    if item.get("type") == "tool_reference":
+                        if not references or references[-1] != (m, b):
+                            references.append((m, b))
+                        if isinstance(item.get("tool_name"), str):
+                            names.add(item["tool_name"])
+                    elif "cache_control" in item and _scoped(item):
+                        scoped = True
+            elif kind == "mid_conv_system":
+                mid_conv = True
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and isinstance(choice.get("name"), str):
+        names.add(choice["name"])
+    for key in ("system", "tools"):
+        holders = body.get(key)
+        if not scoped and isinstance(holders, list):
+            scoped = any(isinstance(h, dict) and _scoped(h) for h in holders)
+    return fold, mid_conv, references, names, scoped or _scoped(body)
+
+
+def _scoped(holder: dict[str, Any]) -> bool:
+    control = holder.get("cache_control")
+    return isinstance(control, dict) and "scope" in control
+
+
+def _fold_system_messages(body: dict[str, Any], messages: list[Any], mid_conv: bool) -> tuple[int, set[str]]:
     folded = 0
     dropped: set[str] = set()
     lifted: str | None = None
@@ -327,8 +381,8 @@ def _fold_system_messages(body: dict[str, Any], messages: list[Any]) -> tuple[in
         if not isinstance(message, dict):
             out.append(message)
             continue
-        extra = set(message) - {"role", "content"}
-        if extra:
+        if len(message) > 2 or "content" not in message:
+            extra = set(message) - {"role", "content"}
             dropped |= extra
             config = message.get("output_config")
             if isinstance(config, dict) and isinstance(config.get("effort"), str):
@@ -344,7 +398,7 @@ def _fold_system_messages(body: dict[str, Any], messages: list[Any]) -> tuple[in
             continue
         started = started or role in ("user", "assistant")
         content = message.get("content")
-        if isinstance(content, list) and any(_is_mid_conv(b) for b in content):
+        if mid_conv and isinstance(content, list) and any(_is_mid_conv(b) for b in content):
             folded += 1
             kept: list[Any] = []
             later: list[dict[str, Any]] = []
@@ -429,39 +483,34 @@ def _is_mid_conv(block: Any) -> bool:
     return isinstance(block, dict) and block.get("type") == "mid_conv_system"
 
 
-def _has_mid_conv(message: dict[str, Any]) -> bool:
-    content = message.get("content")
-    return isinstance(content, list) and any(_is_mid_conv(b) for b in content)
-
-
-def _fit_tool_search(body: dict[str, Any]) -> list[str]:
+def _fit_tool_search(body: dict[str, Any], messages: list[Any], references: list[tuple[int, int]],
+                     names: set[str]) -> list[str]:
     notes: list[str] = []
+    count = 0
+    for m, b in references:
+        content = messages[m]["content"]
+        block = content[b]
+        count += sum(1 for item in block["content"] if _is_reference(item))
+        content[b] = {**block, "content": [{"type": "text", "text": tool_reference_text(item)}
+                                           if _is_reference(item) else item for item in block["content"]]}
+    if count:
+        notes.append(f"{count} tool_reference block{'s' if count > 1 else ''} as text")
     tools = body.get("tools")
     if isinstance(tools, list) and any(isinstance(t, dict) and "defer_loading" in t for t in tools):
-        visible = {id(t) for t in visible_tools(body)}
-        hidden = [str(t.get("name")) for t in tools if id(t) not in visible]
-        kept = [{k: v for k, v in t.items() if k != "defer_loading"} if isinstance(t, dict) else t
-                for t in tools if id(t) in visible]
+        kept, hidden = [], []
+        for tool in tools:  # the rule of visible_tools, with the names already read
+            if not isinstance(tool, dict) or "defer_loading" not in tool:
+                kept.append(tool)
+            elif tool["defer_loading"] is True and tool.get("name") not in names:
+                hidden.append(str(tool.get("name")))
+            else:
+                kept.append({k: v for k, v in tool.items() if k != "defer_loading"})
         if kept:
             body["tools"] = kept
         else:
             del body["tools"]
         notes.append("defer_loading removed" + (f", deferred tools not loaded yet left out: {', '.join(hidden)}"
                                                if hidden else ""))
-    references = 0
-    for message in body.get("messages") or ():
-        content = message.get("content") if isinstance(message, dict) else None
-        if not isinstance(content, list):
-            continue
-        for index, block in enumerate(content):
-            inner = block.get("content") if isinstance(block, dict) and block.get("type") == "tool_result" else None
-            if not isinstance(inner, list) or not any(_is_reference(b) for b in inner):
-                continue
-            references += sum(1 for b in inner if _is_reference(b))
-            content[index] = {**block, "content": [{"type": "text", "text": tool_reference_text(b)}
-                                                   if _is_reference(b) else b for b in inner]}
-    if references:
-        notes.insert(0, f"{references} tool_reference block{'s' if references > 1 else ''} as text")
     return notes
 
 
@@ -651,7 +700,7 @@ def build_body(raw_body: bytes, request: dict[str, Any], model: ModelConfig,
     for rule in RULES:
         changed = rule(body, model) or changed
     shape = body_caps(model)
-    reshaped = fit_body(body, shape, raw_body)
+    reshaped = fit_body(body, shape)
     if reshaped and log is not None:
         log(f"body for {model.label} ({shape.source}): {'; '.join(reshaped)}")
     caps = thinking_caps(model)
