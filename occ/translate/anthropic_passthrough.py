@@ -3,8 +3,10 @@
 Request. Only ``model`` is replaced, by parsing the JSON once and setting the key, never by editing
 text (the seed's string search missed ``"model": "x"`` with a space and sent the ``claude-*`` alias
 upstream). Then the named rules in :data:`RULES` remove what a third-party endpoint is known to
-reject; each is a small function that says why; then :func:`fit_thinking` puts ``thinking`` and
-``output_config.effort`` in the shape the endpoint takes (docs/thinking.md). The body is re-serialised
+reject; each is a small function that says why; then :func:`fit_body` folds what an endpoint that is
+not Anthropic's does not take (mid-conversation system messages, message keys, tool search, cache scope:
+docs/passthrough-body.md) and :func:`fit_thinking` puts ``thinking`` and ``output_config.effort`` in the
+shape the endpoint takes (docs/thinking.md). The body is re-serialised
 only when something changed; thinking signatures, ``cache_control``, unknown fields and key order are kept either way.
 Headers: ``anthropic-version`` and an allow-listed ``anthropic-beta`` pass; the client's key never does.
 

@@ -3,8 +3,9 @@
 Claude Code sends a billing-header first system block with a per-request ``cch=`` nonce, and
 ``role: "system"`` messages (plus ``mid_conv_system`` blocks) inside ``messages``. Translated routes
 fold all system text into one leading instruction and drop the billing line, so upstream prefix
-caching can hit. Message-level keys other than ``role``/``content`` (``output_config`` on a system
-message) are ignored here.
+caching can hit. Message-level keys other than ``role``/``content`` are ignored here, but for the
+``output_config.effort`` Claude Code 2.1.331 puts on a system message (:func:`effort_of`). Deferred tools
+(tool search) stay hidden until loaded (:func:`visible_tools`); docs/passthrough-body.md.
 
 Sans-IO: plain dicts in, plain values out.
 """
