@@ -489,12 +489,13 @@ def _fit_tool_search(body: dict[str, Any], messages: list[Any], references: list
                      names: set[str]) -> list[str]:
     notes: list[str] = []
     count = 0
-    for m, b in references:
-        content = messages[m]["content"]
+    for m, b in references:  # copied on write: the contents are shared with the validated request
+        content = list(messages[m]["content"])
         block = content[b]
         count += sum(1 for item in block["content"] if _is_reference(item))
         content[b] = {**block, "content": [{"type": "text", "text": tool_reference_text(item)}
                                            if _is_reference(item) else item for item in block["content"]]}
+        messages[m] = {**messages[m], "content": content}
     if count:
         notes.append(f"{count} tool_reference block{'s' if count > 1 else ''} as text")
     tools = body.get("tools")
@@ -521,28 +522,35 @@ def _is_reference(block: Any) -> bool:
 
 
 def _drop_cache_scope(body: dict[str, Any]) -> bool:
-    changed = False
+    """``scope`` out of every ``cache_control``, copying on write (blocks are shared with the validated
+    request): the top level, system blocks, tools, message blocks and tool-result content."""
 
-    def scrub(holder: Any) -> None:
-        nonlocal changed
+    def scrub(holder: Any) -> Any:
         if not isinstance(holder, dict):
-            return
+            return holder
+        out = holder
         control = holder.get("cache_control")
         if isinstance(control, dict) and "scope" in control:
-            holder["cache_control"] = {k: v for k, v in control.items() if k != "scope"}
-            changed = True
+            out = {**holder, "cache_control": {k: v for k, v in control.items() if k != "scope"}}
         inner = holder.get("content")
         if isinstance(inner, list):
-            for item in inner:
-                scrub(item)
+            scrubbed = [scrub(item) for item in inner]
+            if any(a is not b for a, b in zip(scrubbed, inner, strict=True)):
+                out = {**out, "content": scrubbed}
+        return out
 
-    scrub(body)
-    for key in ("system", "tools"):
-        if isinstance(body.get(key), list):
-            for item in body[key]:
-                scrub(item)
-    for message in body.get("messages") or ():
-        scrub(message)
+    changed = False
+    control = body.get("cache_control")
+    if isinstance(control, dict) and "scope" in control:
+        body["cache_control"] = {k: v for k, v in control.items() if k != "scope"}
+        changed = True
+    for key in ("system", "tools", "messages"):
+        items = body.get(key)
+        if isinstance(items, list):
+            scrubbed = [scrub(item) for item in items]
+            if any(a is not b for a, b in zip(scrubbed, items, strict=True)):
+                body[key] = scrubbed
+                changed = True
     return changed
 
 

@@ -255,6 +255,23 @@ def test_a_deferred_tool_a_call_names_stays():
                                 {"name": "Y", "input_schema": {"type": "object"}}]
 
 
+@pytest.mark.parametrize("make", [cc_2_1_197, cc_2_1_331])
+def test_building_never_changes_the_validated_request(make):
+    """build_body works on a shallow copy of the request other attempts still read: every fit copies
+    what it changes."""
+    import copy
+
+    request = make()
+    request["system"][1]["cache_control"]["scope"] = "global"
+    request["messages"][0]["content"][0]["cache_control"] = {"type": "ephemeral", "scope": "global"}
+    before = copy.deepcopy(request)
+    for model in (GO, CUSTOM, ZEN_SONNET_45, ZEN_OPUS):
+        build_body(json.dumps(request).encode(), request, model)
+        assert request == before
+    go = json.loads(build_body(json.dumps(request).encode(), request, GO))
+    assert "scope" not in json.dumps(go) and "tool_reference" not in json.dumps(go)
+
+
 def test_a_plain_body_is_sent_as_the_client_sent_it():
     raw = b'{"model": "claude-x", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}'
     out = build_body(raw, {}, ModelConfig("mine", "claude-x"))
