@@ -131,7 +131,7 @@ class OccApp:
             who = scope["occ.client"]  # named by the guard, which checked the client key
             record.client = who
             limit = config.max_concurrent_per_client
-            if limit is not None and state.shared.status == "connected":
+            if limit is not None and state.shared.status != "off":
                 slot, checked = await state.shared.client_slot(who, limit)  # bounded by shared_state.timeout_ms
                 state.limiter.acquire(who, limit, fleet_checked=checked)
             else:

@@ -172,10 +172,11 @@ class SharedState:
             self.dropped += 1
 
     async def client_slot(self, client: str, limit: int) -> tuple[str | None, bool]:
-        """One of ``client``'s ``limit`` slots across the fleet: ``(token, True)`` when the store granted it
-        (give it back with :meth:`release_slot`), ``(token or None, False)`` when the store is not connected
-        or did not answer within ``timeout_ms`` (this process then decides alone, as without sharing; a
-        token it returns may have been taken late and is given back all the same).
+        """One of ``client``'s ``limit`` slots across the fleet: ``(token, True)`` when the store granted it,
+        ``(token, False)`` when it is not connected or did not answer within ``timeout_ms`` (or with an
+        error): this process then decides alone, as without sharing. The token is the request's to give back
+        with :meth:`release_slot` either way; while the request runs the sync task keeps it in the store
+        (renewed every tick, written again after an outage), so the fleet's count includes it.
 
         The one wait on the store on the request path, under its own deadline (``timeout_ms``): an atomic
         count is what makes the limit exact.
@@ -184,9 +185,10 @@ class SharedState:
             RateLimited: every slot is taken across the fleet.
         """
         config = self._config
-        if config is None or self.status != "connected":
-            return None, False
         token = f"{self.id}:{next(self._tokens)}"
+        if config is None or self.status != "connected":  # kept, so the next session counts it in the fleet
+            self._slots.setdefault(client, set()).add(token)
+            return token, False
         answered = trio.Event()
         replies: list[object] = []
 
@@ -203,12 +205,11 @@ class SharedState:
         except BaseException:  # the client left while we asked: whatever the store did, give it back
             self.release_slot(client, token)
             raise
-        if not replies:  # no answer in time: the slot may still be taken late, so it is given back anyway
+        granted = replies[0] if replies else None
+        if not isinstance(granted, int) or isinstance(granted, bool):
+            # no answer in time, an error reply, the store gone: this process decides alone, and the request,
+            # if admitted, keeps its token: the next tick (or the next session) counts it in the fleet's set
             return token, False
-        granted = replies[0]
-        if not isinstance(granted, int) or isinstance(granted, bool):  # refused, or the store went away
-            self._drop(client, token)
-            return None, False
         if granted <= 0:
             self._drop(client, token)
             running = -granted
@@ -299,8 +300,7 @@ class SharedState:
             self.breakers.disconnect()
         self.limiter.elsewhere = {}
         self.processes, self.counts = [], {}
-        self._config = None
-        self._slots.clear()  # the store's leases lapse on their own
+        self._config = None  # the slots held are kept: the next session writes them again
         while True:  # what was queued for a server that is gone no longer applies
             try:
                 event = self._receive.receive_nowait()
@@ -418,12 +418,12 @@ class SharedState:
             for label in self.breakers.renew_leases(time.time() + LEASE_S - 1.0):
                 plan.append((["PEXPIRE", f"{prefix}:probe:{label}", int(LEASE_S * 1000)], _ignore))
         until = int(self._server_ms() + alive_ms)
-        for client, tokens in self._slots.items():  # leases of the requests still running here
-            if tokens:
+        for client, tokens in self._slots.items():  # leases of the requests still running here, renewed, or
+            if tokens:                               # written again (a store that restarted, a new session)
                 members: list[Arg] = []
                 for token in tokens:
                     members += [until, token]
-                plan.append((["ZADD", f"{prefix}:slots:{client}", "XX", *members], _ignore))
+                plan.append((["ZADD", f"{prefix}:slots:{client}", *members], _ignore))
                 plan.append((["PEXPIRE", f"{prefix}:slots:{client}", alive_ms], _ignore))
         plan += [
             (["HGETALL", f"{prefix}:procs"], lambda reply: self._on_procs(reply, alive_ms)),

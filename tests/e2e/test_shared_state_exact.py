@@ -158,3 +158,36 @@ async def test_one_panic_probe_across_the_fleet(fake, start_occ, redis_server, k
     assert texts == ["a", "a"]
     first, second = fake.requests(CHAT)[1:]
     assert second.started >= first.started + 0.8, "a second panic probe while the first ran"
+
+
+async def test_a_store_that_restarted_empty_counts_the_requests_still_running(
+        fake, start_occ, own_redis, key_prefix):
+    fake.default(CHAT, Reply(chunks=[*sse(chunk({"content": "held"}), done=False)], stall_s=30))
+    config = make_config(fake, max_concurrent_per_client=2, shared_state=shared(own_redis.url, key_prefix))
+    url = await start_occ(config)
+    await until(lambda: connected(url, 1), 5, "connected")
+    admitted: list[int] = []
+
+    async def hold() -> None:
+        async with httpx.AsyncClient(timeout=60) as client, \
+                client.stream("POST", f"{url}/v1/messages", json=body(stream=True)) as response:
+            admitted.append(response.status_code)
+            async for _ in response.aiter_bytes():
+                pass
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(hold)
+        nursery.start_soon(hold)
+        with trio.fail_after(10):
+            while len(admitted) < 2:
+                await trio.sleep(0.02)
+        assert admitted == [200, 200]
+        own_redis.restart()  # empty: its slots are gone with it
+        await trio.sleep(0.5)  # the link notices, and reconnects
+        await until(lambda: connected(url, 1), 8, "reconnected")
+
+        async def refused() -> bool:  # the two running requests were written again
+            return (await post(url)).status_code == 429
+
+        await until(refused, 3, "the third request refused after the restart")
+        nursery.cancel_scope.cancel()
