@@ -151,7 +151,8 @@ def drop_blank_text(body: dict[str, Any], model: ModelConfig) -> bool:
     (LiteLLM issue 22930). A turn left with nothing keeps a short marker, since an empty turn is a 400
     too. String content and every other block type pass untouched."""
     changed = False
-    for message in body.get("messages") or ():
+    messages = body.get("messages")
+    for position, message in enumerate(messages if isinstance(messages, list) else ()):
         content = message.get("content") if isinstance(message, dict) else None
         if not isinstance(content, list):
             continue
@@ -164,8 +165,9 @@ def drop_blank_text(body: dict[str, Any], model: ModelConfig) -> bool:
                     break
         else:
             continue
-        message["content"] = [block for block in content if not _is_blank_text(block)] \
-            or [{"type": "text", "text": BLANK_TURN}]
+        # a new message: user messages are shared with the validated request (:func:`_writable`)
+        messages[position] = {**message, "content": [block for block in content if not _is_blank_text(block)]
+                              or [{"type": "text", "text": BLANK_TURN}]}
         changed = True
     return changed
 

@@ -589,6 +589,22 @@ def test_the_anthropic_sdk_accumulates_the_relayed_stream():
     assert snapshot.stop_reason == "tool_use" and snapshot.usage.output_tokens == 87
 
 
+def test_dropping_blank_text_of_a_user_turn_leaves_the_validated_request_as_it_was():
+    """A blank text block in a *user* turn (the copy shares user messages with the request) is removed
+    from what is sent, not from the request the chain's next attempt reads."""
+    import copy
+
+    from occ.core.validate import parse_messages_request
+
+    raw = json.dumps({"model": "claude-x", "max_tokens": 100, "messages": [
+        {"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "text", "text": " "}]}]}).encode()
+    request = parse_messages_request(raw)
+    before = copy.deepcopy(request)
+    out = json.loads(build_body(raw, request, MODEL))
+    assert out["messages"][0]["content"] == [{"type": "text", "text": "hi"}]
+    assert request == before
+
+
 def test_build_body_reads_the_parsed_request_and_never_changes_it(monkeypatch):
     """The client's bytes are parsed once, by validation: build_body works from that parse (a 30 MB history
     is not parsed again per attempt) and leaves it as it was, since the chain's next attempt reads it too,
