@@ -157,8 +157,12 @@ def decode_encrypted(value: Any) -> dict[str, Any] | None:
 
 
 def title_for(url: str) -> str:
-    """A title for a source the upstream named by URL only: its host (``title`` is required)."""
-    host = urlsplit(url).hostname or ""
+    """A title for a source the upstream named by URL only: its host (``title`` is required); the URL
+    itself when Python cannot split it (``https://[docs]/x`` raises ValueError)."""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return url
     return host.removeprefix("www.") or url
 
 

@@ -555,3 +555,25 @@ def test_annotations_only_in_their_events_are_kept():
         out.append(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
     _, message = stream("responses", b"".join(out), RESP)
     _check_responses_message(message)
+
+
+def test_a_source_url_python_cannot_split_keeps_the_answer():
+    """A source URL ``urlsplit`` refuses (``https://[docs]/x``: "does not appear to be an IPv4 or IPv6
+    address") and no title: the title falls back to the URL itself, the answer is not lost to a ValueError."""
+    from openai.types.responses import Response, ResponseFunctionWebSearch, ResponseOutputMessage, ResponseOutputText
+    from openai.types.responses.response_function_web_search import ActionSearch, ActionSearchSource
+    from openai.types.responses.response_output_text import AnnotationURLCitation
+
+    odd = "https://[docs]/x"
+    text = f"It is so ([docs]({odd}))."
+    call = ResponseFunctionWebSearch(id="ws_1", type="web_search_call", status="completed",
+                                     action=ActionSearch(type="search", query=S.QUERY,
+                                                         sources=[ActionSearchSource(type="url", url=odd)]))
+    note = AnnotationURLCitation(type="url_citation", url=odd, title="", start_index=9, end_index=len(text) - 1)
+    message = ResponseOutputMessage(id="msg_1", type="message", role="assistant", status="completed",
+                                    content=[ResponseOutputText(type="output_text", text=text, annotations=[note])])
+    body = Response(id="resp_ws", object="response", created_at=1700000000.0, model="gpt-5.4", output=[call, message],
+                    parallel_tool_calls=True, tool_choice="auto", tools=[], status="completed", error=None)
+    out = translate("responses", body.model_dump_json(), RESP)
+    assert out.content[1].content[0].url == odd and out.content[1].content[0].title == odd
+    assert out.content[2].citations[0].title == odd
