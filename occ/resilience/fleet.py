@@ -102,8 +102,9 @@ class FleetBreakers(BreakerRegistry):
 
     def allow(self, key: Key, now: float, *, panic: bool = False) -> bool:
         """As the registry's, with the fleet's opens honoured. In panic mode (every model of the chain
-        open) the fleet's open is treated as half-open like the local one, and the probe is this
-        process's own: panic never waits on another process's lease."""
+        open) the fleet's open is treated as half-open like the local one, and probed, as in half-open,
+        only by the process holding the model's lease (one panic probe per model across the fleet); the
+        fallback loop bounds that wait and then goes anyway (the module's docstring)."""
         until = self._fleet(key)
         if until is None:
             return super().allow(key, now, panic=panic)
