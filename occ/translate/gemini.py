@@ -294,7 +294,9 @@ class GeminiCollector:
     Adjacent text parts of the same kind merge; calls and signatures stay as they came."""
 
     def __init__(self) -> None:
-        self._parts: list[dict[str, Any]] = []
+        #: calls as they came; a run of text of one kind (thought or not) as its pieces, joined once at the
+        #: end (appending to one string per chunk would copy the text again on every chunk)
+        self._parts: list[dict[str, Any] | tuple[bool, list[str]]] = []
         self._grounding: Any = None
         self._usage: Any = None
 
@@ -320,7 +322,8 @@ class GeminiCollector:
                 if isinstance(part, dict):
                     self._add(part)
             if candidate.get("finishReason"):
-                whole = {"content": {"role": "model", "parts": self._parts},
+                parts = [{"text": "".join(p[1]), "thought": p[0]} if isinstance(p, tuple) else p for p in self._parts]
+                whole = {"content": {"role": "model", "parts": parts},
                          "finishReason": candidate["finishReason"], "groundingMetadata": self._grounding}
                 return {"candidates": [whole], "usageMetadata": self._usage}
         return None
@@ -332,11 +335,12 @@ class GeminiCollector:
         text = part.get("text")
         if not isinstance(text, str) or not text:
             return
+        thought = bool(part.get("thought"))
         last = self._parts[-1] if self._parts else None
-        if last is not None and isinstance(last.get("text"), str) and last["thought"] == bool(part.get("thought")):
-            last["text"] += text
+        if isinstance(last, tuple) and last[0] == thought:
+            last[1].append(text)
         else:
-            self._parts.append({"text": text, "thought": bool(part.get("thought"))})
+            self._parts.append((thought, [text]))
 
 
 class GeminiStreamTranslator:

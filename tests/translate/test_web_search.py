@@ -577,3 +577,27 @@ def test_a_source_url_python_cannot_split_keeps_the_answer():
     out = translate("responses", body.model_dump_json(), RESP)
     assert out.content[1].content[0].url == odd and out.content[1].content[0].title == odd
     assert out.content[2].citations[0].title == odd
+
+
+def test_gemini_collector_joins_runs_of_one_kind_around_calls():
+    """Thought pieces join into one thought part and text pieces into one text part (pieces kept, joined once
+    at the end: the price per chunk does not grow with the answer); a call splits the runs."""
+    from google.genai import types as T
+
+    from occ.core.sse import SSEEvent
+
+    def chunk(*parts: T.Part, finish: T.FinishReason | None = None) -> SSEEvent:
+        candidate = T.Candidate(content=T.Content(role="model", parts=list(parts)), finish_reason=finish)
+        return SSEEvent(data=T.GenerateContentResponse(candidates=[candidate]).model_dump_json(by_alias=True))
+
+    collector = gemini.GeminiCollector()
+    events = [chunk(T.Part(text=f"t{i} ", thought=True)) for i in range(300)]
+    events += [chunk(T.Part(text=f"a{i} ")) for i in range(300)]
+    events += [chunk(T.Part(function_call=T.FunctionCall(name="Read", args={"file_path": "/x"})))]
+    events += [chunk(T.Part(text="b")), chunk(T.Part(text="c"), finish=T.FinishReason.STOP)]
+    answers = [collector.feed(e) for e in events]
+    assert answers[:-1] == [None] * (len(events) - 1)
+    parts = answers[-1]["candidates"][0]["content"]["parts"]
+    assert parts[0] == {"text": "".join(f"t{i} " for i in range(300)), "thought": True}
+    assert parts[1] == {"text": "".join(f"a{i} " for i in range(300)), "thought": False}
+    assert parts[2]["functionCall"]["name"] == "Read" and parts[3] == {"text": "bc", "thought": False}
