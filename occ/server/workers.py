@@ -85,7 +85,8 @@ class _Supervisor:
         self.failed: str | None = None
         self.unclean: list[str] = []
         self._keepers: trio.CancelScope | None = None
-        self._restarting: set[int] = set()  # workers told to stop by a SIGHUP, to be replaced
+        self._restarting: set[int] = set()  # workers told to stop by a SIGHUP, to be replaced (once)
+        self._restart_running = False  # a SIGHUP's restart is under way
         self._ready: dict[int, bool] = {}  # index -> its current process said it serves
         self._readiness = trio.Event()  # set (and replaced) whenever a worker becomes ready
 
@@ -112,7 +113,7 @@ class _Supervisor:
             async with trio.open_nursery() as nursery:
                 async for signum in signals:
                     if hup and signum == signal.SIGHUP:
-                        if not self.stopping and not self._restarting:
+                        if not self.stopping and not self._restart_running:
                             nursery.start_soon(self._restart_all)
                         continue
                     self._on_stop_signal(signum)
@@ -131,16 +132,20 @@ class _Supervisor:
         SIGTERM; the next is stopped once its predecessor's replacement serves, so the port always has
         workers. Bounded: a replacement that is not ready within the stop budget and a minute ends the wait."""
         log.info("SIGHUP: restarting the %d workers one at a time", len(self.processes))
-        for index in sorted(self.processes):
-            process = self.processes.get(index)
-            if self.stopping or process is None:
-                break
-            self._restarting.add(index)
-            process.send_signal(signal.SIGTERM)
-            with trio.move_on_after(self.stop_budget_s + 60):
-                while not self.stopping and (self.processes.get(index) is process or not self._ready.get(index)):
-                    await self._readiness.wait()
-        self._restarting.clear()
+        self._restart_running = True
+        try:
+            for index in sorted(self.processes):
+                process = self.processes.get(index)
+                if self.stopping or process is None:
+                    break
+                self._restarting.add(index)
+                process.send_signal(signal.SIGTERM)
+                with trio.move_on_after(self.stop_budget_s + 60):
+                    while not self.stopping and (self.processes.get(index) is process or not self._ready.get(index)):
+                        await self._readiness.wait()
+        finally:
+            self._restarting.clear()
+            self._restart_running = False
 
     def _stop_all(self) -> None:
         """Stop accepting here, tell every worker to stop, and set the backstop for them all."""
@@ -169,7 +174,8 @@ class _Supervisor:
                 if returncode != 0:
                     self.unclean.append(f"worker {index} ended with {_describe(returncode)}")
                 return
-            if index in self._restarting:
+            if index in self._restarting:  # only the process told to stop: a replacement that dies is no restart
+                self._restarting.discard(index)
                 log.info("worker %d stopped (%s) for the restart; starting its replacement", index,
                          _describe(returncode))
                 continue

@@ -263,3 +263,22 @@ async def test_sighup_replaces_the_workers_one_at_a_time_and_a_stream_finishes(f
             server.kill()
         nursery.cancel_scope.cancel()
     assert b"restarting the 2 workers one at a time" in server.stderr
+
+
+async def test_a_replacement_that_cannot_start_after_sighup_stops_the_server_without_a_respawn_loop(fake, tmp_path):
+    """SIGHUP after the config broke: the first replacement exits before it could serve, and that stops the
+    server (exit status 1) as at start-up, instead of respawning it without a pause for minutes and then
+    stopping the good workers one after the other to replace them with more that cannot start."""
+    config, _ = _config(tmp_path, fake, grace_ms=1000)
+    async with trio.open_nursery() as nursery:
+        server = await Workers.start(nursery, config)
+        try:
+            with open(config, "w") as f:
+                f.write("{ this is not json")
+            server.process.send_signal(signal.SIGHUP)
+            assert 1 == await server.wait(within=30)
+        finally:
+            server.kill()
+        nursery.cancel_scope.cancel()
+    assert server.stderr.count(b"before it could serve") == 1
+    assert server.stderr.count(b"for the restart; starting its replacement") == 1
