@@ -103,7 +103,7 @@ def post(port: int, body: bytes) -> int:
 def announced_too_large(port: int, announced: int) -> tuple[int | None, int]:
     """Announce ``announced`` bytes and send zeros until occ answers: (status, bytes sent by then)."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-    sock.sendall(b"POST /v1/messages HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+    sock.sendall(b"POST /v1/messages HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
                  b"content-length: %d\r\n\r\n" % announced)
     sock.setblocking(False)
     sent, block, reply = 0, b"0" * 65536, b""
