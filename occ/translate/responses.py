@@ -347,6 +347,7 @@ class ResponsesCollector:
         self._items: dict[int, dict[str, Any]] = {}
         self._texts: dict[int, list[str]] = {}
         self._notes: dict[int, list[Any]] = {}
+        self._current = -1  # the output_index of the item added last: where an event without one belongs
 
     def feed(self, event: SSEEvent) -> dict[str, Any] | None:
         """The whole Response once the stream has given it, else None."""
@@ -356,8 +357,10 @@ class ResponsesCollector:
         if not isinstance(data, dict):
             raise UpstreamProtocolError("upstream sent an event that is not a JSON object")
         kind = data.get("type") or event.event
-        index = data.get("output_index") if isinstance(data.get("output_index"), int) else -1
-        if kind == "response.output_item.done" and isinstance(data.get("item"), dict):
+        index = data.get("output_index") if isinstance(data.get("output_index"), int) else self._current
+        if kind == "response.output_item.added":
+            self._current = index
+        elif kind == "response.output_item.done" and isinstance(data.get("item"), dict):
             self._items[index if index >= 0 else len(self._items)] = data["item"]
         elif kind == "response.output_text.delta":
             self._texts.setdefault(index, []).append(str(data.get("delta") or ""))

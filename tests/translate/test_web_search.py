@@ -601,3 +601,16 @@ def test_gemini_collector_joins_runs_of_one_kind_around_calls():
     assert parts[0] == {"text": "".join(f"t{i} " for i in range(300)), "thought": True}
     assert parts[1] == {"text": "".join(f"a{i} " for i in range(300)), "thought": False}
     assert parts[2]["functionCall"]["name"] == "Read" and parts[3] == {"text": "bc", "thought": False}
+
+
+def test_text_deltas_without_output_index_belong_to_the_item_added_last():
+    """A server that leaves ``output_index`` off its deltas and annotations (the stream translator takes
+    it too) and ``response.completed`` empty: the text is the message's, once, not a second message."""
+    out = []
+    for name, data in split_frames(S.responses_search_stream(empty_completed=True)):
+        if name.endswith(".delta") or "annotation" in name:
+            data.pop("output_index", None)
+        out.append(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
+    _, message = stream("responses", b"".join(out), RESP)
+    assert _shape(message) == ["server_tool_use", "web_search_tool_result", "text"]
+    _check_responses_message(message)
