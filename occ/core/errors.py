@@ -306,6 +306,9 @@ class AttemptRecord:
     duration_s: float
     detail: str = ""
     status: int | None = None
+    #: whether its request went to the upstream (a cancellation before that, in occ's own web search say,
+    #: spent nothing)
+    sent: bool = True
 
     def describe(self) -> str:
         what = self.outcome if self.status is None else f"HTTP {self.status}"

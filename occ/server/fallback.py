@@ -95,6 +95,8 @@ class Call:
     config: Config
     attempts: list[AttemptRecord] = attrs.field(factory=list)
     notes: list[str] = attrs.field(factory=list)
+    #: the current attempt has started its upstream request (set by the attempt, just before it opens it)
+    asked: bool = False
     #: what the winning attempt reported: stop_reason and usage, for the request log
     stop_reason: str | None = None
     usage: dict[str, int] | None = None
@@ -188,6 +190,7 @@ async def _fallback(
         timeouts = config.timeouts_for(model)
         started = trio.current_time()
         state.observer.attempt_started(model.label)
+        call.asked = False
         try:
             result = await attempt(model, provider, protocol, timeouts)
         except OccError as exc:
@@ -211,7 +214,7 @@ async def _fallback(
         except BaseException:  # cancelled (the client left, a deadline, the shutdown): it reached the upstream
             board.release(model.key)
             call.attempts.append(AttemptRecord(provider.name, model.model_id, protocol, "cancelled",
-                                               trio.current_time() - started))
+                                               trio.current_time() - started, sent=call.asked))
             raise
         duration = trio.current_time() - started
         board.record_success(model.key)
@@ -360,6 +363,7 @@ async def run_nonstreaming(state: ServerState, call: Call) -> dict[str, Any]:
         url = endpoint_url(provider, protocol, model.model_id, stream=False)
         headers = _upstream_headers(provider, protocol, _key(state, provider), call, stream=False, model=model)
         raw: bytes | None = None
+        call.asked = True
         with trio.move_on_after(timeouts.timeout_s) as deadline:  # ATTEMPT DEADLINE (timeout_ms)
             async with _client(state).open(url, headers=headers, body=body,
                                            connect_timeout_s=timeouts.connect_timeout_s) as response:
@@ -488,6 +492,7 @@ async def run_streaming(state: ServerState, call: Call, relay: Relay) -> None:
         limit = timeouts.streaming_timeout_s
         deadline = math.inf if limit is None else trio.current_time() + limit
         failure: OccError | None = None
+        call.asked = True
         with trio.move_on_at(deadline) as attempt_scope:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(heartbeat, relay, call.config.heartbeat_interval_s)
@@ -535,10 +540,11 @@ _NOT_SENT = frozenset({"connect_error", "no_api_key", "translation_error", "occ_
 def spent_so_far(call: Call, usage: Usage | None) -> None:
     """A request that ended without the upstream's usage (the client left, a deadline, the shutdown, a failure)
     still spent what reached an upstream: ``usage`` (what the stream reported and wrote so far), else the
-    input estimate. An attempt refused with an HTTP status, or never sent, spent nothing."""
+    input estimate. An attempt refused with an HTTP status, or never sent (cancelled before it asked), spent
+    nothing."""
     if call.usage is not None:
         return
-    if not any(a.status is None and a.outcome not in _NOT_SENT for a in call.attempts):
+    if not any(a.status is None and a.sent and a.outcome not in _NOT_SENT for a in call.attempts):
         return
     partial = usage if usage is not None else Usage.estimate(call.input_estimate)
     call.usage, call.usage_estimated = partial.as_dict(), partial.estimated

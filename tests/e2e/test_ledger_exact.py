@@ -253,3 +253,40 @@ async def test_sigkill_under_load_leaves_a_sound_file(fake, tmp_path, workers):
     finally:
         conn.close()
     assert 100 <= written <= sent + 16  # a row may be written just before its client read the end
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_a_client_that_leaves_during_occs_own_web_search_spent_nothing(fake, start_occ, nursery, tmp_path,
+                                                                            stream):
+    """The client leaves while occ's search backend (SearXNG) is still answering: the model was never asked,
+    so the row spends nothing (no tokens, no cost), though it names the model the request was on."""
+    from support import search_answers as S
+    from support.fake_upstream import start_fake
+    from support.stack import ok_stream
+
+    slow = await start_fake(nursery)
+    slow.default("/search", Reply(body=S.searxng_answer(), delay_s=30))
+    fake.default(CHAT, ok_stream("never asked"))
+    ledger = str(tmp_path / "usage.sqlite")
+    url = await start_occ(make_config(
+        fake, models={"default": {"provider": "fake", "model_id": "glm-5"}},
+        web_search={"backend": "searxng", "url": slow.url, "timeout_ms": 30_000},
+        prices={"fake/glm-5": {"input": 1.0, "output": 2.0}},
+        usage={"path": ledger, "flush_interval_ms": 100}))
+    body = {"model": "claude-sonnet-4-5", "max_tokens": 100, "stream": stream,
+            "messages": [{"role": "user", "content": f"Perform a web search for the query: {S.QUERY}"}],
+            "tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 8}]}
+    async with trio.open_nursery() as client:
+        async def ask() -> None:
+            async with httpx.AsyncClient(timeout=30) as http:
+                await http.post(f"{url}/v1/messages", json=body)
+
+        client.start_soon(ask)
+        with trio.fail_after(10):
+            while not slow.requests("/search"):
+                await trio.sleep(0.02)
+        client.cancel_scope.cancel()  # the client leaves mid-search
+    row = await _row(ledger)
+    assert (row["outcome"], row["model"]) == ("client_cancelled", "fake/glm-5")
+    assert row["input_tokens"] is None and row["output_tokens"] is None and row["cost_usd"] is None
+    assert fake.requests(CHAT) == []
