@@ -171,7 +171,8 @@ class _Supervisor:
                 self._stop_all()
                 return
             if self.stopping:
-                if returncode != 0:
+                # our SIGTERM, to a worker still starting (before its handler): it had served nothing
+                if returncode != 0 and not (returncode == -signal.SIGTERM and not ready):
                     self.unclean.append(f"worker {index} ended with {_describe(returncode)}")
                 return
             if index in self._restarting:  # only the process told to stop: a replacement that dies is no restart

@@ -282,3 +282,40 @@ async def test_a_replacement_that_cannot_start_after_sighup_stops_the_server_wit
         nursery.cancel_scope.cancel()
     assert server.stderr.count(b"before it could serve") == 1
     assert server.stderr.count(b"for the restart; starting its replacement") == 1
+
+
+async def test_sigterm_while_the_workers_are_still_starting_is_a_clean_stop(fake, tmp_path):
+    """SIGTERM as soon as the workers exist, before they serve (a service manager that stops what it just
+    started): workers that had not started serving had nothing to finish, so the parent exits 0."""
+    config, _ = _config(tmp_path, fake, grace_ms=1000)
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "occ.cli.main", "serve", "--config", config, "--workers", "2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    try:
+        with trio.fail_after(30):
+            while len(_any_thread_children(process.pid)) < 2:
+                await trio.sleep(0.005)
+        process.send_signal(signal.SIGTERM)
+        with trio.fail_after(40):
+            code = await process.wait()
+        stderr = await process.stderr.receive_some(1 << 20)
+        assert code == 0, stderr.decode(errors="replace")
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+def _any_thread_children(pid: int) -> set[int]:
+    """The processes whose parent is ``pid``, whichever of its threads started them (trio starts processes
+    from a worker thread, whose children /proc lists under that thread until it exits)."""
+    found = set()
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                found |= {int(p) for p in f.read().split()}
+        except OSError:
+            continue
+    return found
