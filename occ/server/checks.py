@@ -27,6 +27,7 @@ request. docs/security.md gives each rule's reason. The checks themselves are pl
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Mapping
 
@@ -62,8 +63,13 @@ class UnsafeBind(OccError):
     """``occ serve`` on a public address without client keys (a startup error, not a response)."""
 
 
+@functools.lru_cache(maxsize=64)
 def is_loopback(host: str) -> bool:
-    """Whether ``host`` (a name or an address, IPv6 with or without brackets) is this machine only."""
+    """Whether ``host`` (a name or an address, IPv6 with or without brackets) is this machine only.
+
+    Cached: :meth:`Guard.admit` asks it up to three times per request, mostly about the same one or two
+    strings, and ``ipaddress`` parsing costs ~2 us each time. Bounded, since a ``Host`` header is the
+    client's to choose."""
     host = host.strip().lower()
     if host in _LOCAL_NAMES:
         return True
