@@ -11,9 +11,15 @@ import binascii
 from typing import Any
 
 from occ.core.errors import InvalidRequest
-from occ.core.jsonfast import JSONDecodeError, loads_request
+from occ.core.jsonfast import JSONDecodeError, loads_request, loads_request_text
 
-__all__ = ["normalize_model_name", "parse_count_tokens_request", "parse_messages_request"]
+__all__ = ["LOW_MEMORY_PARSE_BYTES", "normalize_model_name", "parse_count_tokens_request", "parse_messages_request",
+           "parse_messages_text"]
+
+#: From this size on the server parses a body from its text (:func:`parse_messages_text`), to peak at
+#: twice its size instead of three times. Below it the bytes' parse (orjson) is kept: 1.3-2.5x faster
+#: there, and a few MB held once more do not matter.
+LOW_MEMORY_PARSE_BYTES = 8 << 20
 
 _ROLES = ("user", "assistant", "system")
 
@@ -91,7 +97,26 @@ def normalize_model_name(model: str) -> str:
 
 def parse_messages_request(body: bytes) -> dict[str, Any]:
     """The request as a dict, or :class:`InvalidRequest` naming the first bad field."""
-    request = _load_object(body)
+    return _checked(_load_object(body))
+
+
+def parse_messages_text(text: str) -> dict[str, Any]:
+    """:func:`parse_messages_request` for a large body already decoded from UTF-8, whose bytes the
+    caller has let go: parsed in at most twice its size (:func:`~occ.core.jsonfast.loads_request_text`).
+
+    Whatever that parser refuses is judged again by :func:`parse_messages_request`, so a bad body gets
+    the same verdict and the same message at any size.
+    """
+    try:
+        value = loads_request_text(text)
+    except (ValueError, RecursionError):
+        return parse_messages_request(text.encode())
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"request body must be a JSON object, not {_kind(value)}")
+    return _checked(value)
+
+
+def _checked(request: dict[str, Any]) -> dict[str, Any]:
     model = request.get("model")
     if "model" not in request:
         raise InvalidRequest("model: field required")

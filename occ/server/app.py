@@ -27,7 +27,12 @@ from occ.core.ids import random_hex
 from occ.core.jsonfast import JSONDecodeError, dumps, loads
 from occ.core.scrub import scrub, scrub_json
 from occ.core.tokens import count_tokens
-from occ.core.validate import parse_count_tokens_request, parse_messages_request
+from occ.core.validate import (
+    LOW_MEMORY_PARSE_BYTES,
+    parse_count_tokens_request,
+    parse_messages_request,
+    parse_messages_text,
+)
 from occ.observe.access_log import RequestLog, log_request, redacted_body
 from occ.observe.logs import get_logger
 from occ.observe.usage import usage_row
@@ -140,12 +145,20 @@ class OccApp:
             body = await _read_body(headers, receive, config.max_body_bytes)
             body_bytes = len(body)
             with collector_paused(body_bytes):  # a large history: no collector passes over its objects
-                request = parse_messages_request(body)
+                text = _decoded(body)
+                if text is None:
+                    request = parse_messages_request(body)
+                else:  # large: the text replaces the bytes, so parsing holds two copies, not three
+                    del body
+                    request = parse_messages_text(text)
                 record.client_model = request["model"]
                 estimate = count_tokens(request)  # once: routing and message_start use the same count
                 the_route = route(request, config, token_estimate=estimate)
             record.scenario, record.reason = the_route.scenario, the_route.reason
             record.chain = [m.label for m in the_route.chain]
+            if text is not None:  # the client's bytes again (the same bytes), only where they are read
+                body = text.encode() if config.logging.requests or _passthrough_in(the_route, config) else b""
+                del text
             if config.logging.requests:
                 log.debug("%s request body: %s", request_id, redacted_body(body, config.logging.body_limit_bytes))
             call = Call(
@@ -252,11 +265,12 @@ async def _watch_disconnect(receive: Receive, scope: trio.CancelScope, record: R
             return
 
 
-async def _read_body(headers: dict[str, str], receive: Receive, limit: int) -> bytes:
+async def _read_body(headers: dict[str, str], receive: Receive, limit: int) -> bytes | bytearray:
     """The request body, refused with 413 as early as can be: a ``Content-Length`` over ``limit``
     before a byte of the body is read, a chunked body the moment its running count passes it.
 
-    The parts are joined once and dropped at once, so the body is held twice only for that moment.
+    A small body's parts are joined once and dropped at once; a large one announced with its length is
+    read into one buffer (a ``bytearray``), so it is held once.
 
     Raises:
         RequestTooLarge: over ``max_body_bytes`` (hypercorn then closes the connection instead of
@@ -267,6 +281,9 @@ async def _read_body(headers: dict[str, str], receive: Receive, limit: int) -> b
     if announced.isdigit() and int(announced) > limit:
         raise RequestTooLarge(f"request body of {int(announced)} bytes is larger than the limit of {limit} bytes "
                               "(max_body_bytes)")
+    # A large announced body goes straight into one buffer of its size, each part dropped once copied:
+    # all parts and their join are never held at once.
+    buffer = bytearray(int(announced)) if announced.isdigit() and int(announced) >= LOW_MEMORY_PARSE_BYTES else None
     parts: list[bytes] = []
     size = 0
     while True:
@@ -274,14 +291,31 @@ async def _read_body(headers: dict[str, str], receive: Receive, limit: int) -> b
         if message["type"] == "http.disconnect":
             raise _ClientGone("client disconnected while sending the request body")
         chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
+        if size + len(chunk) > limit:
             raise RequestTooLarge(f"request body is larger than the limit of {limit} bytes (max_body_bytes)")
-        parts.append(chunk)
+        if buffer is not None:
+            buffer[size:size + len(chunk)] = chunk  # past the announced end, it grows
+        else:
+            parts.append(chunk)
+        size += len(chunk)
         if not message.get("more_body", False):
+            if buffer is not None:
+                del buffer[size:]  # shorter than announced (the server would have refused it first)
+                return buffer
             body = b"".join(parts) if len(parts) != 1 else parts[0]
             parts.clear()
             return body
+
+
+def _decoded(body: bytes | bytearray) -> str | None:
+    """A large body as text (:data:`LOW_MEMORY_PARSE_BYTES`), or None: small, or not UTF-8 (then the
+    bytes' own parse names the bad byte)."""
+    if len(body) < LOW_MEMORY_PARSE_BYTES:
+        return None
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def _passthrough_in(the_route: Route, config: Config) -> bool:
