@@ -193,10 +193,12 @@ def _load(path: str | None) -> Any:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from occ.cli.allocator import fix_mmap_threshold
     from occ.observe.logs import configure_logging
     from occ.server.checks import check_bind, startup_notices
     from occ.server.serve import BindFailed, create_app, describe_bind_failure, hypercorn_config, open_sockets
 
+    fix_mmap_threshold()  # a large request's memory goes back to the system once it is done
     config = _load(args.config)
     configure_logging(config, debug=args.debug)
     log = logging.getLogger("occ")
