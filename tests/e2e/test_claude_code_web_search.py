@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 
-import pytest
 import trio
 from support import search_answers as S
+from support.claude_cli import CLAUDE, needs_cli
 from support.fake_upstream import Reply, Seen, sse
 from support.shapes import chunk, tool_delta, usage_chunk
 from support.stack import make_config
@@ -23,17 +22,6 @@ from support.stack import make_config
 CHAT = "/v1/chat/completions"
 RESPONSES = "/v1/responses"
 MARKER = "occ-search-marker-3318"
-
-
-def _claude_bin() -> str | None:
-    explicit = os.environ.get("OCC_CLAUDE_BIN")
-    if explicit and os.path.exists(explicit):
-        return explicit
-    return shutil.which("claude")
-
-
-CLAUDE = _claude_bin()
-needs_cli = pytest.mark.skipif(CLAUDE is None, reason="Claude Code CLI not installed (set OCC_CLAUDE_BIN)")
 
 
 def _main_loop(seen: Seen) -> Reply:

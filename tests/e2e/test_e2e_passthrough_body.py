@@ -14,7 +14,8 @@ import subprocess
 import httpx
 import pytest
 import trio
-from e2e.test_claude_code_cli import CLAUDE, MARKER, MESSAGES, SIGNATURE, _anthropic_events
+from support.claude_cli import CLAUDE, MARKER, MESSAGES, SIGNATURE
+from support.claude_cli import anthropic_events as _anthropic_events
 from support.claude_code_bodies import BETAS_197, BETAS_331, cc_2_1_197, cc_2_1_331
 from support.fake_upstream import Reply, Seen
 from support.sdk_answers import Answer, anthropic_error, anthropic_stream

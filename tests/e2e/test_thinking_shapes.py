@@ -145,17 +145,17 @@ async def test_without_the_table_go_would_refuse(fake, start_occ):
 async def test_the_real_claude_code_cli_through_go(fake, start_occ, tmp_path):
     """The real client (Claude Code CLI, adaptive thinking by default) through the Go preset to a fake as
     strict as Go: the run succeeds, and every request Go saw had thinking in the shape it takes."""
-    from e2e.test_claude_code_cli import CLAUDE, MESSAGES, _anthropic_script, _run_cli
+    from support.claude_cli import CLAUDE, MESSAGES, anthropic_script, run_cli
 
     if CLAUDE is None:
         pytest.skip("Claude Code CLI not installed (set OCC_CLAUDE_BIN or put claude on PATH)")
 
     def go(seen):
         refused = opencode_go(seen) if "thinking" in seen.json else None
-        return refused if refused is not None and refused.status == 400 else _anthropic_script(seen)
+        return refused if refused is not None and refused.status == 400 else anthropic_script(seen)
 
     fake.default(MESSAGES, go)
-    await _run_cli(await start_occ(preset_on_fake(fake, "opencode-go", "minimax-m3")), tmp_path)
+    await run_cli(await start_occ(preset_on_fake(fake, "opencode-go", "minimax-m3")), tmp_path)
     seen = fake.requests(MESSAGES)
     assert seen and all(s.json.get("stream") is True for s in seen), "the CLI fell back to a non-streaming retry"
     shapes = {json.dumps(s.json.get("thinking"), sort_keys=True) for s in seen}
