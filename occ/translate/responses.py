@@ -486,7 +486,8 @@ class ResponsesStreamTranslator:
                 self._write(slot, "summary", summary, delta=data.get("delta"))
             elif phase == "done":
                 part = data.get("part") if isinstance(data.get("part"), dict) else {}
-                self._write(slot, "summary", summary, full=data.get("text") if "text" in data else part.get("text"))
+                text = data.get("text")  # null means absent: then the part carries it
+                self._write(slot, "summary", summary, full=text if text is not None else part.get("text"))
         elif stem == "reasoning_text":
             if phase == "delta":
                 self._write(slot, "reasoning", content, delta=data.get("delta"))

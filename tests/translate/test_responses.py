@@ -346,3 +346,26 @@ def test_events_without_indices_still_correlate_by_id_or_by_the_item_in_progress
         ev({"type": "response.completed", "response": {"usage": {"input_tokens": 5, "output_tokens": 1}}}),
     ])
     assert run(raw)["content"] == [{"type": "text", "text": "Hello"}]
+
+
+def test_a_null_text_beside_a_summary_part_is_absent_and_the_part_text_is_written():
+    """On upstream data null means absent: a ``reasoning_summary_part.done`` (built by the openai SDK) that
+    a server sends with an extra ``"text": null`` still gives its part's text, once."""
+    from openai.types.responses import ResponseReasoningSummaryPartDoneEvent
+
+    part_done = ResponseReasoningSummaryPartDoneEvent.model_validate({
+        "type": "response.reasoning_summary_part.done", "item_id": "rs_1", "output_index": 0,
+        "summary_index": 0, "sequence_number": 2, "part": {"type": "summary_text", "text": "Thought about it."}})
+    raw = b"".join([
+        ev({"type": "response.output_item.added", "output_index": 0, "item": {"id": "rs_1", "type": "reasoning",
+                                                                             "summary": []}}),
+        ev({**part_done.model_dump(mode="json"), "text": None}),
+        ev({"type": "response.output_item.done", "output_index": 0, "item": {"id": "rs_1", "type": "reasoning",
+                                                                            "summary": []}}),
+        ev({"type": "response.output_item.added", "output_index": 1, "item": {"id": "msg_1", "type": "message"}}),
+        ev({"type": "response.output_text.delta", "output_index": 1, "content_index": 0, "delta": "Done."}),
+        ev({"type": "response.completed", "response": {"usage": {"input_tokens": 5, "output_tokens": 3}}}),
+    ])
+    content = run(raw)["content"]
+    assert [(b["type"], b.get("thinking", b.get("text"))) for b in content] == [
+        ("thinking", "Thought about it."), ("text", "Done.")]
