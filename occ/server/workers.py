@@ -14,7 +14,8 @@ itself:
   *lifeline* (a pipe whose other end only the parent holds) reaches end of file: a parent that died,
   even of SIGKILL, leaves no worker serving on its own. SIGINT is ignored in workers: a Ctrl-C in the
   terminal reaches the whole process group, and the parent alone decides what it means.
-* SIGTERM or SIGINT to the parent: it closes its copy of the listening socket, sends SIGTERM to every
+* SIGTERM or SIGINT to the parent: it closes its copy of the listening socket (once no worker is being
+  started: ``Popen`` is still passing the socket on then), sends SIGTERM to every
   worker and waits for them all (at most the grace, the flush and hypercorn's backstop, plus a margin,
   then SIGKILL for a worker that is still there). It exits 0 when every worker stopped cleanly.
 * SIGHUP to the parent replaces the workers one at a time, each stopping as on SIGTERM (new code, a changed
@@ -51,6 +52,9 @@ STOP_MARGIN_S = 5.0
 #: a worker that served this long and then died is replaced at once; one that dies sooner waits this long
 #: first, so a worker that keeps crashing does not spin
 RESPAWN_PAUSE_S = 1.0
+#: after SIGKILL, how long the parent still waits for the kernel to reap a worker: milliseconds, unless the
+#: process is stuck in the kernel (a dead NFS mount), where no wait would help; the parent then goes on
+KILLED_REAP_S = 2.0
 
 _ENV_FDS = "OCC_WORKER_FDS"
 _ENV_READY = "OCC_WORKER_READY_FD"
@@ -89,15 +93,20 @@ class _Supervisor:
         self._restart_running = False  # a SIGHUP's restart is under way
         self._ready: dict[int, bool] = {}  # index -> its current process said it serves
         self._readiness = trio.Event()  # set (and replaced) whenever a worker becomes ready
+        # held while a worker is started: Popen passes the listening sockets on from a thread, so they are
+        # closed (_close_sockets) only between two starts
+        self._spawning = trio.Lock()
+        self._tasks: trio.Nursery | None = None
 
     async def run(self) -> int:
         async with trio.open_nursery() as outer:
-            await outer.start(self._signals)
+            self._tasks = outer
+            signals: trio.CancelScope = await outer.start(self._signals)
             async with trio.open_nursery() as keepers:
                 self._keepers = keepers.cancel_scope
                 for index in range(self.count):
                     keepers.start_soon(self._keep, index)
-            outer.cancel_scope.cancel()
+            signals.cancel()  # a _close_sockets still waiting for the lock gets it now: nothing is starting
         if self.failed is not None:
             log.error("%s", self.failed)
             return 1
@@ -106,10 +115,10 @@ class _Supervisor:
             return 1
         return 0
 
-    async def _signals(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def _signals(self, task_status: trio.TaskStatus[trio.CancelScope] = trio.TASK_STATUS_IGNORED) -> None:
         hup = (signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ()
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, *hup) as signals:
-            task_status.started()
+        with trio.CancelScope() as scope, trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, *hup) as signals:
+            task_status.started(scope)
             async with trio.open_nursery() as nursery:
                 async for signum in signals:
                     if hup and signum == signal.SIGHUP:
@@ -152,24 +161,36 @@ class _Supervisor:
         if self.stopping:
             return
         self.stopping = True
-        for sock in self.sockets:  # the parent's copy; each worker closes its own as it stops accepting
-            sock.close()
+        if self._tasks is not None:
+            self._tasks.start_soon(self._close_sockets)
         for process in self.processes.values():
             if process.returncode is None:
                 process.send_signal(signal.SIGTERM)
         if self._keepers is not None:  # BACKSTOP: a worker still there after its whole budget is killed
             self._keepers.deadline = trio.current_time() + self.stop_budget_s
 
+    async def _close_sockets(self) -> None:
+        """The parent's copy of the listening sockets; each worker closes its own as it stops accepting.
+        Closed once no worker is being started: ``Popen`` passes them on from a thread, and a socket closed
+        under it would leave the new worker without it (or with another file on its number). The wait is
+        one ``Popen`` at most: a start that begins after the stop sees ``stopping`` and starts nothing."""
+        async with self._spawning:
+            for sock in self.sockets:
+                sock.close()
+
     async def _keep(self, index: int) -> None:
         """Worker ``index`` for the life of the server: started, watched, replaced if it dies serving."""
         while not self.stopping:
             started_at = trio.current_time()
             try:
-                returncode, ready = await self._one(index)
+                outcome = await self._one(index)
             except _Failed as exc:
                 self.failed = str(exc)
                 self._stop_all()
                 return
+            if outcome is None:  # the stop came before it could start: nothing was started
+                return
+            returncode, ready = outcome
             if self.stopping:
                 # our SIGTERM, to a worker still starting (before its handler): it had served nothing
                 if returncode != 0 and not (returncode == -signal.SIGTERM and not ready):
@@ -190,25 +211,29 @@ class _Supervisor:
             if trio.current_time() - started_at < 10:
                 await trio.sleep(RESPAWN_PAUSE_S)
 
-    async def _one(self, index: int) -> tuple[int, bool]:
-        """Start worker ``index`` and wait for it to end: its exit status, and whether it became ready."""
-        ready_read, ready_write = os.pipe()
-        life_read, life_write = os.pipe()
-        fds = [sock.fileno() for sock in self.sockets]
-        env = {**self.env, _ENV_FDS: ",".join(map(str, fds)), _ENV_READY: str(ready_write),
-               _ENV_LIFELINE: str(life_read), _ENV_INDEX: str(index)}
-        if self.debug:
-            env[_ENV_DEBUG] = "1"
-        try:
-            process = await trio.lowlevel.open_process(
-                [sys.executable, "-m", "occ.server.workers"], env=env, pass_fds=(*fds, ready_write, life_read),
-                stdin=subprocess.DEVNULL)
-        except OSError as exc:
-            for fd in (ready_read, ready_write, life_read, life_write):
-                os.close(fd)
-            raise _Failed(f"cannot start worker {index}: {exc}") from exc
-        os.close(ready_write)
-        os.close(life_read)
+    async def _one(self, index: int) -> tuple[int, bool] | None:
+        """Start worker ``index`` and wait for it to end: its exit status, and whether it became ready
+        (``None``: the server was stopping before it could start, and nothing was started)."""
+        async with self._spawning:  # the sockets stay open until Popen has passed them on
+            if self.stopping:
+                return None
+            ready_read, ready_write = os.pipe()
+            life_read, life_write = os.pipe()
+            fds = [sock.fileno() for sock in self.sockets]
+            env = {**self.env, _ENV_FDS: ",".join(map(str, fds)), _ENV_READY: str(ready_write),
+                   _ENV_LIFELINE: str(life_read), _ENV_INDEX: str(index)}
+            if self.debug:
+                env[_ENV_DEBUG] = "1"
+            try:
+                process = await trio.lowlevel.open_process(
+                    [sys.executable, "-m", "occ.server.workers"], env=env, pass_fds=(*fds, ready_write, life_read),
+                    stdin=subprocess.DEVNULL)
+            except OSError as exc:
+                for fd in (ready_read, ready_write, life_read, life_write):
+                    os.close(fd)
+                raise _Failed(f"cannot start worker {index}: {exc}") from exc
+            os.close(ready_write)
+            os.close(life_read)
         self.processes[index] = process
         self._ready[index] = False
         self._wake()
@@ -229,17 +254,27 @@ class _Supervisor:
                 nursery.start_soon(readiness)
                 await process.wait()
                 nursery.cancel_scope.cancel()
-        except trio.Cancelled:
-            log.warning("worker %d (pid %d) did not stop within %.0fs; killed", index, process.pid,
+        except* trio.Cancelled:  # BACKSTOP (it reaches us through the nursery, as an exception group)
+            log.warning("worker %d (pid %d) did not stop within %gs; killed", index, process.pid,
                         self.stop_budget_s)
-            self.unclean.append(f"worker {index} killed after {self.stop_budget_s:.0f}s")
+            self.unclean.append(f"worker {index} killed after {self.stop_budget_s:g}s")
             process.kill()
             raise
         finally:
-            with trio.CancelScope(shield=True):
-                await process.wait()
-                await stream.aclose()
+            # Ended the ordinary ways, the worker has exited or been killed: the wait below is immediate.
+            # Any other way out (an error in the supervisor itself) leaves it running: the closed lifeline
+            # tells it to stop as on SIGTERM, and REAP DEADLINE gives it the stop budget, then SIGKILL.
             os.close(life_write)
+            with trio.move_on_after(self.stop_budget_s, shield=True) as reaping:  # REAP DEADLINE
+                await process.wait()
+            if reaping.cancelled_caught:
+                log.warning("worker %d (pid %d) did not exit within %gs of its teardown; killed", index,
+                            process.pid, self.stop_budget_s)
+                process.kill()
+                with trio.move_on_after(KILLED_REAP_S, shield=True):
+                    await process.wait()
+            with trio.CancelScope(shield=True):
+                await stream.aclose()  # closes at once; the shield keeps its checkpoint from skipping the rest
             self.processes.pop(index, None)
             self._ready.pop(index, None)
             self._wake()
