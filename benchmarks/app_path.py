@@ -11,7 +11,11 @@ time to first content.
 ``--shared-state URL`` gives occ ``shared_state`` on that Redis: its sync task runs in this process, so
 its cost is in the CPU per request.
 
-usage: python benchmarks/app_path.py [--floor] [--stream] [--requests N] [--concurrency C] [--rounds R]
+``--serve`` puts hypercorn back: occ is served by ``occ.server.serve`` on 127.0.0.1 in this process and
+each task is an HTTP/1.1 client on its own kept-alive connection (a few lines over a raw socket), so the
+figures include the server's per-request and per-send work, still without the load client's process.
+
+usage: python benchmarks/app_path.py [--floor] [--stream] [--serve] [--requests N] [--concurrency C] [--rounds R]
                                      [--shared-state redis://127.0.0.1:PORT/0] [--usage on|off]
 """
 
@@ -25,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from typing import Any
 
 import trio
@@ -94,24 +99,60 @@ async def measure(app: Any, body: bytes, args: argparse.Namespace) -> None:
 
         await app(dict(scope), receive, send)
 
-    for _ in range(args.concurrency):  # warm-up: connections, caches
-        await one()
+    streams: list[trio.SocketStream] = []
+    if args.serve:
+        request = (b"POST /v1/messages HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+                   b"anthropic-version: 2023-06-01\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        streams = [await trio.open_tcp_stream("127.0.0.1", args.port) for _ in range(args.concurrency)]
+
+        async def exchange(stream: trio.SocketStream) -> None:
+            """One request on a kept-alive connection, read to the end of its body."""
+            started = time.perf_counter()
+            await stream.send_all(request)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += await stream.receive_some(65536)
+            head, _, tail = data.partition(b"\r\n\r\n")
+            if not head.startswith(b"HTTP/1.1 200"):
+                raise RuntimeError(head.split(b"\r\n", 1)[0].decode())
+            lowered = head.lower()
+            seen_content = False
+            if b"transfer-encoding: chunked" in lowered:
+                while not tail.endswith(b"\r\n0\r\n\r\n"):
+                    if not seen_content and b"content_block_delta" in tail:
+                        seen_content = True
+                        first_content.append(time.perf_counter() - started)
+                    tail = tail[-64:] + await stream.receive_some(65536)
+            else:
+                length = int(lowered.split(b"content-length: ", 1)[1].split(b"\r\n", 1)[0])
+                while len(tail) < length:
+                    tail += await stream.receive_some(65536)
+
+    async def each(slot: int) -> None:
+        if args.serve:
+            await exchange(streams[slot])
+        else:
+            await one()
+
+    async with trio.open_nursery() as nursery:  # warm-up: connections, caches
+        for slot in range(args.concurrency):
+            nursery.start_soon(each, slot)
     for index in range(args.rounds):
         left = args.requests
 
-        async def worker() -> None:
+        async def worker(slot: int) -> None:
             nonlocal left
             while left > 0:
                 left -= 1
-                await one()
+                await each(slot)
 
         first_content.clear()
         counter = StepCounter()
         trio.lowlevel.add_instrument(counter)
         wall, cpu = time.perf_counter(), time.process_time()
         async with trio.open_nursery() as nursery:
-            for _ in range(args.concurrency):
-                nursery.start_soon(worker)
+            for slot in range(args.concurrency):
+                nursery.start_soon(worker, slot)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         trio.lowlevel.remove_instrument(counter)
         line = (f"round {index}: {args.requests / wall:,.0f} req/s, CPU/req {cpu / args.requests * 1e6:,.0f} us, "
@@ -120,6 +161,38 @@ async def measure(app: Any, body: bytes, args: argparse.Namespace) -> None:
             first_content.sort()
             line += f", TTFC p50 {first_content[len(first_content) // 2] * 1e3:.2f} ms"
         print(line, flush=True)
+    for stream in streams:
+        await stream.aclose()
+
+
+async def serve_and_measure(app: Any, body: bytes, args: argparse.Namespace) -> None:
+    """occ served by hypercorn on 127.0.0.1 in this process (hypercorn runs the lifespan)."""
+    from occ.server.serve import serve
+
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(partial(serve, app.state.config, host="127.0.0.1", port=0, app=app))
+        args.port = int(binds[0].rsplit(":", 1)[1])
+        await measure(app, body, args)
+        nursery.cancel_scope.cancel()
+
+
+async def call_and_measure(app: Any, body: bytes, args: argparse.Namespace) -> None:
+    """occ's ASGI app called directly, its lifespan run by hand."""
+    to_app, app_inbox = trio.open_memory_channel[dict[str, Any]](1)
+    app_outbox, from_app = trio.open_memory_channel[dict[str, Any]](1)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(app, {"type": "lifespan", "asgi": {"version": "3.0"}}, app_inbox.receive,
+                           app_outbox.send)
+        await to_app.send({"type": "lifespan.startup"})
+        await from_app.receive()
+        if args.shared_state:
+            with trio.fail_after(10):
+                while app.state.shared.status != "connected":
+                    await trio.sleep(0.05)
+        await measure(app, body, args)
+        await to_app.send({"type": "lifespan.shutdown"})
+        await from_app.receive()
+        nursery.cancel_scope.cancel()
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -136,21 +209,10 @@ async def main(args: argparse.Namespace) -> None:
         marker = f"bench:deltas=50,delay={5 if args.stream else 0},agentic=0"
         body = json.dumps({"model": "bench-model", "stream": args.stream, "max_tokens": 100,
                            "messages": [{"role": "user", "content": marker + " " + "x" * 160}]}).encode()
-        to_app, app_inbox = trio.open_memory_channel[dict[str, Any]](1)
-        app_outbox, from_app = trio.open_memory_channel[dict[str, Any]](1)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(app, {"type": "lifespan", "asgi": {"version": "3.0"}}, app_inbox.receive,
-                               app_outbox.send)
-            await to_app.send({"type": "lifespan.startup"})
-            await from_app.receive()
-            if args.shared_state:
-                with trio.fail_after(10):
-                    while app.state.shared.status != "connected":
-                        await trio.sleep(0.05)
-            await measure(app, body, args)
-            await to_app.send({"type": "lifespan.shutdown"})
-            await from_app.receive()
-            nursery.cancel_scope.cancel()
+        if args.serve:
+            await serve_and_measure(app, body, args)
+        else:
+            await call_and_measure(app, body, args)
         os.unlink(f.name)
         for suffix in ("", "-wal", "-shm"):
             if os.path.exists(config["usage"]["path"] + suffix):
@@ -164,6 +226,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--floor", action="store_true", help="measure stack_floor.py's app instead of occ")
     parser.add_argument("--stream", action="store_true", help="50 deltas 5 ms apart instead of one JSON answer")
+    parser.add_argument("--serve", action="store_true", help="through hypercorn on 127.0.0.1, over real sockets")
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=5)

@@ -584,10 +584,11 @@ async def _pump(state: ServerState, call: Call, url: str, headers: dict[str, str
     """Upstream bytes through the decoder and translator to the relay.
 
     One upstream chunk is one iteration, in this task: read, decode, translate, and write what it made to
-    the client in one send (:func:`_deliver`). Each read sits inside one scope whose deadline is the nearer
-    of the STALL GUARD (``stream_timeout_ms`` of silence) and the PAYLOAD GUARD (``payload_timeout_ms``: a
-    stream made only of SSE comments and pings ends after that long, however lively); which of the two it
-    was is read from the deadlines when it fires. Writing to the client happens outside it.
+    the client in one send (:func:`_deliver`). The reads sit inside a scope whose deadline is the nearer
+    of the STALL GUARD (``stream_timeout_ms`` of silence, counted from the start of each read) and the
+    PAYLOAD GUARD (``payload_timeout_ms``: a stream made only of SSE comments and pings ends after that long,
+    however lively); which of the two it was, or neither (the scope is re-armed, not moved, per read), is
+    read from the deadlines when it fires. Writes to the client are shielded from it.
     ``on_commit`` runs once, when the stream first commits: that is when the model has shown it is healthy
     (a panic-mode probe settles there, not minutes later at the end of the stream). An upstream that
     answers a stream request with its whole answer as JSON (some servers ignore ``stream``) has that
@@ -620,33 +621,46 @@ async def _pump(state: ServerState, call: Call, url: str, headers: dict[str, str
         read = response.read
         head: bytes | None = None  # the first bytes: what to name if they never were a stream
         payload_deadline = math.inf if payload_s is None else trio.current_time() + payload_s
-        while True:
-            stall_deadline = trio.current_time() + stall_s
-            with trio.CancelScope(deadline=min(stall_deadline, payload_deadline)) as guard:  # STALL + PAYLOAD
-                chunk = await read()
+        ended = False
+        while not ended:
+            # One GUARD scope (STALL + PAYLOAD) serves many reads: its deadline is the nearer of the two as
+            # of when it was opened, and it is not moved per read (a new scope, or moving a deadline, per
+            # upstream delta was a tenth of the per-delta cost). When it fires, the deadlines as they are now
+            # say whether that was real; if not, the read it cancelled is simply made again under a new
+            # scope. A cancelled read loses nothing: it is cancelled while waiting, before reading a byte.
+            # Writes to the client sit inside it shielded, and the stall clock starts at each read, so a
+            # slow client is never charged to the model.
+            read_started = trio.current_time()
+            with trio.CancelScope(deadline=min(read_started + stall_s, payload_deadline)) as guard:
+                while True:
+                    read_started = trio.current_time()
+                    chunk = await read()
+                    if not chunk:
+                        ended = True
+                        break
+                    if head is None:
+                        head = chunk
+                    for event in decoder.feed(chunk):
+                        if payload_s is not None and _is_payload(event):
+                            payload_deadline = trio.current_time() + payload_s
+                        translator.feed(event)
+                        if translator.done:
+                            break
+                    out = builder.take()
+                    if out:
+                        await _deliver(relay, out)
+                        if not committed and builder.committed:
+                            committed = True
+                            on_commit()
+                    if translator.done:
+                        return
             if guard.cancelled_caught:
-                if payload_deadline <= stall_deadline:
+                now = trio.current_time()
+                if now >= payload_deadline:
                     raise UpstreamStalled(f"only SSE comments and pings from upstream for {payload_s:g}s "
                                           "(payload_timeout_ms)")
-                raise UpstreamStalled(f"no bytes from upstream for {stall_s:g}s (stream_timeout_ms)")
-            if not chunk:
-                break
-            if head is None:
-                head = chunk
-            for event in decoder.feed(chunk):
-                if payload_s is not None and _is_payload(event):
-                    payload_deadline = trio.current_time() + payload_s
-                translator.feed(event)
-                if translator.done:
-                    break
-            out = builder.take()
-            if out:
-                await _deliver(relay, out)
-                if not committed and builder.committed:
-                    committed = True
-                    on_commit()
-            if translator.done:
-                return
+                if now >= read_started + stall_s:
+                    raise UpstreamStalled(f"no bytes from upstream for {stall_s:g}s (stream_timeout_ms)")
         for event in decoder.close():
             if not translator.done:
                 translator.feed(event)

@@ -1,5 +1,8 @@
 """Serving occ on hypercorn's trio worker, standalone or inside a caller's nursery.
 
+The worker is hypercorn's own with occ's connection class (:mod:`occ.server.hypercorn_worker`: a write the
+socket takes whole is made at once, without three passes of the scheduler).
+
 occ opens its listening sockets itself, before handing them to hypercorn, so a port in use or an
 address this machine does not have is one :class:`BindFailed` that names the port, says who holds
 it and what to do, instead of an exception group from inside hypercorn's nursery.
@@ -20,13 +23,13 @@ from typing import Any
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.config import Sockets
-from hypercorn.trio.run import worker_serve
 from hypercorn.utils import wrap_app
 
 from occ.config.model import Config
 from occ.core.errors import OccError
 from occ.observe.logs import configure_logging, get_logger
 from occ.server.app import OccApp, create_app
+from occ.server.hypercorn_worker import worker_serve
 
 __all__ = ["SHUTDOWN_FLUSH_S", "BindFailed", "create_app", "describe_bind_failure", "hypercorn_config", "open_sockets",
            "serve", "serve_until_stopped"]

@@ -68,12 +68,58 @@ class Origin:
 
 @attrs.define(eq=False)
 class _Connection:
+    """One connection to an origin, and its reads and writes.
+
+    On a plain TCP connection :meth:`receive` and :meth:`send` talk to the socket directly: a streamed
+    upstream sends one delta at a time, so trio's ``receive_some`` would first try a read that fails
+    (``EAGAIN``, raised and caught), then wait, then read; and ``send_all`` would add a checkpoint on
+    either side of a write the socket takes at once. The same bytes, errors and cancellation points
+    remain: :meth:`receive` waits (a checkpoint) then reads; a socket error is trio's
+    ``BrokenResourceError``; a write the socket does not take whole goes on through ``send_all``. TLS
+    connections use the stream as they are (``benchmarks/components.py`` prices both ways).
+    """
+
     origin: Origin
     stream: trio.abc.Stream
     socket: Any
     idle_since: float = 0.0
     #: how long this connection may stay idle (from its server's ``Keep-Alive`` header, else the pool's)
     expiry_s: float | None = None
+    #: the standard-library socket under a plain TCP stream (None for TLS: its bytes are not the socket's)
+    raw: Any = attrs.field(default=None, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        if type(self.stream) is trio.SocketStream:
+            self.raw = getattr(self.socket, "_sock", None)  # trio's socket wraps the stdlib one
+
+    async def receive(self) -> bytes:
+        """The next bytes the server sent (``b""``: it closed); waits for them, cancellably."""
+        raw = self.raw
+        if raw is None:
+            return await self.stream.receive_some(_READ_SIZE)
+        while True:
+            await trio.lowlevel.wait_readable(raw)
+            try:
+                return raw.recv(_READ_SIZE)
+            except BlockingIOError:  # woken with nothing to read after all: wait again
+                continue
+            except OSError as exc:
+                raise trio.BrokenResourceError(f"socket connection broken: {exc}") from exc
+
+    async def send(self, data: bytes) -> None:
+        """Write all of ``data``: at once when the socket takes it, else the rest through ``send_all``."""
+        raw = self.raw
+        if raw is not None:
+            try:
+                sent = raw.send(data)
+            except BlockingIOError:
+                sent = 0
+            except OSError as exc:
+                raise trio.BrokenResourceError(f"socket connection broken: {exc}") from exc
+            if sent == len(data):
+                return
+            data = data[sent:]
+        await self.stream.send_all(data)
 
     def looks_alive(self) -> bool:
         """An idle HTTP/1.1 connection has nothing to read; if it has (EOF, a TLS close_notify or
@@ -190,7 +236,7 @@ class PoolResponse:
                     raise UpstreamProtocolError("upstream's compressed body ended before its compressed stream did")
                 return b""
             try:
-                raw = await self._conn.stream.receive_some(_READ_SIZE)
+                raw = await self._conn.receive()
             except trio.BrokenResourceError as exc:
                 raise UpstreamProtocolError(f"upstream connection broke mid-body: {_cause(exc)}") from None
             if not raw:
@@ -206,7 +252,7 @@ class PoolResponse:
 
     async def _read(self, decoder: Any) -> AsyncIterator[bytes]:
         parser = self._parser
-        receive = self._conn.stream.receive_some
+        receive = self._conn.receive
         data = self._first
         self._first = b""
         compressed = 0
@@ -222,7 +268,7 @@ class PoolResponse:
                     raise UpstreamProtocolError("upstream's compressed body ended before its compressed stream did")
                 break
             try:
-                raw = await receive(_READ_SIZE)
+                raw = await receive()
             except trio.BrokenResourceError as exc:
                 raise UpstreamProtocolError(f"upstream connection broke mid-body: {_cause(exc)}") from None
             if not raw:
@@ -488,15 +534,14 @@ class ConnectionPool:
     async def _exchange(self, conn: _Connection, head: bytes, body: bytes, payload: bytes | None,
                         reused: bool) -> PoolResponse:
         parser = ResponseParser()
-        stream = conn.stream
         answered = False  # any byte at all (a 100 Continue included) means the server saw the request
         send_failed: trio.BrokenResourceError | None = None
         try:
             if payload is not None:
-                await stream.send_all(payload)
+                await conn.send(payload)
             else:
-                await stream.send_all(head)
-                await stream.send_all(body)
+                await conn.send(head)
+                await conn.send(body)
             self.sent += 1
         except trio.BrokenResourceError as exc:
             # The server may have answered early (a 413 or 401 before reading a large body) and
@@ -505,7 +550,7 @@ class ConnectionPool:
         unsent = reused and send_failed is not None  # the write failed before the request was complete
         try:
             while True:
-                raw = await stream.receive_some(_READ_SIZE)
+                raw = await conn.receive()
                 if not raw:
                     if send_failed is not None and not answered:
                         break

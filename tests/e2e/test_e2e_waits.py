@@ -145,6 +145,26 @@ async def test_payload_keeps_a_long_stream_alive_past_the_payload_limit(fake, st
     assert check_stream(response.content)["content"][0]["text"] == "0 1 2 3 4 5 6 7 "
 
 
+async def test_a_lively_stream_runs_past_the_stall_limit(fake, start_occ, caplog):
+    """The stall guard measures silence, not length: deltas 0.1 s apart keep a 1.2 s stream going under a
+    0.3 s stream_timeout_ms. (One guard scope serves many reads and is not moved per read; each time it fires
+    early the deadlines as they are say it was not a stall and the read is made again under a new one.)"""
+    caplog.set_level(logging.INFO)
+    parts: list[Any] = []
+    for i in range(12):
+        parts += [*sse(chunk({"content": f"{i} "}), done=False), 0.1]
+    parts += sse(chunk(finish="stop"), usage_chunk())
+    fake.default(CHAT, by_model({"model-a": Reply(chunks=parts), "model-b": ok_stream("b should not be asked")}))
+    config = make_config(fake, **chain("model-a", "model-b"), provider={"stream_timeout_ms": 300})
+    url = await start_occ(config)
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.post(f"{url}/v1/messages", json=body())
+    assert check_stream(response.content)["content"][0]["text"] == "".join(f"{i} " for i in range(12))
+    assert [s.json["model"] for s in fake.requests(CHAT)] == ["model-a"]
+    await wait_for_log(caplog, "outcome=ok")
+    assert "stall" not in caplog.text
+
+
 async def test_a_non_streaming_body_that_stalls_is_caught_by_the_stall_guard(fake, start_occ, caplog):
     """The non-streaming retry Claude Code makes after a broken stream used to wait the full timeout_ms
     (300 s) on a body that stopped; the stall guard now ends it after stream_timeout_ms."""

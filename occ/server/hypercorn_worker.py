@@ -1,0 +1,139 @@
+"""hypercorn's trio worker as occ runs it: the same server, with writes the socket takes made at once.
+
+hypercorn writes every piece of a response (the head, each body chunk) through its connection's
+``protocol_send``: its send lock (a checkpoint), a shielded scope, then trio's ``send_all`` (two more
+checkpoints around one ``send``). For a streamed answer that is once per upstream delta, and each of those
+checkpoints is a pass of trio's scheduler: measured, the whole stack's per-delta cost was mostly these
+passes, not the work (benchmarks/RESULTS.md, "the floor"). :class:`_TCPServer` keeps hypercorn's path for
+everything but the common case, a plain TCP connection whose socket takes the whole write at once and which
+no other write holds: that write is made there and then, with no checkpoint, which is what ``send_all``
+would have done after its checkpoints. What the socket does not take (a client reading slowly), a write
+while another holds the lock, TLS connections and every error go through hypercorn's own code, unchanged.
+
+:func:`worker_serve` is hypercorn's ``hypercorn.trio.run.worker_serve`` (0.17 and 0.18 are the same
+here) serving with that connection class: hypercorn offers no other way to choose it. Nothing else of
+hypercorn is changed: its HTTP/1.1 and HTTP/2 protocols, lifespan, graceful shutdown and limits are its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import partial
+from random import randint
+from typing import Any
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.config import Sockets
+from hypercorn.events import Event, RawData
+from hypercorn.trio.lifespan import Lifespan
+from hypercorn.trio.statsd import StatsdLogger
+from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.trio.worker_context import WorkerContext
+from hypercorn.typing import AppWrapper, ConnectionState, LifespanState
+from hypercorn.utils import ShutdownError, raise_shutdown, repr_socket_addr
+
+__all__ = ["worker_serve"]
+
+
+class _TCPServer(TCPServer):
+    """hypercorn's connection, whose writes skip the scheduler when the socket takes them whole."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        stream = self.stream
+        # the standard-library socket under a plain TCP stream; None for TLS (its bytes are not the socket's)
+        self._raw = getattr(stream.socket, "_sock", None) if type(stream) is trio.SocketStream else None
+        #: writes made at once, and those that went hypercorn's way (tests and benchmarks read them)
+        self.direct_writes = 0
+        self.queued_writes = 0
+
+    async def protocol_send(self, event: Event) -> None:
+        raw = self._raw
+        if raw is not None and type(event) is RawData and not self.send_lock.locked():
+            data = event.data
+            try:
+                sent = raw.send(data)
+            except BlockingIOError:
+                sent = 0
+            except OSError:  # the peer is gone: hypercorn's path meets the same error and handles it its way
+                sent = -1
+            if sent == len(data):
+                self.direct_writes += 1
+                return
+            if sent > 0:
+                # part of it is on the wire: the rest must follow whatever is cancelled meanwhile, or the
+                # client would get a chunk cut in two (hypercorn shields its own writes the same way)
+                self.queued_writes += 1
+                with trio.CancelScope(shield=True):
+                    await super().protocol_send(RawData(data=data[sent:]))
+                return
+        if type(event) is RawData:
+            self.queued_writes += 1
+        await super().protocol_send(event)
+
+
+async def worker_serve(
+    app: AppWrapper,
+    config: HypercornConfig,
+    *,
+    sockets: Sockets,
+    shutdown_trigger: Callable[..., Awaitable[None]] | None = None,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``app`` on ``sockets`` (bound and listening) as ``hypercorn.trio.run.worker_serve`` does, with
+    :class:`_TCPServer` for each connection."""
+    config.set_statsd_logger_class(StatsdLogger)
+
+    lifespan_state: LifespanState = {}
+    lifespan = Lifespan(app, config, lifespan_state)
+    max_requests = None
+    if config.max_requests is not None:
+        max_requests = config.max_requests + randint(0, config.max_requests_jitter)
+    context = WorkerContext(max_requests)
+
+    async with trio.open_nursery() as lifespan_nursery:
+        await lifespan_nursery.start(lifespan.handle_lifespan)
+        await lifespan.wait_for_startup()
+
+        async with trio.open_nursery() as server_nursery:
+            ssl_context = config.create_ssl_context()
+            listeners: list[trio.SSLListener[trio.SocketStream] | trio.SocketListener] = []
+            binds = []
+            for sock in sockets.secure_sockets:
+                listeners.append(trio.SSLListener(trio.SocketListener(trio.socket.from_stdlib_socket(sock)),
+                                                  ssl_context, https_compatible=True))
+                bind = repr_socket_addr(sock.family, sock.getsockname())
+                binds.append(f"https://{bind}")
+                await config.log.info(f"Running on https://{bind} (CTRL + C to quit)")
+            for sock in sockets.insecure_sockets:
+                listeners.append(trio.SocketListener(trio.socket.from_stdlib_socket(sock)))
+                bind = repr_socket_addr(sock.family, sock.getsockname())
+                binds.append(f"http://{bind}")
+                await config.log.info(f"Running on http://{bind} (CTRL + C to quit)")
+            if sockets.quic_sockets:
+                raise ValueError("occ does not serve HTTP/3 (QUIC) sockets")
+
+            task_status.started(binds)
+            try:
+                async with trio.open_nursery(strict_exception_groups=True) as nursery:
+                    if shutdown_trigger is not None:
+                        nursery.start_soon(raise_shutdown, shutdown_trigger)
+                    nursery.start_soon(raise_shutdown, context.terminate.wait)
+                    nursery.start_soon(partial(
+                        trio.serve_listeners,
+                        partial(_TCPServer, app, config, context, ConnectionState(lifespan_state.copy())),
+                        listeners,
+                        handler_nursery=server_nursery,
+                    ))
+                    await trio.sleep_forever()
+            except BaseExceptionGroup as error:
+                _, other_errors = error.split((ShutdownError, KeyboardInterrupt))
+                if other_errors is not None:
+                    raise other_errors from None
+            finally:
+                await context.terminated.set()
+                server_nursery.cancel_scope.deadline = trio.current_time() + config.graceful_timeout
+
+        await lifespan.wait_for_shutdown()
+        lifespan_nursery.cancel_scope.cancel()

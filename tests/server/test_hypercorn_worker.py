@@ -1,0 +1,209 @@
+"""occ's hypercorn connection (occ.server.hypercorn_worker._TCPServer): a write the socket takes whole is
+made at once with no checkpoint; everything else (a part the socket did not take, a write while another
+holds the lock, a peer that is gone, TLS) goes hypercorn's way, and the bytes reach the peer whole and in
+order whatever is cancelled meanwhile. Real TCP sockets on 127.0.0.1; every wait is bounded."""
+
+from __future__ import annotations
+
+import select
+import socket
+import ssl
+import time
+
+import trio
+import trio.testing
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.events import Closed, RawData
+from hypercorn.trio.worker_context import WorkerContext
+
+from occ.server.hypercorn_worker import _TCPServer
+
+LIMIT = 10
+BIG = bytes(range(256)) * 16 * 1024  # 4 MiB: more than both socket buffers hold
+
+
+class _Protocol:
+    """Stands for hypercorn's protocol: records what the connection tells it."""
+
+    def __init__(self) -> None:
+        self.events: list[object] = []
+
+    async def handle(self, event: object) -> None:
+        self.events.append(event)
+
+
+def _tcp_pair(small_buffers: bool = False) -> tuple[socket.socket, socket.socket]:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        server, _ = listener.accept()
+    if small_buffers:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16 * 1024)
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+    return server, client
+
+
+def _server(sock: socket.socket, stream: trio.abc.Stream | None = None) -> tuple[_TCPServer, _Protocol]:
+    stream = stream if stream is not None else trio.SocketStream(trio.socket.from_stdlib_socket(sock))
+    tcp = _TCPServer(None, HypercornConfig(), WorkerContext(None), {}, stream)
+    protocol = _Protocol()
+    tcp.protocol = protocol  # type: ignore[assignment]
+    return tcp, protocol
+
+
+async def _read_all(peer: trio.SocketStream, size: int) -> bytes:
+    data = bytearray()
+    while len(data) < size:
+        part = await peer.receive_some(1 << 20)
+        assert part, "the connection closed early"
+        data += part
+    return bytes(data)
+
+
+async def test_a_write_the_socket_takes_is_made_at_once_without_a_checkpoint():
+    sock, peer_sock = _tcp_pair()
+    tcp, protocol = _server(sock)
+    peer = trio.SocketStream(trio.socket.from_stdlib_socket(peer_sock))
+    with trio.testing.assert_no_checkpoints():
+        await tcp.protocol_send(RawData(data=b"HTTP/1.1 200 OK\r\n\r\n"))
+        await tcp.protocol_send(RawData(data=b"5\r\nhello\r\n"))
+    assert tcp.direct_writes == 2 and tcp.queued_writes == 0
+    with trio.fail_after(LIMIT):
+        assert await _read_all(peer, 29) == b"HTTP/1.1 200 OK\r\n\r\n5\r\nhello\r\n"
+    assert protocol.events == []
+    await peer.aclose()
+    await tcp.stream.aclose()
+
+
+async def test_what_the_socket_does_not_take_follows_whole_even_when_the_writer_is_cancelled():
+    """The socket takes part of a large write; the rest waits for the peer. Cancelling the writer then must
+    not cut the chunk in two: the rest is shielded, as hypercorn's own writes are, and arrives in order."""
+    sock, peer_sock = _tcp_pair(small_buffers=True)
+    tcp, _ = _server(sock)
+    peer = trio.SocketStream(trio.socket.from_stdlib_socket(peer_sock))
+    finished = trio.Event()
+
+    async def write() -> None:
+        with trio.CancelScope() as scope:
+            writer_scope.append(scope)
+            await tcp.protocol_send(RawData(data=BIG))
+        finished.set()
+
+    writer_scope: list[trio.CancelScope] = []
+    with trio.fail_after(LIMIT):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(write)
+            await trio.testing.wait_all_tasks_blocked()
+            assert not finished.is_set()  # the socket did not take it all
+            writer_scope[0].cancel()
+            await trio.testing.wait_all_tasks_blocked()
+            assert not finished.is_set()  # cancelled, and still writing the rest
+            received = await _read_all(peer, len(BIG))
+    assert received == BIG
+    assert tcp.direct_writes == 0 and tcp.queued_writes == 1
+    await peer.aclose()
+    await tcp.stream.aclose()
+
+
+async def test_a_write_while_another_holds_the_lock_waits_its_turn():
+    """The first write blocks on a full socket. The peer then reads, so the socket has room again before the
+    first writer has run: a second write must not use that room at once (its bytes would land inside the
+    first's chunk); it queues behind the lock and follows the first."""
+    sock, peer_sock = _tcp_pair(small_buffers=True)
+    tcp, _ = _server(sock)
+    with trio.fail_after(LIMIT):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(tcp.protocol_send, RawData(data=BIG))
+            await trio.testing.wait_all_tasks_blocked()
+            assert tcp.send_lock.locked()
+            received = bytearray(_drain(peer_sock))  # no checkpoint: the first writer has not run since
+            assert select.select([], [sock], [], 1)[1], "the socket has room again"
+            nursery.start_soon(tcp.protocol_send, RawData(data=b"after"))
+            peer = trio.SocketStream(trio.socket.from_stdlib_socket(peer_sock))
+            received += await _read_all(peer, len(BIG) + 5 - len(received))
+    assert bytes(received) == BIG + b"after"
+    assert tcp.direct_writes == 0 and tcp.queued_writes == 2
+    await peer.aclose()
+    await tcp.stream.aclose()
+
+
+def _drain(peer: socket.socket) -> bytes:
+    """What the peer can read now, read without any trio checkpoint."""
+    peer.setblocking(False)
+    data = bytearray()
+    time.sleep(0.05)  # the kernel moves what the sender had queued as the window opens
+    while True:
+        try:
+            part = peer.recv(1 << 20)
+        except BlockingIOError:
+            return bytes(data)
+        data += part
+
+
+async def test_a_write_in_a_cancelled_scope_still_ends_its_chunk():
+    """A writer whose scope is already cancelled: the socket takes part of its write at once (no checkpoint
+    before it); the rest goes through hypercorn's send lock, whose checkpoint would raise Cancelled and leave
+    half a chunk on the wire. It is shielded, so the write ends whole and only then is anything cancelled."""
+    sock, peer_sock = _tcp_pair(small_buffers=True)
+    tcp, _ = _server(sock)
+    peer = trio.SocketStream(trio.socket.from_stdlib_socket(peer_sock))
+    received = bytearray()
+
+    async def read() -> None:
+        received.extend(await _read_all(peer, len(BIG)))
+
+    with trio.fail_after(LIMIT):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read)
+            with trio.CancelScope() as scope:
+                scope.cancel()
+                await tcp.protocol_send(RawData(data=BIG))
+    assert bytes(received) == BIG
+    await peer.aclose()
+    await tcp.stream.aclose()
+
+
+async def test_a_peer_that_is_gone_is_handled_the_way_hypercorn_handles_it():
+    sock, peer_sock = _tcp_pair()
+    tcp, protocol = _server(sock)
+    peer_sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    peer_sock.close()  # a reset: the next write fails
+    with trio.fail_after(LIMIT):
+        for _ in range(3):  # the first write may still be taken by the kernel before the reset is seen
+            await tcp.protocol_send(RawData(data=b"x" * 1024))
+            await trio.sleep(0.01)
+            if protocol.events:
+                break
+    assert any(isinstance(event, Closed) for event in protocol.events)
+    await tcp.stream.aclose()
+
+
+async def test_a_closed_stream_is_handled_the_way_hypercorn_handles_it():
+    sock, peer_sock = _tcp_pair()
+    tcp, protocol = _server(sock)
+    await tcp.stream.aclose()
+    with trio.fail_after(LIMIT):
+        await tcp.protocol_send(RawData(data=b"late"))
+    assert any(isinstance(event, Closed) for event in protocol.events)
+    peer_sock.close()
+
+
+async def test_tls_connections_keep_hypercorn_s_path():
+    sock, peer_sock = _tcp_pair()
+    tcp_stream = trio.SocketStream(trio.socket.from_stdlib_socket(sock))
+    tls = trio.SSLStream(tcp_stream, ssl.create_default_context(), server_side=False, server_hostname="x")
+    tcp, _ = _server(sock, tls)
+    assert tcp._raw is None  # encrypted bytes are not the socket's to write
+    other, other_peer = _tcp_pair()
+    plain, _ = _server(other)
+    assert plain._raw is not None  # and a plain one has the fast path (trio still wraps a stdlib socket)
+    for s in (sock, peer_sock, other, other_peer):
+        s.close()
+
+
+async def test_other_events_go_to_hypercorn():
+    sock, peer_sock = _tcp_pair()
+    tcp, protocol = _server(sock)
+    await tcp.protocol_send(Closed())
+    assert any(isinstance(e, Closed) for e in protocol.events)
+    assert tcp.direct_writes == 0
+    peer_sock.close()

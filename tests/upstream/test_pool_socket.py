@@ -1,0 +1,112 @@
+"""The pool's reads and writes on a plain TCP connection go to the socket directly (occ.upstream.pool
+._Connection): the same bytes, the same errors (trio's BrokenResourceError), the same cancellation as
+trio's stream methods. Real TCP sockets on 127.0.0.1; every wait is bounded."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+
+import pytest
+import trio
+import trio.testing
+
+from occ.upstream.pool import Origin, _Connection
+
+LIMIT = 10
+BIG = bytes(range(256)) * 16 * 1024  # 4 MiB: more than both socket buffers hold
+ORIGIN = Origin("http", "127.0.0.1", 80)
+
+
+def _pair(small_buffers: bool = False) -> tuple[_Connection, socket.socket]:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        ours = socket.create_connection(listener.getsockname())
+        theirs, _ = listener.accept()
+    if small_buffers:
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16 * 1024)
+        theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+    tsock = trio.socket.from_stdlib_socket(ours)
+    return _Connection(ORIGIN, trio.SocketStream(tsock), tsock), theirs
+
+
+def _reset(sock: socket.socket) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    sock.close()
+
+
+async def test_receive_gives_what_arrives_then_empty_at_the_end():
+    conn, theirs = _pair()
+    assert conn.raw is not None
+    theirs.sendall(b"hello")
+    with trio.fail_after(LIMIT):
+        assert await conn.receive() == b"hello"
+        theirs.shutdown(socket.SHUT_WR)
+        assert await conn.receive() == b""
+    theirs.close()
+    conn.socket.close()
+
+
+async def test_a_cancelled_receive_loses_nothing():
+    conn, theirs = _pair()
+    with trio.move_on_after(0.05) as scope:
+        await conn.receive()
+    assert scope.cancelled_caught
+    theirs.sendall(b"after")
+    with trio.fail_after(LIMIT):
+        assert await conn.receive() == b"after"
+    theirs.close()
+    conn.socket.close()
+
+
+async def test_a_reset_is_trio_s_broken_resource_error():
+    conn, theirs = _pair()
+    _reset(theirs)
+    with trio.fail_after(LIMIT), pytest.raises(trio.BrokenResourceError):
+        await conn.receive()
+    conn.socket.close()
+
+
+async def test_a_large_send_arrives_whole_when_the_socket_takes_only_part():
+    conn, theirs = _pair(small_buffers=True)
+    peer = trio.SocketStream(trio.socket.from_stdlib_socket(theirs))
+    received = bytearray()
+
+    async def read() -> None:
+        while len(received) < len(BIG):
+            received.extend(await peer.receive_some(1 << 20))
+
+    with trio.fail_after(LIMIT):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read)
+            await conn.send(BIG)
+    assert bytes(received) == BIG
+    await peer.aclose()
+    conn.socket.close()
+
+
+async def test_a_small_send_is_made_without_a_checkpoint():
+    conn, theirs = _pair()
+    with trio.testing.assert_no_checkpoints():
+        await conn.send(b"GET / HTTP/1.1\r\n\r\n")
+    assert theirs.recv(100) == b"GET / HTTP/1.1\r\n\r\n"
+    theirs.close()
+    conn.socket.close()
+
+
+async def test_a_send_to_a_reset_peer_is_trio_s_broken_resource_error():
+    conn, theirs = _pair()
+    _reset(theirs)
+    await trio.sleep(0.05)  # the reset reaches our socket
+    with trio.fail_after(LIMIT), pytest.raises(trio.BrokenResourceError):
+        for _ in range(3):  # the first write may still be taken before the reset is seen
+            await conn.send(b"x" * 1024)
+    conn.socket.close()
+
+
+async def test_tls_connections_use_their_stream():
+    ours, theirs = socket.socketpair()
+    tsock = trio.socket.from_stdlib_socket(ours)
+    tls = trio.SSLStream(trio.SocketStream(tsock), ssl.create_default_context(), server_hostname="x")
+    assert _Connection(ORIGIN, tls, tsock).raw is None  # encrypted bytes are not the socket's
+    ours.close()
+    theirs.close()
