@@ -9,6 +9,9 @@ itself:
 * The parent binds and listens (a busy port is one line before anything starts), then starts each worker
   as ``python -m occ.server.workers`` with the listening socket inherited (``pass_fds``); the kernel shares
   the accepts between the workers. Connections that arrive before a worker is up wait in the backlog.
+  Each worker tells the parent when it serves, over a pipe only the two of them hold (one byte, after its
+  hypercorn started); when every worker serves, the parent logs ``all N workers serving (pids ...)``, at
+  start and again each time a replacement (a crash's, a SIGHUP's) has made the set whole.
 * Each worker builds its own app from the config (``$OCC_CONFIG``) and runs
   :func:`~occ.server.serve.serve_until_stopped`, as one process does. It stops on SIGTERM, or when its
   *lifeline* (a pipe whose other end only the parent holds) reaches end of file: a parent that died,
@@ -250,6 +253,7 @@ class _Supervisor:
                     if self.processes.get(index) is process:
                         self._ready[index] = ready
                         self._wake()
+                        self._say_if_all_serving()
 
                 nursery.start_soon(readiness)
                 await process.wait()
@@ -279,6 +283,14 @@ class _Supervisor:
             self._ready.pop(index, None)
             self._wake()
         return process.returncode, ready
+
+    def _say_if_all_serving(self) -> None:
+        """The line that says the server is whole: every worker serves (at start; after a replacement).
+        Tests and service scripts wait on it instead of watching processes."""
+        if self.stopping or len(self._ready) < self.count or not all(self._ready.values()):
+            return
+        pids = ", ".join(str(self.processes[i].pid) for i in sorted(self.processes))
+        log.info("all %d workers serving (pids %s)", self.count, pids)
 
     def _wake(self) -> None:
         self._readiness.set()

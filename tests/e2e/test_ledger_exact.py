@@ -20,6 +20,7 @@ import trio
 from support.fake_upstream import Reply, sse
 from support.shapes import USER, chunk, usage_chunk
 from support.stack import ROOT, chain, fake_provider, make_config, wait_for_log
+from support.workers_log import ChildLog
 
 CHAT = "/v1/chat/completions"
 MESSAGES = "/v1/messages"
@@ -158,20 +159,27 @@ async def test_a_client_that_leaves_a_non_streaming_request_is_recorded_with_its
 # -- real processes --------------------------------------------------------------------------------------
 
 
-def _config_file(tmp_path, fake, ledger: str, flush_ms: int) -> str:
+def _config_file(tmp_path, fake, ledger: str, flush_ms: int, level: str = "warning") -> str:
     path = tmp_path / "config.json"
     path.write_text(json.dumps({
         "host": "127.0.0.1", "port": 0, "providers": {"fake": fake_provider(fake)},
         "models": {"default": {"provider": "fake", "model_id": "model-a"}},
-        "usage": {"path": ledger, "flush_interval_ms": flush_ms}, "logging": {"level": "warning"},
+        "usage": {"path": ledger, "flush_interval_ms": flush_ms}, "logging": {"level": level},
     }))
     return str(path)
 
 
-async def _start(config: str, *extra: str) -> tuple[trio.Process, str]:
+async def _start(config: str, *extra: str,
+                 log: trio.Nursery | None = None) -> tuple[trio.Process, str, ChildLog | None]:
+    """``occ serve``, once it listens; ``log``: its stderr, read in that nursery."""
     process = await trio.lowlevel.open_process(
         [sys.executable, "-m", "occ.cli.main", "serve", "--config", config, *extra], stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": ROOT}, cwd=ROOT)
+        stderr=subprocess.DEVNULL if log is None else subprocess.PIPE, env={**os.environ, "PYTHONPATH": ROOT},
+        cwd=ROOT)
+    stderr = None
+    if log is not None:
+        stderr = ChildLog(process.stderr)
+        log.start_soon(stderr.read)
     text = b""
     with trio.fail_after(30):
         while b"\n" not in text:
@@ -179,13 +187,13 @@ async def _start(config: str, *extra: str) -> tuple[trio.Process, str]:
             if not data:
                 raise AssertionError(f"occ serve exited: {text!r}")
             text += data
-    return process, text.split(b"listening on ", 1)[1].split(b" ", 1)[0].decode()
+    return process, text.split(b"listening on ", 1)[1].split(b" ", 1)[0].decode(), stderr
 
 
 async def test_a_finished_request_is_on_disk_within_a_second_and_survives_sigkill(fake, tmp_path):
     fake.default(CHAT, Reply(chunks=sse(chunk({"content": "ok"}), chunk(finish="stop"), usage_chunk(30, 4))))
     ledger = str(tmp_path / "usage.sqlite")
-    process, url = await _start(_config_file(tmp_path, fake, ledger, flush_ms=1000))  # the default
+    process, url, _ = await _start(_config_file(tmp_path, fake, ledger, flush_ms=1000))  # the default
     try:
         async with httpx.AsyncClient(timeout=10) as http:
             response = await http.post(f"{url}/v1/messages", json={"model": "m", "max_tokens": 10, "stream": True,
@@ -204,21 +212,20 @@ async def test_a_finished_request_is_on_disk_within_a_second_and_survives_sigkil
     assert (row["outcome"], row["input_tokens"], row["output_tokens"], row["usage_estimated"]) == ("ok", 30, 4, 0)
 
 
-def _children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(p) for p in f.read().split()]
-    except OSError:
-        return []
-
-
 @pytest.mark.parametrize("workers", [1, 2])
-async def test_sigkill_under_load_leaves_a_sound_file(fake, tmp_path, workers):
+async def test_sigkill_under_load_leaves_a_sound_file(fake, tmp_path, workers, nursery):
     """Every process killed at once (``--workers 2``: the two workers first, both writing the one file)."""
     fake.default(CHAT, Reply(chunks=sse(chunk({"content": "ok"}), chunk(finish="stop"), usage_chunk(30, 4))))
     ledger = str(tmp_path / "usage.sqlite")
     extra = ("--workers", str(workers)) if workers > 1 else ()
-    process, url = await _start(_config_file(tmp_path, fake, ledger, flush_ms=20), *extra)  # writing all the time
+    # writing all the time; at info, for the parent's "all N workers serving (pids ...)"
+    process, url, log = await _start(_config_file(tmp_path, fake, ledger, flush_ms=20, level="info"), *extra,
+                                     log=nursery if workers > 1 else None)
+    pids: list[int] = []
+    if log is not None:
+        with trio.fail_after(30):
+            pids = await log.serving()
+        assert len(pids) == workers
     sent = 0
     try:
         async def load(http: httpx.AsyncClient) -> None:
@@ -238,8 +245,8 @@ async def test_sigkill_under_load_leaves_a_sound_file(fake, tmp_path, workers):
                 with trio.fail_after(30):
                     while len(_rows(ledger)) < 100:  # batches are being written
                         await trio.sleep(0.02)
-                for pid in _children(process.pid):
-                    os.kill(pid, signal.SIGKILL)
+                for pid in pids:  # before, /proc's list of the main thread's children: empty, as trio starts
+                    os.kill(pid, signal.SIGKILL)  # them from a thread, so the workers were never killed
                 process.send_signal(signal.SIGKILL)
                 await process.wait()
     finally:

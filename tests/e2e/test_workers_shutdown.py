@@ -17,6 +17,7 @@ import trio
 from support.fake_upstream import Reply, sse
 from support.shapes import USER, chunk, usage_chunk
 from support.stack import ROOT, fake_provider
+from support.workers_log import ChildLog
 
 CHAT = "/v1/chat/completions"
 
@@ -44,10 +45,17 @@ def _slow_stream(deltas: int, every_s: float) -> Reply:
 
 
 class Workers:
-    """``occ serve --workers 2`` as a child process, its stderr collected; killed by the test's ``finally``."""
+    """``occ serve --workers 2`` as a child process, its stderr collected; killed by the test's ``finally``.
+    Started once the parent says every worker serves; ``pids`` are the workers it named then."""
 
     def __init__(self, process: trio.Process, url: str) -> None:
-        self.process, self.url, self.stderr = process, url, b""
+        self.process, self.url = process, url
+        self.log = ChildLog(process.stderr)
+        self.pids: list[int] = []
+
+    @property
+    def stderr(self) -> bytes:
+        return self.log.text
 
     @classmethod
     async def start(cls, nursery: trio.Nursery, config: str, count: int = 2) -> Workers:
@@ -64,17 +72,13 @@ class Workers:
                     raise AssertionError(f"occ serve exited: {text!r}")
                 text += data
         self = cls(process, text.split(b"listening on ", 1)[1].split(b" ", 1)[0].decode())
-        nursery.start_soon(self._read_stderr)
+        nursery.start_soon(self.log.read)
         with trio.fail_after(30):  # the port listens at once; connections wait in its backlog for a worker
-            while len(_children(process.pid)) < count:
-                await trio.sleep(0.05)
+            self.pids = await self.log.serving()
+            assert len(self.pids) == count
             async with httpx.AsyncClient(timeout=30) as http:
                 assert (await http.get(f"{self.url}/health")).status_code == 200
         return self
-
-    async def _read_stderr(self) -> None:
-        while data := await self.process.stderr.receive_some():
-            self.stderr += data
 
     async def wait(self, within: float = 40) -> int:
         with trio.fail_after(within):
@@ -83,14 +87,6 @@ class Workers:
     def kill(self) -> None:
         if self.process.returncode is None:
             self.process.kill()
-
-
-def _children(pid: int) -> set[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return {int(p) for p in f.read().split()}
-    except OSError:
-        return set()
 
 
 async def _stream(url: str, out: dict, started: trio.Event) -> None:
@@ -188,18 +184,12 @@ async def test_a_worker_that_dies_is_reported_and_replaced(fake, tmp_path):
     async with trio.open_nursery() as nursery:
         server = await Workers.start(nursery, config)
         try:
-            before = _children(server.process.pid)
-            victim = min(before)
+            victim, other = server.pids
             os.kill(victim, signal.SIGKILL)
             with trio.fail_after(20):
-                while True:
-                    now = _children(server.process.pid)
-                    if len(now) == 2 and victim not in now:
-                        break
-                    await trio.sleep(0.05)
-            with trio.fail_after(20):
-                while b"exited with signal SIGKILL while serving" not in server.stderr:
-                    await trio.sleep(0.05)
+                replaced = await server.log.serving(2)  # whole again
+            assert replaced[1] == other and replaced[0] not in (victim, other), (server.pids, replaced)
+            assert b"worker 0 exited with signal SIGKILL while serving" in server.stderr  # said before the replacing
             async with httpx.AsyncClient(timeout=10) as http:  # both workers answer
                 for _ in range(6):
                     assert (await http.get(f"{server.url}/health", headers={"connection": "close"})).status_code == 200
@@ -214,8 +204,7 @@ async def test_workers_do_not_outlive_a_killed_parent(fake, tmp_path):
     config, _ = _config(tmp_path, fake, grace_ms=1000)
     async with trio.open_nursery() as nursery:
         server = await Workers.start(nursery, config)
-        workers = _children(server.process.pid)
-        assert len(workers) == 2
+        workers = server.pids
         server.process.kill()
         await server.wait()
         with trio.fail_after(20):
@@ -238,7 +227,7 @@ async def test_sighup_replaces_the_workers_one_at_a_time_and_a_stream_finishes(f
     async with trio.open_nursery() as nursery:
         server = await Workers.start(nursery, config)
         try:
-            before = _children(server.process.pid)
+            before = set(server.pids)
             out: dict = {}
             started = trio.Event()
             nursery.start_soon(_stream, server.url, out, started)
@@ -246,11 +235,9 @@ async def test_sighup_replaces_the_workers_one_at_a_time_and_a_stream_finishes(f
                 await started.wait()
             server.process.send_signal(signal.SIGHUP)
             with trio.fail_after(40):
-                while True:
-                    now = _children(server.process.pid)
-                    if len(now) == 2 and not now & before:
-                        break
-                    await trio.sleep(0.05)
+                first = await server.log.serving(2)  # worker 0 replaced, worker 1 not yet stopped
+                now = await server.log.serving(3)  # worker 1 replaced too
+                assert first[1] in before and first[0] not in before and not set(now) & before, (before, first, now)
                 while "body" not in out:
                     await trio.sleep(0.05)
             assert "event: message_stop" in out["body"] and "event: error" not in out["body"]
