@@ -49,6 +49,13 @@ __all__ = ["OccApp", "create_app"]
 
 log = get_logger("occ")
 
+#: How long the server's last step, after serving, may spend closing its upstream clients. Closing takes
+#: no wait today (the pool drops its sockets; httpx closes TLS without waiting for the peer), so this only
+#: bounds a close that would wait on a peer that never lets go: the shield around it would otherwise keep
+#: the process from exiting, past every backstop. 2 s fits in the ``--workers`` parent's STOP_MARGIN_S, so
+#: a worker still exits by itself before the parent kills it; its ledger was written just before.
+UPSTREAM_CLOSE_TIMEOUT_S = 2.0
+
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -403,8 +410,12 @@ def _build_quart(state: ServerState) -> QuartTrio:
         client, state.upstream = state.upstream, None
         with trio.CancelScope(shield=True):
             await flush_usage_on_shutdown(state)  # hypercorn let the requests in flight finish first
-            if client is not None:
+        if client is not None:
+            with trio.move_on_after(UPSTREAM_CLOSE_TIMEOUT_S, shield=True) as closing:  # UPSTREAM CLOSE DEADLINE
                 await client.__aexit__(None, None, None)
+            if closing.cancelled_caught:
+                log.warning("shutdown: the upstream connections did not close within %gs; left to the exit",
+                            UPSTREAM_CLOSE_TIMEOUT_S)
 
     @app.after_request
     async def add_request_id(response: Response) -> Response:
