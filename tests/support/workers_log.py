@@ -43,9 +43,6 @@ class ChildLog:
             await self._grew.wait()
         return result
 
-    async def contains(self, needle: bytes) -> None:
-        await self.wait_for(lambda text: True if needle in text else None)
-
     async def serving(self, nth: int = 1) -> list[int]:
         """The workers' pids (in worker order) on the ``nth`` "all N workers serving" line, once it is there."""
 
