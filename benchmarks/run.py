@@ -82,15 +82,21 @@ def tree(pid: int) -> list[int]:
 
 def cpu_seconds(pid: int) -> float:
     """User+system CPU of a process tree, from /proc/PID/stat (fields 14 and 15)."""
-    total = 0
+    return sum(cpu_split(pid))
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """User and system CPU of a process tree, apart (the kernel's share is the sockets and epoll)."""
+    user = system = 0
     for p in tree(pid):
         try:
             with open(f"/proc/{p}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
+            user += int(fields[11])
+            system += int(fields[12])
         except OSError:
             pass
-    return total / TICKS
+    return user / TICKS, system / TICKS
 
 
 def rss_mb(pid: int) -> float:
@@ -199,9 +205,9 @@ def measured(url: str, scenario: dict[str, Any], pids: dict[str, int], **extra: 
     assert proc.stdout is not None
     try:
         proc.stdout.readline()  # {"phase": "measure"}: warm-up done
-        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        before = {name: cpu_split(pid) for name, pid in pids.items()}
         line = proc.stdout.readline()
-        after = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        after = {name: cpu_split(pid) for name, pid in pids.items()}
         proc.wait(timeout=60)
     finally:
         stop(proc)
@@ -209,9 +215,11 @@ def measured(url: str, scenario: dict[str, Any], pids: dict[str, int], **extra: 
         raise SystemExit(f"load.js failed on {url} ({scenario['name']})")
     result = json.loads(line)
     for name in pids:
-        spent = after[name] - before[name]
+        user, system = (a - b for a, b in zip(after[name], before[name], strict=True))
+        spent = user + system
         result[f"{name}CpuShare"] = spent / result["seconds"]
         result[f"{name}CpuPerRequestMs"] = spent * 1000 / max(1, result["requests"])
+        result[f"{name}SysCpuPerRequestMs"] = system * 1000 / max(1, result["requests"])
     return result
 
 
@@ -331,6 +339,7 @@ def ratio_rows(results: dict[str, tuple[dict[str, Any], dict[str, Any]]],
 
     rows = [
         ("CPU per 50-delta stream at c=32 (ms)", "stream 50x5ms c=32", lambda r, f: r.get("occCpuPerRequestMs"), True),
+        ("  of which the kernel's (ms)", "stream 50x5ms c=32", lambda r, f: r.get("occSysCpuPerRequestMs"), True),
         ("256 streams 50x5ms: added p50 (ms)", "stream 50x5ms c=256",
          lambda r, f: r["latency"]["p50"] - f["latency"]["p50"], True),
         ("256 streams 50x5ms: TTFC p50 (ms)", "stream 50x5ms c=256", lambda r, f: r["ttfc"]["p50"], True),
