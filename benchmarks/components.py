@@ -23,6 +23,7 @@ import statistics
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import trio
@@ -340,12 +341,23 @@ def asgi_layer(requests: int, rounds: int) -> None:
                     data += conn.recv(65536)
             out.append(time.thread_time() - start)
 
-    async def main() -> None:
+    async def main(server: str) -> None:
         config = hypercorn.config.Config()
         config.bind = ["127.0.0.1:0"]
         config.accesslog = None
         async with trio.open_nursery() as nursery:
-            binds = await nursery.start(hypercorn.trio.serve, app, config)  # type: ignore[arg-type]
+            if server == "occ":  # occ's worker: hypercorn's, with the connection class occ serves with
+                from hypercorn.utils import wrap_app
+
+                from occ.server.hypercorn_worker import worker_serve
+
+                sockets = config.create_sockets()
+                for sock in sockets.insecure_sockets:
+                    sock.listen(config.backlog)
+                binds = await nursery.start(partial(worker_serve, wrap_app(app, config.wsgi_max_body_size, None),
+                                                    config, sockets=sockets))
+            else:
+                binds = await nursery.start(hypercorn.trio.serve, app, config)  # type: ignore[arg-type]
             port = int(binds[0].rsplit(":", 1)[1])
             figures: dict[int, list[float]] = {1: [], 50: []}
             for _ in range(rounds):
@@ -358,12 +370,15 @@ def asgi_layer(requests: int, rounds: int) -> None:
                         await trio.sleep(0.01)
                     figures[sends].append((time.process_time() - start - out[0]) * 1e6 / requests)
             one, fifty = statistics.median(figures[1]), statistics.median(figures[50])
-            record("ASGI/hypercorn: a request with one body send", "request", one, "incl. its socket I/O")
-            record("ASGI/hypercorn: one more http.response.body send", "delta", (fifty - one) / 49,
-                   "chunked framing, send lock, socket write")
+            label = "occ's hypercorn worker" if server == "occ" else "ASGI/hypercorn"
+            record(f"{label}: a request with one body send", "request", one, "incl. its socket I/O")
+            record(f"{label}: one more http.response.body send", "delta", (fifty - one) / 49,
+                   "chunked framing, send lock, socket write" if server != "occ" else
+                   "the socket takes it whole: written at once (occ/server/hypercorn_worker.py)")
             nursery.cancel_scope.cancel()
 
-    trio.run(main)
+    trio.run(main, "hypercorn")
+    trio.run(main, "occ")
 
 
 def main() -> None:
