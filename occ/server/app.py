@@ -39,6 +39,7 @@ from occ.observe.usage import usage_row
 from occ.resilience.routing import Route, route, scenario_models
 from occ.server.checks import Guard, allowed_origin, cors_headers, preflight_headers
 from occ.server.fallback import Call, run_nonstreaming, run_streaming
+from occ.server.hypercorn_worker import writes_whole
 from occ.server.relay import Relay, error_headers, header_list, send_json
 from occ.server.state import ServerState
 from occ.server.status_page import PAGE, PAGE_HEADERS, basic_auth_as_key, ui_data, usage_today
@@ -183,7 +184,7 @@ class OccApp:
             )
             del body  # the parsed request is what the attempts read from here on
             if call.stream:
-                await self._stream(call, receive, send, record)
+                await self._stream(call, scope, receive, send, record)
             else:
                 await self._respond(call, receive, send, record)
         except _ClientGone:
@@ -222,11 +223,11 @@ class OccApp:
             record.status = 200
             await send_json(send, 200, message, {"request-id": call.request_id})
 
-    async def _stream(self, call: Call, receive: Receive, send: Send, record: RequestLog) -> None:
+    async def _stream(self, call: Call, scope: Scope, receive: Receive, send: Send, record: RequestLog) -> None:
         """Streaming: the fallback loop in this task, inside the request nursery (client lifetime), writing
         through the relay (the one writer: this task's pump, or the heartbeat)."""
         relay = Relay(send, request_id=call.request_id, write_timeout_s=call.config.client_write_timeout_s,
-                      on_stuck=call.abandon_client)
+                      on_stuck=call.abandon_client, whole_writes=writes_whole(scope))
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_watch_disconnect, receive, nursery.cancel_scope, record, relay)
             call.request_scope = nursery.cancel_scope

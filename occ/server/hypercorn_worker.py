@@ -33,7 +33,20 @@ from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import AppWrapper, ConnectionState, LifespanState
 from hypercorn.utils import ShutdownError, raise_shutdown, repr_socket_addr
 
-__all__ = ["worker_serve"]
+__all__ = ["WHOLE_WRITES", "worker_serve", "writes_whole"]
+
+#: The key, in each request's ``scope["state"]``, by which an HTTP/1.1 request served here says that every
+#: ASGI send it makes reaches the socket whole or not at all: nothing between the ASGI send and the socket
+#: write can be cancelled (hypercorn's HTTP/1.1 path has no checkpoint before ``protocol_send``, and
+#: :class:`_TCPServer` shields all of its own). occ's relay then needs no shielded scope of its own per write.
+WHOLE_WRITES = "occ.whole_writes"
+
+
+def writes_whole(scope: dict[str, Any]) -> bool:
+    """Whether ``scope`` is a request on occ's own HTTP/1.1 connection (:data:`WHOLE_WRITES`). HTTP/2 is
+    not: its sends wait for flow control before they reach the connection."""
+    state = scope.get("state")
+    return bool(state and state.get(WHOLE_WRITES)) and scope.get("http_version") in ("1.0", "1.1")
 
 
 class _TCPServer(TCPServer):
@@ -62,14 +75,16 @@ class _TCPServer(TCPServer):
                 self.direct_writes += 1
                 return
             if sent > 0:
-                # part of it is on the wire: the rest must follow whatever is cancelled meanwhile, or the
-                # client would get a chunk cut in two (hypercorn shields its own writes the same way)
-                self.queued_writes += 1
-                with trio.CancelScope(shield=True):
-                    await super().protocol_send(RawData(data=data[sent:]))
-                return
+                event = RawData(data=data[sent:])  # part of it is on the wire: the rest follows below
         if type(event) is RawData:
+            # hypercorn's path, shielded whole (its own shield starts only after its send lock): what h11 has
+            # framed reaches the socket whatever is cancelled meanwhile, so no chunk is dropped or cut in two
+            # (WHOLE_WRITES). The client leaving ends the write; one that stays but reads nothing is ended by
+            # the kernel after client_write_timeout_ms (TCP_USER_TIMEOUT, occ.server.serve).
             self.queued_writes += 1
+            with trio.CancelScope(shield=True):
+                await super().protocol_send(event)
+            return
         await super().protocol_send(event)
 
 
@@ -120,9 +135,10 @@ async def worker_serve(
                     if shutdown_trigger is not None:
                         nursery.start_soon(raise_shutdown, shutdown_trigger)
                     nursery.start_soon(raise_shutdown, context.terminate.wait)
+                    state = ConnectionState({**lifespan_state, WHOLE_WRITES: True})
                     nursery.start_soon(partial(
                         trio.serve_listeners,
-                        partial(_TCPServer, app, config, context, ConnectionState(lifespan_state.copy())),
+                        partial(_TCPServer, app, config, context, state),
                         listeners,
                         handler_nursery=server_nursery,
                     ))

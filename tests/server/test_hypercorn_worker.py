@@ -9,14 +9,16 @@ import select
 import socket
 import ssl
 import time
+from functools import partial
 
 import trio
 import trio.testing
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.events import Closed, RawData
 from hypercorn.trio.worker_context import WorkerContext
+from hypercorn.utils import wrap_app
 
-from occ.server.hypercorn_worker import _TCPServer
+from occ.server.hypercorn_worker import WHOLE_WRITES, _TCPServer, worker_serve, writes_whole
 
 LIMIT = 10
 BIG = bytes(range(256)) * 16 * 1024  # 4 MiB: more than both socket buffers hold
@@ -207,3 +209,42 @@ async def test_other_events_go_to_hypercorn():
     assert any(isinstance(e, Closed) for e in protocol.events)
     assert tcp.direct_writes == 0
     peer_sock.close()
+
+
+async def test_requests_on_occ_s_connection_say_they_write_whole():
+    """occ's worker marks each HTTP/1.1 request's scope (WHOLE_WRITES), which is how occ's relay knows it
+    may write without a scope of its own; an HTTP/2 request is never taken for one."""
+    seen: list[bool] = []
+
+    async def app(scope: dict, receive: object, send: object) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()  # type: ignore[operator]
+                await send({"type": message["type"] + ".complete"})  # type: ignore[operator]
+                if message["type"] == "lifespan.shutdown":
+                    return
+        seen.append(writes_whole(scope))
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": b"ok"})  # type: ignore[operator]
+
+    config = HypercornConfig()
+    config.bind = ["127.0.0.1:0"]
+    config.accesslog = None
+    sockets = config.create_sockets()
+    for sock in sockets.insecure_sockets:
+        sock.listen(8)
+    with trio.fail_after(LIMIT):
+        async with trio.open_nursery() as nursery:
+            binds = await nursery.start(partial(worker_serve, wrap_app(app, config.wsgi_max_body_size, None), config,
+                                                sockets=sockets))
+            port = int(binds[0].rsplit(":", 1)[1])
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            await stream.send_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            data = b""
+            while not data.endswith(b"ok"):
+                data += await stream.receive_some(4096)
+            await stream.aclose()
+            nursery.cancel_scope.cancel()
+    assert seen == [True]
+    assert not writes_whole({"state": {WHOLE_WRITES: True}, "http_version": "2"})
+    assert not writes_whole({"state": {}, "http_version": "1.1"})

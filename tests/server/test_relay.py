@@ -88,3 +88,52 @@ async def test_a_write_stuck_past_its_deadline_gives_the_client_up(autojump_cloc
     assert relay.abandoned
     assert reasons and "client_write_timeout_ms" in reasons[0]
     assert trio.current_time() >= 2.0
+
+
+class ServerShieldedSend(FakeSend):
+    """A send as occ's own HTTP/1.1 connection makes it: shielded whole, ended only by the client leaving or
+    the kernel's deadline (TCP_USER_TIMEOUT, here 2.5 s after a blocked write began)."""
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        with trio.CancelScope(shield=True):
+            if self.block and message["type"] == "http.response.body":
+                self.block = False
+                self.blocked.set()
+                await trio.sleep(2.5)
+            self.messages.append(message)
+
+
+async def test_on_a_server_that_writes_whole_a_long_write_is_still_the_client_s(
+        autojump_clock: trio.abc.Clock) -> None:
+    """With ``whole_writes`` the relay adds no scope of its own: an attempt deadline meanwhile cannot cut the
+    write (the server's shield), and a write that the kernel ended after ``client_write_timeout_ms`` gives the
+    client up exactly as the scoped path does."""
+    reasons: list[str] = []
+    send = ServerShieldedSend()
+    relay = Relay(send, request_id="req_1", write_timeout_s=2.0, on_stuck=reasons.append, whole_writes=True)
+    await relay.write(b"first\n\n")
+    send.block = True
+    with trio.CancelScope(deadline=trio.current_time() + 0.5):
+        await relay.write(b"frames\n\n")
+    assert send.bodies() == [b"first\n\n", b"frames\n\n"]
+    assert relay.abandoned
+    assert reasons and "client_write_timeout_ms" in reasons[0]
+
+
+async def test_on_a_server_that_writes_whole_a_ping_never_lands_inside_a_blocked_write(
+        autojump_clock: trio.abc.Clock) -> None:
+    send = ServerShieldedSend()
+    relay = Relay(send, request_id="req_1", write_timeout_s=60, whole_writes=True)
+    await relay.write(b"first\n\n")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(heartbeat, relay, 1.0)
+        send.block = True
+        nursery.start_soon(relay.write, b"second\n\n")
+        await send.blocked.wait()
+        await trio.sleep(2.0)  # heartbeat intervals while the write is blocked: no ping inside it
+        assert send.bodies() == [b"first\n\n"]
+        await trio.sleep(1.0)
+        assert send.bodies()[:2] == [b"first\n\n", b"second\n\n"]
+        assert PING_FRAME not in send.bodies()[:2]
+        nursery.cancel_scope.cancel()
+    assert not relay.abandoned
