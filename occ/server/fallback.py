@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import attrs
@@ -412,26 +412,18 @@ async def _with_request_deadline(state: ServerState, call: Call, run: Callable[[
     latter is cancelled when the server's shutdown grace has run out, and the request then ends with
     occ's own ``overloaded_error`` ("server shutting down"), never in silence."""
     limit = call.config.request_timeout_s
-    with trio.CancelScope() as shutdown:
-        state.shutdown_scopes.add(shutdown)
+    deadline = math.inf if limit is None else trio.current_time() + limit
+    # one scope is both: the shutdown cancels it, the request deadline is its deadline
+    with trio.CancelScope(deadline=deadline) as scope:
+        state.shutdown_scopes.add(scope)
         try:
-            with trio.move_on_after(math.inf if limit is None else limit) as deadline:
-                return await run()
+            return await run()
         finally:
-            state.shutdown_scopes.discard(shutdown)
-    if shutdown.cancelled_caught:
+            state.shutdown_scopes.discard(scope)
+    if trio.current_time() < deadline:
         call.ended_by = "server_shutdown"
         raise Overloaded("server shutting down", retry_after_s=2.0)
-    assert deadline.cancelled_caught
     raise UpstreamTimeout(f"the request took longer than {limit:g}s (request_timeout_ms)")
-
-
-async def _next_chunk(chunks: AsyncIterator[bytes], stall_s: float) -> bytes | None:
-    """One upstream read (None at the end of the body) under the STALL GUARD: the guard covers this read
-    and nothing else, so time spent handing frames to a slow client is never charged to the model."""
-    with trio.move_on_after(stall_s):
-        return await anext(chunks, None)
-    raise UpstreamStalled(f"no bytes from upstream for {stall_s:g}s (stream_timeout_ms)")
 
 
 def _whole_json(raw: bytes) -> Any:
@@ -447,7 +439,8 @@ def _whole_json(raw: bytes) -> Any:
 
 
 async def _read_body(response: UpstreamResponse, stall_s: float, limit: int) -> bytes:
-    """A whole (non-streaming) body, each read under the stall guard.
+    """A whole (non-streaming) body, its reads under the STALL GUARD (``stream_timeout_ms`` of silence from the
+    start of each read), as the stream's pump keeps it: one scope for many reads, re-armed when it fires early.
 
     Raises:
         UpstreamStalled: the upstream went silent mid-body.
@@ -455,13 +448,21 @@ async def _read_body(response: UpstreamResponse, stall_s: float, limit: int) -> 
     """
     parts: list[bytes] = []
     size = 0
-    chunks = aiter(response.chunks())
-    while (chunk := await _next_chunk(chunks, stall_s)) is not None:
-        parts.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            raise UpstreamProtocolError(f"upstream body larger than {limit} bytes")
-    return b"".join(parts)
+    read = response.read
+    while True:
+        read_started = trio.current_time()
+        with trio.CancelScope(deadline=read_started + stall_s):
+            while True:
+                read_started = trio.current_time()
+                chunk = await read()
+                if not chunk:
+                    return b"".join(parts)
+                parts.append(chunk)
+                size += len(chunk)
+                if size > limit:
+                    raise UpstreamProtocolError(f"upstream body larger than {limit} bytes")
+        if trio.current_time() >= read_started + stall_s:
+            raise UpstreamStalled(f"no bytes from upstream for {stall_s:g}s (stream_timeout_ms)")
 
 
 # -- streaming -----------------------------------------------------------------------------------

@@ -65,6 +65,8 @@ class _TCPServer(TCPServer):
         raw = self._raw
         if raw is not None and type(event) is RawData and not self.send_lock.locked():
             data = event.data
+            if not data:  # h11's end of a Content-Length body: nothing to write, no syscall for it
+                return
             try:
                 sent = raw.send(data)
             except BlockingIOError:
