@@ -110,3 +110,51 @@ async def test_tls_connections_use_their_stream():
     assert _Connection(ORIGIN, tls, tsock).raw is None  # encrypted bytes are not the socket's
     ours.close()
     theirs.close()
+
+
+class CountingSocket:
+    """The connection's socket, with its ``recv`` calls counted (tries that found nothing included)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.calls = 0
+        self.misses = 0
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def recv(self, size: int) -> bytes:
+        self.calls += 1
+        try:
+            return self.sock.recv(size)
+        except BlockingIOError:
+            self.misses += 1
+            raise
+
+
+async def test_reads_try_first_while_data_is_waiting_and_back_off_after_a_miss():
+    """Busy: the next delta is already there, so it is read at once (one recv, no wait). Quiet: after a read
+    found nothing, the next ones wait first and try again only every 2, then 4... reads."""
+    conn, theirs = _pair()
+    counting = conn.raw = CountingSocket(conn.raw)
+    with trio.fail_after(LIMIT):
+        for i in range(3):  # data waiting every time: each read is one recv that finds it
+            theirs.sendall(b"d%d" % i)
+            await trio.sleep(0.02)
+            assert await conn.receive() == b"d%d" % i
+        assert (counting.calls, counting.misses) == (3, 0)
+
+        async def later(data: bytes) -> None:
+            await trio.sleep(0.05)
+            theirs.sendall(data)
+
+        pattern = []
+        for i in range(6):  # quiet: nothing is there when the read starts
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(later, b"q%d" % i)
+                before = counting.misses
+                assert await conn.receive() == b"q%d" % i
+                pattern.append(counting.misses - before)
+    assert pattern == [1, 0, 0, 1, 0, 0]  # a try, then two waits first (every 2), a try, ... (then every 4)
+    theirs.close()
+    conn.socket.close()
