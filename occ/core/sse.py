@@ -99,9 +99,11 @@ class SSEDecoder:
             buf = text
         start = 0
         n = len(buf)
+        has_cr = "\r" in buf
+        find = buf.find
         while start < n:
-            lf = buf.find("\n", start)
-            cr = buf.find("\r", start, lf if lf >= 0 else n)
+            lf = find("\n", start)
+            cr = find("\r", start, lf if lf >= 0 else n) if has_cr else -1
             if cr >= 0:
                 end, nxt = cr, cr + 1
                 if nxt < n:
@@ -113,7 +115,20 @@ class SSEDecoder:
                 end, nxt = lf, lf + 1
             else:
                 break
-            events.extend(self._line(buf[start:end]))
+            # the two lines of nearly every upstream event, inline: "data: ..." and the blank line
+            if end == start:
+                if self._data:
+                    events.append(self._event())
+                else:
+                    self._event_type = ""
+            elif buf.startswith("data:", start):
+                value = buf[start + 6:end] if buf.startswith(" ", start + 5) else buf[start + 5:end]
+                self._data.append(value)
+                self._data_size += len(value) + 1
+                if self._data_size > self._max_event:
+                    raise UpstreamProtocolError(f"SSE event larger than {self._max_event} bytes")
+            else:
+                events.extend(self._line(buf[start:end]))
             start = nxt
         if start < n:
             self._hold(buf[start:])
@@ -153,12 +168,16 @@ class SSEDecoder:
         if not self._data:
             self._event_type = ""
             return []
+        return [self._event()]
+
+    def _event(self) -> SSEEvent:
+        """The event the data lines so far make (there is at least one), and a fresh start."""
         data = self._data[0] if len(self._data) == 1 else "\n".join(self._data)
         event = SSEEvent(data=data, event=self._event_type or "message", id=self._last_id, retry=self._retry)
         self._data = []
         self._data_size = 0
         self._event_type = ""
-        return [event]
+        return event
 
 
 PING_FRAME = b'event: ping\ndata: {"type":"ping"}\n\n'
