@@ -206,7 +206,8 @@ async def main(args: argparse.Namespace) -> None:
                                                                                   f"occ-bench-{os.getpid()}.sqlite")}
             json.dump(config, f)
         app = load_app(args.floor, port, f.name)
-        marker = f"bench:deltas=50,delay={5 if args.stream else 0},agentic=0"
+        delay = args.delay if args.delay is not None else (5 if args.stream else 0)
+        marker = f"bench:deltas=50,delay={delay},agentic=0"
         body = json.dumps({"model": "bench-model", "stream": args.stream, "max_tokens": 100,
                            "messages": [{"role": "user", "content": marker + " " + "x" * 160}]}).encode()
         if args.serve:
@@ -227,6 +228,7 @@ if __name__ == "__main__":
     parser.add_argument("--floor", action="store_true", help="measure stack_floor.py's app instead of occ")
     parser.add_argument("--stream", action="store_true", help="50 deltas 5 ms apart instead of one JSON answer")
     parser.add_argument("--serve", action="store_true", help="through hypercorn on 127.0.0.1, over real sockets")
+    parser.add_argument("--delay", type=int, help="ms between streamed deltas (default 5; 0: all at once)")
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=5)
