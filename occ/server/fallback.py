@@ -449,11 +449,10 @@ async def _read_body(response: UpstreamResponse, stall_s: float, limit: int) -> 
     parts: list[bytes] = []
     size = 0
     read = response.read
+    read_started = trio.current_time()  # kept across a re-arm: the read made again is the same wait
     while True:
-        read_started = trio.current_time()
         with trio.CancelScope(deadline=read_started + stall_s):
             while True:
-                read_started = trio.current_time()
                 chunk = await read()
                 if not chunk:
                     return b"".join(parts)
@@ -461,6 +460,7 @@ async def _read_body(response: UpstreamResponse, stall_s: float, limit: int) -> 
                 size += len(chunk)
                 if size > limit:
                     raise UpstreamProtocolError(f"upstream body larger than {limit} bytes")
+                read_started = trio.current_time()  # the next read's; a re-made read keeps its own
         if trio.current_time() >= read_started + stall_s:
             raise UpstreamStalled(f"no bytes from upstream for {stall_s:g}s (stream_timeout_ms)")
 
@@ -623,6 +623,7 @@ async def _pump(state: ServerState, call: Call, url: str, headers: dict[str, str
         head: bytes | None = None  # the first bytes: what to name if they never were a stream
         payload_deadline = math.inf if payload_s is None else trio.current_time() + payload_s
         ended = False
+        read_started = trio.current_time()
         while not ended:
             # One GUARD scope (STALL + PAYLOAD) serves many reads: its deadline is the nearer of the two as
             # of when it was opened, and it is not moved per read (a new scope, or moving a deadline, per
@@ -630,11 +631,10 @@ async def _pump(state: ServerState, call: Call, url: str, headers: dict[str, str
             # say whether that was real; if not, the read it cancelled is simply made again under a new
             # scope. A cancelled read loses nothing: it is cancelled while waiting, before reading a byte.
             # Writes to the client sit inside it shielded, and the stall clock starts at each read, so a
-            # slow client is never charged to the model.
-            read_started = trio.current_time()
+            # slow client is never charged to the model. A re-armed scope counts from the start of the read it
+            # cancelled (read_started is kept), not from when it fired: that silence goes on.
             with trio.CancelScope(deadline=min(read_started + stall_s, payload_deadline)) as guard:
                 while True:
-                    read_started = trio.current_time()
                     chunk = await read()
                     if not chunk:
                         ended = True
@@ -655,6 +655,7 @@ async def _pump(state: ServerState, call: Call, url: str, headers: dict[str, str
                             on_commit()
                     if translator.done:
                         return
+                    read_started = trio.current_time()  # the next read's, after the write (a re-made one keeps it)
             if guard.cancelled_caught:
                 now = trio.current_time()
                 if now >= payload_deadline:

@@ -14,7 +14,7 @@ import httpx
 import trio
 from support.anthropic_checker import check_stream
 from support.fake_upstream import Reply, sse
-from support.shapes import USER, chunk, usage_chunk
+from support.shapes import USER, chunk, completion, usage_chunk
 from support.stack import by_model, chain, make_config, ok_stream, wait_for_log
 
 CHAT = "/v1/chat/completions"
@@ -174,6 +174,38 @@ async def test_a_non_streaming_body_that_stalls_is_caught_by_the_stall_guard(fak
     config = make_config(fake, **chain("model-a", "model-b"), provider={"stream_timeout_ms": 300})
     url = await start_occ(config)
     async with httpx.AsyncClient(timeout=10) as client:  # without the guard: 30 s of stall, past this timeout
+        response = await client.post(f"{url}/v1/messages", json=body(stream=False))
+    assert response.status_code == 200 and response.json()["content"][0]["text"] == "b"
+    lines = await wait_for_log(caplog, "outcome=ok")
+    assert any("fake/model-a[openai]=stall" in line for line in lines)
+
+
+async def test_silence_after_a_read_is_a_stall_at_the_stall_limit_not_twice_it(fake, start_occ, caplog):
+    """The stall clock starts at the read that waits, also when the guard scope serving many reads fired
+    early and was re-armed: comments at 0 and 0.5 s, then 1.3 s of silence, is a stall under 1 s (re-armed
+    from when it fired at 1 s, the guard would wait until 2 s and model-a's answer at 1.8 s would get in)."""
+    caplog.set_level(logging.INFO)
+    answer = sse(chunk({"content": "a, late"}), chunk(finish="stop"), usage_chunk())
+    late = Reply(chunks=[b": keep-alive\n\n", 0.5, b": keep-alive\n\n", 1.3, *answer])
+    fake.default(CHAT, by_model({"model-a": late, "model-b": ok_stream("b answered")}))
+    config = make_config(fake, **chain("model-a", "model-b"), provider={"stream_timeout_ms": 1000})
+    url = await start_occ(config)
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.post(f"{url}/v1/messages", json=body())
+    assert check_stream(response.content)["content"][0]["text"] == "b answered"
+    lines = await wait_for_log(caplog, "outcome=ok")
+    assert any("fake/model-a[openai]=stall" in line for line in lines)
+
+
+async def test_silence_in_a_non_streaming_body_is_a_stall_at_the_stall_limit_not_twice_it(fake, start_occ, caplog):
+    """The same for a whole body's reads (_read_body): parts at 0 and 0.5 s, then 1.3 s of silence under 1 s."""
+    caplog.set_level(logging.INFO)
+    whole = json.dumps(completion({"content": "a, late"})).encode()
+    late = Reply(chunks=[whole[:10], 0.5, whole[10:20], 1.3, whole[20:]], headers={"content-type": "application/json"})
+    fake.default(CHAT, by_model({"model-a": late, "model-b": ok_stream("b")}))
+    config = make_config(fake, **chain("model-a", "model-b"), provider={"stream_timeout_ms": 1000})
+    url = await start_occ(config)
+    async with httpx.AsyncClient(timeout=10) as client:
         response = await client.post(f"{url}/v1/messages", json=body(stream=False))
     assert response.status_code == 200 and response.json()["content"][0]["text"] == "b"
     lines = await wait_for_log(caplog, "outcome=ok")
