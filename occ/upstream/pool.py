@@ -126,9 +126,12 @@ class _Connection:
                 raise trio.BrokenResourceError(f"socket connection broken: {exc}") from exc
 
     async def send(self, data: bytes) -> None:
-        """Write all of ``data``: at once when the socket takes it, else the rest through ``send_all``."""
+        """Write all of ``data``: at once when the socket takes it, else the rest through ``send_all``; as
+        ``send_all``, nothing is written once the task is cancelled (an upstream is never asked for a request
+        whose client has left or whose deadline has passed)."""
         raw = self.raw
         if raw is not None:
+            await trio.lowlevel.checkpoint_if_cancelled()  # no scheduler pass unless cancelled
             try:
                 sent = raw.send(data)
             except BlockingIOError:

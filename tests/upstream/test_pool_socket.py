@@ -84,10 +84,18 @@ async def test_a_large_send_arrives_whole_when_the_socket_takes_only_part():
     conn.socket.close()
 
 
-async def test_a_small_send_is_made_without_a_checkpoint():
+async def test_a_small_send_is_made_without_a_pass_of_the_scheduler():
+    """No schedule point (its only cancel point, taken before the write, costs no pass unless cancelled)."""
     conn, theirs = _pair()
-    with trio.testing.assert_no_checkpoints():
+    others: list[str] = []
+
+    async def other() -> None:
+        others.append("ran")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(other)
         await conn.send(b"GET / HTTP/1.1\r\n\r\n")
+        assert others == []  # the other task had no turn during the send
     assert theirs.recv(100) == b"GET / HTTP/1.1\r\n\r\n"
     theirs.close()
     conn.socket.close()
@@ -156,5 +164,24 @@ async def test_reads_try_first_while_data_is_waiting_and_back_off_after_a_miss()
                 assert await conn.receive() == b"q%d" % i
                 pattern.append(counting.misses - before)
     assert pattern == [1, 0, 0, 1, 0, 0]  # a try, then two waits first (every 2), a try, ... (then every 4)
+    theirs.close()
+    conn.socket.close()
+
+
+@pytest.mark.parametrize("direct", [True, False])
+async def test_a_send_in_a_cancelled_scope_raises_cancelled_and_writes_nothing(direct):
+    """As trio's ``send_all``: a task whose scope is cancelled (its client left, its deadline passed) gets
+    Cancelled before a byte goes out, so an upstream is never asked for a request nobody waits for.
+    ``direct=False`` is trio's own stream, the behaviour to match."""
+    conn, theirs = _pair()
+    if not direct:
+        conn.raw = None
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await conn.send(b"POST /v1/chat/completions HTTP/1.1\r\n\r\n")
+    assert scope.cancelled_caught
+    theirs.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        theirs.recv(100)
     theirs.close()
     conn.socket.close()
