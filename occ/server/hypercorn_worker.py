@@ -25,7 +25,7 @@ from typing import Any
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.config import Sockets
-from hypercorn.events import Event, RawData
+from hypercorn.events import Event, RawData, Updated
 from hypercorn.trio.lifespan import Lifespan
 from hypercorn.trio.statsd import StatsdLogger
 from hypercorn.trio.tcp_server import TCPServer
@@ -60,6 +60,13 @@ class _TCPServer(TCPServer):
         #: writes made at once, and those that went hypercorn's way (tests and benchmarks read them)
         self.direct_writes = 0
         self.queued_writes = 0
+        # the keep-alive watch (see _watch_idle): set while the connection is idle, replaced when a request
+        # comes; the scope of the watch's current wait; when the connection went idle
+        self._idle = trio.Event()
+        self._idle_scope: trio.CancelScope | None = None
+        self._idle_since = 0.0
+        self._watching = False
+        self._first_request_seen = False
 
     async def protocol_send(self, event: Event) -> None:
         raw = self._raw
@@ -78,6 +85,9 @@ class _TCPServer(TCPServer):
                 return
             if sent > 0:
                 event = RawData(data=data[sent:])  # part of it is on the wire: the rest follows below
+        if type(event) is Updated:
+            await self._updated(event.idle)
+            return
         if type(event) is RawData:
             # hypercorn's path, shielded whole (its own shield starts only after its send lock): what h11 has
             # framed reaches the socket whatever is cancelled meanwhile, so no chunk is dropped or cut in two
@@ -88,6 +98,48 @@ class _TCPServer(TCPServer):
                 await super().protocol_send(event)
             return
         await super().protocol_send(event)
+
+
+    async def _updated(self, idle: bool) -> None:
+        """The connection went idle (a response ended) or busy (a request came). hypercorn stops and starts
+        a task for every request (a lock, a nursery start, a cancel: ~30 us); here one watch task per
+        connection waits instead, and the request only moves its state. The first request stops the task
+        hypercorn started with the connection."""
+        if not idle:
+            if not self._first_request_seen:
+                self._first_request_seen = True
+                await self.idle_task.stop()
+            if self._idle.is_set():
+                self._idle = trio.Event()
+            if self._idle_scope is not None:
+                self._idle_scope.cancel()
+            return
+        self._idle_since = trio.current_time()
+        self._idle.set()
+        if not self._watching:
+            self._watching = True
+            self._task_group.spawn(self._watch_idle)
+
+    async def _watch_idle(self) -> None:
+        """hypercorn's idle timeout, for the connection's whole life: while the connection is idle, close it
+        after ``keep_alive_timeout``, or at once when the worker is shutting down (``context.terminated``);
+        while a request runs, nothing (it is cancelled by the next request and waits for the next idle)."""
+        while True:
+            await self._idle.wait()
+            if not self._idle.is_set():  # a request came meanwhile (a new event replaced the one we waited on)
+                continue
+            deadline = self._idle_since + self.config.keep_alive_timeout
+            with trio.move_on_at(deadline) as scope:
+                self._idle_scope = scope  # KEEP-ALIVE DEADLINE; a new request cancels it
+                await self.context.terminated.wait()
+            self._idle_scope = None
+            # a request cancelled the wait (and may be done already: then the next pass waits afresh), or it
+            # ended for good: the keep-alive time ran out, or the worker is terminating, with nothing running
+            ended = self.context.terminated.is_set() or trio.current_time() >= deadline
+            if ended and self._idle.is_set():
+                with trio.CancelScope(shield=True):
+                    await self._initiate_server_close()
+                return
 
 
 async def worker_serve(

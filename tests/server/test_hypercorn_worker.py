@@ -14,7 +14,7 @@ from functools import partial
 import trio
 import trio.testing
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.events import Closed, RawData
+from hypercorn.events import Closed, RawData, Updated
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.utils import wrap_app
 
@@ -248,3 +248,124 @@ async def test_requests_on_occ_s_connection_say_they_write_whole():
     assert seen == [True]
     assert not writes_whole({"state": {WHOLE_WRITES: True}, "http_version": "2"})
     assert not writes_whole({"state": {}, "http_version": "1.1"})
+
+
+# -- keep-alive: one watch task per connection instead of hypercorn's task per request ----------------
+
+
+async def _slow_app(scope: dict, receive: object, send: object) -> None:
+    """Answers ``ok``; ``/slow`` after 0.6 s (longer than the tests' keep-alive time)."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()  # type: ignore[operator]
+            await send({"type": message["type"] + ".complete"})  # type: ignore[operator]
+            if message["type"] == "lifespan.shutdown":
+                return
+    if scope["path"] == "/slow":
+        await trio.sleep(0.6)
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})  # type: ignore[operator]
+    await send({"type": "http.response.body", "body": b"ok"})  # type: ignore[operator]
+
+
+async def _start(nursery: trio.Nursery, keep_alive_s: float, shutdown: trio.Event | None = None) -> int:
+    config = HypercornConfig()
+    config.bind = ["127.0.0.1:0"]
+    config.accesslog = None
+    config.keep_alive_timeout = keep_alive_s
+    config.graceful_timeout = 5
+    sockets = config.create_sockets()
+    for sock in sockets.insecure_sockets:
+        sock.listen(8)
+    trigger = shutdown.wait if shutdown is not None else None
+    binds = await nursery.start(partial(worker_serve, wrap_app(_slow_app, config.wsgi_max_body_size, None), config,
+                                        sockets=sockets, shutdown_trigger=trigger))
+    return int(binds[0].rsplit(":", 1)[1])
+
+
+async def _get(stream: trio.SocketStream, path: str = "/") -> None:
+    await stream.send_all(f"GET {path} HTTP/1.1\r\nhost: x\r\n\r\n".encode())
+    data = b""
+    while not data.endswith(b"\r\n\r\nok"):
+        part = await stream.receive_some(4096)
+        assert part, "closed before the answer"
+        data += part
+
+
+async def _closed_within(stream: trio.SocketStream, seconds: float) -> float:
+    started = trio.current_time()
+    with trio.fail_after(seconds):
+        while await stream.receive_some(4096):
+            pass
+    return trio.current_time() - started
+
+
+async def test_an_idle_connection_closes_after_the_keep_alive_time_and_a_busy_one_does_not():
+    with trio.fail_after(LIMIT):
+        async with trio.open_nursery() as nursery:
+            port = await _start(nursery, keep_alive_s=0.3)
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            await _get(stream, "/slow")  # a request longer than the keep-alive time is not cut
+            for _ in range(3):  # pauses shorter than it keep the connection
+                await trio.sleep(0.1)
+                await _get(stream)
+            waited = await _closed_within(stream, 3)
+            assert waited >= 0.25  # closed for being idle, not earlier
+            await stream.aclose()
+            nursery.cancel_scope.cancel()
+
+
+async def test_shutdown_closes_idle_connections_at_once_and_busy_ones_after_their_request():
+    shutdown = trio.Event()
+    with trio.fail_after(LIMIT):
+        async with trio.open_nursery() as nursery:
+            port = await _start(nursery, keep_alive_s=60, shutdown=shutdown)
+            idle = await trio.open_tcp_stream("127.0.0.1", port)
+            await _get(idle)
+            await _get(idle)
+            busy = await trio.open_tcp_stream("127.0.0.1", port)
+            await _get(busy)
+            answered = trio.Event()
+
+            async def slow() -> None:
+                await _get(busy, "/slow")
+                answered.set()
+
+            nursery.start_soon(slow)
+            await trio.sleep(0.1)  # the slow request is running
+            started = trio.current_time()
+            shutdown.set()
+            assert await _closed_within(idle, 2) < 1.0  # idle: closed at once, not after 60 s
+            await answered.wait()  # busy: its request is answered whole...
+            await _closed_within(busy, 3)  # ...then the connection is closed
+            assert trio.current_time() - started < 3
+            for stream in (idle, busy):
+                await stream.aclose()
+
+
+class _TaskGroup:
+    def __init__(self, nursery: trio.Nursery) -> None:
+        self.nursery = nursery
+
+    def spawn(self, func: object, *args: object) -> None:
+        self.nursery.start_soon(func, *args)  # type: ignore[arg-type]
+
+
+async def test_a_request_that_starts_and_ends_between_two_steps_of_the_watch_does_not_close_the_connection():
+    """The watch waits in its keep-alive scope; a request comes and is answered before the watch runs again
+    (its wait cancelled, the connection idle again): that is a new idle period, not the end of the old one."""
+    sock, peer_sock = _tcp_pair()
+    tcp, protocol = _server(sock)
+    with trio.fail_after(LIMIT):
+        async with trio.open_nursery() as nursery:
+            tcp._task_group = _TaskGroup(nursery)  # type: ignore[assignment]
+            tcp._first_request_seen = True  # (hypercorn's own first idle task is not running here)
+            await tcp.protocol_send(Updated(idle=True))
+            await trio.testing.wait_all_tasks_blocked()
+            await tcp.protocol_send(Updated(idle=False))
+            await tcp.protocol_send(Updated(idle=True))
+            await trio.testing.wait_all_tasks_blocked()
+            assert protocol.events == []  # not closed: keep_alive_timeout has not passed since it went idle
+            tcp.context.terminated._event.set()  # the worker shuts down while it is idle: closed at once
+            await trio.testing.wait_all_tasks_blocked()
+            assert any(isinstance(event, Closed) for event in protocol.events)
+    peer_sock.close()
