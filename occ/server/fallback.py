@@ -449,11 +449,16 @@ async def _read_body(response: UpstreamResponse, stall_s: float, limit: int) -> 
     parts: list[bytes] = []
     size = 0
     read = response.read
+    resumes = response.reads_resume  # else each read has the guard's deadline to itself (below)
     read_started = trio.current_time()  # kept across a re-arm: the read made again is the same wait
     while True:
-        with trio.CancelScope(deadline=read_started + stall_s):
+        with trio.CancelScope(deadline=read_started + stall_s) as guard:
             while True:
+                if not resumes:
+                    guard.deadline = read_started + stall_s
                 chunk = await read()
+                if not resumes:
+                    guard.deadline = math.inf
                 if not chunk:
                     return b"".join(parts)
                 parts.append(chunk)
@@ -623,6 +628,9 @@ async def _pump(state: ServerState, call: Call, url: str, headers: dict[str, str
         head: bytes | None = None  # the first bytes: what to name if they never were a stream
         payload_deadline = math.inf if payload_s is None else trio.current_time() + payload_s
         ended = False
+        # a read that does not resume after a cancel (httpx, through a proxy) must never be cancelled early:
+        # the guard's deadline is then moved to each read and off during the rest, so it fires only when due
+        resumes = response.reads_resume
         read_started = trio.current_time()
         while not ended:
             # One GUARD scope (STALL + PAYLOAD) serves many reads: its deadline is the nearer of the two as
@@ -635,7 +643,11 @@ async def _pump(state: ServerState, call: Call, url: str, headers: dict[str, str
             # cancelled (read_started is kept), not from when it fired: that silence goes on.
             with trio.CancelScope(deadline=min(read_started + stall_s, payload_deadline)) as guard:
                 while True:
+                    if not resumes:
+                        guard.deadline = min(read_started + stall_s, payload_deadline)
                     chunk = await read()
+                    if not resumes:
+                        guard.deadline = math.inf
                     if not chunk:
                         ended = True
                         break

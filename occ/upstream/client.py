@@ -87,6 +87,9 @@ class UpstreamResponse:
         self.headers = headers
         self._chunks = chunks
         self._iterator: AsyncIterator[bytes] | None = None
+        #: a read cancelled while it waits loses nothing and the next one goes on (occ's pool); through httpx
+        #: (a proxy) the cancelled read ends the body (its iterator and connection are closed)
+        self.reads_resume = read is not None
         if read is not None:
             self.read = read  # type: ignore[method-assign]
 

@@ -9,9 +9,13 @@ import json
 import logging
 import socket
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
+import pytest
 import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
 from support.anthropic_checker import check_stream
 from support.fake_upstream import Reply, sse
 from support.shapes import USER, chunk, completion, usage_chunk
@@ -210,3 +214,47 @@ async def test_silence_in_a_non_streaming_body_is_a_stall_at_the_stall_limit_not
     assert response.status_code == 200 and response.json()["content"][0]["text"] == "b"
     lines = await wait_for_log(caplog, "outcome=ok")
     assert any("fake/model-a[openai]=stall" in line for line in lines)
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_a_lively_answer_through_a_proxy_runs_past_the_stall_limit(fake, start_occ, caplog, nursery, monkeypatch,
+                                                                          stream):
+    """Through an HTTP proxy occ reads with httpx, whose read a cancel ends for good (its body iterator and
+    connection close): the guard must then never fire early and make the read again, or a lively answer
+    would end at stream_timeout_ms. The proxy here is the fake itself, given absolute-form requests."""
+    caplog.set_level(logging.INFO)
+    proxied: list[bytes] = []
+
+    async def proxy(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            proxied.append(scope["raw_path"])
+            scope = {**scope, "path": urlsplit(scope["path"]).path}
+        await fake(scope, receive, send)
+
+    hc = HypercornConfig()
+    hc.bind, hc.accesslog, hc.errorlog, hc.graceful_timeout = ["127.0.0.1:0"], None, None, 0.1
+    binds = await nursery.start(lambda task_status: hypercorn_serve(proxy, hc, task_status=task_status))
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", binds[0])
+    text = "".join(f"{i} " for i in range(12))
+    parts: list[Any] = []
+    if stream:
+        for i in range(12):
+            parts += [*sse(chunk({"content": f"{i} "}), done=False), 0.1]
+        answer = Reply(chunks=[*parts, *sse(chunk(finish="stop"), usage_chunk())])
+    else:
+        whole = json.dumps(completion({"content": text})).encode()
+        for i in range(12):
+            parts += [whole[i * 10:(i + 1) * 10], 0.1]
+        answer = Reply(chunks=[*parts, whole[120:]], headers={"content-type": "application/json"})
+    fake.default(CHAT, by_model({"model-a": answer, "model-b": ok_stream("b should not be asked")}))
+    config = make_config(fake, **chain("model-a", "model-b"), provider={"stream_timeout_ms": 300})
+    url = await start_occ(config)
+    async with httpx.AsyncClient(timeout=10, trust_env=False) as client:
+        response = await client.post(f"{url}/v1/messages", json=body(stream=stream))
+    message = check_stream(response.content) if stream else response.json()
+    assert message["content"][0]["text"] == text
+    assert [s.json["model"] for s in fake.requests(CHAT)] == ["model-a"]
+    assert proxied and all(path.startswith(b"http://") for path in proxied)
+    await wait_for_log(caplog, "outcome=ok")

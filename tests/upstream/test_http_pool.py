@@ -1301,3 +1301,39 @@ async def test_idle_connections_are_swept_without_traffic() -> None:
                 await closed.wait()
                 assert pool.idle_count() == 0
                 nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("proxied", [False, True])
+async def test_a_read_cancelled_while_waiting_resumes_where_the_response_says_so(clean_env: pytest.MonkeyPatch,
+                                                                                 proxied: bool) -> None:
+    """The pump's guard scope, re-armed when it fires early, cancels a read that is waiting and makes it again
+    (occ.server.fallback._pump, _read_body): on occ's pool that read gives the rest of the body. Through a proxy
+    (httpx) a cancelled read ends the body for good, and the response says so (``reads_resume``), so the
+    pump never cancels one early."""
+    go_on = trio.Event()
+
+    async def answer_in_two_parts(conn: ServerConn) -> None:
+        await conn.read_request()
+        await conn.send(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+                        b"5\r\nfirst\r\n")
+        await go_on.wait()
+        await conn.send(b"6\r\nsecond\r\n0\r\n\r\n")
+        await conn.wait_eof()
+
+    with trio.fail_after(LIMIT):
+        async with running(answer_in_two_parts) as server:
+            url = f"http://127.0.0.1:{server.port}/v1/x"
+            if proxied:
+                clean_env.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.port}")
+                url = "http://upstream.invalid/v1/x"
+            async with UpstreamClient() as client:
+                async with client.open(url, headers={}, body=b"{}", connect_timeout_s=5) as response:
+                    assert response.reads_resume is not proxied
+                    assert await response.read() == b"first"
+                    with trio.move_on_after(0.05) as waiting:
+                        await response.read()
+                    assert waiting.cancelled_caught
+                    go_on.set()
+                    if not proxied:
+                        assert await response.read() == b"second"
+                        assert await response.read() == b""
