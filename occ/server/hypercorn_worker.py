@@ -67,6 +67,8 @@ class _TCPServer(TCPServer):
         self._idle_since = 0.0
         self._watching = False
         self._first_request_seen = False
+        #: the watch's whole life: it ends when the connection reads no more (no request can come then)
+        self._watch_scope = trio.CancelScope()
 
     async def protocol_send(self, event: Event) -> None:
         raw = self._raw
@@ -120,7 +122,20 @@ class _TCPServer(TCPServer):
             self._watching = True
             self._task_group.spawn(self._watch_idle)
 
+    async def _read_data(self) -> None:
+        """hypercorn's read loop; when it ends (the client closed, or the connection did) so does the watch,
+        which would otherwise wait for an idle that never comes (``Connection: close``, a client gone
+        mid-request) and keep the connection's task group, and the worker's shutdown, waiting."""
+        try:
+            await super()._read_data()
+        finally:
+            self._watch_scope.cancel()
+
     async def _watch_idle(self) -> None:
+        with self._watch_scope:
+            await self._watch_idle_periods()
+
+    async def _watch_idle_periods(self) -> None:
         """hypercorn's idle timeout, for the connection's whole life: while the connection is idle, close it
         after ``keep_alive_timeout``, or at once when the worker is shutting down (``context.terminated``);
         while a request runs, nothing (it is cancelled by the next request and waits for the next idle)."""

@@ -11,6 +11,7 @@ import ssl
 import time
 from functools import partial
 
+import pytest
 import trio
 import trio.testing
 from hypercorn.config import Config as HypercornConfig
@@ -369,3 +370,48 @@ async def test_a_request_that_starts_and_ends_between_two_steps_of_the_watch_doe
             await trio.testing.wait_all_tasks_blocked()
             assert any(isinstance(event, Closed) for event in protocol.events)
     peer_sock.close()
+
+
+async def _serve_until_stopped(nursery: trio.Nursery, shutdown: trio.Event, done: trio.Event) -> int:
+    """occ's worker with a long keep-alive time and a long graceful shutdown (60 s each): ``done`` is set when
+    it returns, which it does at once after ``shutdown`` if no connection task is left."""
+    config = HypercornConfig()
+    config.bind = ["127.0.0.1:0"]
+    config.accesslog = None
+    config.keep_alive_timeout = 60
+    config.graceful_timeout = 60
+    sockets = config.create_sockets()
+    for sock in sockets.insecure_sockets:
+        sock.listen(8)
+
+    async def run(task_status: trio.TaskStatus[list[str]]) -> None:
+        await worker_serve(wrap_app(_slow_app, config.wsgi_max_body_size, None), config, sockets=sockets,
+                           shutdown_trigger=shutdown.wait, task_status=task_status)
+        done.set()
+
+    binds = await nursery.start(run)
+    return int(binds[0].rsplit(":", 1)[1])
+
+
+@pytest.mark.parametrize("how", ["connection: close", "client left mid-request"])
+async def test_a_connection_that_ends_without_going_idle_leaves_no_task_behind(how: str):
+    """A connection whose last request does not end in an idle connection (``Connection: close``, or a client
+    that left while it ran) must end its task, keep-alive watch included: else each one stays until the worker
+    stops, which then waits for them the whole graceful timeout."""
+    shutdown, done = trio.Event(), trio.Event()
+    with trio.fail_after(LIMIT):
+        async with trio.open_nursery() as nursery:
+            port = await _serve_until_stopped(nursery, shutdown, done)
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            await _get(stream)  # the watch task runs from here on
+            if how == "connection: close":
+                await stream.send_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+                await _closed_within(stream, 5)  # answered, then closed by the server
+            else:
+                await stream.send_all(b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n")
+                await trio.sleep(0.1)
+                await stream.aclose()
+                await trio.sleep(0.7)  # the request ran to its end (0.6 s)
+            await stream.aclose()
+            shutdown.set()
+            await done.wait()  # at once: no connection is left (else after graceful_timeout, 60 s, past LIMIT)
