@@ -559,8 +559,9 @@ def spent_so_far(call: Call, usage: Usage | None) -> None:
 async def _deliver(relay: Relay, frames: bytes) -> None:
     """Write frames the builder emitted, in this task, under the relay's HAND-OFF DEADLINE
     (``client_write_timeout_ms``), shielded: once emitted they must reach the client whole, or the stream
-    would skip events, so no attempt deadline may cut the write; and it sits outside the stall guard, which
-    covers upstream reads only. When the client has read nothing for that long (connected but not reading),
+    would skip events, so no attempt deadline may cut the write; and it is shielded from the stall guard
+    around it, whose clock starts at each upstream read, so a slow client is never an upstream stall. When
+    the client has read nothing for that long (connected but not reading),
     the relay cancels the request nursery: the fallback loop and the upstream connection with it, so a
     stuck client cannot hold a connection and a pool slot forever; the checkpoint after the write is where
     this task then unwinds.
