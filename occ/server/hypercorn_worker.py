@@ -86,7 +86,7 @@ class _TCPServer(TCPServer):
                 self.direct_writes += 1
                 return
             if sent > 0:
-                event = RawData(data=data[sent:])  # part of it is on the wire: the rest follows below
+                event = RawData(data=memoryview(data)[sent:])  # part is on the wire: the rest (no copy) below
         if type(event) is Updated:
             await self._updated(event.idle)
             return
