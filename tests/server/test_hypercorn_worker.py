@@ -212,6 +212,15 @@ async def test_other_events_go_to_hypercorn():
     peer_sock.close()
 
 
+async def _lifespan(receive: object, send: object) -> None:
+    """The ASGI lifespan of the tests' small apps: every event completed, until shutdown."""
+    while True:
+        message = await receive()  # type: ignore[operator]
+        await send({"type": message["type"] + ".complete"})  # type: ignore[operator]
+        if message["type"] == "lifespan.shutdown":
+            return
+
+
 async def test_requests_on_occ_s_connection_say_they_write_whole():
     """occ's worker marks each HTTP/1.1 request's scope (WHOLE_WRITES), which is how occ's relay knows it
     may write without a scope of its own; an HTTP/2 request is never taken for one."""
@@ -219,11 +228,7 @@ async def test_requests_on_occ_s_connection_say_they_write_whole():
 
     async def app(scope: dict, receive: object, send: object) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()  # type: ignore[operator]
-                await send({"type": message["type"] + ".complete"})  # type: ignore[operator]
-                if message["type"] == "lifespan.shutdown":
-                    return
+            return await _lifespan(receive, send)
         seen.append(writes_whole(scope))
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})  # type: ignore[operator]
         await send({"type": "http.response.body", "body": b"ok"})  # type: ignore[operator]
@@ -257,11 +262,7 @@ async def test_requests_on_occ_s_connection_say_they_write_whole():
 async def _slow_app(scope: dict, receive: object, send: object) -> None:
     """Answers ``ok``; ``/slow`` after 0.6 s (longer than the tests' keep-alive time)."""
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()  # type: ignore[operator]
-            await send({"type": message["type"] + ".complete"})  # type: ignore[operator]
-            if message["type"] == "lifespan.shutdown":
-                return
+        return await _lifespan(receive, send)
     if scope["path"] == "/slow":
         await trio.sleep(0.6)
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})  # type: ignore[operator]
