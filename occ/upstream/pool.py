@@ -27,6 +27,7 @@ own limit, not the model's health, so the client gets a 529 to retry and no brea
 
 from __future__ import annotations
 
+import errno
 import select
 import ssl
 import zlib
@@ -51,6 +52,8 @@ MAX_IDLE_EXPIRY_S = 50.0
 _poll = getattr(select, "poll", None)  # not on Windows
 #: what a left-behind response may still send before its connection is given up on
 _DRAIN_LIMIT = 64 * 1024
+#: a direct read or write failed with one of these: occ closed the socket itself (trio's own list)
+_CLOSED_ERRNOS = frozenset({errno.EBADF, errno.ENOTSOCK})
 
 
 @attrs.frozen
@@ -71,10 +74,11 @@ class _Connection:
     """One connection to an origin, and its reads and writes.
 
     On a plain TCP connection :meth:`receive` and :meth:`send` talk to the socket directly, with the same
-    bytes, errors (trio's ``BrokenResourceError``) and cancellation as trio's stream methods, minus their
-    wrappers. A streamed upstream sends one delta at a time: on a quiet process the next one is never there
-    yet, and trying a read first (as ``receive_some`` does) costs a failed ``recv`` (``EAGAIN``, raised and
-    caught) per delta; on a busy one it usually is, and waiting first costs an epoll round trip per delta.
+    bytes, errors and cancellation as trio's stream methods, minus their wrappers: ``BrokenResourceError``
+    when the peer broke the connection, ``ClosedResourceError`` when occ had closed the socket itself.
+    A streamed upstream sends one delta at a time: on a quiet process the next one is never there yet, and
+    trying a read first (as ``receive_some`` does) costs a failed ``recv`` (``EAGAIN``, raised and caught)
+    per delta; on a busy one it usually is, and waiting first costs an epoll round trip per delta.
     So :meth:`receive` tries first while that finds data, and after a miss tries again only every 2, 4 ...
     16 reads. A write the socket takes whole is made at once; the rest goes through ``send_all``. TLS
     connections use the stream as they are (``benchmarks/components.py`` prices both ways).
@@ -109,13 +113,15 @@ class _Connection:
             except BlockingIOError:
                 self._try_every = self._until_try = min(2 * self._try_every, 16)
             except OSError as exc:
-                raise trio.BrokenResourceError(f"socket connection broken: {exc}") from exc
+                raise _socket_error(exc) from exc
             else:
                 self._try_every = 1
                 await trio.lowlevel.cancel_shielded_checkpoint()  # others run; a cancel waits for the next read
                 return data
         else:
             self._until_try -= 1
+            if raw.fileno() < 0:  # closed by occ: wait_readable would raise ValueError and keep its fd busy
+                raise trio.ClosedResourceError("this socket was already closed")
         while True:
             await trio.lowlevel.wait_readable(raw)
             try:
@@ -123,7 +129,7 @@ class _Connection:
             except BlockingIOError:  # woken with nothing to read after all: wait again
                 continue
             except OSError as exc:
-                raise trio.BrokenResourceError(f"socket connection broken: {exc}") from exc
+                raise _socket_error(exc) from exc
 
     async def send(self, data: bytes) -> None:
         """Write all of ``data``: at once when the socket takes it, else the rest through ``send_all``; as
@@ -137,7 +143,7 @@ class _Connection:
             except BlockingIOError:
                 sent = 0
             except OSError as exc:
-                raise trio.BrokenResourceError(f"socket connection broken: {exc}") from exc
+                raise _socket_error(exc) from exc
             if sent == len(data):
                 return
             data = memoryview(data)[sent:]  # the rest, not a copy of it (a 30 MB body is one write)
@@ -168,6 +174,15 @@ class _Connection:
             return not poller.poll(0)
         except (OSError, ValueError):
             return False
+
+
+def _socket_error(exc: OSError) -> trio.BrokenResourceError | trio.ClosedResourceError:
+    """What trio's ``SocketStream`` raises for this error of a direct read or write, so a TCP connection
+    fails as a TLS one does: a socket occ closed itself is occ's own doing (``ClosedResourceError``, which
+    no caller takes for an upstream that broke), anything else the peer's (``BrokenResourceError``)."""
+    if exc.errno in _CLOSED_ERRNOS:
+        return trio.ClosedResourceError("this socket was already closed")
+    return trio.BrokenResourceError(f"socket connection broken: {exc}")
 
 
 class _Stale(Exception):

@@ -1,6 +1,7 @@
 """The pool's reads and writes on a plain TCP connection go to the socket directly (occ.upstream.pool
-._Connection): the same bytes, the same errors (trio's BrokenResourceError), the same cancellation as
-trio's stream methods. Real TCP sockets on 127.0.0.1; every wait is bounded."""
+._Connection): the same bytes, the same errors (trio's BrokenResourceError for a peer that broke the
+connection, ClosedResourceError for a socket occ closed), the same cancellation as trio's stream methods.
+Real TCP sockets on 127.0.0.1; every wait is bounded."""
 
 from __future__ import annotations
 
@@ -64,6 +65,26 @@ async def test_a_reset_is_trio_s_broken_resource_error():
     with trio.fail_after(LIMIT), pytest.raises(trio.BrokenResourceError):
         await conn.receive()
     conn.socket.close()
+
+
+@pytest.mark.parametrize("path", ["direct, read tried first", "direct, read waited first", "trio's stream"])
+async def test_a_socket_occ_closed_is_trio_s_closed_resource_error(path):
+    """occ closed the socket itself (the pool drops a connection by closing it): reads and writes say so as
+    trio's own stream does, never as an upstream that broke the connection; twice, so the closed fd is not
+    left registered with trio as busy."""
+    conn, theirs = _pair()
+    if path == "trio's stream":
+        conn.raw = None
+    elif path == "direct, read waited first":
+        conn._until_try = 4  # as after a read that found nothing: the next ones wait before trying
+    conn.socket.close()
+    with trio.fail_after(LIMIT):
+        for _ in range(2):
+            with pytest.raises(trio.ClosedResourceError):
+                await conn.receive()
+            with pytest.raises(trio.ClosedResourceError):
+                await conn.send(b"x")
+    theirs.close()
 
 
 async def test_a_large_send_arrives_whole_when_the_socket_takes_only_part():
