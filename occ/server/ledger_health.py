@@ -20,12 +20,20 @@ from occ.observe.logs import get_logger
 from occ.observe.usage import MAX_PENDING
 from occ.server.state import ServerState
 
-__all__ = ["LEDGER_PROBLEM", "check_ledger", "is_busy", "ledger_problem", "save_unwritten"]
+__all__ = ["FALLBACK_SAVE_S", "LEDGER_PROBLEM", "check_ledger", "is_busy", "ledger_problem", "save_unwritten"]
 
 log = get_logger("occ.usage")
 
 #: The key of :attr:`ServerState.problems` for the ledger.
 LEDGER_PROBLEM = "usage_ledger"
+
+#: How long the shutdown waits for the fallback file (a few KB, then one fsync: milliseconds on a disk
+#: that answers). It bounds a file system that does not (a dead network mount, a stalled disk): the save
+#: comes after the ledger's last write (``usage_writer.SHUTDOWN_FLUSH_S``, inside a ``--workers`` worker's
+#: stop budget) and before the upstream close (``app.UPSTREAM_CLOSE_TIMEOUT_S``, 2 s); both fit in the
+#: parent's ``STOP_MARGIN_S`` (5 s) with a second to spare, so a worker still exits by itself rather than
+#: being killed, and a single ``occ serve`` exits instead of hanging on the file.
+FALLBACK_SAVE_S = 2.0
 
 
 def ledger_problem(path: str, reason: str, pending: int) -> str:
@@ -62,16 +70,24 @@ async def check_ledger(state: ServerState) -> bool:
 
 async def save_unwritten(state: ServerState) -> None:
     """At shutdown, after the last write failed: the pending rows go to a fallback file (named in the
-    log), or, if no folder takes one, the log says how many were lost."""
+    log), or, if no folder takes one, the log says how many were lost. At most :data:`FALLBACK_SAVE_S`:
+    a write still blocked then is left to its thread (the process exits without waiting for it), and
+    the log says the rows are probably lost."""
     rows = state.usage.take()
     if not rows:
         return
     path = ledger_path(state.config.usage.path)
-    try:
-        saved = await trio.to_thread.run_sync(write_fallback, path, COLUMNS, rows)
-    except OSError as exc:
-        log.error("usage ledger %s: %d rows could not be written before shutdown, nor to a fallback file (%s); "
-                  "they are lost", path, len(rows), exc)
+    with trio.move_on_after(FALLBACK_SAVE_S) as saving:  # FALLBACK SAVE DEADLINE
+        try:
+            saved = await trio.to_thread.run_sync(write_fallback, path, COLUMNS, rows, abandon_on_cancel=True)
+        except OSError as exc:
+            log.error("usage ledger %s: %d rows could not be written before shutdown, nor to a fallback file "
+                      "(%s); they are lost", path, len(rows), exc)
+            return
+    if saving.cancelled_caught:
+        log.error("usage ledger %s: %d rows could not be written before shutdown, and their fallback file was "
+                  "not written within %gs (a file system that does not answer?); occ exits without it, so they "
+                  "are probably lost", path, len(rows), FALLBACK_SAVE_S)
         return
     log.warning("usage ledger %s: %d rows could not be written before shutdown; they are in %s (JSON lines, "
                 "one row each; `occ usage` counts them)", path, len(rows), saved)

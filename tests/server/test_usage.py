@@ -179,3 +179,59 @@ async def test_a_reload_moves_or_stops_the_ledger(fake, tmp_path):
     assert (1, 1) == (Ledger(str(first)).count(), Ledger(str(second)).count())
     assert [] == state.usage.pending
     assert ["one", "two", "three"] == [r.request_id for r in state.usage.recent]
+
+
+async def test_a_fallback_save_that_hangs_ends_within_its_deadline(tmp_path, monkeypatch, caplog,
+                                                                   autojump_clock: trio.abc.Clock):
+    """Shutdown, after the ledger refused the last write, and a file system that never answers the
+    fallback file's write (a dead network mount): the save is given up at its deadline
+    (``FALLBACK_SAVE_S``) and logged as rows probably lost, so the process exits by itself inside the
+    ``--workers`` stop margin. No socket here: the clock jumps over the deadline."""
+    import threading
+
+    from support.stack import TEST_KEY
+
+    from occ.config.parse import parse_config
+    from occ.observe.usage import UsageRow
+    from occ.server import ledger_health
+    from occ.server.state import ServerState
+
+    config = parse_config({
+        "providers": {"fake": {"base_url": "http://127.0.0.1:9/v1/chat/completions", "api_key": TEST_KEY,
+                               "protocol": "openai"}},
+        "models": {"default": {"provider": "fake", "model_id": "model-a"}},
+        "usage": {"path": str(tmp_path / "usage.sqlite")},
+    }, env={}, source="test")
+    state = ServerState(config=config)
+    state.usage.add(UsageRow(0.0, "req-1", "key#0", "default", "fake/model-a", "openai", False, "ok", 200, 1.0,
+                             None, 1, 1, 0, 0, False, None))
+    entered, release = threading.Event(), threading.Event()
+
+    def hangs(*args: object) -> str:
+        entered.set()
+        release.wait(30)  # real seconds: the thread never outlives the test by more
+        return str(tmp_path / "never.jsonl")
+
+    async def give_up_later() -> None:  # without the deadline the save would end only here, at 60 s
+        await trio.sleep(60)
+        release.set()
+
+    monkeypatch.setattr(ledger_health, "write_fallback", hangs)
+    caplog.set_level(logging.WARNING, logger="occ.usage")
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(give_up_later)
+            start = trio.current_time()
+            await ledger_health.save_unwritten(state)
+            elapsed = trio.current_time() - start
+            nursery.cancel_scope.cancel()
+        # the save was made and had not returned (``release`` was not set): the shutdown did not wait for it
+        assert await trio.to_thread.run_sync(entered.wait, 10)
+    finally:
+        release.set()
+    assert elapsed == ledger_health.FALLBACK_SAVE_S
+    assert "1 rows could not be written before shutdown" in caplog.text
+    assert "not written within 2s" in caplog.text and "probably lost" in caplog.text
+    assert "never.jsonl" not in caplog.text
+    assert TEST_KEY not in caplog.text
+    assert [] == state.usage.pending
