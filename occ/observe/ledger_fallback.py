@@ -12,6 +12,7 @@ the server calls these through a thread.
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import json
 import os
@@ -77,34 +78,57 @@ def fallback_dirs(ledger_path: str) -> list[str]:
 def write_fallback(ledger_path: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """Write ``rows`` (in ``columns`` order) to a new fallback file; returns its path.
 
+    The file appears whole or not at all: it is written under a hidden temporary name in the same
+    folder (``.occ-usage-unwritten-*.jsonl.tmp``, which :func:`find_fallbacks` does not look for),
+    fsynced, then renamed to its final name, so a writer killed mid-write, or abandoned by the
+    shutdown's deadline, never leaves a file ``occ usage`` would read with a row cut in two or a
+    header that counts rows it does not hold. The final name is the temporary one without the dot
+    and ``.tmp``, and ``mkstemp`` makes that unique, so two writers (two apps in one process) never
+    replace each other's file, nor an older one.
+
     Raises:
         OSError: no folder of :func:`fallback_dirs` would take it (the error of the last one).
     """
-    name = f"occ-usage-unwritten-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.jsonl"
+    stem = f"occ-usage-unwritten-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-"
     header = json.dumps({"ledger": os.path.abspath(ledger_path), "rows": len(rows), "written_at": time.time()})
     error: OSError | None = None
     for folder in fallback_dirs(ledger_path):
-        target = os.path.join(folder, name)
         try:
             os.makedirs(folder, exist_ok=True)
-            f = open(target, "x", encoding="utf-8")
+            fd, temporary = tempfile.mkstemp(prefix="." + stem, suffix=".jsonl.tmp", dir=folder)
         except OSError as exc:
             error = exc
             continue
+        target = os.path.join(folder, os.path.basename(temporary)[1:-len(".tmp")])
         try:
-            with f:
+            with open(fd, "w", encoding="utf-8") as f:
                 f.write(header + "\n")
                 for row in rows:
                     f.write(json.dumps(dict(zip(columns, row, strict=True))) + "\n")
                 f.flush()
                 os.fsync(f.fileno())
-            return target
+            if os.path.exists(target):  # only an older file of a process with this pid, this second
+                raise FileExistsError(errno.EEXIST, "a fallback file of that name exists", target)
+            os.replace(temporary, target)
         except OSError as exc:  # the folder took the file but not its rows (disk full): the next folder
             error = exc
             with contextlib.suppress(OSError):
-                os.unlink(target)
+                os.unlink(temporary)
+            continue
+        _sync_folder(folder)
+        return target
     assert error is not None
     raise error
+
+
+def _sync_folder(folder: str) -> None:
+    """Make the rename itself durable (best effort: a folder cannot be opened on every platform)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def find_fallbacks(ledger_path: str) -> list[tuple[str, int]]:
