@@ -105,13 +105,15 @@ async def measure(app: Any, body: bytes, args: argparse.Namespace) -> None:
                    b"anthropic-version: 2023-06-01\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
         streams = [await trio.open_tcp_stream("127.0.0.1", args.port) for _ in range(args.concurrency)]
 
-        async def exchange(stream: trio.SocketStream) -> None:
-            """One request on a kept-alive connection, read to the end of its body."""
+        async def exchange(slot: int) -> None:
+            """One request on a kept-alive connection, read to the end of its body; a connection the server
+            closes after it (hypercorn's ``keep_alive_max_requests``, 1,000) is opened again."""
+            stream = streams[slot]
             started = time.perf_counter()
             await stream.send_all(request)
             data = b""
             while b"\r\n\r\n" not in data:
-                data += await stream.receive_some(65536)
+                data += await _received(stream)
             head, _, tail = data.partition(b"\r\n\r\n")
             if not head.startswith(b"HTTP/1.1 200"):
                 raise RuntimeError(head.split(b"\r\n", 1)[0].decode())
@@ -122,15 +124,18 @@ async def measure(app: Any, body: bytes, args: argparse.Namespace) -> None:
                     if not seen_content and b"content_block_delta" in tail:
                         seen_content = True
                         first_content.append(time.perf_counter() - started)
-                    tail = tail[-64:] + await stream.receive_some(65536)
+                    tail = tail[-64:] + await _received(stream)
             else:
                 length = int(lowered.split(b"content-length: ", 1)[1].split(b"\r\n", 1)[0])
                 while len(tail) < length:
-                    tail += await stream.receive_some(65536)
+                    tail += await _received(stream)
+            if b"connection: close" in lowered:
+                await stream.aclose()
+                streams[slot] = await trio.open_tcp_stream("127.0.0.1", args.port)
 
     async def each(slot: int) -> None:
         if args.serve:
-            await exchange(streams[slot])
+            await exchange(slot)
         else:
             await one()
 
@@ -156,13 +161,22 @@ async def measure(app: Any, body: bytes, args: argparse.Namespace) -> None:
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         trio.lowlevel.remove_instrument(counter)
         line = (f"round {index}: {args.requests / wall:,.0f} req/s, CPU/req {cpu / args.requests * 1e6:,.0f} us, "
-                f"task steps/req {counter.steps / args.requests:,.1f}")
+                f"task steps/req {counter.steps / args.requests:,.1f}, "
+                f"scheduler passes with an I/O wait/req {counter.io_waits / args.requests:,.2f}")
         if first_content:
             first_content.sort()
             line += f", TTFC p50 {first_content[len(first_content) // 2] * 1e3:.2f} ms"
         print(line, flush=True)
     for stream in streams:
         await stream.aclose()
+
+
+async def _received(stream: trio.SocketStream) -> bytes:
+    """The next bytes of a response; the server closing mid-response is an error, not a loop forever."""
+    part = await stream.receive_some(65536)
+    if not part:
+        raise RuntimeError("the server closed the connection mid-response")
+    return part
 
 
 async def serve_and_measure(app: Any, body: bytes, args: argparse.Namespace) -> None:

@@ -13,10 +13,24 @@ while another holds the lock, TLS connections and every error go through hyperco
 :func:`worker_serve` is hypercorn's ``hypercorn.trio.run.worker_serve`` (0.17 and 0.18 are the same
 here) serving with that connection class: hypercorn offers no other way to choose it. Nothing else of
 hypercorn is changed: its HTTP/1.1 and HTTP/2 protocols, lifespan, graceful shutdown and limits are its own.
+
+Two more passes of the scheduler go per request, measured at c=1 (benchmarks/RESULTS.md):
+
+- **The app's queue.** hypercorn hands a request's app its body and its disconnect through a trio memory
+  channel, whose ``send`` and ``receive`` each yield to the scheduler even when they need not wait: about
+  five task steps and three scheduler passes a request. :class:`_AppQueue` is the same bounded queue
+  (``max_app_queue_size``: hypercorn still stops reading when the app does not read) that waits only when it
+  must.
+- **One write per response start and end.** hypercorn writes a response's head as one write and its first
+  body part as another, and a whole JSON answer likewise. On a plain HTTP/1.x connection, the pieces one
+  ASGI send makes that starts or ends a response are held and written in one ``sendmsg``
+  (:class:`_OneWritePerSend`): the same bytes in the same order, one syscall and one wake-up of the client
+  fewer. The parts of a stream between its first and last go out as before, one write each, at once.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Awaitable, Callable
 from functools import partial
 from random import randint
@@ -28,9 +42,10 @@ from hypercorn.config import Sockets
 from hypercorn.events import Event, RawData, Updated
 from hypercorn.trio.lifespan import Lifespan
 from hypercorn.trio.statsd import StatsdLogger
+from hypercorn.trio.task_group import TaskGroup, _handle
 from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
-from hypercorn.typing import AppWrapper, ConnectionState, LifespanState
+from hypercorn.typing import AppWrapper, ASGIReceiveEvent, ConnectionState, LifespanState
 from hypercorn.utils import ShutdownError, raise_shutdown, repr_socket_addr
 
 __all__ = ["WHOLE_WRITES", "worker_serve", "writes_whole"]
@@ -57,6 +72,10 @@ class _TCPServer(TCPServer):
         stream = self.stream
         # the standard-library socket under a plain TCP stream; None for TLS (its bytes are not the socket's)
         self._raw = getattr(stream.socket, "_sock", None) if type(stream) is trio.SocketStream else None
+        #: while an ASGI send that starts or ends a response runs: the bytes it made, written when it returns
+        self._held: list[bytes] | None = None
+        if self._raw is not None:
+            self.app = _OneWritePerSend(self.app, self)
         #: writes made at once, and those that went hypercorn's way (tests and benchmarks read them)
         self.direct_writes = 0
         self.queued_writes = 0
@@ -72,6 +91,13 @@ class _TCPServer(TCPServer):
 
     async def protocol_send(self, event: Event) -> None:
         raw = self._raw
+        held = self._held
+        if held is not None:
+            if type(event) is RawData:
+                if event.data:
+                    held.append(event.data)
+                return
+            await self.write_held()  # a close or an idle comes after what was held, as it was sent
         if raw is not None and type(event) is RawData and not self.send_lock.locked():
             data = event.data
             if not data:  # h11's end of a Content-Length body: nothing to write, no syscall for it
@@ -102,6 +128,34 @@ class _TCPServer(TCPServer):
         await super().protocol_send(event)
 
 
+    def hold(self) -> None:
+        """Hold the bytes of the writes that follow, until :meth:`write_held`."""
+        self._held = []
+
+    async def write_held(self) -> None:
+        """Write what was held, in one syscall when the socket takes it all and no other write holds the lock;
+        the rest hypercorn's way, shielded, in order (as :meth:`protocol_send` does for one write)."""
+        held, self._held = self._held, None
+        if not held:
+            return
+        raw = self._raw
+        assert raw is not None
+        sent = 0
+        if not self.send_lock.locked():
+            try:
+                sent = raw.sendmsg(held) if len(held) > 1 else raw.send(held[0])
+            except BlockingIOError:
+                sent = 0
+            except OSError:  # the peer is gone: hypercorn's path meets the same error and handles it its way
+                sent = 0
+            if sent == sum(len(part) for part in held):
+                self.direct_writes += 1
+                return
+        for part in _after(held, sent):
+            self.queued_writes += 1
+            with trio.CancelScope(shield=True):
+                await super().protocol_send(RawData(data=part))
+
     async def _updated(self, idle: bool) -> None:
         """The connection went idle (a response ended) or busy (a request came). hypercorn stops and starts
         a task for every request (a lock, a nursery start, a cancel: ~30 us); here one watch task per
@@ -126,6 +180,8 @@ class _TCPServer(TCPServer):
         """hypercorn's read loop; when it ends (the client closed, or the connection did) so does the watch,
         which would otherwise wait for an idle that never comes (``Connection: close``, a client gone
         mid-request) and keep the connection's task group, and the worker's shutdown, waiting."""
+        task_group = self._task_group
+        task_group.spawn_app = partial(_spawn_app, task_group)  # type: ignore[method-assign]
         try:
             await super()._read_data()
         finally:
@@ -155,6 +211,98 @@ class _TCPServer(TCPServer):
                 with trio.CancelScope(shield=True):
                     await self._initiate_server_close()
                 return
+
+
+def _after(parts: list[bytes], sent: int) -> list[bytes | memoryview]:
+    """What of ``parts`` is left once the first ``sent`` bytes are written (no copy of a part begun)."""
+    rest: list[bytes | memoryview] = []
+    for part in parts:
+        if sent >= len(part):
+            sent -= len(part)
+            continue
+        rest.append(memoryview(part)[sent:] if sent else part)
+        sent = 0
+    return rest
+
+
+class _OneWritePerSend:
+    """The app as hypercorn calls it on a plain TCP connection, with each HTTP/1.x send that starts or ends a
+    response written in one syscall (:meth:`_TCPServer.hold`): hypercorn frames a response's head at its
+    first body part, and ends a body with a write of its own, so these sends make two or three writes each.
+
+    Nothing in hypercorn's HTTP/1.1 send path waits, so holding changes no order: what one send made is
+    written before that send returns, before any other task runs. HTTP/2 sends wait for flow control, which
+    could need the peer to read what is held, so they are never held.
+    """
+
+    __slots__ = ("_app", "_connection")
+
+    def __init__(self, app: AppWrapper, connection: _TCPServer) -> None:
+        self._app = app
+        self._connection = connection
+
+    async def __call__(self, scope: Any, receive: Callable[[], Awaitable[Any]],
+                       send: Callable[[Any], Awaitable[None]], sync_spawn: Callable[..., Any],
+                       call_soon: Callable[..., Any]) -> None:
+        if scope["type"] != "http" or scope.get("http_version") not in ("1.0", "1.1"):
+            await self._app(scope, receive, send, sync_spawn, call_soon)
+            return
+        connection = self._connection
+        body_started = False
+
+        async def send_in_one_write(message: dict[str, Any]) -> None:
+            nonlocal body_started
+            if body_started and message.get("more_body", False):  # a middle part: one write already
+                await send(message)
+                return
+            body_started = body_started or message["type"] == "http.response.body"
+            connection.hold()
+            try:
+                await send(message)
+            finally:
+                await connection.write_held()
+
+        await self._app(scope, receive, send_in_one_write, sync_spawn, call_soon)
+
+
+class _AppQueue:
+    """What hypercorn hands a request's app (its body parts, the disconnect), as hypercorn's memory channel
+    of ``max_app_queue_size`` does, but yielding to the scheduler only to wait: a message put while there
+    is room, or received while one is there, is a method call. A full queue still stops hypercorn's reading
+    until the app reads (a body is never buffered past the bound). A cancelled ``receive`` takes nothing.
+    """
+
+    __slots__ = ("_arrived", "_messages", "_size", "_taken")
+
+    def __init__(self, size: int) -> None:
+        self._messages: deque[ASGIReceiveEvent] = deque()
+        self._size = max(1, size)
+        self._arrived = trio.lowlevel.ParkingLot()
+        self._taken = trio.lowlevel.ParkingLot()
+
+    async def put(self, message: ASGIReceiveEvent) -> None:
+        while len(self._messages) >= self._size:
+            await self._taken.park()
+        self._messages.append(message)
+        if self._arrived:
+            self._arrived.unpark()
+
+    async def receive(self) -> ASGIReceiveEvent:
+        while not self._messages:
+            await self._arrived.park()
+        message = self._messages.popleft()
+        if self._taken:
+            self._taken.unpark()
+        return message
+
+
+async def _spawn_app(task_group: TaskGroup, app: AppWrapper, config: HypercornConfig, scope: Any,
+                     send: Callable[[Any], Awaitable[None]]) -> Callable[[ASGIReceiveEvent], Awaitable[None]]:
+    """hypercorn's ``TaskGroup.spawn_app`` with :class:`_AppQueue` for its memory channel."""
+    queue = _AppQueue(config.max_app_queue_size)
+    task_group.spawn(_handle, app, config, scope, queue.receive, send, trio.to_thread.run_sync,
+                     trio.from_thread.run)
+    return queue.put
 
 
 async def worker_serve(

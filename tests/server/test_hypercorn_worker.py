@@ -19,7 +19,14 @@ from hypercorn.events import Closed, RawData, Updated
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.utils import wrap_app
 
-from occ.server.hypercorn_worker import WHOLE_WRITES, _TCPServer, worker_serve, writes_whole
+from occ.server.hypercorn_worker import (
+    WHOLE_WRITES,
+    _AppQueue,
+    _OneWritePerSend,
+    _TCPServer,
+    worker_serve,
+    writes_whole,
+)
 
 LIMIT = 10
 BIG = bytes(range(256)) * 16 * 1024  # 4 MiB: more than both socket buffers hold
@@ -210,6 +217,218 @@ async def test_other_events_go_to_hypercorn():
     assert any(isinstance(e, Closed) for e in protocol.events)
     assert tcp.direct_writes == 0
     peer_sock.close()
+
+
+# -- one write for a send that starts or ends a response ------------------------------------------------
+
+
+async def test_a_send_that_starts_a_response_is_one_write():
+    """hypercorn frames a head and a body part as two writes within one ASGI send; held, they are one write,
+    made before the send returns, in order; a close that comes while bytes are held follows them."""
+    sock, peer_sock = _tcp_pair()
+    tcp, protocol = _server(sock)
+    peer = trio.SocketStream(trio.socket.from_stdlib_socket(peer_sock))
+
+    async def hypercorn_send(message: dict) -> None:  # as hypercorn's HTTP/1.1 path: no checkpoint
+        if message["type"] == "http.response.body":
+            if not started:
+                started.append(True)
+                await tcp.protocol_send(RawData(data=b"HTTP/1.1 200 OK\r\n\r\n"))
+            await tcp.protocol_send(RawData(data=message["body"]))
+            if not message.get("more_body"):
+                await tcp.protocol_send(RawData(data=b""))
+                await tcp.protocol_send(Closed())
+
+    started: list[bool] = []
+    held_during: list[bool] = []
+
+    async def app(scope: dict, receive: object, send: object) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})  # type: ignore[operator]
+        with trio.testing.assert_no_checkpoints():
+            await send({"type": "http.response.body", "body": b"first", "more_body": True})  # type: ignore[operator]
+        assert tcp.direct_writes == 1
+        await send({"type": "http.response.body", "body": b"middle", "more_body": True})  # type: ignore[operator]
+        assert tcp.direct_writes == 2
+        await send({"type": "http.response.body", "body": b"last"})  # type: ignore[operator]
+
+    async def spy_send(message: dict) -> None:
+        held_during.append(tcp._held is not None)
+        await hypercorn_send(message)
+
+    wrapped = _OneWritePerSend(wrap_app(app, 1 << 20, "asgi"), tcp)
+    with trio.fail_after(LIMIT):
+        await wrapped({"type": "http", "http_version": "1.1"}, None, spy_send, None, None)  # type: ignore[arg-type]
+        received = await _read_all(peer, len(b"HTTP/1.1 200 OK\r\n\r\nfirstmiddlelast"))
+    assert received == b"HTTP/1.1 200 OK\r\n\r\nfirstmiddlelast"
+    assert held_during == [True, True, False, True]  # start, first part, a middle part (not held), the end
+    assert tcp.direct_writes == 3 and tcp.queued_writes == 0
+    assert any(isinstance(event, Closed) for event in protocol.events)
+    await peer.aclose()
+
+
+async def test_http2_sends_are_never_held():
+    """An HTTP/2 send may wait for the peer's flow control; bytes held then could be what the peer waits for."""
+    sock, peer_sock = _tcp_pair()
+    tcp, _ = _server(sock)
+    held_during: list[bool] = []
+
+    async def app(scope: dict, receive: object, send: object) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": b"x"})  # type: ignore[operator]
+
+    async def spy_send(message: dict) -> None:
+        held_during.append(tcp._held is not None)
+
+    wrapped = _OneWritePerSend(wrap_app(app, 1 << 20, "asgi"), tcp)
+    await wrapped({"type": "http", "http_version": "2"}, None, spy_send, None, None)  # type: ignore[arg-type]
+    assert held_during == [False, False]
+    tls_sock, tls_peer = _tcp_pair()
+    tls = trio.SSLStream(trio.SocketStream(trio.socket.from_stdlib_socket(tls_sock)), ssl.create_default_context(),
+                         server_side=False, server_hostname="x")
+    tls_tcp, _ = _server(tls_sock, tls)
+    assert not isinstance(tls_tcp.app, _OneWritePerSend)  # TLS: the bytes are not the socket's to hold
+    for s in (sock, peer_sock, tls_sock, tls_peer):
+        s.close()
+
+
+async def test_what_is_held_and_not_taken_follows_whole_even_when_the_writer_is_cancelled():
+    sock, peer_sock = _tcp_pair(small_buffers=True)
+    tcp, _ = _server(sock)
+    peer = trio.SocketStream(trio.socket.from_stdlib_socket(peer_sock))
+    head = b"HTTP/1.1 200 OK\r\n\r\n"
+    finished = trio.Event()
+
+    async def write() -> None:
+        with trio.CancelScope() as scope:
+            writer_scope.append(scope)
+            tcp.hold()
+            await tcp.protocol_send(RawData(data=head))
+            await tcp.protocol_send(RawData(data=BIG))
+            await tcp.write_held()
+        finished.set()
+
+    writer_scope: list[trio.CancelScope] = []
+    with trio.fail_after(LIMIT):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(write)
+            await trio.testing.wait_all_tasks_blocked()
+            assert not finished.is_set()  # the socket did not take it all
+            writer_scope[0].cancel()
+            received = await _read_all(peer, len(head) + len(BIG))
+    assert received == head + BIG
+    assert tcp.direct_writes == 0 and tcp.queued_writes >= 1
+    await peer.aclose()
+    await tcp.stream.aclose()
+
+
+# -- the app's queue: hypercorn's memory channel without a scheduler pass per message --------------------
+
+
+async def test_the_app_queue_hands_messages_over_in_order_without_a_checkpoint():
+    queue = _AppQueue(3)
+    with trio.testing.assert_no_checkpoints():
+        for n in range(3):
+            await queue.put({"type": "http.request", "body": bytes([n]), "more_body": n < 2})
+        assert [(await queue.receive())["body"] for _ in range(3)] == [b"\x00", b"\x01", b"\x02"]
+
+
+async def test_a_full_app_queue_stops_the_reader_until_the_app_reads():
+    """hypercorn's reading waits while the app has ``max_app_queue_size`` messages it has not read: a body is
+    never buffered past the bound."""
+    queue = _AppQueue(2)
+    put: list[int] = []
+
+    async def reader() -> None:
+        for n in range(4):
+            await queue.put({"type": "http.request", "body": b"x", "n": n})  # type: ignore[typeddict-unknown-key]
+            put.append(n)
+
+    with trio.fail_after(LIMIT):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(reader)
+            await trio.testing.wait_all_tasks_blocked()
+            assert put == [0, 1]
+            assert (await queue.receive())["n"] == 0  # type: ignore[typeddict-item]
+            await trio.testing.wait_all_tasks_blocked()
+            assert put == [0, 1, 2]
+            assert [(await queue.receive())["n"] for _ in range(3)] == [1, 2, 3]  # type: ignore[typeddict-item]
+
+
+async def test_a_cancelled_receive_takes_nothing_and_waiting_receivers_each_get_one():
+    queue = _AppQueue(10)
+    got: list[str] = []
+
+    async def receive_one() -> None:
+        got.append((await queue.receive())["type"])
+
+    with trio.fail_after(LIMIT):
+        with trio.move_on_after(0.01):
+            await queue.receive()  # nothing came: cancelled while waiting
+        await queue.put({"type": "http.disconnect"})
+        assert (await queue.receive())["type"] == "http.disconnect"  # the cancelled one took nothing
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(receive_one)
+            nursery.start_soon(receive_one)
+            await trio.testing.wait_all_tasks_blocked()
+            await queue.put({"type": "http.request"})
+            await queue.put({"type": "http.disconnect"})
+    assert sorted(got) == ["http.disconnect", "http.request"]
+
+
+async def test_a_request_body_sent_in_pieces_reaches_a_slow_app_whole():
+    """Through occ's worker: a chunked body of many pieces, an app that reads slowly (the queue fills and
+    hypercorn stops reading), then answers with what it read; and a client that leaves reaches the app as
+    ``http.disconnect``."""
+    disconnected = trio.Event()
+
+    async def app(scope: dict, receive: object, send: object) -> None:
+        if scope["type"] == "lifespan":
+            return await _lifespan(receive, send)
+        if scope["path"] == "/wait":
+            while (await receive())["type"] != "http.disconnect":  # type: ignore[operator]
+                pass
+            disconnected.set()
+            return
+        body = bytearray()
+        while True:
+            message = await receive()  # type: ignore[operator]
+            body += message.get("body", b"")
+            await trio.sleep(0.001)
+            if not message.get("more_body"):
+                break
+        await send({"type": "http.response.start", "status": 200,  # type: ignore[operator]
+                    "headers": [(b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": bytes(body)})  # type: ignore[operator]
+
+    config = HypercornConfig()
+    config.bind = ["127.0.0.1:0"]
+    config.accesslog = None
+    sockets = config.create_sockets()
+    for sock in sockets.insecure_sockets:
+        sock.listen(8)
+    pieces = [bytes([n % 256]) * (n + 1) for n in range(200)]
+    expected = b"".join(pieces)
+    with trio.fail_after(LIMIT):
+        async with trio.open_nursery() as nursery:
+            binds = await nursery.start(partial(worker_serve, wrap_app(app, config.wsgi_max_body_size, None), config,
+                                                sockets=sockets))
+            port = int(binds[0].rsplit(":", 1)[1])
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            await stream.send_all(b"POST / HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n")
+            for piece in pieces:
+                await stream.send_all(b"%x\r\n%s\r\n" % (len(piece), piece))
+            await stream.send_all(b"0\r\n\r\n")
+            data = b""
+            while not data.endswith(expected):
+                part = await stream.receive_some(1 << 16)
+                assert part, "closed before the answer"
+                data += part
+            assert data.split(b"\r\n\r\n", 1)[1] == expected
+            await stream.send_all(b"GET /wait HTTP/1.1\r\nhost: x\r\n\r\n")
+            await trio.sleep(0.05)
+            await stream.aclose()
+            await disconnected.wait()
+            nursery.cancel_scope.cancel()
 
 
 async def _lifespan(receive: object, send: object) -> None:
