@@ -115,7 +115,8 @@ def run_usage(args: argparse.Namespace) -> int:
 def _rows_and_problems(ledger: Any, by: str, since: float, *, enabled: bool) -> tuple[list[dict[str, Any]], list[str]]:
     """The ledger's sums with the rows of its fallback files added (rows a server could not write to
     it at shutdown), and what makes them incomplete: a ledger that cannot be written (a running occ
-    records nothing in it) or cannot be read. Non-empty problems make ``occ usage`` exit 1."""
+    records nothing in it) or cannot be read, a fallback file that is refused. Non-empty problems make
+    ``occ usage`` exit 1; a damaged fallback file whose whole rows are still counted is a warning."""
     import sqlite3
 
     from occ.observe.ledger_fallback import find_fallbacks, read_fallback, unwritable_reason
@@ -132,10 +133,14 @@ def _rows_and_problems(ledger: Any, by: str, since: float, *, enabled: bool) -> 
                         "requests in it, so these figures are incomplete")
     fallbacks = find_fallbacks(ledger.path)
     if fallbacks:
-        extra = read_fallback([path for path, _ in fallbacks], by, since)
-        rows = merge_summaries(rows, extra, by)
-        print(f"note: {sum(n for _, n in fallbacks)} rows a server could not write to the ledger are counted "
-              f"from {', '.join(path for path, _ in fallbacks)}", file=sys.stderr)
+        extra = read_fallback(fallbacks, by, since)
+        rows = merge_summaries(rows, extra.summary, by)
+        for warning in extra.warnings:
+            print(f"occ: warning: {warning}", file=sys.stderr)
+        problems.extend(extra.refused)
+        if extra.counted:
+            print(f"note: {extra.counted} rows a server could not write to the ledger are counted from "
+                  f"{', '.join(extra.files)}", file=sys.stderr)
     return rows, problems
 
 

@@ -136,3 +136,59 @@ def test_status_shows_todays_usage():
     text = format_status({"version": "x", "models": {}, "usage_today": {
         "requests": 1, "input_tokens": 1, "output_tokens": 1, "estimated_requests": 0, "cost_usd": None}})
     assert "cost -" in text
+
+
+def _fallback_config(tmp_path, monkeypatch):
+    """A ledger with one row, and a fallback file of three more (every folder under ``tmp_path``)."""
+    import tempfile
+
+    from occ.observe.ledger import COLUMNS
+    from occ.observe.ledger_fallback import write_fallback
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    path = str(tmp_path / "usage.sqlite")
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"models": {"default": {"model_id": "kimi-k2.6"}}, "usage": {"path": path}}))
+    now = time.time()
+    make = lambda i: UsageRow(ts=now - 60, request_id=f"req_{i}", client="Acme Secret Client", scenario="default",  # noqa: E731
+                              model="go/kimi", wire="openai", stream=True, outcome="ok", status=200, latency_ms=1.0,
+                              ttft_ms=None, input_tokens=100, output_tokens=10, cache_read_tokens=0,
+                              cache_write_tokens=0, usage_estimated=False, cost_usd=0.5)
+    Ledger(path).append([make(0)])
+    saved = write_fallback(path, COLUMNS, [make(i) for i in range(1, 4)])
+    return str(config), saved
+
+
+def test_a_fallback_file_cut_short_is_counted_to_its_last_whole_row(tmp_path, monkeypatch, capsys):
+    """A fallback file an older occ left cut mid-row (a worker killed while writing it): ``occ usage``
+    counts the ledger's row and the file's whole ones, warns once naming the file and line, exit 0."""
+    config, saved = _fallback_config(tmp_path, monkeypatch)
+    data = open(saved, "rb").read()
+    with open(saved, "wb") as f:
+        f.write(data[:-20])
+    assert 0 == main(["usage", "--json", "--config", config])
+    captured = capsys.readouterr()
+    [entry] = json.loads(captured.out)
+    assert (3, 300, 1.5) == (entry["requests"], entry["input_tokens"], entry["cost_usd"])
+    [warning] = [line for line in captured.err.splitlines() if "warning" in line]
+    assert f"occ: warning: fallback file {saved}: line 4, the last, is cut short" in warning
+    assert "Acme" not in captured.err and "Traceback" not in captured.err
+    assert 0 == main(["usage", "--config", config])
+    assert "go/kimi" in capsys.readouterr().out
+
+
+def test_a_file_that_is_not_a_fallback_file_is_one_clear_error(tmp_path, monkeypatch, capsys):
+    """Named like a fallback file but not one: the ledger's rows still print, one line says which
+    file and line is refused, exit 1; never a traceback."""
+    config, saved = _fallback_config(tmp_path, monkeypatch)
+    with open(saved, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR not a fallback file\n")
+    assert 1 == main(["usage", "--json", "--config", config])
+    captured = capsys.readouterr()
+    [entry] = json.loads(captured.out)
+    assert 1 == entry["requests"]  # the ledger's own row
+    [error] = captured.err.splitlines()
+    assert error.startswith(f"occ: fallback file {saved} is not one occ can count: line 1 ")
+    assert "Traceback" not in captured.err
