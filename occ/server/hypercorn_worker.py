@@ -48,13 +48,26 @@ from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import AppWrapper, ASGIReceiveEvent, ConnectionState, LifespanState
 from hypercorn.utils import ShutdownError, raise_shutdown, repr_socket_addr
 
-__all__ = ["WHOLE_WRITES", "worker_serve", "writes_whole"]
+__all__ = ["ON_DISCONNECT", "WHOLE_WRITES", "on_disconnect", "worker_serve", "writes_whole"]
 
 #: The key, in each request's ``scope["state"]``, by which an HTTP/1.1 request served here says that every
 #: ASGI send it makes reaches the socket whole or not at all: nothing between the ASGI send and the socket
 #: write can be cancelled (hypercorn's HTTP/1.1 path has no checkpoint before ``protocol_send``, and
 #: :class:`_TCPServer` shields all of its own). occ's relay then needs no shielded scope of its own per write.
 WHOLE_WRITES = "occ.whole_writes"
+
+
+#: The key, in each request's ``scope["extensions"]`` on occ's connection, of a function that calls a
+#: callback the moment the request's ``http.disconnect`` comes (at once if it already has) and returns a
+#: function that forgets it. The disconnect needs no task waiting in ``receive()`` for it then: the request's
+#: scope is cancelled from where hypercorn learns of it (:func:`on_disconnect`).
+ON_DISCONNECT = "occ.on_disconnect"
+
+
+def on_disconnect(scope: dict[str, Any]) -> Callable[[Callable[[], None]], Callable[[], None]] | None:
+    """The request's :data:`ON_DISCONNECT` registration, or None under another server."""
+    extensions = scope.get("extensions")
+    return extensions.get(ON_DISCONNECT) if extensions else None
 
 
 def writes_whole(scope: dict[str, Any]) -> bool:
@@ -270,17 +283,27 @@ class _AppQueue:
     of ``max_app_queue_size`` does, but yielding to the scheduler only to wait: a message put while there
     is room, or received while one is there, is a method call. A full queue still stops hypercorn's reading
     until the app reads (a body is never buffered past the bound). A cancelled ``receive`` takes nothing.
+
+    The disconnect also calls the callbacks given to :meth:`on_disconnect`, before it waits for room: an
+    app that reads nothing more once it has the body learns of it at once.
     """
 
-    __slots__ = ("_arrived", "_messages", "_size", "_taken")
+    __slots__ = ("_arrived", "_callbacks", "_disconnected", "_messages", "_size", "_taken")
 
     def __init__(self, size: int) -> None:
         self._messages: deque[ASGIReceiveEvent] = deque()
         self._size = max(1, size)
         self._arrived = trio.lowlevel.ParkingLot()
         self._taken = trio.lowlevel.ParkingLot()
+        self._disconnected = False
+        self._callbacks: list[Callable[[], None]] = []
 
     async def put(self, message: ASGIReceiveEvent) -> None:
+        if message["type"] == "http.disconnect" and not self._disconnected:
+            self._disconnected = True
+            callbacks, self._callbacks = self._callbacks, []
+            for callback in callbacks:
+                callback()
         while len(self._messages) >= self._size:
             await self._taken.park()
         self._messages.append(message)
@@ -295,11 +318,31 @@ class _AppQueue:
             self._taken.unpark()
         return message
 
+    def on_disconnect(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` when the disconnect comes, or now if it has; returns what forgets it."""
+        if self._disconnected:
+            callback()
+            return _nothing
+        self._callbacks.append(callback)
+
+        def forget() -> None:
+            if callback in self._callbacks:
+                self._callbacks.remove(callback)
+
+        return forget
+
+
+def _nothing() -> None:
+    pass
+
 
 async def _spawn_app(task_group: TaskGroup, app: AppWrapper, config: HypercornConfig, scope: Any,
                      send: Callable[[Any], Awaitable[None]]) -> Callable[[ASGIReceiveEvent], Awaitable[None]]:
-    """hypercorn's ``TaskGroup.spawn_app`` with :class:`_AppQueue` for its memory channel."""
+    """hypercorn's ``TaskGroup.spawn_app`` with :class:`_AppQueue` for its memory channel, and the queue's
+    :data:`ON_DISCONNECT` in an HTTP request's scope."""
     queue = _AppQueue(config.max_app_queue_size)
+    if scope.get("type") == "http":
+        scope.setdefault("extensions", {})[ON_DISCONNECT] = queue.on_disconnect
     task_group.spawn(_handle, app, config, scope, queue.receive, send, trio.to_thread.run_sync,
                      trio.from_thread.run)
     return queue.put

@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 import pytest
 import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
 from support.anthropic_checker import check_stream, split_frames
 from support.fake_upstream import Reply, sse
 from support.shapes import USER, chunk, usage_chunk
@@ -139,6 +141,54 @@ async def test_client_disconnect_mid_stream_closes_upstream_and_stops_fallback(f
     assert models_tried(fake) == ["model-a"]
     await wait_for_log(caplog, "outcome=client_cancelled")
     assert "all models failed" not in caplog.text
+
+
+@pytest.fixture
+def start_on(nursery):
+    """``url = await start_on(config, server)``: occ served by its own connection (``occ.serve``) or by stock
+    hypercorn (``hypercorn.trio.serve``, which has no on_disconnect: occ then watches with a task)."""
+
+    async def start(config, server: str) -> str:
+        if server == "occ":
+            binds = await nursery.start(lambda task_status: occ.serve(config, task_status=task_status))
+        else:
+            hc = HypercornConfig()
+            hc.bind, hc.accesslog, hc.errorlog, hc.graceful_timeout = ["127.0.0.1:0"], None, None, 0.1
+            app = occ.create_app(config)
+            binds = await nursery.start(lambda task_status: hypercorn_serve(app, hc, task_status=task_status))
+        return binds[0]
+
+    return start
+
+
+@pytest.mark.parametrize("server", ["occ", "stock hypercorn"])
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "non-stream"])
+async def test_a_client_that_leaves_cancels_the_upstream_on_either_server(fake, start_on, caplog, server, stream):
+    """The client lifetime is cancelled by the server's own disconnect on occ's connection and by a watcher
+    task under stock hypercorn: either way the upstream is closed at once, nothing else is asked, and a
+    request that finished is never taken for a client that left."""
+    caplog.set_level(logging.INFO)
+    url = await start_on(make_config(fake, **chain("model-a", "model-b")), server)
+    fake.default(CHAT, ok_stream("whole"))
+    assert (await post(url, body(stream=stream))).status_code == 200
+    await wait_for_log(caplog, "outcome=ok")
+    fake.default(CHAT, Reply(chunks=sse(chunk({"content": "first words"}), done=False), stall_s=30)
+                 if stream else Reply(delay_s=30, chunks=sse(chunk({"content": "late"}))))
+    if stream:
+        async with httpx.AsyncClient(timeout=10) as client:
+            async with client.stream("POST", f"{url}/v1/messages", json=body()) as response:
+                async for part in response.aiter_bytes():
+                    if b"first words" in part:
+                        break
+    else:
+        with pytest.raises(httpx.ReadTimeout):
+            await post(url, body(stream=False), timeout=0.5)
+    with trio.fail_after(10):  # the upstream would hold on for 30 s: a close now is occ's, because the client left
+        while fake.requests(CHAT)[-1].disconnected_at is None:
+            await trio.sleep(0.02)
+    await wait_for_log(caplog, "outcome=client_cancelled")
+    assert models_tried(fake) == ["model-a", "model-a"]
+    assert caplog.text.count("outcome=client_cancelled") == 1 and "all models failed" not in caplog.text
 
 
 async def test_client_deadline_shorter_than_model_timeout(fake, start_occ, caplog):

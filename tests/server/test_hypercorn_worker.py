@@ -24,6 +24,7 @@ from occ.server.hypercorn_worker import (
     _AppQueue,
     _OneWritePerSend,
     _TCPServer,
+    on_disconnect,
     worker_serve,
     writes_whole,
 )
@@ -375,20 +376,41 @@ async def test_a_cancelled_receive_takes_nothing_and_waiting_receivers_each_get_
     assert sorted(got) == ["http.disconnect", "http.request"]
 
 
+async def test_the_disconnect_calls_back_at_once_even_when_the_app_reads_nothing():
+    """The disconnect reaches ``on_disconnect``'s callbacks before it waits for room in a full queue; one
+    registered after it is called at once; one forgotten is not called."""
+    queue = _AppQueue(1)
+    calls: list[str] = []
+    forget = queue.on_disconnect(lambda: calls.append("forgotten"))
+    forget()
+    queue.on_disconnect(lambda: calls.append("first"))
+    await queue.put({"type": "http.request", "body": b"", "more_body": False})  # the queue is full now
+    with trio.fail_after(LIMIT):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(queue.put, {"type": "http.disconnect"})
+            await trio.testing.wait_all_tasks_blocked()
+            assert calls == ["first"]  # while hypercorn's put still waits for the app to read
+            queue.on_disconnect(lambda: calls.append("late"))
+            assert calls == ["first", "late"]
+            assert (await queue.receive())["type"] == "http.request"
+    assert (await queue.receive())["type"] == "http.disconnect"
+    assert calls == ["first", "late"]
+
+
 async def test_a_request_body_sent_in_pieces_reaches_a_slow_app_whole():
     """Through occ's worker: a chunked body of many pieces, an app that reads slowly (the queue fills and
-    hypercorn stops reading), then answers with what it read; and a client that leaves reaches the app as
-    ``http.disconnect``."""
+    hypercorn stops reading), then answers with what it read; and a client that leaves reaches the app's
+    ``on_disconnect`` callback while the app waits for nothing from ``receive()``."""
     disconnected = trio.Event()
 
     async def app(scope: dict, receive: object, send: object) -> None:
         if scope["type"] == "lifespan":
             return await _lifespan(receive, send)
         if scope["path"] == "/wait":
-            while (await receive())["type"] != "http.disconnect":  # type: ignore[operator]
-                pass
-            disconnected.set()
-            return
+            register = on_disconnect(scope)
+            assert register is not None  # occ's connection offers it on every HTTP request
+            register(disconnected.set)
+            await trio.sleep_forever()
         body = bytearray()
         while True:
             message = await receive()  # type: ignore[operator]
@@ -429,6 +451,7 @@ async def test_a_request_body_sent_in_pieces_reaches_a_slow_app_whole():
             await stream.aclose()
             await disconnected.wait()
             nursery.cancel_scope.cancel()
+    assert on_disconnect({"type": "http", "extensions": {}}) is None  # another server: occ watches with a task
 
 
 async def _lifespan(receive: object, send: object) -> None:
