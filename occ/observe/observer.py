@@ -120,6 +120,7 @@ class Observer:
         self._requests, self._attempts, self._ttft, self._fallbacks, self._tokens, self._estimated = (
             _Children(m) for m in (self.requests, self.attempts, self.ttft, self.fallbacks, self.tokens,
                                    self.estimated_tokens))
+        self._attempts_started = _Children(self.attempts_started)
 
     def request_started(self) -> None:
         self.in_flight.inc()
@@ -156,7 +157,7 @@ class Observer:
     def attempt_started(self, label: str) -> None:
         """An attempt on ``label`` starts (counted before it can fail or be cancelled, so the count matches
         what the upstream received)."""
-        self.attempts_started.labels(label).inc()
+        self._attempts_started(label).inc()
 
     def breaker_transition(self, label: str, kind: str) -> None:
         """A breaker opened or closed (the server logs it too)."""

@@ -39,7 +39,7 @@ from typing import Any
 import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.config import Sockets
-from hypercorn.events import Event, RawData, Updated
+from hypercorn.events import Closed, Event, RawData, Updated
 from hypercorn.trio.lifespan import Lifespan
 from hypercorn.trio.statsd import StatsdLogger
 from hypercorn.trio.task_group import TaskGroup, _handle
@@ -164,10 +164,16 @@ class _TCPServer(TCPServer):
             if sent == sum(len(part) for part in held):
                 self.direct_writes += 1
                 return
-        for part in _after(held, sent):
-            self.queued_writes += 1
-            with trio.CancelScope(shield=True):
-                await super().protocol_send(RawData(data=part))
+        # hypercorn's path (its protocol_send), for all that is left under one hold of the send lock: released
+        # between the parts, it could let another writer's bytes in between a head and its body
+        self.queued_writes += 1
+        with trio.CancelScope(shield=True):
+            async with self.send_lock:
+                try:
+                    for part in _after(held, sent):
+                        await self.stream.send_all(part)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    await self.protocol.handle(Closed())
 
     async def _updated(self, idle: bool) -> None:
         """The connection went idle (a response ended) or busy (a request came). hypercorn stops and starts

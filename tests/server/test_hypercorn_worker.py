@@ -322,6 +322,34 @@ async def test_what_is_held_and_not_taken_follows_whole_even_when_the_writer_is_
     await tcp.stream.aclose()
 
 
+async def test_what_is_held_and_waits_for_the_lock_goes_out_whole_before_the_next_writer():
+    """A held head and body that must wait for the send lock (another write is under way) go out under one
+    hold of the lock: a writer queued behind them can never land between the head and its body."""
+    sock, peer_sock = _tcp_pair(small_buffers=True)
+    tcp, _ = _server(sock)
+    head = b"HTTP/1.1 200 OK\r\n\r\n"
+
+    async def held_write() -> None:
+        tcp.hold()
+        await tcp.protocol_send(RawData(data=head))
+        await tcp.protocol_send(RawData(data=BIG))
+        await tcp.write_held()
+
+    with trio.fail_after(LIMIT):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(tcp.protocol_send, RawData(data=BIG))  # fills the socket and holds the lock
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(held_write)
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(tcp.protocol_send, RawData(data=b"after"))
+            await trio.testing.wait_all_tasks_blocked()
+            peer = trio.SocketStream(trio.socket.from_stdlib_socket(peer_sock))
+            received = await _read_all(peer, 2 * len(BIG) + len(head) + 5)
+    assert received == BIG + head + BIG + b"after"
+    await peer.aclose()
+    await tcp.stream.aclose()
+
+
 # -- the app's queue: hypercorn's memory channel without a scheduler pass per message --------------------
 
 
