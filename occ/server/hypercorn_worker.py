@@ -21,10 +21,11 @@ Two more passes of the scheduler go per request, measured at c=1 (benchmarks/RES
   five task steps and three scheduler passes a request. :class:`_AppQueue` is the same bounded queue
   (``max_app_queue_size``: hypercorn still stops reading when the app does not read) that waits only when it
   must.
-- **One write per response start and end.** hypercorn writes a response's head as one write and its first
-  body part as another, and a whole JSON answer likewise. On a plain HTTP/1.x connection, the pieces one
-  ASGI send makes that starts or ends a response are held and written in one ``sendmsg``
-  (:class:`_OneWritePerSend`): the same bytes in the same order, one syscall and one wake-up of the client
+- **One write per response start and end.** hypercorn writes a response's head when the app sends
+  ``http.response.start``, and its first body part as another write (a whole JSON answer likewise). On a
+  plain HTTP/1.x connection, a head the app marks :data:`BODY_FOLLOWS` (occ's relay and JSON answers do) is
+  held and written with the first body part in one ``sendmsg``, and a send that ends a body is one write
+  (:class:`_OneWritePerSend`): the same bytes in the same order, a syscall and a wake-up of the client
   fewer. The parts of a stream between its first and last go out as before, one write each, at once.
 """
 
@@ -48,7 +49,7 @@ from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import AppWrapper, ASGIReceiveEvent, ConnectionState, LifespanState
 from hypercorn.utils import ShutdownError, raise_shutdown, repr_socket_addr
 
-__all__ = ["ON_DISCONNECT", "WHOLE_WRITES", "on_disconnect", "worker_serve", "writes_whole"]
+__all__ = ["BODY_FOLLOWS", "ON_DISCONNECT", "WHOLE_WRITES", "on_disconnect", "worker_serve", "writes_whole"]
 
 #: The key, in each request's ``scope["state"]``, by which an HTTP/1.1 request served here says that every
 #: ASGI send it makes reaches the socket whole or not at all: nothing between the ASGI send and the socket
@@ -56,6 +57,12 @@ __all__ = ["ON_DISCONNECT", "WHOLE_WRITES", "on_disconnect", "worker_serve", "wr
 #: :class:`_TCPServer` shields all of its own). occ's relay then needs no shielded scope of its own per write.
 WHOLE_WRITES = "occ.whole_writes"
 
+
+#: A key an app may set in an ``http.response.start`` message: its next send (the first body part) follows at
+#: once, with no wait between. hypercorn writes a head when the start is sent; on occ's connection (plain
+#: HTTP/1.x) a head so marked is held and written with that body part in one write. Other servers, and
+#: HTTP/2, ignore the key. An app that set it and then fails still has its head written (before the close).
+BODY_FOLLOWS = "occ.body_follows"
 
 #: The key, in each request's ``scope["extensions"]`` on occ's connection, of a function that calls a
 #: callback the moment the request's ``http.disconnect`` comes (at once if it already has) and returns a
@@ -142,8 +149,9 @@ class _TCPServer(TCPServer):
 
 
     def hold(self) -> None:
-        """Hold the bytes of the writes that follow, until :meth:`write_held`."""
-        self._held = []
+        """Hold the bytes of the writes that follow, until :meth:`write_held` (with what is held already)."""
+        if self._held is None:
+            self._held = []
 
     async def write_held(self) -> None:
         """Write what was held, in one syscall when the socket takes it all and no other write holds the lock;
@@ -245,13 +253,15 @@ def _after(parts: list[bytes], sent: int) -> list[bytes | memoryview]:
 
 
 class _OneWritePerSend:
-    """The app as hypercorn calls it on a plain TCP connection, with each HTTP/1.x send that starts or ends a
-    response written in one syscall (:meth:`_TCPServer.hold`): hypercorn frames a response's head at its
-    first body part, and ends a body with a write of its own, so these sends make two or three writes each.
+    """The app as hypercorn calls it on a plain TCP connection, with a response's start and end written in one
+    syscall each (:meth:`_TCPServer.hold`). hypercorn writes a head when ``http.response.start`` is sent, each
+    body part, and the end of a body (a chunked body's last chunk), each as a write of its own. Here a head
+    marked :data:`BODY_FOLLOWS` is held and goes out with the first body part; a send that ends the body goes
+    out in one write with its last part.
 
-    Nothing in hypercorn's HTTP/1.1 send path waits, so holding changes no order: what one send made is
-    written before that send returns, before any other task runs. HTTP/2 sends wait for flow control, which
-    could need the peer to read what is held, so they are never held.
+    Nothing in hypercorn's HTTP/1.1 send path waits, so holding changes no order: what a send made is
+    written before it returns (a marked head, before the next send returns), before any other task writes.
+    HTTP/2 sends wait for flow control, which could need the peer to read what is held, so they are never held.
     """
 
     __slots__ = ("_app", "_connection")
@@ -274,8 +284,12 @@ class _OneWritePerSend:
             if body_started and message.get("more_body", False):  # a middle part: one write already
                 await send(message)
                 return
-            body_started = body_started or message["type"] == "http.response.body"
+            kind = message["type"]
+            body_started = body_started or kind == "http.response.body"
             connection.hold()
+            if kind == "http.response.start" and message.get(BODY_FOLLOWS):
+                await send(message)  # the head stays held: the first body part writes it (an error: the close)
+                return
             try:
                 await send(message)
             finally:

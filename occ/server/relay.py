@@ -29,6 +29,7 @@ import trio
 from occ.core.errors import OccError, error_frame, to_anthropic
 from occ.core.jsonfast import dumps
 from occ.core.sse import PING_FRAME
+from occ.server.hypercorn_worker import BODY_FOLLOWS
 
 __all__ = ["Relay", "error_headers", "header_list", "heartbeat", "send_json"]
 
@@ -44,7 +45,7 @@ async def send_json(send: Send, status: int, body: Any, headers: dict[str, str] 
     head = {"content-type": "application/json", "content-length": str(len(payload))}
     if headers:
         head.update(headers)
-    await send({"type": "http.response.start", "status": status, "headers": header_list(head)})
+    await send({"type": "http.response.start", "status": status, "headers": header_list(head), BODY_FOLLOWS: True})
     await send({"type": "http.response.body", "body": payload, "more_body": False})
 
 
@@ -189,7 +190,9 @@ class Relay:
             "x-accel-buffering": "no",
             "request-id": self.request_id,
         }
-        await self._send({"type": "http.response.start", "status": 200, "headers": header_list(headers)})
+        # every caller sends the first body part right after, with no wait between (BODY_FOLLOWS)
+        await self._send({"type": "http.response.start", "status": 200, "headers": header_list(headers),
+                          BODY_FOLLOWS: True})
 
 
 async def heartbeat(relay: Relay, interval_s: float) -> None:

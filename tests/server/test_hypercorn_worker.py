@@ -20,6 +20,7 @@ from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.utils import wrap_app
 
 from occ.server.hypercorn_worker import (
+    BODY_FOLLOWS,
     WHOLE_WRITES,
     _AppQueue,
     _OneWritePerSend,
@@ -223,28 +224,30 @@ async def test_other_events_go_to_hypercorn():
 # -- one write for a send that starts or ends a response ------------------------------------------------
 
 
-async def test_a_send_that_starts_a_response_is_one_write():
-    """hypercorn frames a head and a body part as two writes within one ASGI send; held, they are one write,
-    made before the send returns, in order; a close that comes while bytes are held follows them."""
+async def test_a_marked_head_goes_out_with_the_first_body_part_and_an_end_with_its_last():
+    """As hypercorn's HTTP/1.1 path does (no checkpoint): the head is framed when the start is sent, each body
+    part as it comes, the chunked end apart. A head marked BODY_FOLLOWS is held and written with the first
+    part, a middle part goes out at once, the last part and the end are one write; a close that comes while
+    bytes are held follows them."""
     sock, peer_sock = _tcp_pair()
     tcp, protocol = _server(sock)
     peer = trio.SocketStream(trio.socket.from_stdlib_socket(peer_sock))
 
-    async def hypercorn_send(message: dict) -> None:  # as hypercorn's HTTP/1.1 path: no checkpoint
-        if message["type"] == "http.response.body":
-            if not started:
-                started.append(True)
-                await tcp.protocol_send(RawData(data=b"HTTP/1.1 200 OK\r\n\r\n"))
+    async def hypercorn_send(message: dict) -> None:
+        held_during.append(tcp._held is not None)
+        if message["type"] == "http.response.start":
+            await tcp.protocol_send(RawData(data=b"HTTP/1.1 200 OK\r\n\r\n"))
+        else:
             await tcp.protocol_send(RawData(data=message["body"]))
             if not message.get("more_body"):
-                await tcp.protocol_send(RawData(data=b""))
+                await tcp.protocol_send(RawData(data=b"0\r\n\r\n"))
                 await tcp.protocol_send(Closed())
 
-    started: list[bool] = []
     held_during: list[bool] = []
 
     async def app(scope: dict, receive: object, send: object) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": []})  # type: ignore[operator]
+        await send({"type": "http.response.start", "status": 200, "headers": [], BODY_FOLLOWS: True})  # type: ignore[operator]
+        assert tcp.direct_writes == 0  # the head waits for its body
         with trio.testing.assert_no_checkpoints():
             await send({"type": "http.response.body", "body": b"first", "more_body": True})  # type: ignore[operator]
         assert tcp.direct_writes == 1
@@ -252,19 +255,80 @@ async def test_a_send_that_starts_a_response_is_one_write():
         assert tcp.direct_writes == 2
         await send({"type": "http.response.body", "body": b"last"})  # type: ignore[operator]
 
-    async def spy_send(message: dict) -> None:
-        held_during.append(tcp._held is not None)
-        await hypercorn_send(message)
-
     wrapped = _OneWritePerSend(wrap_app(app, 1 << 20, "asgi"), tcp)
+    expected = b"HTTP/1.1 200 OK\r\n\r\nfirstmiddlelast0\r\n\r\n"
     with trio.fail_after(LIMIT):
-        await wrapped({"type": "http", "http_version": "1.1"}, None, spy_send, None, None)  # type: ignore[arg-type]
-        received = await _read_all(peer, len(b"HTTP/1.1 200 OK\r\n\r\nfirstmiddlelast"))
-    assert received == b"HTTP/1.1 200 OK\r\n\r\nfirstmiddlelast"
+        await wrapped({"type": "http", "http_version": "1.1"}, None, hypercorn_send, None, None)  # type: ignore[arg-type]
+        received = await _read_all(peer, len(expected))
+    assert received == expected
     assert held_during == [True, True, False, True]  # start, first part, a middle part (not held), the end
     assert tcp.direct_writes == 3 and tcp.queued_writes == 0
     assert any(isinstance(event, Closed) for event in protocol.events)
     await peer.aclose()
+
+
+async def _writes_of_one_response(app, request: bytes = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n",
+                                  monkeypatch=None) -> tuple[bytes, list[_TCPServer]]:
+    """``app`` served by occ's worker (real hypercorn), one request on a real socket: what the client read
+    until the server closed, and the connection objects (their write counts)."""
+    connections: list[_TCPServer] = []
+    original = _TCPServer.__init__
+
+    def tracking(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        original(self, *args, **kwargs)
+        connections.append(self)
+
+    monkeypatch.setattr(_TCPServer, "__init__", tracking)
+    config = HypercornConfig()
+    config.bind = ["127.0.0.1:0"]
+    config.accesslog = None
+    config.errorlog = None
+    sockets = config.create_sockets()
+    for sock in sockets.insecure_sockets:
+        sock.listen(8)
+    data = b""
+    with trio.fail_after(LIMIT):
+        async with trio.open_nursery() as nursery:
+            binds = await nursery.start(partial(worker_serve, wrap_app(app, config.wsgi_max_body_size, None), config,
+                                                sockets=sockets))
+            stream = await trio.open_tcp_stream("127.0.0.1", int(binds[0].rsplit(":", 1)[1]))
+            await stream.send_all(request)
+            while part := await stream.receive_some(1 << 16):
+                data += part
+            await stream.aclose()
+            nursery.cancel_scope.cancel()
+    return data, connections
+
+
+@pytest.mark.parametrize("marked", [True, False])
+async def test_through_hypercorn_a_marked_json_answer_is_one_write(monkeypatch, marked: bool):
+    """Against hypercorn's own protocol code: start (marked or not) + one whole body; ``connection: close``
+    makes hypercorn close after it, so the client reads to the end."""
+
+    async def app(scope: dict, receive: object, send: object) -> None:
+        if scope["type"] == "lifespan":
+            return await _lifespan(receive, send)
+        start = {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]}
+        if marked:
+            start[BODY_FOLLOWS] = True
+        await send(start)  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": b"ok"})  # type: ignore[operator]
+
+    data, connections = await _writes_of_one_response(
+        app, b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n", monkeypatch)
+    assert data.startswith(b"HTTP/1.1 200 ") and data.endswith(b"\r\n\r\nok")
+    assert [c.direct_writes for c in connections] == [1 if marked else 2]
+
+
+async def test_through_hypercorn_a_marked_head_whose_app_fails_is_still_written(monkeypatch):
+    async def app(scope: dict, receive: object, send: object) -> None:
+        if scope["type"] == "lifespan":
+            return await _lifespan(receive, send)
+        await send({"type": "http.response.start", "status": 200, "headers": [], BODY_FOLLOWS: True})  # type: ignore[operator]
+        raise RuntimeError("the app fails between its head and its body")
+
+    data, _ = await _writes_of_one_response(app, monkeypatch=monkeypatch)
+    assert data.startswith(b"HTTP/1.1 200 ")  # the head reached the client, then the connection closed
 
 
 async def test_http2_sends_are_never_held():
