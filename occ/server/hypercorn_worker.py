@@ -304,8 +304,16 @@ class _AppQueue:
     is room, or received while one is there, is a method call. A full queue still stops hypercorn's reading
     until the app reads (a body is never buffered past the bound). A cancelled ``receive`` takes nothing.
 
-    The disconnect also calls the callbacks given to :meth:`on_disconnect`, before it waits for room: an
-    app that reads nothing more once it has the body learns of it at once.
+    The disconnect also calls the callbacks given to :meth:`on_disconnect`: an app that reads nothing more
+    once it has the body learns of it at once.
+
+    The disconnect never waits for room, and ends a put that does. hypercorn puts it from the app's own
+    send when the response ends (its ``StreamClosed``), with that send's bytes held (:class:`_OneWritePerSend`):
+    in a queue full of body the app did not read (an answer given before reading, a 413), a wait there was
+    for a read that app can never make, so the answer was never written and the request never ended
+    (hypercorn's channel waits there too). And a body put that waits when the request ends would wait
+    forever, and the connection's reading with it (no next request, no end of the connection's task): the
+    request is over, so what comes after its disconnect is dropped, as nothing follows ``http.disconnect``.
     """
 
     __slots__ = ("_arrived", "_callbacks", "_disconnected", "_messages", "_size", "_taken")
@@ -319,13 +327,23 @@ class _AppQueue:
         self._callbacks: list[Callable[[], None]] = []
 
     async def put(self, message: ASGIReceiveEvent) -> None:
-        if message["type"] == "http.disconnect" and not self._disconnected:
+        if self._disconnected:  # the request is over: nothing comes after its disconnect
+            return
+        if message["type"] == "http.disconnect":
             self._disconnected = True
+            self._messages.append(message)  # past the bound by this one message, never waiting (see above)
+            if self._arrived:
+                self._arrived.unpark()
+            if self._taken:
+                self._taken.unpark_all()  # a body put waiting for room: its part is after the end now
             callbacks, self._callbacks = self._callbacks, []
             for callback in callbacks:
                 callback()
+            return
         while len(self._messages) >= self._size:
             await self._taken.park()
+            if self._disconnected:
+                return
         self._messages.append(message)
         if self._arrived:
             self._arrived.unpark()

@@ -459,6 +459,7 @@ async def test_a_cancelled_receive_takes_nothing_and_waiting_receivers_each_get_
             await queue.receive()  # nothing came: cancelled while waiting
         await queue.put({"type": "http.disconnect"})
         assert (await queue.receive())["type"] == "http.disconnect"  # the cancelled one took nothing
+        queue = _AppQueue(10)  # (nothing follows a disconnect: the next request's queue)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(receive_one)
             nursery.start_soon(receive_one)
@@ -469,8 +470,8 @@ async def test_a_cancelled_receive_takes_nothing_and_waiting_receivers_each_get_
 
 
 async def test_the_disconnect_calls_back_at_once_even_when_the_app_reads_nothing():
-    """The disconnect reaches ``on_disconnect``'s callbacks before it waits for room in a full queue; one
-    registered after it is called at once; one forgotten is not called."""
+    """The disconnect reaches ``on_disconnect``'s callbacks even in a full queue; one registered after it is
+    called at once; one forgotten is not called."""
     queue = _AppQueue(1)
     calls: list[str] = []
     forget = queue.on_disconnect(lambda: calls.append("forgotten"))
@@ -481,12 +482,73 @@ async def test_the_disconnect_calls_back_at_once_even_when_the_app_reads_nothing
         async with trio.open_nursery() as nursery:
             nursery.start_soon(queue.put, {"type": "http.disconnect"})
             await trio.testing.wait_all_tasks_blocked()
-            assert calls == ["first"]  # while hypercorn's put still waits for the app to read
+            assert calls == ["first"]  # while the app has read nothing
             queue.on_disconnect(lambda: calls.append("late"))
             assert calls == ["first", "late"]
             assert (await queue.receive())["type"] == "http.request"
     assert (await queue.receive())["type"] == "http.disconnect"
     assert calls == ["first", "late"]
+
+
+async def test_the_disconnect_never_waits_for_room_and_ends_a_put_that_waits():
+    """hypercorn puts the disconnect from the app's own send when a response ends: waiting there for room in
+    a queue the app does not read would never end. A body put waiting for room when the request ends would
+    wait forever too (and hypercorn's reading with it): it ends, and what comes after the disconnect is
+    dropped."""
+    queue = _AppQueue(1)
+    await queue.put({"type": "http.request", "body": b"0", "more_body": True})  # the queue is full now
+    with trio.fail_after(LIMIT):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(queue.put, {"type": "http.request", "body": b"1", "more_body": False})
+            await trio.testing.wait_all_tasks_blocked()  # the body's end waits for room
+            with trio.testing.assert_no_checkpoints():
+                await queue.put({"type": "http.disconnect"})
+        # the waiting put has ended (the nursery is done), its part dropped
+        await queue.put({"type": "http.request", "body": b"2", "more_body": False})
+        assert [await queue.receive(), await queue.receive()] == [
+            {"type": "http.request", "body": b"0", "more_body": True}, {"type": "http.disconnect"}]
+        assert not queue._messages
+
+
+async def test_an_answer_given_without_reading_a_full_queue_is_written_and_the_connection_serves_on():
+    """Through occ's worker, an app answers a POST without reading its body while its queue is full
+    (``max_app_queue_size`` 1: the body part is there, the body's end waits for room). The answer's end puts
+    the disconnect from the app's own send, with the answer's bytes held: it used to wait there for a read
+    that never comes, the answer never written, the request never ended. Then the next request on the
+    connection is answered: hypercorn's reading does not stay waiting to put the finished request's body."""
+
+    async def app(scope: dict, receive: object, send: object) -> None:
+        if scope["type"] == "lifespan":
+            return await _lifespan(receive, send)
+        if scope["method"] == "POST":
+            await trio.testing.wait_all_tasks_blocked()  # the body has come and hypercorn waits for room
+        await send({"type": "http.response.start", "status": 413 if scope["method"] == "POST" else 200,  # type: ignore[operator]
+                    "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})  # type: ignore[operator]
+
+    config = HypercornConfig()
+    config.bind = ["127.0.0.1:0"]
+    config.accesslog = None
+    config.max_app_queue_size = 1
+    sockets = config.create_sockets()
+    for sock in sockets.insecure_sockets:
+        sock.listen(8)
+    with trio.fail_after(LIMIT):
+        async with trio.open_nursery() as nursery:
+            binds = await nursery.start(partial(worker_serve, wrap_app(app, config.wsgi_max_body_size, None), config,
+                                                sockets=sockets))
+            port = int(binds[0].rsplit(":", 1)[1])
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            await stream.send_all(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\n0123456789")
+            data = b""
+            while not data.endswith(b"\r\n\r\nok"):
+                part = await stream.receive_some(4096)
+                assert part, "closed before the answer"
+                data += part
+            assert data.startswith(b"HTTP/1.1 413 ")
+            await _get(stream)  # the same connection serves the next request
+            await stream.aclose()
+            nursery.cancel_scope.cancel()
 
 
 async def test_a_request_body_sent_in_pieces_reaches_a_slow_app_whole():
