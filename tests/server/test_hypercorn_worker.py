@@ -11,11 +11,13 @@ import ssl
 import time
 from functools import partial
 
+import h11
 import pytest
 import trio
 import trio.testing
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.events import Closed, RawData, Updated
+from hypercorn.trio import serve as hypercorn_serve
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.utils import wrap_app
 
@@ -411,6 +413,96 @@ async def test_what_is_held_and_waits_for_the_lock_goes_out_whole_before_the_nex
             received = await _read_all(peer, 2 * len(BIG) + len(head) + 5)
     assert received == BIG + head + BIG + b"after"
     await peer.aclose()
+    await tcp.stream.aclose()
+
+
+async def _raw_response(app, request: bytes, server: str) -> bytes:
+    """``app`` served by occ's worker or by stock hypercorn; one request on a real socket, read to the close."""
+    config = HypercornConfig()
+    config.bind = ["127.0.0.1:0"]
+    config.accesslog = None
+    config.errorlog = None
+    config.include_date_header = False  # so two servers' answers can be compared byte for byte
+    data = b""
+    with trio.fail_after(LIMIT):
+        async with trio.open_nursery() as nursery:
+            if server == "occ":
+                sockets = config.create_sockets()
+                for sock in sockets.insecure_sockets:
+                    sock.listen(8)
+                binds = await nursery.start(partial(worker_serve, wrap_app(app, config.wsgi_max_body_size, None),
+                                                    config, sockets=sockets))
+            else:
+                binds = await nursery.start(partial(hypercorn_serve, app, config))
+            stream = await trio.open_tcp_stream("127.0.0.1", int(binds[0].rsplit(":", 1)[1]))
+            await stream.send_all(request)
+            while part := await stream.receive_some(1 << 16):
+                data += part
+            await stream.aclose()
+            nursery.cancel_scope.cancel()
+    return data
+
+
+def _h11_body(raw: bytes, method: bytes = b"GET") -> tuple[int, bytes]:
+    """The status and body of a raw response, as h11 reads them (its framing checked)."""
+    client = h11.Connection(h11.CLIENT)
+    client.send(h11.Request(method=method, target="/", headers=[("host", "x")]))
+    client.receive_data(raw)
+    client.receive_data(b"")
+    status, body = 0, b""
+    while True:
+        event = client.next_event()
+        if isinstance(event, h11.Response):
+            status = event.status_code
+        elif isinstance(event, h11.Data):
+            body += event.data
+        elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)) or event is h11.NEED_DATA:
+            return status, body
+
+
+@pytest.mark.parametrize(("request_line", "method"), [
+    (b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n", b"GET"),  # chunked: framed by occ
+    (b"GET / HTTP/1.0\r\nhost: x\r\n\r\n", b"GET"),  # HTTP/1.0: close-delimited, hypercorn's way
+    (b"HEAD / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n", b"HEAD"),  # no body at all
+])
+async def test_a_stream_s_middle_parts_framed_here_are_byte_for_byte_hypercorn_s(request_line, method,
+                                                                                  monkeypatch):
+    """The middle parts of a streamed body that occ's connection frames itself (past hypercorn's stream and
+    h11) make exactly the bytes stock hypercorn makes, h11 reads them back whole; HTTP/1.0 and HEAD, which
+    are not chunked, go hypercorn's way and match too."""
+    parts = [b"event: x\ndata: %d\n\n" % n for n in range(40)] + [b"y" * 70000, b"", b"tail"]
+
+    async def app(scope: dict, receive: object, send: object) -> None:
+        if scope["type"] == "lifespan":
+            return await _lifespan(receive, send)
+        await send({"type": "http.response.start", "status": 200,  # type: ignore[operator]
+                    "headers": [(b"content-type", b"text/event-stream")], BODY_FOLLOWS: True})
+        for part in parts:
+            await send({"type": "http.response.body", "body": part, "more_body": True})  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": b"", "more_body": False})  # type: ignore[operator]
+
+    answers: list[bool] = []
+    original = _TCPServer.frames_chunks_here
+
+    def spy(self: _TCPServer) -> bool:
+        answers.append(original(self))
+        return answers[-1]
+
+    monkeypatch.setattr(_TCPServer, "frames_chunks_here", spy)
+    ours = await _raw_response(app, request_line, "occ")
+    stock = await _raw_response(app, request_line, "hypercorn")
+    assert ours == stock
+    chunked = b"HTTP/1.1" in request_line and method == b"GET"
+    assert answers and all(answers) if chunked else not any(answers)  # the empty part is never asked
+    status, body = _h11_body(ours, method)
+    assert status == 200 and body == (b"" if method == b"HEAD" else b"".join(parts))
+
+
+async def test_middle_parts_are_framed_here_only_while_a_chunked_body_is_under_way():
+    sock, peer_sock = _tcp_pair()
+    tcp, _ = _server(sock)
+    assert not tcp.frames_chunks_here()  # no request yet: hypercorn's way
+    peer_sock.close()
     await tcp.stream.aclose()
 
 
