@@ -279,6 +279,9 @@ class _ClientLifetime:
         self._nursery: Any = None
         self._forget: Callable[[], None] | None = None
 
+    # KeyboardInterrupt is held off while the scope is entered or left by hand (as trio's own scopes do), so an
+    # embedding app's Ctrl-C cannot leave it half-entered on trio's stack of scopes
+    @trio.lowlevel.enable_ki_protection
     async def __aenter__(self) -> trio.CancelScope:
         if self._watch is None:
             self._nursery = trio.open_nursery()
@@ -290,6 +293,7 @@ class _ClientLifetime:
         self._forget = self._watch(self._client_left)
         return self._scope
 
+    @trio.lowlevel.enable_ki_protection
     async def __aexit__(self, *exc: Any) -> bool:
         if self._nursery is not None:
             return bool(await self._nursery.__aexit__(*exc))
