@@ -390,7 +390,8 @@ def asgi_layer(requests: int, rounds: int) -> None:
             record(f"{label}: a request with one body send", "request", one, "incl. its socket I/O")
             record(f"{label}: one more http.response.body send", "delta", (fifty - one) / 49,
                    "chunked framing, send lock, socket write" if server != "occ" else
-                   "the socket takes it whole: written at once (occ/server/hypercorn_worker.py)")
+                   "a chunked middle part: framed by occ's connection and written at once "
+                   "(occ/server/hypercorn_worker.py)")
             nursery.cancel_scope.cancel()
 
     trio.run(main, "hypercorn")
