@@ -94,7 +94,8 @@ class _TCPServer(TCPServer):
         stream = self.stream
         # the standard-library socket under a plain TCP stream; None for TLS (its bytes are not the socket's)
         self._raw = getattr(stream.socket, "_sock", None) if type(stream) is trio.SocketStream else None
-        #: while an ASGI send that starts or ends a response runs: the bytes it made, written when it returns
+        #: while an ASGI send that starts or ends a response runs, and from a head marked BODY_FOLLOWS to its
+        #: first body part: the bytes made meanwhile, written in one write when that send returns
         self._held: list[bytes] | None = None
         if self._raw is not None:
             self.app = _OneWritePerSend(self.app, self)
@@ -148,7 +149,6 @@ class _TCPServer(TCPServer):
                 await super().protocol_send(event)
             return
         await super().protocol_send(event)
-
 
     def frames_chunks_here(self) -> bool:
         """Whether a middle body part of the response under way may be framed here, as h11's chunked writer

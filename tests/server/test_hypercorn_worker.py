@@ -281,19 +281,11 @@ async def _writes_of_one_response(app, request: bytes = b"GET / HTTP/1.1\r\nhost
         connections.append(self)
 
     monkeypatch.setattr(_TCPServer, "__init__", tracking)
-    config = HypercornConfig()
-    config.bind = ["127.0.0.1:0"]
-    config.accesslog = None
-    config.errorlog = None
-    sockets = config.create_sockets()
-    for sock in sockets.insecure_sockets:
-        sock.listen(8)
     data = b""
     with trio.fail_after(LIMIT):
         async with trio.open_nursery() as nursery:
-            binds = await nursery.start(partial(worker_serve, wrap_app(app, config.wsgi_max_body_size, None), config,
-                                                sockets=sockets))
-            stream = await trio.open_tcp_stream("127.0.0.1", int(binds[0].rsplit(":", 1)[1]))
+            port = await _serve_on_occ(nursery, app, _config(errorlog=None))
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
             await stream.send_all(request)
             while part := await stream.receive_some(1 << 16):
                 data += part
@@ -418,23 +410,15 @@ async def test_what_is_held_and_waits_for_the_lock_goes_out_whole_before_the_nex
 
 async def _raw_response(app, request: bytes, server: str) -> bytes:
     """``app`` served by occ's worker or by stock hypercorn; one request on a real socket, read to the close."""
-    config = HypercornConfig()
-    config.bind = ["127.0.0.1:0"]
-    config.accesslog = None
-    config.errorlog = None
-    config.include_date_header = False  # so two servers' answers can be compared byte for byte
+    config = _config(errorlog=None, include_date_header=False)  # no date: two servers' answers compare exactly
     data = b""
     with trio.fail_after(LIMIT):
         async with trio.open_nursery() as nursery:
             if server == "occ":
-                sockets = config.create_sockets()
-                for sock in sockets.insecure_sockets:
-                    sock.listen(8)
-                binds = await nursery.start(partial(worker_serve, wrap_app(app, config.wsgi_max_body_size, None),
-                                                    config, sockets=sockets))
+                port = await _serve_on_occ(nursery, app, config)
             else:
-                binds = await nursery.start(partial(hypercorn_serve, app, config))
-            stream = await trio.open_tcp_stream("127.0.0.1", int(binds[0].rsplit(":", 1)[1]))
+                port = int((await nursery.start(partial(hypercorn_serve, app, config)))[0].rsplit(":", 1)[1])
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
             await stream.send_all(request)
             while part := await stream.receive_some(1 << 16):
                 data += part
@@ -618,18 +602,9 @@ async def test_an_answer_given_without_reading_a_full_queue_is_written_and_the_c
                     "headers": [(b"content-length", b"2")]})
         await send({"type": "http.response.body", "body": b"ok"})  # type: ignore[operator]
 
-    config = HypercornConfig()
-    config.bind = ["127.0.0.1:0"]
-    config.accesslog = None
-    config.max_app_queue_size = 1
-    sockets = config.create_sockets()
-    for sock in sockets.insecure_sockets:
-        sock.listen(8)
     with trio.fail_after(LIMIT):
         async with trio.open_nursery() as nursery:
-            binds = await nursery.start(partial(worker_serve, wrap_app(app, config.wsgi_max_body_size, None), config,
-                                                sockets=sockets))
-            port = int(binds[0].rsplit(":", 1)[1])
+            port = await _serve_on_occ(nursery, app, _config(max_app_queue_size=1))
             stream = await trio.open_tcp_stream("127.0.0.1", port)
             await stream.send_all(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\n0123456789")
             data = b""
@@ -668,19 +643,11 @@ async def test_a_request_body_sent_in_pieces_reaches_a_slow_app_whole():
                     "headers": [(b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": bytes(body)})  # type: ignore[operator]
 
-    config = HypercornConfig()
-    config.bind = ["127.0.0.1:0"]
-    config.accesslog = None
-    sockets = config.create_sockets()
-    for sock in sockets.insecure_sockets:
-        sock.listen(8)
     pieces = [bytes([n % 256]) * (n + 1) for n in range(200)]
     expected = b"".join(pieces)
     with trio.fail_after(LIMIT):
         async with trio.open_nursery() as nursery:
-            binds = await nursery.start(partial(worker_serve, wrap_app(app, config.wsgi_max_body_size, None), config,
-                                                sockets=sockets))
-            port = int(binds[0].rsplit(":", 1)[1])
+            port = await _serve_on_occ(nursery, app)
             stream = await trio.open_tcp_stream("127.0.0.1", port)
             await stream.send_all(b"POST / HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n")
             for piece in pieces:
@@ -698,6 +665,28 @@ async def test_a_request_body_sent_in_pieces_reaches_a_slow_app_whole():
             await disconnected.wait()
             nursery.cancel_scope.cancel()
     assert on_disconnect({"type": "http", "extensions": {}}) is None  # another server: occ watches with a task
+
+
+def _config(**settings: object) -> HypercornConfig:
+    """A hypercorn config for the tests' servers: 127.0.0.1 on a free port, no access log, and ``settings``."""
+    config = HypercornConfig()
+    config.bind = ["127.0.0.1:0"]
+    config.accesslog = None
+    for name, value in settings.items():
+        setattr(config, name, value)
+    return config
+
+
+async def _serve_on_occ(nursery: trio.Nursery, app: object, config: HypercornConfig | None = None,
+                        **worker: object) -> int:
+    """``app`` served by occ's worker (real hypercorn) in ``nursery``; its port."""
+    config = config if config is not None else _config()
+    sockets = config.create_sockets()
+    for sock in sockets.insecure_sockets:
+        sock.listen(8)
+    binds = await nursery.start(partial(worker_serve, wrap_app(app, config.wsgi_max_body_size, None),  # type: ignore[arg-type]
+                                        config, sockets=sockets, **worker))
+    return int(binds[0].rsplit(":", 1)[1])
 
 
 async def _lifespan(receive: object, send: object) -> None:
@@ -721,17 +710,9 @@ async def test_requests_on_occ_s_connection_say_they_write_whole():
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})  # type: ignore[operator]
         await send({"type": "http.response.body", "body": b"ok"})  # type: ignore[operator]
 
-    config = HypercornConfig()
-    config.bind = ["127.0.0.1:0"]
-    config.accesslog = None
-    sockets = config.create_sockets()
-    for sock in sockets.insecure_sockets:
-        sock.listen(8)
     with trio.fail_after(LIMIT):
         async with trio.open_nursery() as nursery:
-            binds = await nursery.start(partial(worker_serve, wrap_app(app, config.wsgi_max_body_size, None), config,
-                                                sockets=sockets))
-            port = int(binds[0].rsplit(":", 1)[1])
+            port = await _serve_on_occ(nursery, app)
             stream = await trio.open_tcp_stream("127.0.0.1", port)
             await stream.send_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
             data = b""
@@ -758,18 +739,9 @@ async def _slow_app(scope: dict, receive: object, send: object) -> None:
 
 
 async def _start(nursery: trio.Nursery, keep_alive_s: float, shutdown: trio.Event | None = None) -> int:
-    config = HypercornConfig()
-    config.bind = ["127.0.0.1:0"]
-    config.accesslog = None
-    config.keep_alive_timeout = keep_alive_s
-    config.graceful_timeout = 5
-    sockets = config.create_sockets()
-    for sock in sockets.insecure_sockets:
-        sock.listen(8)
     trigger = shutdown.wait if shutdown is not None else None
-    binds = await nursery.start(partial(worker_serve, wrap_app(_slow_app, config.wsgi_max_body_size, None), config,
-                                        sockets=sockets, shutdown_trigger=trigger))
-    return int(binds[0].rsplit(":", 1)[1])
+    return await _serve_on_occ(nursery, _slow_app, _config(keep_alive_timeout=keep_alive_s, graceful_timeout=5),
+                               shutdown_trigger=trigger)
 
 
 async def _get(stream: trio.SocketStream, path: str = "/") -> None:
