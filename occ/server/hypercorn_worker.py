@@ -310,7 +310,11 @@ class _OneWritePerSend:
             body_started = body_started or kind == "http.response.body"
             connection.hold()
             if kind == "http.response.start" and message.get(BODY_FOLLOWS):
-                await send(message)  # the head stays held: the first body part writes it (an error: the close)
+                try:
+                    await send(message)  # the head stays held: the first body part writes it (an error: the close)
+                except BaseException:  # refused (a second start, say): hold nothing for parts that never come
+                    await connection.write_held()
+                    raise
                 return
             try:
                 await send(message)

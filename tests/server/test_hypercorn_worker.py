@@ -269,6 +269,28 @@ async def test_a_marked_head_goes_out_with_the_first_body_part_and_an_end_with_i
     await peer.aclose()
 
 
+async def test_a_marked_start_that_is_refused_holds_nothing_after_it():
+    """A start hypercorn refuses (a second one, once the response has begun) must not leave the connection
+    holding: the parts an app still sends would wait for a send that never comes."""
+    sock, peer_sock = _tcp_pair()
+    tcp, _ = _server(sock)
+
+    async def hypercorn_send(message: dict) -> None:
+        if message["type"] == "http.response.start":
+            raise RuntimeError("Unexpected message type, http.response.start given the state RESPONSE")
+        await tcp.protocol_send(RawData(data=message["body"]))
+
+    async def app(scope: dict, receive: object, send: object) -> None:
+        with pytest.raises(RuntimeError):
+            await send({"type": "http.response.start", "status": 500, "headers": [], BODY_FOLLOWS: True})  # type: ignore[operator]
+        assert tcp._held is None
+
+    await _OneWritePerSend(wrap_app(app, 1 << 20, "asgi"), tcp)({"type": "http", "http_version": "1.1"}, None,
+                                                                 hypercorn_send, None, None)  # type: ignore[arg-type]
+    peer_sock.close()
+    await tcp.stream.aclose()
+
+
 async def _writes_of_one_response(app, request: bytes = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n",
                                   monkeypatch=None) -> tuple[bytes, list[_TCPServer]]:
     """``app`` served by occ's worker (real hypercorn), one request on a real socket: what the client read
