@@ -10,6 +10,7 @@ import socket
 import ssl
 import time
 from functools import partial
+from typing import Any
 
 import h11
 import pytest
@@ -88,21 +89,18 @@ async def test_a_write_the_socket_takes_is_made_at_once_without_a_checkpoint():
     await tcp.stream.aclose()
 
 
-async def test_what_the_socket_does_not_take_follows_whole_even_when_the_writer_is_cancelled():
-    """The socket takes part of a large write; the rest waits for the peer. Cancelling the writer then must
-    not cut the chunk in two: the rest is shielded, as hypercorn's own writes are, and arrives in order."""
-    sock, peer_sock = _tcp_pair(small_buffers=True)
-    tcp, _ = _server(sock)
-    peer = trio.SocketStream(trio.socket.from_stdlib_socket(peer_sock))
+async def _cancelled_mid_write(tcp: _TCPServer, peer: trio.SocketStream, writes: Any, size: int) -> bytes:
+    """Run ``writes`` (a large write the socket takes only part of) in a scope, cancel that scope while the
+    rest waits for the peer, check the write still goes on, then read ``size`` bytes: what reached the peer."""
     finished = trio.Event()
+    writer_scope: list[trio.CancelScope] = []
 
     async def write() -> None:
         with trio.CancelScope() as scope:
             writer_scope.append(scope)
-            await tcp.protocol_send(RawData(data=BIG))
+            await writes()
         finished.set()
 
-    writer_scope: list[trio.CancelScope] = []
     with trio.fail_after(LIMIT):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(write)
@@ -111,8 +109,16 @@ async def test_what_the_socket_does_not_take_follows_whole_even_when_the_writer_
             writer_scope[0].cancel()
             await trio.testing.wait_all_tasks_blocked()
             assert not finished.is_set()  # cancelled, and still writing the rest
-            received = await _read_all(peer, len(BIG))
-    assert received == BIG
+            return await _read_all(peer, size)
+
+
+async def test_what_the_socket_does_not_take_follows_whole_even_when_the_writer_is_cancelled():
+    """The socket takes part of a large write; the rest waits for the peer. Cancelling the writer then must
+    not cut the chunk in two: the rest is shielded, as hypercorn's own writes are, and arrives in order."""
+    sock, peer_sock = _tcp_pair(small_buffers=True)
+    tcp, _ = _server(sock)
+    peer = trio.SocketStream(trio.socket.from_stdlib_socket(peer_sock))
+    assert await _cancelled_mid_write(tcp, peer, partial(tcp.protocol_send, RawData(data=BIG)), len(BIG)) == BIG
     assert tcp.direct_writes == 0 and tcp.queued_writes == 1
     await peer.aclose()
     await tcp.stream.aclose()
@@ -377,27 +383,15 @@ async def test_what_is_held_and_not_taken_follows_whole_even_when_the_writer_is_
     tcp, _ = _server(sock)
     peer = trio.SocketStream(trio.socket.from_stdlib_socket(peer_sock))
     head = b"HTTP/1.1 200 OK\r\n\r\n"
-    finished = trio.Event()
 
-    async def write() -> None:
-        with trio.CancelScope() as scope:
-            writer_scope.append(scope)
-            tcp.hold()
-            await tcp.protocol_send(RawData(data=head))
-            await tcp.protocol_send(RawData(data=BIG))
-            await tcp.write_held()
-        finished.set()
+    async def writes() -> None:
+        tcp.hold()
+        await tcp.protocol_send(RawData(data=head))
+        await tcp.protocol_send(RawData(data=BIG))
+        await tcp.write_held()
 
-    writer_scope: list[trio.CancelScope] = []
-    with trio.fail_after(LIMIT):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(write)
-            await trio.testing.wait_all_tasks_blocked()
-            assert not finished.is_set()  # the socket did not take it all
-            writer_scope[0].cancel()
-            received = await _read_all(peer, len(head) + len(BIG))
-    assert received == head + BIG
-    assert tcp.direct_writes == 0 and tcp.queued_writes >= 1
+    assert await _cancelled_mid_write(tcp, peer, writes, len(head) + len(BIG)) == head + BIG
+    assert tcp.direct_writes == 0 and tcp.queued_writes == 1  # the rest, under one hold of the send lock
     await peer.aclose()
     await tcp.stream.aclose()
 
