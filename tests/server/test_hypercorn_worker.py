@@ -378,19 +378,22 @@ async def test_http2_sends_are_never_held():
         s.close()
 
 
+HEAD = b"HTTP/1.1 200 OK\r\n\r\n"
+
+
+async def _held_head_and_big(tcp: _TCPServer) -> None:
+    """A held response start: a head and a body larger than the socket takes, written as one."""
+    tcp.hold()
+    await tcp.protocol_send(RawData(data=HEAD))
+    await tcp.protocol_send(RawData(data=BIG))
+    await tcp.write_held()
+
+
 async def test_what_is_held_and_not_taken_follows_whole_even_when_the_writer_is_cancelled():
     sock, peer_sock = _tcp_pair(small_buffers=True)
     tcp, _ = _server(sock)
     peer = trio.SocketStream(trio.socket.from_stdlib_socket(peer_sock))
-    head = b"HTTP/1.1 200 OK\r\n\r\n"
-
-    async def writes() -> None:
-        tcp.hold()
-        await tcp.protocol_send(RawData(data=head))
-        await tcp.protocol_send(RawData(data=BIG))
-        await tcp.write_held()
-
-    assert await _cancelled_mid_write(tcp, peer, writes, len(head) + len(BIG)) == head + BIG
+    assert await _cancelled_mid_write(tcp, peer, partial(_held_head_and_big, tcp), len(HEAD) + len(BIG)) == HEAD + BIG
     assert tcp.direct_writes == 0 and tcp.queued_writes == 1  # the rest, under one hold of the send lock
     await peer.aclose()
     await tcp.stream.aclose()
@@ -401,25 +404,18 @@ async def test_what_is_held_and_waits_for_the_lock_goes_out_whole_before_the_nex
     hold of the lock: a writer queued behind them can never land between the head and its body."""
     sock, peer_sock = _tcp_pair(small_buffers=True)
     tcp, _ = _server(sock)
-    head = b"HTTP/1.1 200 OK\r\n\r\n"
-
-    async def held_write() -> None:
-        tcp.hold()
-        await tcp.protocol_send(RawData(data=head))
-        await tcp.protocol_send(RawData(data=BIG))
-        await tcp.write_held()
 
     with trio.fail_after(LIMIT):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(tcp.protocol_send, RawData(data=BIG))  # fills the socket and holds the lock
             await trio.testing.wait_all_tasks_blocked()
-            nursery.start_soon(held_write)
+            nursery.start_soon(_held_head_and_big, tcp)
             await trio.testing.wait_all_tasks_blocked()
             nursery.start_soon(tcp.protocol_send, RawData(data=b"after"))
             await trio.testing.wait_all_tasks_blocked()
             peer = trio.SocketStream(trio.socket.from_stdlib_socket(peer_sock))
-            received = await _read_all(peer, 2 * len(BIG) + len(head) + 5)
-    assert received == BIG + head + BIG + b"after"
+            received = await _read_all(peer, 2 * len(BIG) + len(HEAD) + 5)
+    assert received == BIG + HEAD + BIG + b"after"
     await peer.aclose()
     await tcp.stream.aclose()
 
