@@ -309,17 +309,7 @@ async def _writes_of_one_response(app, request: bytes = b"GET / HTTP/1.1\r\nhost
         connections.append(self)
 
     monkeypatch.setattr(_TCPServer, "__init__", tracking)
-    data = b""
-    with trio.fail_after(LIMIT):
-        async with trio.open_nursery() as nursery:
-            port = await _serve_on_occ(nursery, app, _config(errorlog=None))
-            stream = await trio.open_tcp_stream("127.0.0.1", port)
-            await stream.send_all(request)
-            while part := await stream.receive_some(1 << 16):
-                data += part
-            await stream.aclose()
-            nursery.cancel_scope.cancel()
-    return data, connections
+    return await _raw_response(app, request, "occ"), connections
 
 
 @pytest.mark.parametrize("marked", [True, False])
