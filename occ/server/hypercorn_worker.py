@@ -46,7 +46,7 @@ from hypercorn.protocol.http_stream import ASGIHTTPState
 from hypercorn.trio.lifespan import Lifespan
 from hypercorn.trio.statsd import StatsdLogger
 from hypercorn.trio.task_group import TaskGroup, _handle
-from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.trio.tcp_server import MAX_RECV, TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import AppWrapper, ASGIReceiveEvent, ConnectionState, LifespanState
 from hypercorn.utils import ShutdownError, raise_shutdown, repr_socket_addr
@@ -228,9 +228,28 @@ class _TCPServer(TCPServer):
         task_group = self._task_group
         task_group.spawn_app = partial(_spawn_app, task_group)  # type: ignore[method-assign]
         try:
-            await super()._read_data()
+            if self.config.read_timeout:
+                await super()._read_data()
+            else:
+                await self._read_without_timeout()
         finally:
             self._watch_scope.cancel()
+
+    async def _read_without_timeout(self) -> None:
+        """hypercorn's read loop (0.17 and 0.18 are the same) when it has no read timeout (occ sets none):
+        hypercorn enters ``trio.fail_after(inf)`` around every read, a cancel scope that can never fire, at
+        ~6 us each (benchmarks/RESULTS.md); this loop is the same without it."""
+        receive_some = self.stream.receive_some
+        handle = self.protocol.handle
+        while True:
+            try:
+                data = await receive_some(MAX_RECV)
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                break
+            await handle(RawData(bytes(data)))
+            if data == b"":
+                break
+        await handle(Closed())
 
     async def _watch_idle(self) -> None:
         with self._watch_scope:

@@ -311,6 +311,19 @@ def run_workers(sockets: Sequence[socket.socket], count: int, stop_budget_s: flo
 # -- the worker process ---------------------------------------------------------------------------------
 
 
+def _metrics_know_their_pid() -> None:
+    """prometheus_client's multiprocess values ask ``os.getpid()`` on every update, in case the process
+    forked since (a forked child must not write its parent's file): half of each update's cost (1.0 ->
+    0.54 us an ``inc``, ~15 updates a request; benchmarks/RESULTS.md). A worker is its own program
+    (``python -m occ.server.workers``, started by exec, never by fork) and forks no Python that updates
+    metrics, so its pid is known once, before any metric exists."""
+    from prometheus_client import values
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        pid = os.getpid()
+        values.ValueClass = values.MultiProcessValue(process_identifier=lambda: pid)
+
+
 def worker_main() -> int:
     """One worker: the app on the inherited sockets until SIGTERM or the parent's end of the lifeline."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent's to handle
@@ -322,6 +335,7 @@ def worker_main() -> int:
     from occ.observe.logs import configure_logging
     from occ.server.serve import create_app, hypercorn_config, serve_until_stopped
 
+    _metrics_know_their_pid()
     fds = [int(fd) for fd in os.environ[_ENV_FDS].split(",") if fd]
     ready_fd, lifeline_fd = int(os.environ[_ENV_READY]), int(os.environ[_ENV_LIFELINE])
     config = load_config()
