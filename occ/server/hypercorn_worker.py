@@ -27,6 +27,10 @@ Two more passes of the scheduler go per request, measured at c=1 (benchmarks/RES
   held and written with the first body part in one ``sendmsg``, and a send that ends a body is one write
   (:class:`_OneWritePerSend`): the same bytes in the same order, a syscall and a wake-up of the client
   fewer. The parts of a stream between its first and last go out as before, one write each, at once.
+
+And one cancel scope per read: hypercorn reads each connection under ``trio.fail_after(read_timeout or
+inf)``, a scope entered and left around every read even with no read timeout, where it can never fire;
+:meth:`_TCPServer._read_without_timeout` is the same loop without it (-20 us a request at c=32).
 """
 
 from __future__ import annotations
