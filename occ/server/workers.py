@@ -326,6 +326,7 @@ def _metrics_know_their_pid() -> None:
 
 def worker_main() -> int:
     """One worker: the app on the inherited sockets until SIGTERM or the parent's end of the lifeline."""
+    _metrics_know_their_pid()  # first: a metric made before it would share this pid's file with another writer
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent's to handle
     early: list[int] = []  # a SIGTERM before trio listens for it: stop as soon as serving started
     signal.signal(signal.SIGTERM, lambda signum, frame: early.append(signum))
@@ -335,7 +336,6 @@ def worker_main() -> int:
     from occ.observe.logs import configure_logging
     from occ.server.serve import create_app, hypercorn_config, serve_until_stopped
 
-    _metrics_know_their_pid()
     fds = [int(fd) for fd in os.environ[_ENV_FDS].split(",") if fd]
     ready_fd, lifeline_fd = int(os.environ[_ENV_READY]), int(os.environ[_ENV_LIFELINE])
     config = load_config()
