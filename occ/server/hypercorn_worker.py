@@ -240,9 +240,9 @@ class _TCPServer(TCPServer):
             self._watch_scope.cancel()
 
     async def _read_without_timeout(self) -> None:
-        """hypercorn's read loop (0.17 and 0.18 differ only in a no-op ``bytes()``) when it has no read timeout (occ sets none):
-        hypercorn enters ``trio.fail_after(inf)`` around every read, a cancel scope that can never fire, at
-        ~6 us each (benchmarks/RESULTS.md); this loop is the same without it."""
+        """hypercorn's read loop (0.17 and 0.18 differ only in a no-op ``bytes()``) when it has no read
+        timeout (occ sets none): hypercorn enters ``trio.fail_after(inf)`` around every read, a cancel scope
+        that can never fire, at ~6 us each (benchmarks/RESULTS.md); this loop is the same without it."""
         receive_some = self.stream.receive_some
         handle = self.protocol.handle
         while True:
