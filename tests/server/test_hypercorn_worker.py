@@ -778,6 +778,22 @@ async def test_an_idle_connection_closes_after_the_keep_alive_time_and_a_busy_on
             nursery.cancel_scope.cancel()
 
 
+async def test_a_configured_read_timeout_still_ends_a_connection_that_stops_sending():
+    """occ's connection reads without hypercorn's per-read scope only when there is no read timeout (occ sets
+    none); one that is configured is hypercorn's, and ends a request head that stops coming."""
+    with trio.fail_after(LIMIT):
+        async with trio.open_nursery() as nursery:
+            config = _config(keep_alive_timeout=60, read_timeout=0.3)
+            port = await _serve_on_occ(nursery, _slow_app, config)
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            await _get(stream)  # served as usual
+            await stream.send_all(b"GET / HTTP/1.1\r\nhost: x\r\n")  # and then nothing more
+            waited = await _closed_within(stream, 3)
+            assert waited >= 0.2  # for the read timeout (the keep-alive time is a minute)
+            await stream.aclose()
+            nursery.cancel_scope.cancel()
+
+
 async def test_shutdown_closes_idle_connections_at_once_and_busy_ones_after_their_request():
     shutdown = trio.Event()
     with trio.fail_after(LIMIT):
