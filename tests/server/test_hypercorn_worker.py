@@ -18,9 +18,12 @@ import trio
 import trio.testing
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.events import Closed, RawData, Updated
-from hypercorn.trio import serve as hypercorn_serve
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.utils import wrap_app
+from support.asgi_servers import hypercorn_config as _config
+from support.asgi_servers import lifespan as _lifespan
+from support.asgi_servers import raw_response as _raw_response
+from support.asgi_servers import serve_on_occ as _serve_on_occ
 
 from occ.server.hypercorn_worker import (
     BODY_FOLLOWS,
@@ -410,25 +413,6 @@ async def test_what_is_held_and_waits_for_the_lock_goes_out_whole_before_the_nex
     await tcp.stream.aclose()
 
 
-async def _raw_response(app, request: bytes, server: str) -> bytes:
-    """``app`` served by occ's worker or by stock hypercorn; one request on a real socket, read to the close."""
-    config = _config(errorlog=None, include_date_header=False)  # no date: two servers' answers compare exactly
-    data = b""
-    with trio.fail_after(LIMIT):
-        async with trio.open_nursery() as nursery:
-            if server == "occ":
-                port = await _serve_on_occ(nursery, app, config)
-            else:
-                port = int((await nursery.start(partial(hypercorn_serve, app, config)))[0].rsplit(":", 1)[1])
-            stream = await trio.open_tcp_stream("127.0.0.1", port)
-            await stream.send_all(request)
-            while part := await stream.receive_some(1 << 16):
-                data += part
-            await stream.aclose()
-            nursery.cancel_scope.cancel()
-    return data
-
-
 def _h11_body(raw: bytes, method: bytes = b"GET") -> tuple[int, bytes]:
     """The status and body of a raw response, as h11 reads them (its framing checked)."""
     client = h11.Connection(h11.CLIENT)
@@ -667,37 +651,6 @@ async def test_a_request_body_sent_in_pieces_reaches_a_slow_app_whole():
             await disconnected.wait()
             nursery.cancel_scope.cancel()
     assert on_disconnect({"type": "http", "extensions": {}}) is None  # another server: occ watches with a task
-
-
-def _config(**settings: object) -> HypercornConfig:
-    """A hypercorn config for the tests' servers: 127.0.0.1 on a free port, no access log, and ``settings``."""
-    config = HypercornConfig()
-    config.bind = ["127.0.0.1:0"]
-    config.accesslog = None
-    for name, value in settings.items():
-        setattr(config, name, value)
-    return config
-
-
-async def _serve_on_occ(nursery: trio.Nursery, app: object, config: HypercornConfig | None = None,
-                        **worker: object) -> int:
-    """``app`` served by occ's worker (real hypercorn) in ``nursery``; its port."""
-    config = config if config is not None else _config()
-    sockets = config.create_sockets()
-    for sock in sockets.insecure_sockets:
-        sock.listen(8)
-    binds = await nursery.start(partial(worker_serve, wrap_app(app, config.wsgi_max_body_size, None),  # type: ignore[arg-type]
-                                        config, sockets=sockets, **worker))
-    return int(binds[0].rsplit(":", 1)[1])
-
-
-async def _lifespan(receive: object, send: object) -> None:
-    """The ASGI lifespan of the tests' small apps: every event completed, until shutdown."""
-    while True:
-        message = await receive()  # type: ignore[operator]
-        await send({"type": message["type"] + ".complete"})  # type: ignore[operator]
-        if message["type"] == "lifespan.shutdown":
-            return
 
 
 async def test_requests_on_occ_s_connection_say_they_write_whole():
