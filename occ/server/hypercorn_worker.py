@@ -46,6 +46,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.config import Sockets
 from hypercorn.events import Closed, Event, RawData, Updated
+from hypercorn.protocol.h11 import H11Protocol as _HypercornH11Protocol
 from hypercorn.protocol.http_stream import ASGIHTTPState
 from hypercorn.trio.lifespan import Lifespan
 from hypercorn.trio.statsd import StatsdLogger
@@ -54,6 +55,8 @@ from hypercorn.trio.tcp_server import MAX_RECV, TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import AppWrapper, ASGIReceiveEvent, ConnectionState, LifespanState
 from hypercorn.utils import ShutdownError, raise_shutdown, repr_socket_addr
+
+from occ.server.h11_protocol import H11Protocol
 
 __all__ = ["BODY_FOLLOWS", "ON_DISCONNECT", "WHOLE_WRITES", "on_disconnect", "worker_serve", "writes_whole"]
 
@@ -231,6 +234,10 @@ class _TCPServer(TCPServer):
         mid-request) and keep the connection's task group, and the worker's shutdown, waiting."""
         task_group = self._task_group
         task_group.spawn_app = partial(_spawn_app, task_group)  # type: ignore[method-assign]
+        wrapper = self.protocol
+        if self._raw is not None and type(wrapper.protocol) is _HypercornH11Protocol:  # nothing read yet
+            wrapper.protocol = H11Protocol(wrapper.app, wrapper.config, wrapper.context, wrapper.task_group,
+                                           wrapper.state, wrapper.ssl, wrapper.client, wrapper.server, wrapper.send)
         try:
             if self.config.read_timeout:
                 await super()._read_data()
