@@ -17,7 +17,7 @@ Prints, per round, the paired difference; then per tree the median CPU per reque
 ``--stream``) and the time to first content, and the difference over all rounds with its range.
 
 usage: python benchmarks/ab.py A_TREE B_TREE [--stream] [--concurrency C] [--batch N] [--pairs P] [--rounds R]
-                               [--delay MS]
+                               [--delay MS] [--claude-code-headers]
 """
 
 from __future__ import annotations
@@ -136,6 +136,22 @@ def quartiles(values: list[float]) -> tuple[float, float, float]:
     return q[0], statistics.median(values), q[2]
 
 
+#: the request head of a plain client, and the one the real Claude Code CLI sends (../shared/claude-code-client.md,
+#: section 2: 2.1.331's headers, secrets and ids replaced by placeholders of their length)
+MINIMAL_HEAD = (b"POST /v1/messages HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+                b"anthropic-version: 2023-06-01\r\n")
+CLAUDE_CODE_HEAD = (
+    b"POST /v1/messages?beta=true HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n"
+    b"Content-Type: application/json\r\nUser-Agent: claude-cli/2.1.331 (external, sdk-cli)\r\nx-app: cli\r\n"
+    b"X-Claude-Code-Session-Id: 00000000-0000-4000-8000-000000000000\r\nanthropic-version: 2023-06-01\r\n"
+    b"anthropic-beta: claude-code-20250219,interleaved-thinking-2025-05-14,context-management-2025-06-27\r\n"
+    b"anthropic-dangerous-direct-browser-access: true\r\nx-api-key: sk-ant-bench-0000000000000000000000000000\r\n"
+    b"X-Stainless-Lang: js\r\nX-Stainless-Runtime: node\r\nX-Stainless-Runtime-Version: v26.0.0\r\n"
+    b"X-Stainless-OS: Linux\r\nX-Stainless-Arch: x64\r\nX-Stainless-Package-Version: 0.128.0\r\n"
+    b"X-Stainless-Retry-Count: 0\r\nX-Stainless-Timeout: 600\r\nAccept-Encoding: gzip, deflate, br, zstd\r\n"
+    b"Connection: keep-alive\r\n")
+
+
 async def measure(args: argparse.Namespace, pids: dict[str, int], ports: dict[str, int],
                   totals: dict[str, list[float]]) -> float:
     """One round: warm both servers up, then ``--pairs`` ABBA pairs of batches; the round's median paired
@@ -143,8 +159,8 @@ async def measure(args: argparse.Namespace, pids: dict[str, int], ports: dict[st
     marker = f"bench:deltas=50,delay={args.delay},agentic=0"
     body = json.dumps({"model": "bench-model", "stream": args.stream, "max_tokens": 100,
                        "messages": [{"role": "user", "content": marker + " " + "x" * 160}]}).encode()
-    request = (b"POST /v1/messages HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
-               b"anthropic-version: 2023-06-01\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    head = CLAUDE_CODE_HEAD if args.claude_code_headers else MINIMAL_HEAD
+    request = head + b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
     clients = {label: Client(port, request, args.concurrency) for label, port in ports.items()}
     for client in clients.values():  # warm-up: connections, caches, the pool
         await client.batch(max(args.batch // 2, args.concurrency))
@@ -172,6 +188,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=300, help="requests per batch")
     parser.add_argument("--pairs", type=int, default=12, help="ABBA pairs of batches a round")
     parser.add_argument("--rounds", type=int, default=4, help="fresh server processes each round")
+    parser.add_argument("--claude-code-headers", action="store_true",
+                        help="send the 20 headers the real Claude Code CLI sends (default: 4)")
     args = parser.parse_args()
     temp_files: list[str] = []
     fake = subprocess.Popen(["node", os.path.join(HERE, "fake_upstream.js"), "0"], stdout=subprocess.PIPE,

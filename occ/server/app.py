@@ -119,7 +119,7 @@ class OccApp:
         scope["occ.client"] = admission.client
         if scope["path"] == "/v1/messages":
             if scope["method"] == "POST":
-                await self.messages(scope, receive, send)
+                await self.messages(scope, receive, send, headers)
             else:
                 error = InvalidRequest(f"method {scope['method']} not allowed on /v1/messages")
                 await _send_error(send, _new_request_id(), error, 405)
@@ -128,7 +128,8 @@ class OccApp:
 
     # -- POST /v1/messages ----------------------------------------------------------------------
 
-    async def messages(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def messages(self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str]) -> None:
+        """``POST /v1/messages``; ``headers`` are the client's, as the guard read them (:func:`_client_headers`)."""
         request_id = _request_id(scope)
         state = self.state
         config = state.config  # this request's snapshot
@@ -140,7 +141,6 @@ class OccApp:
         state.in_flight += 1
         state.observer.request_started()
         try:
-            headers = _client_headers(scope)
             who = scope["occ.client"]  # named by the guard, which checked the client key
             record.client = who
             limit = config.max_concurrent_per_client
