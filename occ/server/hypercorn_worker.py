@@ -35,6 +35,7 @@ inf)``, a scope entered and left around every read even with no read timeout, wh
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -109,11 +110,13 @@ class _TCPServer(TCPServer):
         #: writes made at once, and those that went hypercorn's way (tests and benchmarks read them)
         self.direct_writes = 0
         self.queued_writes = 0
-        # the keep-alive watch (see _watch_idle): set while the connection is idle, replaced when a request
-        # comes; the scope of the watch's current wait; when the connection went idle
-        self._idle = trio.Event()
+        # the keep-alive watch (see _watch_idle): whether the connection is idle, when its keep-alive time
+        # ends, the scope of the watch's wait (whose deadline is that end while idle, none while busy), and
+        # the event the watch waits on when the worker terminates during a request
+        self._is_idle = False
+        self._idle_deadline = math.inf
         self._idle_scope: trio.CancelScope | None = None
-        self._idle_since = 0.0
+        self._went_idle: trio.Event | None = None
         self._watching = False
         self._first_request_seen = False
         #: the watch's whole life: it ends when the connection reads no more (no request can come then)
@@ -211,19 +214,26 @@ class _TCPServer(TCPServer):
     async def _updated(self, idle: bool) -> None:
         """The connection went idle (a response ended) or busy (a request came). hypercorn stops and starts
         a task for every request (a lock, a nursery start, a cancel: ~30 us); here one watch task per
-        connection waits instead, and the request only moves its state. The first request stops the task
-        hypercorn started with the connection."""
+        connection waits in one cancel scope whose deadline moves instead: the keep-alive time's end while
+        idle, none while busy, so a request wakes no task. The first request stops the task hypercorn
+        started with the connection."""
+        scope = self._idle_scope
         if not idle:
             if not self._first_request_seen:
                 self._first_request_seen = True
                 await self.idle_task.stop()
-            if self._idle.is_set():
-                self._idle = trio.Event()
-            if self._idle_scope is not None:
-                self._idle_scope.cancel()
+            self._is_idle = False
+            self._idle_deadline = math.inf
+            if scope is not None:
+                scope.deadline = math.inf
             return
-        self._idle_since = trio.current_time()
-        self._idle.set()
+        self._is_idle = True
+        self._idle_deadline = trio.current_time() + self.config.keep_alive_timeout
+        if scope is not None:
+            scope.deadline = self._idle_deadline
+        went_idle = self._went_idle
+        if went_idle is not None:
+            went_idle.set()
         if not self._watching:
             self._watching = True
             self._task_group.spawn(self._watch_idle)
@@ -269,23 +279,24 @@ class _TCPServer(TCPServer):
     async def _watch_idle_periods(self) -> None:
         """hypercorn's idle timeout, for the connection's whole life: while the connection is idle, close it
         after ``keep_alive_timeout``, or at once when the worker is shutting down (``context.terminated``);
-        while a request runs, nothing (it is cancelled by the next request and waits for the next idle)."""
+        while a request runs, nothing (the scope's deadline is none then, and a worker that terminates
+        meanwhile closes the connection when the request is done)."""
         while True:
-            await self._idle.wait()
-            if not self._idle.is_set():  # a request came meanwhile (a new event replaced the one we waited on)
-                continue
-            deadline = self._idle_since + self.config.keep_alive_timeout
-            with trio.move_on_at(deadline) as scope:
-                self._idle_scope = scope  # KEEP-ALIVE DEADLINE; a new request cancels it
+            with trio.CancelScope(deadline=self._idle_deadline) as scope:
+                self._idle_scope = scope  # KEEP-ALIVE DEADLINE: moved by every request and every idle
                 await self.context.terminated.wait()
             self._idle_scope = None
-            # a request cancelled the wait (and may be done already: then the next pass waits afresh), or it
-            # ended for good: the keep-alive time ran out, or the worker is terminating, with nothing running
-            ended = self.context.terminated.is_set() or trio.current_time() >= deadline
-            if ended and self._idle.is_set():
-                with trio.CancelScope(shield=True):
-                    await self._initiate_server_close()
-                return
+            if self.context.terminated.is_set():
+                while not self._is_idle:  # a request runs: the connection closes once it is done
+                    self._went_idle = trio.Event()
+                    await self._went_idle.wait()
+                break
+            # the deadline came; a request that arrived meanwhile (while trio delivered the cancel) has made
+            # the connection busy again, or been and gone and set a later deadline: then a new wait
+            if self._is_idle and trio.current_time() >= self._idle_deadline:
+                break
+        with trio.CancelScope(shield=True):
+            await self._initiate_server_close()
 
 
 def _after(parts: list[bytes], sent: int) -> list[bytes | memoryview]:
