@@ -32,16 +32,22 @@ from hypercorn.protocol.h11 import STREAM_ID
 from hypercorn.protocol.h11 import H11Protocol as _HypercornH11Protocol
 from hypercorn.protocol.http_stream import HTTPStream
 
-try:  # h11's reader, as 0.14 to 0.16 have it; with another h11, occ's connection reads heads with h11's (slower)
+try:  # h11's reader, as 0.12 to 0.16 have it (occ requires 0.16); another h11's heads go to its own reader
     from h11._abnf import header_field
     from h11._events import Request as H11Request
-    from h11._readers import _decode_header_lines, maybe_read_from_IDLE_client, request_line_re
+    from h11._readers import READERS, _decode_header_lines, maybe_read_from_IDLE_client, request_line_re
     from h11._receivebuffer import ReceiveBuffer
+    from h11._state import CLIENT, IDLE
     from h11._util import LocalProtocolError, validate
-except ImportError:  # pragma: no cover - the h11 occ supports has them all
+except ImportError:  # pragma: no cover - the h11 occ requires has them all
     READER_FITS = False
 else:
-    READER_FITS = callable(getattr(h11.Connection, "_get_io_object", None))
+    # the reader h11 picks for a request's head is the one read_request_head stands for, and the buffer
+    # splits lines on LF (before 0.12 it split on CRLF only: a line could hold a bare LF, which one findall
+    # over the block would take for a line end)
+    READER_FITS = (callable(getattr(h11.Connection, "_get_io_object", None))
+                   and READERS.get((CLIENT, IDLE)) is maybe_read_from_IDLE_client
+                   and hasattr(ReceiveBuffer, "is_next_line_obviously_invalid_request_line"))
 
 __all__ = ["READER_FITS", "H11Protocol", "header_lines", "read_request_head"]
 
