@@ -53,6 +53,17 @@ function requestBody() {
 const payload = JSON.stringify(requestBody());
 const headers = { "content-type": "application/json", "content-length": Buffer.byteLength(payload),
   "anthropic-version": "2023-06-01", "x-api-key": "bench" };
+// spec.claude_code_headers: the rest of the head the real Claude Code CLI sends (2.1.331, ../shared/
+// claude-code-client.md section 2; ids are placeholders of their length), so a server pays for reading it
+if (spec.claude_code_headers) Object.assign(headers, {
+  "accept": "application/json", "user-agent": "claude-cli/2.1.331 (external, sdk-cli)", "x-app": "cli",
+  "x-claude-code-session-id": "00000000-0000-4000-8000-000000000000",
+  "anthropic-beta": "claude-code-20250219,interleaved-thinking-2025-05-14,context-management-2025-06-27",
+  "anthropic-dangerous-direct-browser-access": "true", "x-stainless-lang": "js", "x-stainless-runtime": "node",
+  "x-stainless-runtime-version": "v26.0.0", "x-stainless-os": "Linux", "x-stainless-arch": "x64",
+  "x-stainless-package-version": "0.128.0", "x-stainless-retry-count": "0", "x-stainless-timeout": "600",
+  "accept-encoding": "gzip, deflate, br, zstd",
+});
 const path = spec.chat ? "/v1/chat/completions" : "/v1/messages";
 
 // Checks one Anthropic stream event by event; throws a reason on the first violation.

@@ -415,6 +415,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="a tenth of the requests (a smoke run, noisy)")
     parser.add_argument("--only", action="append", default=[], help="run only scenarios whose name contains this")
     parser.add_argument("--workers", type=int, default=1, help="occ serve --workers")
+    parser.add_argument("--claude-code-headers", action="store_true",
+                        help="the load client sends the 20 headers the real Claude Code CLI sends (default: 5)")
     parser.add_argument("--occ", default=os.path.join(os.path.dirname(sys.executable), "occ"),
                         help="the occ executable (default: next to this Python)")
     parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON")
@@ -438,6 +440,8 @@ def main() -> int:
     scale = 0.1 if args.quick else args.time_scale
     scenarios = [dict(s, requests=max(s["concurrency"], int(s["requests"] * scale))) for s in SCENARIOS
                  if not args.only or any(o in s["name"] for o in args.only)]
+    if args.claude_code_headers:
+        scenarios = [dict(s, claude_code_headers=True) for s in scenarios]
     if args.profile:
         os.makedirs(args.profile, exist_ok=True)
     load_before = os.getloadavg()
