@@ -12,6 +12,7 @@ import pytest
 from support.stack import ROOT
 
 from occ.config.model import Price
+from occ.observe import ledger as ledger_module
 from occ.observe.access_log import RequestLog
 from occ.observe.ledger import COLUMNS, MIGRATIONS, SCHEMA_VERSION, Ledger, LedgerTooNew, default_ledger_path
 from occ.observe.usage import MAX_PENDING, UsageBatch, UsageRow, usage_row
@@ -228,3 +229,33 @@ def test_a_ledger_deleted_while_open_is_created_again(tmp_path):
     ledger.append([row(request_id="after")])
     ledger.close()
     assert 1 == Ledger(str(path)).count()
+
+
+def test_a_batch_larger_than_one_statement_is_written_whole_and_in_order(tmp_path, monkeypatch):
+    """Rows go in several rows a statement (fewer GIL hand-overs than one statement step a row); a batch
+    that needs several statements is all there, in order, each value as given."""
+    monkeypatch.setattr(ledger_module, "_ROWS_PER_INSERT", 3)
+    ledger = Ledger(str(tmp_path / "usage.sqlite"))
+    rows = [row(request_id=f"r{i}", latency_ms=float(i), ttft_ms=None if i % 2 else 1.5) for i in range(10)]
+    ledger.append(rows)
+    with sqlite3.connect(ledger.path) as conn:
+        stored = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM requests ORDER BY rowid").fetchall()
+    assert [tuple(r) for r in stored] == [(*r[:6], int(r.stream), *r[7:15], int(r.usage_estimated), *r[16:])
+                                          for r in rows]
+
+
+def test_a_batch_is_few_statements_and_all_or_none(tmp_path):
+    """1,000 rows are a handful of INSERT statements, not 1,000; a row that cannot be written (a NOT NULL
+    column empty) in a later statement leaves none of its batch."""
+    ledger = Ledger(str(tmp_path / "usage.sqlite"))
+    ledger.append([row(request_id="first")])
+    statements: list[str] = []
+    assert ledger._writer is not None
+    ledger._writer.set_trace_callback(statements.append)
+    ledger.append([row(request_id=f"r{i}") for i in range(1000)])
+    assert 1 <= sum(s.startswith("INSERT") for s in statements) <= 3
+    bad = [row(request_id=f"b{i}") for i in range(1200)] + [row(request_id="bad", outcome=None)]
+    with pytest.raises(sqlite3.IntegrityError):
+        ledger.append(bad)
+    with sqlite3.connect(ledger.path) as conn:
+        assert conn.execute("SELECT count(*) FROM requests").fetchone()[0] == 1001
