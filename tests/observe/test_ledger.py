@@ -234,7 +234,7 @@ def test_a_ledger_deleted_while_open_is_created_again(tmp_path):
 def test_a_batch_larger_than_one_statement_is_written_whole_and_in_order(tmp_path, monkeypatch):
     """Rows go in several rows a statement (fewer GIL hand-overs than one statement step a row); a batch
     that needs several statements is all there, in order, each value as given."""
-    monkeypatch.setattr(ledger_module, "_ROWS_PER_INSERT", 3)
+    monkeypatch.setattr(ledger_module, "_INSERT_SIZES", (3, 2, 1))
     ledger = Ledger(str(tmp_path / "usage.sqlite"))
     rows = [row(request_id=f"r{i}", latency_ms=float(i), ttft_ms=None if i % 2 else 1.5) for i in range(10)]
     ledger.append(rows)
@@ -245,17 +245,23 @@ def test_a_batch_larger_than_one_statement_is_written_whole_and_in_order(tmp_pat
 
 
 def test_a_batch_is_few_statements_and_all_or_none(tmp_path):
-    """1,000 rows are a handful of INSERT statements, not 1,000; a row that cannot be written (a NOT NULL
-    column empty) in a later statement leaves none of its batch."""
+    """1,000 rows are a handful of INSERT statements, not 1,000, of a few lengths only (each distinct one is a
+    compiled program in sqlite3's cache); a row that cannot be written (a NOT NULL column empty) in a later
+    statement leaves none of its batch."""
     ledger = Ledger(str(tmp_path / "usage.sqlite"))
     ledger.append([row(request_id="first")])
     statements: list[str] = []
     assert ledger._writer is not None
     ledger._writer.set_trace_callback(statements.append)
     ledger.append([row(request_id=f"r{i}") for i in range(1000)])
-    assert 1 <= sum(s.startswith("INSERT") for s in statements) <= 3
+    inserts = [s for s in statements if s.startswith("INSERT")]
+    assert 1 <= len(inserts) <= 12
+    for count in (1, 7, 333, 1000, 1999):
+        ledger.append([row(request_id=f"n{count}-{i}") for i in range(count)])
+    lengths = {s.count("(") for s in statements if s.startswith("INSERT")}
+    assert len(lengths) <= 5
     bad = [row(request_id=f"b{i}") for i in range(1200)] + [row(request_id="bad", outcome=None)]
     with pytest.raises(sqlite3.IntegrityError):
         ledger.append(bad)
     with sqlite3.connect(ledger.path) as conn:
-        assert conn.execute("SELECT count(*) FROM requests").fetchone()[0] == 1001
+        assert conn.execute("SELECT count(*) FROM requests").fetchone()[0] == 1001 + 1 + 7 + 333 + 1000 + 1999
