@@ -265,3 +265,16 @@ def test_a_batch_is_few_statements_and_all_or_none(tmp_path):
         ledger.append(bad)
     with sqlite3.connect(ledger.path) as conn:
         assert conn.execute("SELECT count(*) FROM requests").fetchone()[0] == 1001 + 1 + 7 + 333 + 1000 + 1999
+
+
+def test_statements_stay_within_an_old_sqlite_s_variable_limit(tmp_path):
+    """SQLite before 3.32 allows 999 variables a statement: a batch then goes in statements that fit."""
+    ledger = Ledger(str(tmp_path / "usage.sqlite"))
+    ledger.append([row(request_id="first")])
+    assert ledger._writer is not None
+    ledger._writer.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+    statements: list[str] = []
+    ledger._writer.set_trace_callback(statements.append)
+    ledger.append([row(request_id=f"r{i}") for i in range(300)])
+    rows_per = [s.count("(") - 1 for s in statements if s.startswith("INSERT")]
+    assert sum(rows_per) == 300 and max(rows_per) * len(COLUMNS) <= 999
