@@ -276,6 +276,9 @@ def _insert(conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> None:
         limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
     except (AttributeError, sqlite3.Error):  # pragma: no cover - Python 3.11 and later have getlimit
         limit = 999
+    for row in rows:  # flattened, a row of another length would shift every value after it into the wrong column
+        if len(row) != width:
+            raise sqlite3.ProgrammingError(f"a ledger row has {len(row)} values, the ledger {width} columns")
     one = f"({', '.join('?' * width)})"
     head = f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES "
     start = 0

@@ -278,3 +278,12 @@ def test_statements_stay_within_an_old_sqlite_s_variable_limit(tmp_path):
     ledger.append([row(request_id=f"r{i}") for i in range(300)])
     rows_per = [s.count("(") - 1 for s in statements if s.startswith("INSERT")]
     assert sum(rows_per) == 300 and max(rows_per) * len(COLUMNS) <= 999
+
+
+def test_a_row_of_another_length_is_refused_not_shifted_into_other_columns(tmp_path):
+    """The rows go in as one flat list of values a statement: a short row is an error (as executemany's
+    was), never its neighbours' values moved one column over."""
+    ledger = Ledger(str(tmp_path / "usage.sqlite"))
+    with pytest.raises(sqlite3.ProgrammingError, match="17 values"):
+        ledger.append([row(request_id="a"), tuple(row(request_id="short"))[:-1], row(request_id="c")])
+    assert ledger.totals(0)["requests"] == 0
