@@ -210,12 +210,11 @@ class OccApp:
         """Non-streaming: the whole fallback loop, then one JSON body (or nothing, if the client left)."""
         message: dict[str, Any] | None = None
         failure: OccError | None = None
-        async with _ClientLifetime(scope, receive, record) as lifetime:
+        async with _ClientLifetime(scope, receive, record):  # CLIENT LIFETIME
             try:
                 message = await run_nonstreaming(self.state, call)
             except OccError as exc:  # raised here, not out of the nursery, to keep it ungrouped
                 failure = exc
-            lifetime.cancel()
         if failure is not None:
             raise failure
         if message is not None:
@@ -233,7 +232,6 @@ class OccApp:
                 await run_streaming(self.state, call, relay)
             except OccError as exc:  # caught here, not out of the nursery, to keep it ungrouped
                 record.error = exc
-            lifetime.cancel()
         record.status = relay.status
         if relay.first_content_at is not None:
             record.ttft_s = relay.first_content_at - relay.created_at
@@ -295,7 +293,8 @@ class _ClientLifetime:
 
     @trio.lowlevel.enable_ki_protection
     async def __aexit__(self, *exc: Any) -> bool:
-        if self._nursery is not None:
+        if self._nursery is not None:  # the request is over: the task that waits for the disconnect goes too
+            self._scope.cancel()
             return bool(await self._nursery.__aexit__(*exc))
         assert self._forget is not None
         self._forget()  # a disconnect after the request (a finished response's) is no longer this request's
