@@ -290,3 +290,4 @@ def _insert(conn: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> None:
             chunk = rows[start:start + size]
             conn.execute(sql, [value for row in chunk for value in row])
             start += size
+    assert start == len(rows), "_INSERT_SIZES ends with 1: every row is in a statement"

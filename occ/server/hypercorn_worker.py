@@ -282,10 +282,12 @@ class _TCPServer(TCPServer):
         while a request runs, nothing (the scope's deadline is none then, and a worker that terminates
         meanwhile closes the connection when the request is done)."""
         while True:
-            with trio.CancelScope(deadline=self._idle_deadline) as scope:
-                self._idle_scope = scope  # KEEP-ALIVE DEADLINE: moved by every request and every idle
-                await self.context.terminated.wait()
-            self._idle_scope = None
+            try:
+                with trio.CancelScope(deadline=self._idle_deadline) as scope:
+                    self._idle_scope = scope  # KEEP-ALIVE DEADLINE: moved by every request and every idle
+                    await self.context.terminated.wait()
+            finally:  # the watch cancelled too (the connection reads no more): no deadline is moved after it
+                self._idle_scope = None
             if self.context.terminated.is_set():
                 while not self._is_idle:  # a request runs: the connection closes once it is done
                     self._went_idle = trio.Event()
