@@ -11,8 +11,9 @@ would have done after its checkpoints. What the socket does not take (a client r
 while another holds the lock, TLS connections and every error go through hypercorn's own code, unchanged.
 
 :func:`worker_serve` is hypercorn's ``hypercorn.trio.run.worker_serve`` (0.17 and 0.18 are the same
-here) serving with that connection class: hypercorn offers no other way to choose it. Nothing else of
-hypercorn is changed: its HTTP/1.1 and HTTP/2 protocols, lifespan, graceful shutdown and limits are its own.
+here) serving with that connection class: hypercorn offers no other way to choose it. On a plain TCP
+connection the HTTP/1.1 protocol is hypercorn's with a request's head read once (:mod:`occ.server.h11_protocol`);
+nothing else of hypercorn is changed: its HTTP/2, lifespan, graceful shutdown and limits are its own.
 
 Two more passes of the scheduler go per request, measured at c=1 (benchmarks/RESULTS.md):
 
