@@ -58,7 +58,10 @@ from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import AppWrapper, ASGIReceiveEvent, ConnectionState, LifespanState
 from hypercorn.utils import ShutdownError, raise_shutdown, repr_socket_addr
 
+from occ.observe.logs import get_logger
 from occ.server.h11_protocol import H11Protocol
+
+log = get_logger(__name__)
 
 __all__ = ["BODY_FOLLOWS", "ON_DISCONNECT", "WHOLE_WRITES", "on_disconnect", "worker_serve", "writes_whole"]
 
@@ -122,6 +125,18 @@ class _TCPServer(TCPServer):
         self._first_request_seen = False
         #: the watch's whole life: it ends when the connection reads no more (no request can come then)
         self._watch_scope = trio.CancelScope()
+
+    async def run(self) -> None:
+        """hypercorn's, with a failure of this connection's protocol code kept to this connection. hypercorn
+        lets any exception out of it into the listeners' nursery, which ends every other connection and the
+        server: hypercorn 0.17 with h2 4 raises ``TypeError`` on any h2c upgrade (``curl --http2
+        http://...``), so one request stopped occ. The connection is closed (hypercorn's own ``finally``)
+        and the failure logged by its type only: its text can quote the request's headers."""
+        try:
+            await super().run()
+        except Exception as exc:  # a cancellation (a BaseException) still goes up
+            log.error("occ's HTTP server closed a connection its protocol code failed on (%s); the others go on",
+                      _names(exc))
 
     async def protocol_send(self, event: Event) -> None:
         raw = self._raw
@@ -300,6 +315,13 @@ class _TCPServer(TCPServer):
                 break
         with trio.CancelScope(shield=True):
             await self._initiate_server_close()
+
+
+def _names(exc: BaseException) -> str:
+    """The exception's type, or its group's members' types (a task group wraps what its tasks raise)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return ", ".join(_names(inner) for inner in exc.exceptions)
+    return type(exc).__name__
 
 
 def _after(parts: list[bytes], sent: int) -> list[bytes | memoryview]:

@@ -847,3 +847,42 @@ async def test_a_connection_that_ends_without_going_idle_leaves_no_task_behind(h
             await stream.aclose()
             shutdown.set()
             await done.wait()  # at once: no connection is left (else after graceful_timeout, 60 s, past LIMIT)
+
+
+async def test_a_connection_whose_protocol_code_fails_is_closed_and_the_server_serves_on(monkeypatch, caplog):
+    """An exception out of hypercorn's protocol code for one connection (hypercorn 0.17 with h2 4 raises
+    TypeError on any h2c upgrade) closes that connection only: the next client is served, and the log names
+    the failure by its type, never quoting the request (its headers may carry a key)."""
+    from occ.server.h11_protocol import H11Protocol
+
+    original = H11Protocol._check_protocol
+
+    async def failing(self: H11Protocol, event: h11.Request) -> None:
+        if event.target == b"/boom":
+            raise TypeError("a bug quoting x-api-key: sk-ant-secret-0123456789")
+        await original(self, event)
+
+    monkeypatch.setattr(H11Protocol, "_check_protocol", failing)
+
+    async def app(scope: dict, receive: object, send: object) -> None:
+        if scope["type"] == "lifespan":
+            return await _lifespan(receive, send)
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": b"ok"})  # type: ignore[operator]
+
+    with trio.fail_after(LIMIT):
+        async with trio.open_nursery() as nursery:
+            port = await _serve_on_occ(nursery, app, _config(errorlog=None))
+            for target, answered in ((b"/boom", False), (b"/", True)):
+                stream = await trio.open_tcp_stream("127.0.0.1", port)
+                await stream.send_all(b"GET " + target + b" HTTP/1.1\r\nhost: x\r\nx-api-key: sk-ant-secret-0123456789"
+                                      b"\r\nconnection: close\r\n\r\n")
+                data = b""
+                while part := await stream.receive_some(1 << 16):
+                    data += part
+                await stream.aclose()
+                assert data.endswith(b"ok") is answered
+            nursery.cancel_scope.cancel()
+    failures = [r for r in caplog.records if "protocol code failed" in r.getMessage()]
+    assert len(failures) == 1 and "TypeError" in failures[0].getMessage()
+    assert "sk-ant-secret" not in caplog.text
