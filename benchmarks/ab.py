@@ -212,7 +212,9 @@ def main() -> None:
             print(f"round {index}: B - A {rounds[-1]:+,.0f} us per {what}", flush=True)
         print(f"load average {os.getloadavg()[0]:.2f}")
         for label, tree in (("A", args.a), ("B", args.b)):
-            line = f"{label} {tree}: CPU/{what} median {statistics.median(totals[label]):,.0f} us"
+            line = (f"{label} {tree}: CPU/{what} median {statistics.median(totals[label]):,.0f} us, mean "
+                    f"{statistics.fmean(totals[label]):,.0f} us (a cost made once in a while, such as the ledger's "
+                    f"flush, is in the mean only)")
             if totals[label + " first"]:
                 low, mid, high = quartiles([f * 1e3 for f in totals[label + " first"]])
                 line += f", time to first content p25/p50/p75 {low:.2f}/{mid:.2f}/{high:.2f} ms"
